@@ -1,0 +1,126 @@
+"""Object key layout: which tenant owns an object, and where its records, models and reviews live.
+
+Assets bucket: ``<tenant>/<any path>`` (the first path segment is the tenant id).
+Data bucket (records, models, review items, caches), always under ``tenants/<tenant>/``::
+
+    tenants/<t>/tenant.json                                  tenant settings (languages)
+    tenants/<t>/records/<asset path>.json                    asset record (source of truth)
+    tenants/<t>/models/<m>/active.json                       pointer to the active version
+    tenants/<t>/models/<m>/versions/<v>/model.json|weights.npz
+    tenants/<t>/reviews/<item id>.json                       durable review items
+    tenants/<t>/embeddings/<encoder id>/<sha256>.npy         embedding cache
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tagsmith.errors import InvalidKeyError
+
+TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MODEL_ID = TENANT_ID
+TAG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+RESERVED_TENANTS = frozenset({"tenants", "system", "_tagsmith"})
+
+
+def validate_tenant(tenant: str) -> str:
+    """Return ``tenant`` if it is a valid tenant id, else raise :class:`InvalidKeyError`.
+
+    >>> validate_tenant("acme-shoes")
+    'acme-shoes'
+    """
+    if not TENANT_ID.match(tenant) or tenant in RESERVED_TENANTS:
+        raise InvalidKeyError(
+            f"invalid tenant id {tenant!r}: use 1-63 lower-case letters, digits and inner hyphens"
+        )
+    return tenant
+
+
+def validate_model_id(model: str) -> str:
+    if not MODEL_ID.match(model):
+        raise InvalidKeyError(
+            f"invalid model id {model!r}: use 1-63 lower-case letters, digits and inner hyphens"
+        )
+    return model
+
+
+def validate_tag_id(tag: str) -> str:
+    if not TAG_ID.match(tag):
+        raise InvalidKeyError(
+            f"invalid tag id {tag!r}: start with a letter or digit, then letters, digits, '_', '.', '-'"
+        )
+    return tag
+
+
+@dataclass(frozen=True, slots=True)
+class AssetKey:
+    """An object in the assets bucket, split into its tenant and its path inside the tenant."""
+
+    tenant: str
+    path: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}/{self.path}"
+
+
+def parse_asset_key(key: str) -> AssetKey:
+    """Split an assets-bucket key into tenant and path, validating both.
+
+    >>> parse_asset_key("acme/2026/shoot-1/IMG_001.jpg")
+    AssetKey(tenant='acme', path='2026/shoot-1/IMG_001.jpg')
+    """
+    tenant, sep, path = key.partition("/")
+    if not sep or not path or path.endswith("/"):
+        raise InvalidKeyError(f"key {key!r} is outside any tenant prefix: expected '<tenant>/<path>'")
+    validate_tenant(tenant)
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        raise InvalidKeyError(f"key {key!r} has an empty, '.' or '..' path segment")
+    return AssetKey(tenant, path)
+
+
+def tenant_prefix(tenant: str) -> str:
+    return f"tenants/{validate_tenant(tenant)}/"
+
+
+def tenant_settings_key(tenant: str) -> str:
+    return tenant_prefix(tenant) + "tenant.json"
+
+
+def record_key(asset: AssetKey) -> str:
+    return f"{tenant_prefix(asset.tenant)}records/{asset.path}.json"
+
+
+def records_prefix(tenant: str) -> str:
+    return tenant_prefix(tenant) + "records/"
+
+
+def asset_from_record_key(key: str) -> AssetKey:
+    """Invert :func:`record_key`."""
+    head, _, rest = key.partition("/")
+    tenant, _, rest = rest.partition("/")
+    kind, _, path = rest.partition("/")
+    if head != "tenants" or kind != "records" or not path.endswith(".json"):
+        raise InvalidKeyError(f"{key!r} is not a record key")
+    return AssetKey(validate_tenant(tenant), path[: -len(".json")])
+
+
+def model_prefix(tenant: str, model: str) -> str:
+    return f"{tenant_prefix(tenant)}models/{validate_model_id(model)}/"
+
+
+def models_prefix(tenant: str) -> str:
+    return tenant_prefix(tenant) + "models/"
+
+
+def review_item_key(tenant: str, item_id: str) -> str:
+    return f"{tenant_prefix(tenant)}reviews/{item_id}.json"
+
+
+def reviews_prefix(tenant: str) -> str:
+    return tenant_prefix(tenant) + "reviews/"
+
+
+def embedding_key(tenant: str, encoder_id: str, sha256: str) -> str:
+    return f"{tenant_prefix(tenant)}embeddings/{encoder_id}/{sha256}.npy"

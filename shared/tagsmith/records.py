@@ -1,0 +1,225 @@
+"""The asset record, the source of truth for everything Tagsmith knows about one asset.
+
+A record is JSON in the data bucket (see :mod:`tagsmith.keys`). The search index is a projection of
+records and can always be rebuilt from them.
+
+Human decisions beat model output. :func:`merge_tags` is the one place that combines a fresh set
+of model proposals with what a record already holds:
+
+* a tag a human confirmed stays confirmed, whatever the model now says;
+* a tag a human rejected is never applied or proposed again for that asset;
+* for an exclusive model, a human's choice (a confirmed tag, or "none of these") silences the
+  model's other proposals for that model;
+* AI tags of the models that ran are replaced by their new proposals; AI tags of models that did
+  not run are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from tagsmith.errors import InvalidInputError
+
+RECORD_SCHEMA = 1
+NONE_TAG = "__none__"  # an exclusive model's "none of these", as decided by a human
+
+
+class TagState(StrEnum):
+    APPLIED = "applied"  # the model was sure enough: applied without review
+    REVIEW = "review"  # waiting for a human
+    CONFIRMED = "confirmed"  # a human said yes (or picked this tag)
+    REJECTED = "rejected"  # a human said no: never applied to this asset again
+
+
+class Source(StrEnum):
+    AI = "ai"
+    HUMAN = "human"
+
+
+HUMAN_STATES = frozenset({TagState.CONFIRMED, TagState.REJECTED})
+VISIBLE_STATES = frozenset({TagState.APPLIED, TagState.CONFIRMED})  # what the asset "has"
+
+
+class AssetStatus(StrEnum):
+    TAGGED = "tagged"
+    FAILED = "failed"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    tag: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class TagAssignment:
+    """One tag of one model on one asset, with where it came from."""
+
+    model: str
+    tag: str
+    state: TagState
+    source: Source
+    confidence: float | None = None
+    model_version: str | None = None
+    threshold: float | None = None
+    alternatives: tuple[Alternative, ...] = ()
+    decided_by: str | None = None
+    decided_at: str | None = None
+
+    @property
+    def is_human(self) -> bool:
+        return self.state in HUMAN_STATES
+
+    @property
+    def is_visible(self) -> bool:
+        return self.state in VISIBLE_STATES and self.tag != NONE_TAG
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["state"] = self.state.value
+        d["source"] = self.source.value
+        d["alternatives"] = [asdict(a) for a in self.alternatives]
+        return {k: v for k, v in d.items() if v is not None and v != []}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TagAssignment:
+        return cls(
+            model=d["model"],
+            tag=d["tag"],
+            state=TagState(d["state"]),
+            source=Source(d["source"]),
+            confidence=d.get("confidence"),
+            model_version=d.get("model_version"),
+            threshold=d.get("threshold"),
+            alternatives=tuple(Alternative(**a) for a in d.get("alternatives", ())),
+            decided_by=d.get("decided_by"),
+            decided_at=d.get("decided_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SourceObject:
+    """The exact object version a record describes: the idempotency key of ingestion."""
+
+    bucket: str
+    key: str
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    code: str  # e.g. "unsupported_media", "too_large", "empty_object"
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRecord:
+    tenant: str
+    path: str
+    source: SourceObject
+    status: AssetStatus
+    media_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    content_sha256: str | None = None
+    encoder_id: str | None = None
+    models: dict[str, str] = field(default_factory=dict)  # model id -> version applied
+    tags: tuple[TagAssignment, ...] = ()
+    failure: Failure | None = None
+    created_at: str = field(default_factory=utc_now)
+    updated_at: str = field(default_factory=utc_now)
+    revision: int = 1
+    schema: int = RECORD_SCHEMA
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}/{self.path}"
+
+    def visible_tags(self) -> list[TagAssignment]:
+        return [t for t in self.tags if t.is_visible]
+
+    def pending_review(self) -> list[TagAssignment]:
+        return [t for t in self.tags if t.state is TagState.REVIEW]
+
+    def to_json(self) -> bytes:
+        d: dict[str, Any] = {
+            "schema": self.schema,
+            "tenant": self.tenant,
+            "path": self.path,
+            "source": asdict(self.source),
+            "status": self.status.value,
+            "media_type": self.media_type,
+            "width": self.width,
+            "height": self.height,
+            "content_sha256": self.content_sha256,
+            "encoder_id": self.encoder_id,
+            "models": dict(self.models),
+            "tags": [t.to_dict() for t in self.tags],
+            "failure": asdict(self.failure) if self.failure else None,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "revision": self.revision,
+        }
+        return json.dumps(d, ensure_ascii=False, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> AssetRecord:
+        try:
+            d = json.loads(data)
+            return cls(
+                tenant=d["tenant"],
+                path=d["path"],
+                source=SourceObject(**d["source"]),
+                status=AssetStatus(d["status"]),
+                media_type=d.get("media_type"),
+                width=d.get("width"),
+                height=d.get("height"),
+                content_sha256=d.get("content_sha256"),
+                encoder_id=d.get("encoder_id"),
+                models=dict(d.get("models") or {}),
+                tags=tuple(TagAssignment.from_dict(t) for t in d.get("tags", ())),
+                failure=Failure(**d["failure"]) if d.get("failure") else None,
+                created_at=d["created_at"],
+                updated_at=d["updated_at"],
+                revision=int(d.get("revision", 1)),
+                schema=int(d.get("schema", RECORD_SCHEMA)),
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            raise InvalidInputError(f"asset record is not valid JSON of schema {RECORD_SCHEMA}: {e}") from e
+
+
+def merge_tags(
+    existing: tuple[TagAssignment, ...] | list[TagAssignment],
+    proposed: list[TagAssignment],
+    *,
+    models_run: set[str],
+    exclusive_models: set[str] = frozenset(),  # type: ignore[assignment]
+) -> tuple[TagAssignment, ...]:
+    """Combine a record's tags with new model proposals; human decisions always win.
+
+    >>> human = TagAssignment("sku", "milk", TagState.CONFIRMED, Source.HUMAN)
+    >>> ai = TagAssignment("sku", "juice", TagState.APPLIED, Source.AI, confidence=0.97)
+    >>> merge_tags([human], [ai], models_run={"sku"}, exclusive_models={"sku"}) == (human,)
+    True
+    """
+    human = [t for t in existing if t.is_human]
+    decided = {(t.model, t.tag) for t in human}
+    settled_models = {t.model for t in human if t.state is TagState.CONFIRMED and t.model in exclusive_models}
+    kept_ai = [t for t in existing if not t.is_human and t.model not in models_run]
+    fresh = [
+        p
+        for p in proposed
+        if (p.model, p.tag) not in decided and p.model not in settled_models and not p.is_human
+    ]
+    fresh = [replace(p, alternatives=tuple(a for a in p.alternatives if (p.model, a.tag) not in decided)) for p in fresh]
+    merged = human + kept_ai + fresh
+    return tuple(sorted(merged, key=lambda t: (t.model, t.tag)))
