@@ -7,6 +7,7 @@ The tree::
     └── InvalidInputError         poison: the input itself is wrong; record it, never retry
         ├── InvalidKeyError       an object key outside any tenant prefix, or a bad tenant id
         ├── UnsupportedMediaError the bytes are not an image (or video) we can decode
+        ├── ImageTooLargeError    an image whose header declares more pixels than we decode
         └── TrainingInputError    examples or a taxonomy that cannot train a model
     NotFoundError                 a tenant, model, version or record that does not exist
 
@@ -43,3 +44,10 @@ class TrainingInputError(InvalidInputError):
 
 class NotFoundError(TagsmithError):
     """A tenant, model, version or record that does not exist."""
+
+
+class ImageTooLargeError(InvalidInputError):
+    """An image whose header declares more pixels than the decoder accepts.
+
+    Raised before any pixel is decoded, so a decompression bomb costs only its header.
+    """

