@@ -1,0 +1,41 @@
+"""Train: a training request written to the data bucket (S3 event via SQS) -> a new model version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
+from tagsmith.config import Settings
+from tagsmith.errors import InvalidInputError, NotFoundError
+from tagsmith.events import parse_storage_event
+from tagsmith.trainjobs import TrainingJobs
+from tagsmith.wiring import build
+
+logger = Logger(service="tagsmith-train")
+copy_config_to_registered_loggers(source_logger=logger, include={"tagsmith"})
+_jobs: TrainingJobs | None = None
+
+
+def jobs() -> TrainingJobs:
+    global _jobs
+    if _jobs is None:
+        c = build(Settings.from_env())
+        _jobs = TrainingJobs(store=c.store, data_bucket=c.settings.data_bucket, trainer=c.trainer)
+    return _jobs
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    failures = []
+    for message in event.get("Records", ()):
+        try:
+            for ref in parse_storage_event(message["body"]):
+                jobs().run(ref.key)
+        except (InvalidInputError, NotFoundError) as e:
+            logger.error("training request dropped: %s", e)  # nothing to retry: the request is bad or gone
+        except Exception:
+            logger.exception("training failed; the message will be retried")
+            failures.append({"itemIdentifier": message["messageId"]})
+    return {"batchItemFailures": failures}

@@ -1,0 +1,54 @@
+"""Settings: read from the environment in exactly one function, at an entry point, then passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tagsmith.errors import TagsmithError
+
+
+class ConfigurationError(TagsmithError):
+    """A required setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_bucket: str
+    assets_bucket: str = ""
+    review_queue_url: str = ""
+    training_queue_url: str = ""
+    opensearch_url: str = ""
+    region: str = "us-east-1"
+    endpoint_url: str | None = None  # moto or another S3/SQS-compatible endpoint; None = AWS
+    encoder_cache_dir: Path = Path.home() / ".cache" / "tagsmith"
+    encoder_spec: Path | None = None  # an ONNX encoder spec JSON; None = the built-in EfficientNet-Lite0
+    max_object_bytes: int = 64 * 1024 * 1024
+    max_pixels: int = 100_000_000
+    model_cache_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        data_bucket = e.get("TAGSMITH_DATA_BUCKET", "")
+        if not data_bucket:
+            raise ConfigurationError("TAGSMITH_DATA_BUCKET is not set: name the bucket that holds records and models")
+        try:
+            return cls(
+                data_bucket=data_bucket,
+                assets_bucket=e.get("TAGSMITH_ASSETS_BUCKET", ""),
+                review_queue_url=e.get("TAGSMITH_REVIEW_QUEUE_URL", ""),
+                training_queue_url=e.get("TAGSMITH_TRAINING_QUEUE_URL", ""),
+                opensearch_url=e.get("TAGSMITH_OPENSEARCH_URL", ""),
+                region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or "us-east-1",
+                endpoint_url=e.get("AWS_ENDPOINT_URL") or None,
+                encoder_cache_dir=Path(e.get("TAGSMITH_ENCODER_CACHE", str(Path.home() / ".cache" / "tagsmith"))),
+                encoder_spec=Path(e["TAGSMITH_ENCODER_SPEC"]) if e.get("TAGSMITH_ENCODER_SPEC") else None,
+                max_object_bytes=int(e.get("TAGSMITH_MAX_OBJECT_BYTES", 64 * 1024 * 1024)),
+                max_pixels=int(e.get("TAGSMITH_MAX_PIXELS", 100_000_000)),
+                model_cache_seconds=float(e.get("TAGSMITH_MODEL_CACHE_SECONDS", 30)),
+            )
+        except ValueError as err:
+            raise ConfigurationError(f"a numeric TAGSMITH_* setting is malformed: {err}") from err

@@ -1,0 +1,249 @@
+"""Ingestion: an object-created event becomes an asset record, review items and a search document.
+
+Order matters: the record (source of truth) is written first, then review items, then the index.
+Every step is idempotent, keyed on bucket, key and ETag: a redelivered event whose record already
+describes that object version with the same model versions changes nothing (it only re-projects
+the record into the index, which repairs a crash between the two writes).
+
+Per object the outcome is one of:
+* ``tagged`` / ``unchanged``: fine;
+* ``failed``: the object itself is bad (not an image, empty, too large); the reason is on the
+  record and the message is NOT retried;
+* ``rejected``: the key is outside any tenant prefix; only a log line can say so;
+* ``skipped``: the object no longer exists;
+* an exception (transient): the caller reports the message as a batch failure so it is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from tagsmith.errors import InvalidInputError, InvalidKeyError, NotFoundError, TagsmithError
+from tagsmith.events import ObjectRef
+from tagsmith.keys import AssetKey, parse_asset_key
+from tagsmith.queues import Queue
+from tagsmith.records import (
+    Alternative,
+    AssetRecord,
+    AssetStatus,
+    Failure,
+    SourceObject,
+    TagAssignment,
+    TagState,
+    merge_tags,
+)
+from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore, review_item_id
+from tagsmith.storage import ObjectStore, RecordStore
+from tagsmith.tagging import PreparedImage, Proposal, Tagger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    key: str
+    status: str  # tagged | unchanged | failed | rejected | skipped
+    tenant: str | None = None
+    record: AssetRecord | None = None
+    message: str = ""
+
+
+def failure_code(error: Exception) -> str:
+    name = type(error).__name__.removesuffix("Error")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class IngestService:
+    def __init__(
+        self,
+        *,
+        store: ObjectStore,
+        records: RecordStore,
+        tagger: Tagger,
+        reviews: ReviewStore,
+        review_queue: Queue,
+        index: object,  # tagsmith.search.SearchIndex (kept loose to avoid an import cycle)
+    ) -> None:
+        self.store = store
+        self.records = records
+        self.tagger = tagger
+        self.reviews = reviews
+        self.review_queue = review_queue
+        self.index = index
+
+    def ingest(self, refs: Sequence[ObjectRef]) -> list[IngestOutcome | Exception]:
+        """Ingest a batch; returns one outcome (or the transient exception) per ref, in order."""
+        results: list[IngestOutcome | Exception | None] = [None] * len(refs)
+        todo: list[tuple[int, AssetKey, SourceObject, AssetRecord | None, PreparedImage]] = []
+        for i, ref in enumerate(refs):
+            try:
+                step = self._prepare(ref)
+            except TagsmithError as e:
+                if isinstance(e, InvalidInputError):
+                    raise AssertionError("invalid input must be handled in _prepare") from e
+                results[i] = e
+                continue
+            except Exception as e:  # an unexpected bug: retry, then the DLQ keeps the message
+                log.exception("ingest failed unexpectedly", extra={"key": ref.key})
+                results[i] = e
+                continue
+            if isinstance(step, IngestOutcome):
+                results[i] = step
+            else:
+                todo.append((i, *step))
+        if todo:
+            self._tag(todo, results)
+        return [r if r is not None else RuntimeError("no outcome") for r in results]
+
+    # --- steps ---------------------------------------------------------------------------------
+    def _prepare(
+        self, ref: ObjectRef
+    ) -> IngestOutcome | tuple[AssetKey, SourceObject, AssetRecord | None, PreparedImage]:
+        try:
+            asset = parse_asset_key(ref.key)
+        except InvalidKeyError as e:
+            log.warning("rejected object outside any tenant: %s", e, extra={"bucket": ref.bucket, "key": ref.key})
+            return IngestOutcome(ref.key, "rejected", message=str(e))
+        info = self.store.head(ref.bucket, ref.key)
+        if info is None:
+            log.info("object is gone, nothing to do", extra={"tenant": asset.tenant, "key": ref.key})
+            return IngestOutcome(ref.key, "skipped", asset.tenant, message="object no longer exists")
+        source = SourceObject(ref.bucket, ref.key, info.etag, info.size)
+        current = self.records.get(asset)
+        existing = current[0] if current else None
+        if existing is not None and self._is_current(existing, source, asset.tenant):
+            self._project(existing)
+            return IngestOutcome(ref.key, "unchanged", asset.tenant, existing)
+        try:
+            if info.size == 0:
+                raise InvalidInputError("empty object: 0 bytes; upload the file again")
+            body = self.store.get(ref.bucket, ref.key).body
+            prepared = self.tagger.prepare(body)
+        except NotFoundError:
+            return IngestOutcome(ref.key, "skipped", asset.tenant, message="object no longer exists")
+        except InvalidInputError as e:
+            return self._fail(asset, source, e)
+        return asset, source, existing, prepared
+
+    def _is_current(self, record: AssetRecord, source: SourceObject, tenant: str) -> bool:
+        if record.source.etag != source.etag or record.source.bucket != source.bucket:
+            return False
+        if record.status is AssetStatus.FAILED:
+            return True  # the same bad bytes fail the same way: do not redo the work
+        models = {m.model_id: m.version for m in self.tagger.active_models(tenant)}
+        return record.models == models and record.encoder_id == self.tagger.encoder.encoder_id
+
+    def _fail(self, asset: AssetKey, source: SourceObject, error: InvalidInputError) -> IngestOutcome:
+        failure = Failure(failure_code(error), str(error))
+        log.warning(
+            "asset cannot be tagged: %s", failure.message,
+            extra={"tenant": asset.tenant, "key": asset.key, "code": failure.code},
+        )
+
+        def change(record: AssetRecord | None) -> AssetRecord:
+            tags = record.tags if record else ()
+            return AssetRecord(
+                tenant=asset.tenant, path=asset.path, source=source, status=AssetStatus.FAILED,
+                tags=tuple(t for t in tags if t.is_human), failure=failure,
+            )
+
+        record = self.records.update(asset, change)
+        if record is not None:
+            self._project(record)
+        return IngestOutcome(asset.key, "failed", asset.tenant, record, failure.message)
+
+    def _tag(
+        self,
+        todo: list[tuple[int, AssetKey, SourceObject, AssetRecord | None, PreparedImage]],
+        results: list[IngestOutcome | Exception | None],
+    ) -> None:
+        by_tenant: dict[str, list[int]] = {}
+        for n, (_, asset, *_rest) in enumerate(todo):
+            by_tenant.setdefault(asset.tenant, []).append(n)
+        for tenant, members in by_tenant.items():
+            try:
+                embeddings = self.tagger.embed(tenant, [todo[n][4] for n in members])
+                proposals = self.tagger.propose(tenant, embeddings)
+            except Exception as e:  # the whole tenant batch is retried
+                log.exception("embedding failed", extra={"tenant": tenant})
+                for n in members:
+                    results[todo[n][0]] = e
+                continue
+            for n, proposal in zip(members, proposals, strict=True):
+                i, asset, source, _existing, prepared = todo[n]
+                try:
+                    results[i] = self._commit(asset, source, prepared, proposal)
+                except Exception as e:
+                    log.exception("committing tags failed", extra={"tenant": tenant, "key": asset.key})
+                    results[i] = e
+
+    def _commit(self, asset: AssetKey, source: SourceObject, prepared: PreparedImage, proposal: Proposal) -> IngestOutcome:
+        decoded = prepared.decoded
+
+        def change(record: AssetRecord | None) -> AssetRecord:
+            tags = merge_tags(
+                record.tags if record else (),
+                proposal.assignments,
+                models_run=set(proposal.models),
+                exclusive_models=proposal.exclusive_models,
+            )
+            return AssetRecord(
+                tenant=asset.tenant, path=asset.path, source=source, status=AssetStatus.TAGGED,
+                media_type=decoded.mime, width=decoded.width, height=decoded.height,
+                content_sha256=prepared.sha256, encoder_id=self.tagger.encoder.encoder_id,
+                models=dict(proposal.models), tags=tags,
+            )
+
+        previous = self.records.get(asset)
+        record = self.records.update(asset, change)
+        assert record is not None
+        self._sync_reviews(record, previous[0] if previous else None, set(proposal.models))
+        self._project(record)
+        for t in record.tags:
+            if t.source.value == "ai":
+                log.info(
+                    "%s %s/%s confidence %.2f (threshold %.2f)",
+                    "applied" if t.state is TagState.APPLIED else "routed to review",
+                    t.model, t.tag, t.confidence or 0.0, t.threshold or 0.0,
+                    extra={"tenant": asset.tenant, "key": asset.key},
+                )
+        return IngestOutcome(asset.key, "tagged", asset.tenant, record)
+
+    def _sync_reviews(self, record: AssetRecord, previous: AssetRecord | None, models_run: set[str]) -> None:
+        pending: dict[str, list[TagAssignment]] = {}
+        for t in record.pending_review():
+            pending.setdefault(t.model, []).append(t)
+        for model, tags in pending.items():
+            top = max(tags, key=lambda t: t.confidence or 0.0)
+            item_id = review_item_id(record.tenant, record.path, model)
+            others = tuple(Alternative(t.tag, t.confidence or 0.0) for t in tags if t is not top)
+            item = ReviewItem(
+                id=item_id, tenant=record.tenant, asset_path=record.path, model=model,
+                model_version=top.model_version or "", suggestion=top.tag, confidence=top.confidence or 0.0,
+                threshold=top.threshold or 0.0, alternatives=others + top.alternatives,
+                asset_etag=record.source.etag,
+            )
+            existing = self.reviews.get(record.tenant, item_id)
+            if existing is not None and existing.status is ReviewStatus.PENDING and _same_question(existing, item):
+                continue  # a redelivery: the item and its message already exist
+            self.reviews.put(item)
+            self.review_queue.send(
+                {"tenant": record.tenant, "item_id": item_id, "asset_key": record.key, "model": model},
+                group=record.tenant,
+            )
+        had_review = {t.model for t in (previous.pending_review() if previous else [])}
+        for model in (had_review & models_run) - set(pending):
+            item = self.reviews.get(record.tenant, review_item_id(record.tenant, record.path, model))
+            if item is not None and item.status is ReviewStatus.PENDING:
+                self.reviews.put(replace(item, status=ReviewStatus.SUPERSEDED))
+
+    def _project(self, record: AssetRecord) -> None:
+        taxonomies = {m.model_id: m.taxonomy for m in self.tagger.models.for_tenant(record.tenant)}
+        self.index.upsert(record, taxonomies)  # type: ignore[attr-defined]
+
+
+def _same_question(a: ReviewItem, b: ReviewItem) -> bool:
+    return (a.asset_etag, a.model_version, a.suggestion) == (b.asset_etag, b.model_version, b.suggestion)

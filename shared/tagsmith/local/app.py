@@ -1,0 +1,186 @@
+"""``make run``: the local stack, the demo tenant, and a friendly summary. Serves until Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tagsmith.keys import AssetKey, model_prefix
+from tagsmith.local import demo
+from tagsmith.local.stack import LocalStack, StackConfig
+from tagsmith.records import AssetRecord, AssetStatus
+from tagsmith.wiring import Components, build
+
+
+def _send_function_logs_to(path: Path) -> None:
+    """Handlers log JSON to stdout as on Lambda; locally that goes to a file so the demo stays readable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stream = path.open("a", encoding="utf-8", buffering=1)
+    for name in list(logging.root.manager.loggerDict):
+        if not name.startswith("tagsmith"):
+            continue
+        for h in logging.getLogger(name).handlers:
+            if isinstance(h, logging.StreamHandler) and h.stream in (sys.stdout, sys.stderr):
+                h.setStream(stream)
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}; see var/logs/functions.jsonl")
+
+
+def train_demo_model(c: Components, console: Console) -> None:
+    if c.models.active_version(demo.TENANT, demo.MODEL):
+        console.print(f"  model [bold]{demo.TENANT}/{demo.MODEL}[/] already trained (state kept from the last run)")
+        return
+    bucket = c.settings.data_bucket
+    base = f"tenants/{demo.TENANT}/examples/{demo.MODEL}/"
+    sets = demo.training_set()
+    for tag, images in sets.items():
+        for i, data in enumerate(images):
+            c.store.put(bucket, f"{base}{tag}/{i:02d}.jpg", data, content_type="image/jpeg")
+    c.store.put(bucket, base + "taxonomy.json", demo.taxonomy_json(), content_type="application/json")
+    n = sum(len(v) for v in sets.values())
+    console.print(f"  uploaded {n} example photos of {len(sets)} tags to s3://{bucket}/{base}")
+    request = {"model": demo.MODEL, "examples": f"s3://{bucket}/{base}", "kind": "exclusive", "threshold": 0.8}
+    c.store.put(bucket, f"tenants/{demo.TENANT}/training-requests/demo.train.json", json.dumps(request).encode())
+    console.print("  wrote a training request; the train handler picks it up from SQS ...")
+    status_key = model_prefix(demo.TENANT, demo.MODEL) + "status.json"
+
+    def done() -> bool:
+        head = c.store.head(bucket, status_key)
+        return head is not None and json.loads(c.store.get(bucket, status_key).body)["state"] in ("trained", "failed")
+
+    _wait(done, 300, "the training job")
+    status = json.loads(c.store.get(bucket, status_key).body)
+    if status["state"] != "trained":
+        raise RuntimeError(f"demo training failed: {status.get('error')}")
+    report = status["report"]
+    cv = report.get("cv_accuracy")
+    console.print(
+        f"  [green]trained[/] version {report['version']} in {report['seconds']:.1f} s"
+        + (f", cross-validated accuracy {cv:.0%}" if cv is not None else "")
+    )
+
+
+def upload_demo_assets(c: Components, console: Console) -> list[str]:
+    bucket = c.settings.assets_bucket
+    keys = []
+    for path, data in demo.uploads().items():
+        key = f"{demo.TENANT}/{path}"
+        keys.append(key)
+        if c.store.head(bucket, key) is None:
+            c.store.put(bucket, key, data)
+    console.print(f"  {len(keys)} photos in s3://{bucket}/{demo.TENANT}/uploads/ (one ambiguous, one not an image)")
+    return keys
+
+
+def show_records(c: Components, keys: list[str], console: Console) -> None:
+    records: dict[str, AssetRecord] = {}
+
+    def all_recorded() -> bool:
+        for key in keys:
+            if key not in records:
+                tenant, _, path = key.partition("/")
+                got = c.records.get(AssetKey(tenant, path))
+                if got:
+                    records[key] = got[0]
+        return len(records) == len(keys)
+
+    _wait(all_recorded, 180, "the ingest handler to record every upload")
+    table = Table("asset", "result", title="What the ingest handler did")
+    for key in keys:
+        r = records[key]
+        if r.status is AssetStatus.FAILED:
+            assert r.failure is not None
+            table.add_row(key, f"[red]failed[/]: {r.failure.message}")
+            continue
+        cells = []
+        for t in r.tags:
+            colour = {"applied": "green", "review": "yellow", "confirmed": "cyan", "rejected": "red"}[t.state.value]
+            what = {"applied": "applied", "review": "sent to review"}.get(t.state.value, t.state.value)
+            conf = f" {t.confidence:.2f}" if t.confidence is not None else ""
+            cells.append(f"[{colour}]{t.tag}{conf} {what}[/]")
+        table.add_row(key, ", ".join(cells) or "[dim]no tag above the review floor[/]")
+    console.print(table)
+    pending = c.reviews.pending(demo.TENANT)
+    console.print(f"  review queue: {len(pending)} item(s) pending for {demo.TENANT}"
+                  + "".join(f"\n    - {i.asset_path}: is it {i.suggestion}? (confidence {i.confidence:.2f})" for i in pending))
+
+
+def show_searches(c: Components, console: Console) -> None:
+    from tagsmith.search import SearchQuery
+
+    for text, lang in (("storm blue jacket", "English"), ("veste bleu orage", "French"), ("トートバッグ", "Japanese")):
+        page = c.index.search(demo.TENANT, SearchQuery(text=text, size=10))
+        found = ", ".join(h.asset_key.split("/")[-1] for h in page.hits) or "nothing"
+        console.print(f"  search [bold]{text!r}[/] ({lang}): {page.total} hit(s): {found}")
+
+
+def run_local(*, run_demo: bool = True, serve: bool = True, console: Console | None = None) -> int:
+    console = console or Console()
+    config = StackConfig.from_env()
+    stack = LocalStack(config=config, progress=lambda m: console.print(f"[dim]•[/] {m}"))
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    console.print("[bold]Tagsmith local stack[/]")
+    try:
+        info = stack.start()
+        _send_function_logs_to(config.home / "logs" / "functions.jsonl")
+        c = build(info.settings())
+        console.print("[dim]•[/] loading the image encoder (built from the pinned weights on first use)")
+        _ = c.encoder.dim
+        if run_demo:
+            _run_demo(c, console)
+        _print_endpoints(info, console)
+        if not serve:
+            return 0
+        console.print("\nServing. Press Ctrl-C to stop (state is saved to var/).")
+        while not stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("[dim]stopping: saving state ...[/]")
+        stack.stop()
+    return 0
+
+
+def _run_demo(c: Components, console: Console) -> None:
+    console.rule(f"demo tenant '{demo.TENANT}'")
+    console.print("[bold]1. train[/] a tag model from example photos")
+    train_demo_model(c, console)
+    console.print("[bold]2. upload[/] new photos to the assets bucket; S3 events trigger the ingest handler")
+    keys = upload_demo_assets(c, console)
+    show_records(c, keys, console)
+    console.print("[bold]3. search[/] in several languages (OpenSearch API)")
+    show_searches(c, console)
+
+
+def _print_endpoints(info: Any, console: Console) -> None:
+    console.rule("ready")
+    console.print(f"S3 and SQS (moto):  {info.endpoint_url}   buckets {info.assets_bucket}, {info.data_bucket}")
+    console.print(f"OpenSearch (osmem): {info.opensearch_url}   alias tagsmith-assets-<tenant>")
+    console.print("Function logs:      var/logs/functions.jsonl")
+    console.print("\nTag your own photo (in another terminal):")
+    console.print("  .venv/bin/tagsmith tag --tenant acme path/to/photo.jpg          # dry run, prints the tags")
+    console.print("  .venv/bin/tagsmith upload --tenant acme path/to/photo.jpg       # upload: the handler tags it")
+    console.print('  .venv/bin/tagsmith search "veste bleu" --tenant acme')
+    console.print("  .venv/bin/tagsmith record --tenant acme uploads/photo.jpg        # the asset record (JSON)")

@@ -1,0 +1,75 @@
+"""The one definition of Tagsmith's queues, buckets and event wiring.
+
+The local stack provisions from it; the AWS template is checked against it, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class QueueDef:
+    name: str
+    visibility_timeout: int  # seconds; >= the consuming function's timeout
+    max_receive_count: int  # deliveries before the dead-letter queue takes the message
+    dlq_retention: int = 14 * 24 * 3600
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq"
+
+
+@dataclass(frozen=True)
+class NotificationDef:
+    bucket: str  # logical bucket name: "assets" or "data"
+    queue: str  # logical queue name
+    events: tuple[str, ...] = ("s3:ObjectCreated:*",)
+    prefix: str = ""
+    suffix: str = ""
+
+
+@dataclass(frozen=True)
+class FunctionDef:
+    name: str
+    handler: str  # functions/<folder>/handler.handler
+    queue: str | None  # SQS source (logical name) or None for HTTP
+    batch_size: int = 10
+    max_concurrency: int = 10
+    memory_mb: int = 2048
+    timeout: int = 60
+
+
+@dataclass(frozen=True)
+class StackDef:
+    prefix: str = "tagsmith"
+    buckets: tuple[str, ...] = ("assets", "data")
+    queues: tuple[QueueDef, ...] = field(
+        default_factory=lambda: (
+            QueueDef("ingest", visibility_timeout=360, max_receive_count=3),
+            QueueDef("review", visibility_timeout=60, max_receive_count=5),
+            QueueDef("training", visibility_timeout=960, max_receive_count=2),
+        )
+    )
+    notifications: tuple[NotificationDef, ...] = (
+        NotificationDef("assets", "ingest"),
+        NotificationDef("data", "training", prefix="tenants/", suffix=".train.json"),
+    )
+    functions: tuple[FunctionDef, ...] = (
+        FunctionDef("ingest", "functions/ingest/handler.handler", "ingest", batch_size=10, timeout=60),
+        FunctionDef("train", "functions/train/handler.handler", "training", batch_size=1, max_concurrency=2,
+                    memory_mb=3008, timeout=900),
+        FunctionDef("search", "functions/search/handler.handler", None, memory_mb=512, timeout=10),
+    )
+
+    def bucket_name(self, logical: str) -> str:
+        return f"{self.prefix}-{logical}"
+
+    def queue_name(self, logical: str) -> str:
+        return f"{self.prefix}-{logical}"
+
+    def queue(self, logical: str) -> QueueDef:
+        return next(q for q in self.queues if q.name == logical)
+
+
+STACK = StackDef()

@@ -1,0 +1,121 @@
+"""A local Lambda runtime for SQS sources: poll a queue, invoke the handler with a Lambda-shaped
+event, delete what succeeded, leave the reported failures to the queue's visibility timeout and
+redrive policy (exactly what the Lambda event source mapping does)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass
+class LambdaContext:
+    """The bits of the Lambda context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 2048
+    aws_request_id: str = ""
+    invoked_function_arn: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+class SqsPoller:
+    def __init__(
+        self,
+        *,
+        sqs: Any,
+        queue_url: str,
+        queue_arn: str,
+        handler: Handler,
+        function_name: str,
+        batch_size: int = 10,
+        wait_seconds: int = 1,
+        on_batch: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.handler = handler
+        self.function_name = function_name
+        self.batch_size = batch_size
+        self.wait_seconds = wait_seconds
+        self.on_batch = on_batch
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.invocations = 0
+        self.idle = threading.Event()
+
+    def poll_once(self) -> int:
+        """Receive one batch and invoke the handler; returns how many messages it held."""
+        r = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=self.wait_seconds,
+            AttributeNames=["All"],
+        )
+        messages = r.get("Messages", [])
+        if not messages:
+            self.idle.set()
+            return 0
+        self.idle.clear()
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "messageAttributes": {},
+                    "md5OfBody": m.get("MD5OfBody", ""),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": self.queue_arn,
+                    "awsRegion": "us-east-1",
+                }
+                for m in messages
+            ]
+        }
+        context = LambdaContext(self.function_name, aws_request_id=str(uuid.uuid4()))
+        try:
+            response = self.handler(event, context) or {}
+            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        except Exception:
+            log.exception("%s raised; the whole batch returns to the queue", self.function_name)
+            response, failed = {}, {m["MessageId"] for m in messages}
+        self.invocations += 1
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+        if self.on_batch:
+            self.on_batch(event, response)
+        return len(messages)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("polling %s failed; retrying in 1 s", self.queue_url)
+                time.sleep(1)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"poller-{self.function_name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=self.wait_seconds + 5)

@@ -1,0 +1,116 @@
+"""Wiring: the one place that turns :class:`Settings` into adapters and services.
+
+Entry points (Lambda handlers, the CLI, the local stack) call :func:`build`; domain code never
+builds an adapter or reads the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from tagsmith.config import Settings
+from tagsmith.ingest import IngestService
+from tagsmith.queues import MemoryQueue, Queue, SqsQueue
+from tagsmith.review import ReviewStore
+from tagsmith.storage import EmbeddingCache, ObjectStore, RecordStore, S3ObjectStore
+from tagsmith.tagging import Limits, Tagger
+from tagsmith.tagmodels import ActiveModels, ModelStore
+from tagsmith.trainer import TrainingService
+
+
+def boto3_client(service: str, settings: Settings) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+    return boto3.client(service, region_name=settings.region, endpoint_url=settings.endpoint_url, config=config)
+
+
+def opensearch_index(url: str) -> Any:
+    from opensearchpy import OpenSearch
+
+    from tagsmith.search import OpenSearchIndex
+
+    return OpenSearchIndex(client=OpenSearch(hosts=[url], timeout=30))
+
+
+def load_encoder(settings: Settings) -> Any:
+    from tagsmith.encoder import EncoderSpec, OnnxEncoder, default_encoder
+
+    if settings.encoder_spec is not None:
+        return OnnxEncoder(EncoderSpec.from_json_file(settings.encoder_spec))
+    return default_encoder(settings.encoder_cache_dir)
+
+
+@dataclass
+class Components:
+    """Everything an entry point needs, built lazily so a handler pays only for what it uses."""
+
+    settings: Settings
+    store: ObjectStore
+    review_queue: Queue
+    index: Any
+    encoder_override: Any = None
+
+    @cached_property
+    def encoder(self) -> Any:
+        return self.encoder_override or load_encoder(self.settings)
+
+    @cached_property
+    def records(self) -> RecordStore:
+        return RecordStore(store=self.store, bucket=self.settings.data_bucket)
+
+    @cached_property
+    def models(self) -> ModelStore:
+        return ModelStore(store=self.store, bucket=self.settings.data_bucket)
+
+    @cached_property
+    def active_models(self) -> ActiveModels:
+        return ActiveModels(models=self.models, ttl=self.settings.model_cache_seconds)
+
+    @cached_property
+    def reviews(self) -> ReviewStore:
+        return ReviewStore(store=self.store, bucket=self.settings.data_bucket)
+
+    @cached_property
+    def tagger(self) -> Tagger:
+        return Tagger(
+            encoder=self.encoder,
+            models=self.active_models,
+            embeddings=EmbeddingCache(store=self.store, bucket=self.settings.data_bucket),
+            limits=Limits(max_object_bytes=self.settings.max_object_bytes, max_pixels=self.settings.max_pixels),
+        )
+
+    @cached_property
+    def ingest(self) -> IngestService:
+        return IngestService(
+            store=self.store, records=self.records, tagger=self.tagger, reviews=self.reviews,
+            review_queue=self.review_queue, index=self.index,
+        )
+
+    @cached_property
+    def trainer(self) -> TrainingService:
+        return TrainingService(tagger=self.tagger, models=self.models)
+
+
+def build(settings: Settings, *, store: ObjectStore | None = None, queue: Queue | None = None,
+          index: Any = None, encoder: Any = None) -> Components:
+    """Components for ``settings``; any adapter may be passed in (tests, the local CLI)."""
+    if store is None:
+        store = S3ObjectStore(client=boto3_client("s3", settings))
+    if queue is None:
+        queue = (
+            SqsQueue(client=boto3_client("sqs", settings), url=settings.review_queue_url)
+            if settings.review_queue_url
+            else MemoryQueue()
+        )
+    if index is None:
+        if settings.opensearch_url:
+            index = opensearch_index(settings.opensearch_url)
+        else:
+            from tagsmith.search import InMemorySearchIndex
+
+            index = InMemorySearchIndex()
+    return Components(settings=settings, store=store, review_queue=queue, index=index, encoder_override=encoder)
