@@ -6,7 +6,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-
 from tagsmith.config import Settings
 from tagsmith.sqsbatch import ingest_sqs_batch
 from tagsmith.wiring import Components, build

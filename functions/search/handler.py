@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
-
 from tagsmith.auth import AuthError, TokenStore
 from tagsmith.config import Settings
 from tagsmith.errors import InvalidInputError, TransientError

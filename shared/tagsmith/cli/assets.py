@@ -1,0 +1,117 @@
+"""``tagsmith tag``, ``upload`` and ``record``: working with individual assets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tagsmith.cli.common import (
+    JsonOpt,
+    Target,
+    TargetOpt,
+    TenantOpt,
+    open_session,
+    out,
+    run_or_exit,
+)
+from tagsmith.errors import TagsmithError
+from tagsmith.keys import validate_tenant
+
+app = typer.Typer()
+
+@app.command()
+def tag(
+    tenant: TenantOpt,
+    paths: Annotated[list[Path], typer.Argument(help="image files to tag (nothing is stored)")],
+    target: TargetOpt = Target.AUTO,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tag local image files with the tenant's active models, exactly as the ingest handler would."""
+
+    def go() -> None:
+        validate_tenant(tenant)
+        s = open_session(target)
+        tagger = s.components.tagger
+        if not tagger.active_models(tenant):
+            raise TagsmithError(f"tenant {tenant!r} has no active model ({s.where}): train one with `tagsmith train`")
+        failed = 0
+        for path in paths:
+            result: dict[str, Any] = {"file": str(path)}
+            try:
+                prepared = tagger.prepare(path.read_bytes())
+                proposal = tagger.propose(tenant, tagger.embed(tenant, [prepared]))[0]
+                result["tags"] = [
+                    {"model": a.model, "tag": a.tag, "confidence": a.confidence, "state": a.state.value,
+                     "threshold": a.threshold, "model_version": a.model_version,
+                     "alternatives": [{"tag": x.tag, "confidence": x.confidence} for x in a.alternatives]}
+                    for a in proposal.assignments
+                ]
+            except (TagsmithError, OSError) as e:
+                result["error"] = str(e)
+                failed += 1
+            if as_json:
+                print(json.dumps(result, ensure_ascii=False))
+            else:
+                _print_tags(result)
+        if failed:
+            raise typer.Exit(2)
+
+    run_or_exit(go)
+
+
+def _print_tags(result: dict[str, Any]) -> None:
+    if "error" in result:
+        out.print(f"[red]{result['file']}[/]: {result['error']}")
+        return
+    parts = [
+        f"[{'green' if t['state'] == 'applied' else 'yellow'}]{t['model']}/{t['tag']} {t['confidence']:.2f} "
+        f"({'applied' if t['state'] == 'applied' else 'to review'})[/]"
+        for t in result["tags"]
+    ] or ["[dim]no tag[/]"]
+    out.print(f"{result['file']}: " + ", ".join(parts))
+
+
+@app.command()
+def upload(
+    tenant: TenantOpt,
+    paths: Annotated[list[Path], typer.Argument(help="files to upload to the assets bucket")],
+    prefix: Annotated[str, typer.Option(help="folder inside the tenant's prefix")] = "uploads",
+    target: TargetOpt = Target.AUTO,
+) -> None:
+    """Upload files to the assets bucket: the upload event triggers tagging."""
+
+    def go() -> None:
+        validate_tenant(tenant)
+        s = open_session(target)
+        if s.stack is None and target is not Target.AWS:
+            raise TagsmithError("upload needs a running stack (`make run`) or --target aws: files alone raise no events")
+        bucket = s.components.settings.assets_bucket
+        for p in paths:
+            key = f"{tenant}/{prefix.strip('/')}/{p.name}" if prefix.strip("/") else f"{tenant}/{p.name}"
+            s.components.store.put(bucket, key, p.read_bytes())
+            out.print(f"uploaded s3://{bucket}/{key}")
+
+    run_or_exit(go)
+
+
+@app.command()
+def record(
+    tenant: TenantOpt,
+    path: Annotated[str, typer.Argument(help="the asset's path inside the tenant (or its full key)")],
+    target: TargetOpt = Target.AUTO,
+) -> None:
+    """Print an asset record (the source of truth) as JSON."""
+    from tagsmith.keys import AssetKey
+
+    def go() -> None:
+        validate_tenant(tenant)
+        rel = path.removeprefix(f"{tenant}/")
+        got = open_session(target).components.records.get(AssetKey(tenant, rel))
+        if got is None:
+            raise TagsmithError(f"no record for {tenant}/{rel}")
+        print(got[0].to_json().decode())
+
+    run_or_exit(go)
