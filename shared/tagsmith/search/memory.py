@@ -1,0 +1,283 @@
+"""An in-memory :class:`~tagsmith.search.SearchIndex` for tests and offline tools.
+
+It stores the very documents :func:`~tagsmith.search.document_from_record` makes and applies the same
+filters, score tiers, ordering, ``search_after`` paging and facets as the OpenSearch adapter. Text
+matching is deliberately crude: lower-cased, accent-folded words, a trailing plural ``s`` dropped,
+French/Italian elisions split off, CJK split into characters. No language stemming: test stemming
+against the real adapter (``tests/functional/test_search_opensearch.py``). The shared contract suite
+(``tests/functional/test_search_contract.py``) runs against both so this fake cannot drift.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tagsmith.errors import TagsmithError
+from tagsmith.keys import validate_tenant
+from tagsmith.records import AssetRecord, TagState
+from tagsmith.search.documents import doc_id, doc_id_for_key, document_from_record
+from tagsmith.search.index import BulkItemError, RebuildReport, RecordWithTaxonomies, check_asset_key
+from tagsmith.search.mapping import new_index_name
+from tagsmith.search.query import (
+    ALL_WORDS_FOLDED,
+    ALL_WORDS_IN_LANGUAGE,
+    BROWSE_SCORE,
+    CONFIDENCE_TIERS,
+    FACET_SIZES,
+    HUMAN_CONFIRMED,
+    MATCH_ANY_WORD,
+    VISIBLE_STATES,
+    SearchHit,
+    SearchPage,
+    SearchQuery,
+    text_fields,
+)
+from tagsmith.taxonomy import Taxonomy
+
+_WORD = re.compile(r"[^\W_]+")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_ELIDED = frozenset({"l", "d", "j", "m", "n", "s", "t", "c", "qu", "dell", "dall", "nell", "sull", "all"})
+
+
+@dataclass
+class _Tenant:
+    index: str
+    docs: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # id -> (revision, doc)
+
+
+class InMemorySearchIndex:
+    """:class:`~tagsmith.search.SearchIndex` held in a dict; same contract as the OpenSearch adapter.
+
+    >>> index = InMemorySearchIndex()
+    >>> index.ensure_tenant("acme")
+    >>> index.count("acme")
+    0
+    """
+
+    def __init__(self) -> None:
+        self._tenants: dict[str, _Tenant] = {}
+
+    def ensure_tenant(self, tenant: str) -> None:
+        if validate_tenant(tenant) not in self._tenants:
+            self._tenants[tenant] = _Tenant(new_index_name(tenant))
+
+    def upsert(self, record: AssetRecord, taxonomies: Mapping[str, Taxonomy]) -> None:
+        doc = document_from_record(record, taxonomies)
+        self.ensure_tenant(record.tenant)
+        self._put(self._tenants[record.tenant], record, doc)
+
+    def delete(self, tenant: str, asset_key: str) -> None:
+        check_asset_key(tenant, asset_key)
+        if tenant in self._tenants:
+            self._tenants[tenant].docs.pop(doc_id_for_key(asset_key), None)
+
+    def bulk_upsert(
+        self, records_with_taxonomies: Iterable[RecordWithTaxonomies], tenant: str
+    ) -> list[BulkItemError]:
+        self.ensure_tenant(tenant)
+        return self._load(self._tenants[tenant], records_with_taxonomies, tenant)
+
+    def rebuild(
+        self, tenant: str, records: Iterable[AssetRecord], taxonomies: Mapping[str, Taxonomy]
+    ) -> RebuildReport:
+        started = time.perf_counter()
+        validate_tenant(tenant)
+        fresh = _Tenant(new_index_name(tenant))
+        items = [(r, taxonomies) for r in records]
+        errors = self._load(fresh, items, tenant)
+        old = self._tenants.get(tenant)
+        self._tenants[tenant] = fresh  # one assignment: readers see old or new, never neither
+        return RebuildReport(
+            tenant=tenant,
+            index=fresh.index,
+            indexed=len(items) - len(errors),
+            errors=errors,
+            deleted_indices=[old.index] if old and old.index != fresh.index else [],
+            seconds=time.perf_counter() - started,
+        )
+
+    def search(self, tenant: str, query: SearchQuery) -> SearchPage:
+        validate_tenant(tenant)
+        state = self._tenants.get(tenant)
+        if state is None:
+            return SearchPage(total=0, hits=[], next_search_after=None, facets={})
+        words = _tokens(query.words or "")
+        scored: list[tuple[float, dict[str, Any]]] = []
+        for _, doc in state.docs.values():
+            if doc["tenant"] != tenant or not _passes_filters(doc, query):
+                continue
+            score = _score(doc, query, words)
+            if score is not None:
+                scored.append((score, doc))
+        scored.sort(key=lambda sd: (-sd[0], sd[1]["asset_key"]))
+        total = len(scored)
+        facets = _facets([doc for _, doc in scored])
+        if query.search_after is not None:
+            after = (-float(query.search_after[0]), str(query.search_after[1]))
+            scored = [(s, d) for s, d in scored if (-s, d["asset_key"]) > after]
+        hits = [
+            SearchHit(
+                asset_key=d["asset_key"],
+                score=s,
+                tags=[dict(t) for t in d.get("tags", [])],
+                highlights=_highlights(d, query, words),
+            )
+            for s, d in scored[: query.size]
+        ]
+        next_after = [hits[-1].score, hits[-1].asset_key] if hits and len(hits) == query.size else None
+        return SearchPage(total=total, hits=hits, next_search_after=next_after, facets=facets)
+
+    def count(self, tenant: str) -> int:
+        state = self._tenants.get(validate_tenant(tenant))
+        return len(state.docs) if state else 0
+
+    def _load(
+        self, state: _Tenant, items: Iterable[RecordWithTaxonomies], tenant: str
+    ) -> list[BulkItemError]:
+        errors: list[BulkItemError] = []
+        for record, taxonomies in items:
+            if record.tenant != tenant:
+                errors.append(
+                    BulkItemError(
+                        record.key, 400, "wrong_tenant", f"record belongs to tenant {record.tenant!r}"
+                    )
+                )
+                continue
+            try:
+                doc = document_from_record(record, taxonomies)
+            except TagsmithError as e:
+                errors.append(BulkItemError(record.key, 400, type(e).__name__, str(e)))
+                continue
+            bad_date = next(
+                (f for f in ("uploaded_at", "updated_at") if f in doc and not _is_date(doc[f])), None
+            )
+            if bad_date:
+                # what OpenSearch answers for a value the mapping cannot parse
+                errors.append(
+                    BulkItemError(
+                        record.key, 400, "mapper_parsing_exception", f"failed to parse [{bad_date}]"
+                    )
+                )
+                continue
+            self._put(state, record, doc)
+        return errors
+
+    @staticmethod
+    def _put(state: _Tenant, record: AssetRecord, doc: dict[str, Any]) -> None:
+        current = state.docs.get(doc_id(record))
+        if current is not None and current[0] > record.revision:
+            return  # external_gte versioning: a stale revision never replaces a newer one
+        state.docs[doc_id(record)] = (record.revision, doc)
+
+
+def _tokens(text: str) -> list[str]:
+    """Crude analysis shared by documents and queries (see the module docstring)."""
+    folded = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+    words: list[str] = []
+    for word in _WORD.findall(folded.replace("'", " ").replace("\u2019", " ")):
+        if _CJK.search(word):
+            words += list(word)
+        elif word not in _ELIDED:
+            words.append(word[:-1] if len(word) > 3 and word.endswith("s") else word)
+    return words
+
+
+def _field_values(doc: Mapping[str, Any], name: str) -> list[str]:
+    if name == "path.text":
+        return [doc["path"]]
+    if name.startswith("labels."):
+        return list(doc.get("labels", {}).get(name.removeprefix("labels."), []))
+    value = doc.get(name)
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def _field_tokens(doc: Mapping[str, Any], name: str) -> set[str]:
+    return {t for value in _field_values(doc, name) for t in _tokens(value)}
+
+
+def _score(doc: Mapping[str, Any], query: SearchQuery, words: list[str]) -> float | None:
+    """The tiered score of :mod:`tagsmith.search.query`, or None when the text does not match."""
+    if query.words:
+        fields = {name: _field_tokens(doc, name) for name in text_fields(query)}
+        if not words or not any(set(words) & tokens for tokens in fields.values()):
+            return None
+        score = MATCH_ANY_WORD
+        if any(set(words) <= fields[f"labels.{lang}"] for lang in query.languages):
+            score += ALL_WORDS_IN_LANGUAGE
+        if set(words) <= fields["labels.folded"]:
+            score += ALL_WORDS_FOLDED
+    else:
+        score = BROWSE_SCORE
+    if doc.get("human_confirmed_count", 0) > 0:
+        score += HUMAN_CONFIRMED
+    for threshold, boost in CONFIDENCE_TIERS:
+        if doc.get("max_confidence") is not None and doc["max_confidence"] >= threshold:
+            score += boost
+    return score
+
+
+def _passes_filters(doc: Mapping[str, Any], query: SearchQuery) -> bool:
+    if not set(query.tags) <= set(doc.get("tag_ids", [])):
+        return False
+    if query.media_type is not None and doc.get("media_type") != query.media_type:
+        return False
+    if query.review_state is not None and doc.get("review_state") != query.review_state:
+        return False
+    if query.model is None and query.min_confidence is None and query.source is None:
+        return True
+    return any(_tag_passes(t, query) for t in doc.get("tags", []))
+
+
+def _tag_passes(tag: Mapping[str, Any], query: SearchQuery) -> bool:
+    if tag["state"] not in VISIBLE_STATES:
+        return False
+    if query.model is not None and tag["model"] != query.model:
+        return False
+    if query.source is not None and tag["source"] != query.source:
+        return False
+    if query.min_confidence is not None and tag["state"] != TagState.CONFIRMED.value:
+        return tag.get("confidence") is not None and tag["confidence"] >= query.min_confidence
+    return True
+
+
+def _facets(docs: list[dict[str, Any]]) -> dict[str, list[tuple[str, int]]]:
+    facets: dict[str, list[tuple[str, int]]] = {}
+    for name, size in FACET_SIZES.items():
+        counts: Counter[str] = Counter()
+        for doc in docs:
+            value = doc.get(name)
+            counts.update(set(value) if isinstance(value, list) else [] if value is None else [value])
+        # the terms aggregation's order: count descending, then key ascending
+        facets[name] = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]
+    return facets
+
+
+def _highlights(doc: Mapping[str, Any], query: SearchQuery, words: list[str]) -> dict[str, list[str]]:
+    if not query.words:
+        return {}
+    wanted = set(words)
+    out: dict[str, list[str]] = {}
+    for name in text_fields(query):
+        fragments = [
+            _WORD.sub(lambda m: f"<em>{m[0]}</em>" if set(_tokens(m[0])) & wanted else m[0], value)
+            for value in _field_values(doc, name)
+            if set(_tokens(value)) & wanted
+        ]
+        if fragments:
+            out[name] = fragments
+    return out
+
+
+def _is_date(value: Any) -> bool:
+    try:
+        datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True

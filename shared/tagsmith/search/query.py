@@ -1,0 +1,280 @@
+"""Search requests and results, and the OpenSearch query body they translate to.
+
+:class:`SearchQuery` is what the CLI and the HTTP API pass in; :class:`SearchPage` is what they
+print. ``SearchPage.to_dict()`` is the documented, stable JSON output::
+
+    {
+      "total": 42,
+      "hits": [
+        {"asset_key": "acme/2026/IMG_1.jpg", "score": 7.5,
+         "tags": [{"model": "garments", "tag": "scarf", "state": "applied", "source": "ai",
+                   "confidence": 0.93, "model_version": "3"}],
+         "highlights": {"labels.fr": ["<em>écharpe</em>"]}}
+      ],
+      "next_search_after": [7.5, "acme/2026/IMG_1.jpg"],   # null on the last page
+      "facets": {"tag_ids": [{"value": "garments/scarf", "count": 12}],
+                 "media_type": [{"value": "image/jpeg", "count": 40}],
+                 "review_state": [{"value": "clear", "count": 39}]}
+    }
+
+Ranking is deliberately made of constant tiers rather than BM25 (see :data:`SCORE_TIERS`): label
+texts are a few words long, so term statistics add little, while constant scores are identical on
+every backend (OpenSearch, osmem, the in-memory fake) and exact in floating point, which
+``search_after`` on ``[score, asset_key]`` needs to page without gaps or duplicates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tagsmith.errors import InvalidInputError
+from tagsmith.records import Source, TagState
+from tagsmith.search.documents import REVIEW_CLEAR, REVIEW_PENDING
+from tagsmith.search.mapping import LANGUAGES
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+VISIBLE_STATES = (TagState.APPLIED.value, TagState.CONFIRMED.value)
+FACET_SIZES: Mapping[str, int] = {"tag_ids": 50, "media_type": 20, "review_state": 5}
+
+# Score = sum of the tiers an asset reaches. All are binary fractions, so sums are exact.
+MATCH_ANY_WORD = 1.0  # some word of the text is in some searched field (required)
+ALL_WORDS_IN_LANGUAGE = 4.0  # every word in one chosen language's label field (stemmed)
+ALL_WORDS_FOLDED = 2.0  # every word in the accent-insensitive label field
+HUMAN_CONFIRMED = 1.0  # at least one tag was confirmed by a human
+CONFIDENCE_TIERS: tuple[tuple[float, float], ...] = ((0.9, 1.0), (0.75, 0.5))  # (max_confidence >=, +)
+BROWSE_SCORE = 1.0  # no text: every filtered asset starts equal
+SCORE_TIERS = {
+    "match_any_word": MATCH_ANY_WORD,
+    "all_words_in_language": ALL_WORDS_IN_LANGUAGE,
+    "all_words_folded": ALL_WORDS_FOLDED,
+    "human_confirmed": HUMAN_CONFIRMED,
+    **{f"max_confidence>={t}": boost for t, boost in CONFIDENCE_TIERS},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """One search request; every filter is optional and they combine with AND.
+
+    ``tags`` are ``"<model>/<tag>"`` ids an asset must all have (visibly). ``model``,
+    ``min_confidence`` and ``source`` apply to one and the same visible tag (a human-confirmed
+    tag passes any ``min_confidence``). ``search_after`` is the previous page's
+    ``next_search_after``.
+
+    >>> SearchQuery(text="écharpe", languages=["fr"], tags=["garments/scarf"], size=10).size
+    10
+    """
+
+    text: str | None = None
+    languages: Sequence[str] = LANGUAGES
+    tags: Sequence[str] = ()
+    model: str | None = None
+    min_confidence: float | None = None
+    source: str | None = None
+    media_type: str | None = None
+    review_state: str | None = None
+    size: int = DEFAULT_PAGE_SIZE
+    search_after: list[Any] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.languages, str):
+            raise InvalidInputError("languages must be a list of language codes, not one string")
+        unknown = sorted(set(self.languages) - set(LANGUAGES))
+        if unknown:
+            raise InvalidInputError(
+                f"unsupported search language(s) {', '.join(unknown)}: choose from {', '.join(LANGUAGES)}"
+            )
+        if not self.languages:
+            raise InvalidInputError("languages is empty: leave it out to search every language")
+        for t in self.tags:
+            model, sep, tag = t.partition("/")
+            if not (model and sep and tag):
+                raise InvalidInputError(f"tag filter {t!r} must look like '<model>/<tag>'")
+        if not 1 <= self.size <= MAX_PAGE_SIZE:
+            raise InvalidInputError(f"page size {self.size} is out of range: use 1 to {MAX_PAGE_SIZE}")
+        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
+            raise InvalidInputError(f"min_confidence {self.min_confidence} must be between 0 and 1")
+        if self.source is not None and self.source not in {s.value for s in Source}:
+            raise InvalidInputError(f"source {self.source!r} must be 'ai' or 'human'")
+        if self.review_state is not None and self.review_state not in (REVIEW_PENDING, REVIEW_CLEAR):
+            raise InvalidInputError(f"review_state {self.review_state!r} must be 'pending' or 'clear'")
+        if self.search_after is not None and not _valid_cursor(self.search_after):
+            raise InvalidInputError(
+                "search_after must be the next_search_after of a previous page: [score, asset_key]"
+            )
+
+    @property
+    def words(self) -> str | None:
+        """The free text, or None when it is blank."""
+        return self.text.strip() or None if self.text else None
+
+
+def _valid_cursor(cursor: Any) -> bool:
+    return (
+        isinstance(cursor, list)
+        and len(cursor) == 2
+        and isinstance(cursor[0], int | float)
+        and not isinstance(cursor[0], bool)
+        and math.isfinite(cursor[0])
+        and isinstance(cursor[1], str)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One asset in a result page; ``tags`` are all its assignments, including those in review."""
+
+    asset_key: str
+    score: float
+    tags: list[dict[str, Any]] = field(default_factory=list)
+    highlights: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "asset_key": self.asset_key,
+            "score": self.score,
+            "tags": [dict(t) for t in self.tags],
+            "highlights": {k: list(v) for k, v in self.highlights.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of results; pass ``next_search_after`` back for the next page (None: last page).
+
+    >>> SearchPage(0, [], None, {"tag_ids": [("m/a", 2)]}).to_dict()["facets"]
+    {'tag_ids': [{'value': 'm/a', 'count': 2}]}
+    """
+
+    total: int
+    hits: list[SearchHit]
+    next_search_after: list[Any] | None
+    facets: dict[str, list[tuple[str, int]]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "hits": [h.to_dict() for h in self.hits],
+            "next_search_after": list(self.next_search_after) if self.next_search_after else None,
+            "facets": {
+                name: [{"value": value, "count": count} for value, count in buckets]
+                for name, buckets in self.facets.items()
+            },
+        }
+
+
+def text_fields(query: SearchQuery) -> list[str]:
+    """The fields free text is matched against, in the query's languages."""
+    return [*(f"labels.{lang}" for lang in query.languages), "labels.folded", "ocr_text", "path.text"]
+
+
+def build_search_body(tenant: str, query: SearchQuery) -> dict[str, Any]:
+    """The OpenSearch request body of ``query`` (pure; the adapter adds the index).
+
+    >>> body = build_search_body("acme", SearchQuery(text="scarf", size=5))
+    >>> body["size"], body["sort"]
+    (5, [{'_score': 'desc'}, {'asset_key': 'asc'}])
+    """
+    words = query.words
+    must: list[dict[str, Any]]
+    should: list[dict[str, Any]] = []
+    if words:
+        must = [_constant(_multi_match(words, text_fields(query), "or"), MATCH_ANY_WORD)]
+        language_fields = [f"labels.{lang}" for lang in query.languages]
+        should.append(_constant(_multi_match(words, language_fields, "and"), ALL_WORDS_IN_LANGUAGE))
+        should.append(
+            _constant({"match": {"labels.folded": {"query": words, "operator": "and"}}}, ALL_WORDS_FOLDED)
+        )
+    else:
+        must = [_constant({"match_all": {}}, BROWSE_SCORE)]
+    should.append(_constant({"range": {"human_confirmed_count": {"gt": 0}}}, HUMAN_CONFIRMED))
+    for threshold, boost in CONFIDENCE_TIERS:
+        should.append(_constant({"range": {"max_confidence": {"gte": threshold}}}, boost))
+
+    body: dict[str, Any] = {
+        "query": {"bool": {"must": must, "should": should, "filter": _filters(tenant, query)}},
+        "sort": [{"_score": "desc"}, {"asset_key": "asc"}],
+        "size": query.size,
+        "track_total_hits": True,
+        "_source": ["asset_key", "tags"],
+        "aggs": {name: {"terms": {"field": name, "size": size}} for name, size in FACET_SIZES.items()},
+    }
+    if words:
+        body["highlight"] = {"fields": {f: {} for f in text_fields(query)}}
+    if query.search_after is not None:
+        body["search_after"] = list(query.search_after)
+    return body
+
+
+def _constant(query: dict[str, Any], boost: float) -> dict[str, Any]:
+    return {"constant_score": {"filter": query, "boost": boost}}
+
+
+def _multi_match(words: str, fields: list[str], operator: str) -> dict[str, Any]:
+    return {"multi_match": {"query": words, "fields": fields, "type": "best_fields", "operator": operator}}
+
+
+def _filters(tenant: str, query: SearchQuery) -> list[dict[str, Any]]:
+    # The tenant term is defence in depth: the alias already confines the search to one tenant.
+    filters: list[dict[str, Any]] = [{"term": {"tenant": tenant}}]
+    filters += [{"term": {"tag_ids": t}} for t in query.tags]
+    if query.media_type is not None:
+        filters.append({"term": {"media_type": query.media_type}})
+    if query.review_state is not None:
+        filters.append({"term": {"review_state": query.review_state}})
+    if query.model is not None or query.min_confidence is not None or query.source is not None:
+        filters.append({"nested": {"path": "tags", "query": {"bool": {"filter": _tag_conditions(query)}}}})
+    return filters
+
+
+def _tag_conditions(query: SearchQuery) -> list[dict[str, Any]]:
+    conditions: list[dict[str, Any]] = [{"terms": {"tags.state": list(VISIBLE_STATES)}}]
+    if query.model is not None:
+        conditions.append({"term": {"tags.model": query.model}})
+    if query.source is not None:
+        conditions.append({"term": {"tags.source": query.source}})
+    if query.min_confidence is not None:
+        conditions.append(
+            {
+                "bool": {
+                    "should": [
+                        {"range": {"tags.confidence": {"gte": query.min_confidence}}},
+                        {"term": {"tags.state": TagState.CONFIRMED.value}},
+                    ],
+                    "minimum_should_match": 1,
+                }
+            }
+        )
+    return conditions
+
+
+def page_from_response(response: Mapping[str, Any], query: SearchQuery) -> SearchPage:
+    """Turn an OpenSearch search response into a :class:`SearchPage`."""
+    raw_hits = response["hits"]["hits"]
+    hits = [
+        SearchHit(
+            asset_key=h["_source"]["asset_key"],
+            score=float(h["sort"][0]),
+            tags=list(h["_source"].get("tags", [])),
+            highlights={k: list(v) for k, v in (h.get("highlight") or {}).items()},
+        )
+        for h in raw_hits
+    ]
+    total = response["hits"]["total"]
+    aggs = response.get("aggregations", {})
+    facets = {
+        name: [(str(b["key"]), int(b["doc_count"])) for b in aggs.get(name, {}).get("buckets", [])]
+        for name in FACET_SIZES
+    }
+    # A full page may be followed by more; a short page is the last one.
+    next_after = [hits[-1].score, hits[-1].asset_key] if hits and len(hits) == query.size else None
+    return SearchPage(
+        total=int(total["value"] if isinstance(total, Mapping) else total),
+        hits=hits,
+        next_search_after=next_after,
+        facets=facets,
+    )

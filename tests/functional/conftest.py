@@ -1,0 +1,131 @@
+"""Functional-test fixtures: an OpenSearch client on a per-test osmem clone, and asset builders.
+
+The ``osmem_clone`` fixture (per test, copy-on-write, ~2 ms) comes from the osmem-server pytest
+plugin, which pytest loads automatically from the installed wheel; ``osmem_server`` is overridden
+here (see its docstring).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from opensearchpy import OpenSearch
+from osmem_server import OsmemServer
+from tagsmith.records import AssetRecord, AssetStatus, Source, SourceObject, TagAssignment, TagState
+from tagsmith.search import InMemorySearchIndex, OpenSearchIndex, SearchIndex
+from tagsmith.taxonomy import TagDefinition, Taxonomy
+
+
+@pytest.fixture(scope="session")
+def osmem_server(request: pytest.FixtureRequest) -> Iterator[OsmemServer]:
+    """The plugin's session server, same ini options, but closing its stdout pipe on teardown.
+
+    osmem-server 0.1.6's ``close()`` leaves the pipe open; the resulting ResourceWarning is an error
+    under our ``filterwarnings = ["error"]`` and fails whichever test ran last.
+    """
+    cfg = request.config
+    server = OsmemServer.start(
+        seed=[str(p) for p in cfg.getini("osmem_seed")],
+        freeze=cfg.getini("osmem_freeze"),
+        japanese=cfg.getini("osmem_japanese"),
+    )
+    yield server
+    server.close()
+    if server.process.stdout is not None:
+        server.process.stdout.close()
+
+
+@pytest.fixture
+def opensearch_client(osmem_clone: Any) -> Iterator[OpenSearch]:
+    client = OpenSearch(hosts=[osmem_clone.url], timeout=30)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def opensearch_index(opensearch_client: OpenSearch) -> OpenSearchIndex:
+    return OpenSearchIndex(client=opensearch_client)
+
+
+@pytest.fixture(params=["memory", "opensearch"])
+def search_index(request: pytest.FixtureRequest) -> SearchIndex:
+    """Each contract test runs once against the fake and once against OpenSearch (osmem)."""
+    if request.param == "memory":
+        return InMemorySearchIndex()
+    return request.getfixturevalue("opensearch_index")
+
+
+@pytest.fixture
+def make_record() -> Callable[..., AssetRecord]:
+    """Build an :class:`AssetRecord` with sensible defaults: ``make_record("a.jpg", tag(...))``."""
+
+    def build(
+        path: str,
+        *tags: TagAssignment,
+        tenant: str = "acme",
+        media_type: str = "image/jpeg",
+        revision: int = 1,
+        **kw: Any,
+    ) -> AssetRecord:
+        return AssetRecord(
+            tenant=tenant,
+            path=path,
+            source=SourceObject("assets", f"{tenant}/{path}", "etag", 1000),
+            status=AssetStatus.TAGGED,
+            media_type=media_type,
+            width=64,
+            height=48,
+            models={t.model: "1" for t in tags},
+            tags=tags,
+            created_at=kw.pop("created_at", "2026-11-22T06:10:00.000Z"),
+            updated_at=kw.pop("updated_at", "2026-11-22T06:10:00.000Z"),
+            revision=revision,
+            **kw,
+        )
+
+    return build
+
+
+@pytest.fixture
+def tag() -> Callable[..., TagAssignment]:
+    """``tag("scarf")`` -> an applied AI tag of model ``garments`` with confidence 0.6."""
+
+    def build(
+        name: str,
+        state: TagState = TagState.APPLIED,
+        *,
+        model: str = "garments",
+        confidence: float | None = 0.6,
+    ) -> TagAssignment:
+        source = Source.HUMAN if state in (TagState.CONFIRMED, TagState.REJECTED) else Source.AI
+        return TagAssignment(model, name, state, source, confidence=confidence, model_version="1")
+
+    return build
+
+
+@pytest.fixture
+def garments() -> dict[str, Taxonomy]:
+    """A multilingual taxonomy for model ``garments``."""
+    return {
+        "garments": Taxonomy(
+            (
+                TagDefinition(
+                    "scarf",
+                    labels={
+                        "en": "red scarf",
+                        "fr": "écharpe",
+                        "de": "Schal",
+                        "ja": "マフラー",
+                        "zh": "红色围巾",
+                    },
+                    synonyms={"fr": ("foulard",)},
+                ),
+                TagDefinition("hat", labels={"en": "hat", "fr": "chapeau", "de": "Hüte", "ja": "赤い帽子"}),
+                TagDefinition("glove", labels={"en": "glove", "fr": "gant"}),
+                TagDefinition("coat", labels={"en": "coat", "fr": "manteau"}),
+                TagDefinition("dog", labels={"en": "dog", "ja": "走っている犬"}),
+            )
+        )
+    }

@@ -1,0 +1,136 @@
+"""The versioned index mapping, index names and the package's public API."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import tagsmith.search
+from tagsmith.errors import InvalidKeyError
+from tagsmith.search import LANGUAGES, alias_name, analysed_fields, load_mapping
+from tagsmith.search.mapping import is_tenant_index, new_index_name
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE_MAPPING = REPO / "shared" / "tagsmith" / "search" / "asset-index.v1.json"
+INFRA_MAPPING = REPO / "infra" / "opensearch" / "asset-index.v1.json"
+
+# Custom-analyzer filters that make osmem index empty tokens (PLATFORM.md), plus the ones we
+# found doing the same on osmem 0.1.6: every query would then match every document.
+BROKEN_STEMMERS = {
+    "light_french",
+    "minimal_french",
+    "light_german",
+    "german",
+    "german2",
+    "minimal_german",
+    "possessive_english",
+    "dutch",
+    "dutch_kp",
+    "light_dutch",
+    "italian",
+    "light_italian",
+    "light_spanish",
+}
+BROKEN_SNOWBALL = {"german", "german2", "dutch", "kp", "italian"}
+BUILT_IN_ANALYZERS = {"standard", "english", "french", "german", "spanish", "italian", "kuromoji", "cjk"}
+
+
+def test_infra_mapping_is_the_package_mapping() -> None:
+    assert INFRA_MAPPING.resolve() == PACKAGE_MAPPING.resolve()
+    assert json.loads(INFRA_MAPPING.read_text("utf-8")) == load_mapping()
+
+
+def test_mapping_has_no_custom_filter_known_to_break_osmem() -> None:
+    filters = load_mapping()["settings"]["analysis"].get("filter", {})
+
+    broken = [
+        name
+        for name, spec in filters.items()
+        if (spec.get("type") == "stemmer" and spec.get("language", "").lower() in BROKEN_STEMMERS)
+        or (spec.get("type") == "snowball" and spec.get("language", "").lower() in BROKEN_SNOWBALL)
+    ]
+
+    assert broken == []
+
+
+def test_mapping_every_analyzer_is_built_in_or_defined() -> None:
+    analysis = load_mapping()["settings"]["analysis"]
+
+    used = {f.analyzer for f in analysed_fields()}
+    missing = used - BUILT_IN_ANALYZERS - set(analysis["analyzer"])
+    assert missing == set()
+    for name, spec in analysis["analyzer"].items():
+        assert set(spec.get("filter", [])) - set(analysis.get("filter", {})) <= {
+            "lowercase",
+            "asciifolding",
+        }, name
+        assert set(spec.get("char_filter", [])) <= set(analysis.get("char_filter", {})), name
+
+
+def test_analysed_fields_cover_every_label_language_and_free_text_field() -> None:
+    paths = {f.path for f in analysed_fields()}
+
+    assert paths == {*(f"labels.{lang}" for lang in LANGUAGES), "labels.folded", "ocr_text", "path.text"}
+
+
+def test_analysed_fields_finds_text_inside_nested_objects() -> None:
+    mapping = load_mapping()
+    mapping["mappings"]["properties"]["segments"]["properties"]["note"] = {"type": "text"}
+
+    notes = [f for f in analysed_fields(mapping) if f.path == "segments.note"]
+
+    assert len(notes) == 1 and notes[0].nested_path == "segments"
+
+
+def test_mapping_is_strict_and_versioned() -> None:
+    mappings = load_mapping()["mappings"]
+
+    assert mappings["dynamic"] == "strict"  # a document with a stray field is refused, not guessed
+    assert mappings["_meta"]["tagsmith_mapping_version"] == tagsmith.search.MAPPING_VERSION
+
+
+def test_load_mapping_returns_a_fresh_copy() -> None:
+    load_mapping()["mappings"]["properties"].clear()
+
+    assert "tag_ids" in load_mapping()["mappings"]["properties"]
+
+
+def test_new_index_name_belongs_to_its_tenant_only() -> None:
+    name = new_index_name("acme", now=datetime(2026, 11, 22, 6, 10, 0, 123456, tzinfo=UTC))
+
+    assert name == "tagsmith-assets-acme-v1-20261122t061000123456z"
+    assert name.startswith(alias_name("acme") + "-")
+    assert is_tenant_index("acme", name)
+    assert not is_tenant_index("acme-v1", name)
+    assert not is_tenant_index("acm", name)
+
+
+def test_is_tenant_index_does_not_claim_a_tenant_with_a_longer_name() -> None:
+    other = new_index_name("acme-v2")  # tenant "acme-v2" looks like a versioned "acme" index
+
+    assert is_tenant_index("acme-v2", other)
+    assert not is_tenant_index("acme", other)
+    assert not is_tenant_index("acme", alias_name("acme"))
+
+
+@pytest.mark.parametrize("tenant", ["", "ACME", "a/b", "tenants", "-acme", "acme*"])
+def test_alias_name_refuses_an_invalid_tenant(tenant: str) -> None:
+    with pytest.raises(InvalidKeyError):
+        alias_name(tenant)
+
+
+def test_public_api_is_listed_and_importable() -> None:
+    exported = set(tagsmith.search.__all__)
+    public = {n for n in vars(tagsmith.search) if not n.startswith("_")} - {
+        "documents",
+        "index",
+        "mapping",
+        "memory",
+        "query",
+    }
+
+    assert exported == public
+    for name in exported:
+        assert getattr(tagsmith.search, name) is not None

@@ -1,0 +1,115 @@
+"""Search requests: validation, the OpenSearch body they become, and the JSON results give."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from tagsmith.errors import InvalidInputError
+from tagsmith.search import SearchHit, SearchPage, SearchQuery, build_search_body
+
+
+def filters(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return body["query"]["bool"]["filter"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"languages": ["pt"]},
+        {"languages": []},
+        {"languages": "fr"},
+        {"tags": ["scarf"]},
+        {"tags": ["garments/"]},
+        {"size": 0},
+        {"size": 101},
+        {"min_confidence": 1.5},
+        {"source": "robot"},
+        {"review_state": "maybe"},
+        {"search_after": ["acme/a.jpg"]},
+        {"search_after": [float("nan"), "acme/a.jpg"]},
+        {"search_after": [True, "acme/a.jpg"]},
+    ],
+)
+def test_search_query_refuses_invalid_arguments_with_a_message(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInputError, match=r"\w"):
+        SearchQuery(**kwargs)
+
+
+def test_search_query_defaults() -> None:
+    q = SearchQuery()
+
+    assert (q.size, q.search_after, q.words) == (20, None, None)
+    assert SearchQuery(text="   ").words is None
+
+
+def test_build_search_body_always_filters_on_the_tenant() -> None:
+    body = build_search_body("acme", SearchQuery())
+
+    assert {"term": {"tenant": "acme"}} in filters(body)
+
+
+def test_build_search_body_text_searches_chosen_languages_folded_ocr_and_path() -> None:
+    body = build_search_body("acme", SearchQuery(text="écharpe", languages=["fr", "de"]))
+
+    required = body["query"]["bool"]["must"][0]["constant_score"]["filter"]["multi_match"]
+    assert required["fields"] == ["labels.fr", "labels.de", "labels.folded", "ocr_text", "path.text"]
+    assert set(body["highlight"]["fields"]) == set(required["fields"])
+
+
+def test_build_search_body_sorts_by_score_then_asset_key_and_pages_with_search_after() -> None:
+    body = build_search_body("acme", SearchQuery(text="hat", search_after=[5.0, "acme/b.jpg"]))
+
+    assert body["sort"] == [{"_score": "desc"}, {"asset_key": "asc"}]
+    assert body["search_after"] == [5.0, "acme/b.jpg"]
+
+
+def test_build_search_body_tag_conditions_apply_to_one_visible_tag() -> None:
+    body = build_search_body(
+        "acme", SearchQuery(tags=["garments/hat"], model="garments", min_confidence=0.8, source="ai")
+    )
+
+    nested = next(f["nested"] for f in filters(body) if "nested" in f)
+    conditions = nested["query"]["bool"]["filter"]
+    assert nested["path"] == "tags"
+    assert {"terms": {"tags.state": ["applied", "confirmed"]}} in conditions
+    assert {"term": {"tags.model": "garments"}} in conditions
+    assert {"term": {"tags.source": "ai"}} in conditions
+    assert {"term": {"tag_ids": "garments/hat"}} in filters(body)
+
+
+def test_build_search_body_uses_no_scripts_or_function_score() -> None:
+    # osmem (our test server) has no painless and no function_score scripts
+    text = json.dumps(build_search_body("acme", SearchQuery(text="hat", min_confidence=0.5)))
+
+    assert "script" not in text and "function_score" not in text and "rank_feature" not in text
+
+
+def test_search_page_to_dict_is_the_documented_json() -> None:
+    page = SearchPage(
+        total=1,
+        hits=[SearchHit("acme/a.jpg", 7.5, [{"model": "m", "tag": "t"}], {"labels.fr": ["<em>x</em>"]})],
+        next_search_after=[7.5, "acme/a.jpg"],
+        facets={"tag_ids": [("m/t", 1)], "media_type": [], "review_state": [("clear", 1)]},
+    )
+
+    out = json.loads(json.dumps(page.to_dict()))
+
+    assert out == {
+        "total": 1,
+        "hits": [
+            {
+                "asset_key": "acme/a.jpg",
+                "score": 7.5,
+                "tags": [{"model": "m", "tag": "t"}],
+                "highlights": {"labels.fr": ["<em>x</em>"]},
+            }
+        ],
+        "next_search_after": [7.5, "acme/a.jpg"],
+        "facets": {
+            "tag_ids": [{"value": "m/t", "count": 1}],
+            "media_type": [],
+            "review_state": [{"value": "clear", "count": 1}],
+        },
+    }
