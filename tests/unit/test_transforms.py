@@ -218,6 +218,24 @@ def test_decode_image_rejects_truncated_jpeg() -> None:
         decode_image(data[: len(data) // 2])
 
 
+def test_decode_image_rejects_truncated_png() -> None:
+    noise = np.random.default_rng(1).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    data = encode(Image.fromarray(noise), "PNG")
+
+    with pytest.raises(UnsupportedMediaError, match=r"image/png image is truncated or corrupt"):
+        decode_image(data[: len(data) // 2])
+
+
+def test_decode_image_reads_exif_orientation_from_a_png() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 8  # rotate 90 CCW to display
+    data = encode(Image.new("RGB", (30, 10), (0, 0, 0)), "PNG", exif=exif.tobytes())
+
+    decoded = decode_image(data)
+
+    assert (decoded.width, decoded.height, decoded.image.size) == (10, 30, (10, 30))
+
+
 def test_decode_image_rejects_30000_square_png_from_its_header() -> None:
     data = png_with_header(30_000, 30_000)
     assert len(data) < 100  # nothing to decode: only the header can be read
