@@ -1,0 +1,79 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tagsmith.config import Settings
+from tagsmith.queues import MemoryQueue
+from tagsmith.search import InMemorySearchIndex
+from tagsmith.storage import MemoryObjectStore
+from tagsmith.wiring import Components, build
+
+from tests.fakes import FakeEncoder
+
+TESTS = Path(__file__).resolve().parent
+GROCERY = TESTS.parents[1] / "shared" / "datasets" / "grocery"
+ASSETS = "assets-bucket"
+DATA = "data-bucket"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample event from ``tests/events``."""
+    return json.loads((TESTS / "events" / name).read_text())
+
+
+@pytest.fixture(scope="session")
+def encoder_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The EfficientNet-Lite0 graph, built once per session (about half a second) into a temporary
+    folder, never into the repository or a user cache."""
+    from tagsmith.encoder import ensure_lite0_onnx
+
+    cache_dir = tmp_path_factory.mktemp("encoder-cache")
+    ensure_lite0_onnx(cache_dir)
+    return cache_dir
+
+
+@pytest.fixture(scope="session")
+def lite0_onnx_path(encoder_cache_dir: Path) -> Path:
+    from tagsmith.encoder import ensure_lite0_onnx
+
+    return ensure_lite0_onnx(encoder_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def lite0_encoder(encoder_cache_dir: Path) -> Any:
+    """The real encoder; two threads, the size of the machines CI runs on."""
+    from tagsmith.encoder import default_encoder
+
+    return default_encoder(encoder_cache_dir, batch_size=16, threads=2)
+
+
+@pytest.fixture(scope="session")
+def lite0_weights() -> dict[str, Any]:
+    from tagsmith.encoder import load_lite0_state_dict
+
+    return load_lite0_state_dict()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(data_bucket=DATA, assets_bucket=ASSETS)
+
+
+@pytest.fixture
+def components(settings: Settings) -> Components:
+    """Real services over in-memory adapters and a fast fake encoder."""
+    return build(
+        settings, store=MemoryObjectStore(), queue=MemoryQueue(), index=InMemorySearchIndex(), encoder=FakeEncoder()
+    )
+
+
+@pytest.fixture(scope="session")
+def grocery_dir() -> Path:
+    if not GROCERY.is_dir():
+        pytest.skip(f"the grocery dataset is not at {GROCERY} (it lives in the team folder ../shared)")
+    return GROCERY

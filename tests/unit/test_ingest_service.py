@@ -1,0 +1,188 @@
+"""The ingest service over in-memory adapters and a fake encoder: behaviour, not plumbing."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import replace
+
+import pytest
+from PIL import Image
+from tagsmith.errors import TransientError
+from tagsmith.events import ObjectRef
+from tagsmith.keys import AssetKey
+from tagsmith.records import AssetStatus, Source, TagAssignment, TagState
+from tagsmith.review import ReviewStatus
+from tagsmith.search import SearchQuery
+from tagsmith.trainer import Example
+from tagsmith.wiring import Components
+
+from tests.conftest import ASSETS
+from tests.fakes import COLOURS, solid_jpeg
+
+
+def train_colours(c: Components, threshold: float = 0.6) -> str:
+    examples = [
+        Example(name, f"{name}-{i}.jpg", lambda rgb=rgb, i=i: solid_jpeg(rgb, noise=25, seed=i))
+        for name, rgb in COLOURS.items()
+        for i in range(6)
+    ]
+    return c.trainer.train(tenant="acme", model_id="colour", examples=examples, threshold=threshold).version
+
+
+def upload(c: Components, key: str, body: bytes) -> ObjectRef:
+    etag = c.store.put(ASSETS, key, body)
+    return ObjectRef(ASSETS, key, etag, len(body))
+
+
+def png_header_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims a huge size: decoding it would need gigabytes."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_ingest_applies_a_confident_tag_and_records_provenance(components: Components) -> None:
+    version = train_colours(components)
+    [outcome] = components.ingest.ingest([upload(components, "acme/shoot/red.jpg", solid_jpeg(COLOURS["red"], seed=99))])
+    assert outcome.status == "tagged"
+    record = components.records.get(AssetKey("acme", "shoot/red.jpg"))[0]
+    [tag] = record.visible_tags()
+    assert (tag.model, tag.tag, tag.state, tag.source, tag.model_version) == ("colour", "red", TagState.APPLIED, Source.AI, version)
+    assert tag.confidence >= tag.threshold
+    assert record.models == {"colour": version}
+    assert (record.width, record.height, record.media_type) == (64, 64, "image/jpeg")
+
+
+def test_ingest_sends_an_uncertain_prediction_to_review(components: Components) -> None:
+    train_colours(components, threshold=0.99)
+    blend = Image.blend(Image.open(io.BytesIO(solid_jpeg(COLOURS["red"]))), Image.open(io.BytesIO(solid_jpeg(COLOURS["blue"]))), 0.5)
+    buf = io.BytesIO()
+    blend.save(buf, "JPEG")
+    components.ingest.ingest([upload(components, "acme/mix.jpg", buf.getvalue())])
+    record = components.records.get(AssetKey("acme", "mix.jpg"))[0]
+    assert [t.state for t in record.tags] == [TagState.REVIEW]
+    [item] = components.reviews.pending("acme")
+    assert (item.asset_path, item.model, item.suggestion) == ("mix.jpg", "colour", record.tags[0].tag)
+    assert components.review_queue.messages == [
+        {"tenant": "acme", "item_id": item.id, "asset_key": "acme/mix.jpg", "model": "colour"}
+    ]
+
+
+def test_redelivering_the_same_event_changes_nothing(components: Components) -> None:
+    train_colours(components, threshold=0.99)
+    ref = upload(components, "acme/a.jpg", solid_jpeg((128, 40, 128)))
+    components.ingest.ingest([ref])
+    before = components.records.get(AssetKey("acme", "a.jpg"))
+    embedded = components.encoder.images_embedded
+    messages = list(components.review_queue.messages)
+    [again] = components.ingest.ingest([ref])
+    assert again.status == "unchanged"
+    assert components.records.get(AssetKey("acme", "a.jpg")) == before  # same record, same ETag
+    assert components.encoder.images_embedded == embedded
+    assert components.review_queue.messages == messages
+
+
+def test_the_same_bytes_under_another_key_are_not_embedded_twice(components: Components) -> None:
+    train_colours(components)
+    body = solid_jpeg(COLOURS["green"], seed=5)
+    components.ingest.ingest([upload(components, "acme/one.jpg", body)])
+    embedded = components.encoder.images_embedded
+    components.ingest.ingest([upload(components, "acme/copy/two.jpg", body)])
+    assert components.encoder.images_embedded == embedded
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "says"),
+    [
+        (b"", "invalid_input", "0 bytes"),
+        (b"%PDF-1.7 this is a document, not a photo", "unsupported_media", "not a supported image"),
+        (png_header_claiming(30_000, 30_000), "image_too_large", "900,000,000 pixels"),
+    ],
+    ids=["zero-bytes", "not-an-image", "30000x30000"],
+)
+def test_bad_objects_end_as_failed_records_saying_why(components: Components, body: bytes, code: str, says: str) -> None:
+    train_colours(components)
+    [outcome] = components.ingest.ingest([upload(components, "acme/bad.jpg", body)])
+    assert outcome.status == "failed"
+    record = components.records.get(AssetKey("acme", "bad.jpg"))[0]
+    assert record.status is AssetStatus.FAILED
+    assert record.failure.code == code
+    assert says in record.failure.message
+
+
+def test_a_key_outside_any_tenant_is_rejected_and_logged_without_a_record(
+    components: Components, caplog: pytest.LogCaptureFixture
+) -> None:
+    train_colours(components)
+    [outcome] = components.ingest.ingest([upload(components, "no-tenant.jpg", solid_jpeg(COLOURS["red"]))])
+    assert outcome.status == "rejected"
+    assert "outside any tenant prefix" in caplog.text
+    assert list(components.store.list("data-bucket", "tenants/no-tenant")) == []
+
+
+def test_one_bad_object_does_not_cost_the_rest_of_the_batch(components: Components) -> None:
+    train_colours(components)
+    refs = [
+        upload(components, "acme/ok-1.jpg", solid_jpeg(COLOURS["red"], seed=1)),
+        upload(components, "acme/broken.jpg", b"garbage"),
+        upload(components, "outside.jpg", b"x"),
+        upload(components, "acme/ok-2.jpg", solid_jpeg(COLOURS["blue"], seed=2)),
+    ]
+    statuses = [o.status for o in components.ingest.ingest(refs)]
+    assert statuses == ["tagged", "failed", "rejected", "tagged"]
+
+
+def test_a_transient_failure_is_returned_for_retry_and_the_others_succeed(components: Components) -> None:
+    train_colours(components)
+    refs = [upload(components, f"acme/{n}.jpg", solid_jpeg(COLOURS[n])) for n in ("red", "green")]
+    original = components.index.upsert
+
+    def flaky(record, taxonomies):  # type: ignore[no-untyped-def]
+        if record.path == "green.jpg":
+            raise TransientError("search is down")
+        return original(record, taxonomies)
+
+    components.index.upsert = flaky  # type: ignore[method-assign]
+    results = components.ingest.ingest(refs)
+    assert results[0].status == "tagged"
+    assert isinstance(results[1], TransientError)
+    components.index.upsert = original  # type: ignore[method-assign]
+    [retry] = components.ingest.ingest(refs[1:])
+    assert retry.status == "unchanged"  # the record was written first; the retry only re-projects it
+    assert components.index.search("acme", SearchQuery(text="green")).total == 1
+
+
+def test_human_decisions_survive_retraining_and_reprocessing(components: Components) -> None:
+    train_colours(components)
+    ref = upload(components, "acme/r.jpg", solid_jpeg(COLOURS["red"], seed=3))
+    components.ingest.ingest([ref])
+    asset = AssetKey("acme", "r.jpg")
+    reviewer = TagAssignment("colour", "blue", TagState.CONFIRMED, Source.HUMAN, decided_by="ana")
+    rejected = TagAssignment("colour", "red", TagState.REJECTED, Source.HUMAN, decided_by="ana")
+    components.records.update(asset, lambda r: replace(r, tags=(reviewer, rejected)))
+    train_colours(components)  # a new model version: the asset is reprocessed on the next event
+    [outcome] = components.ingest.ingest([ref])
+    assert outcome.status == "tagged"
+    tags = {(t.tag, t.state) for t in components.records.get(asset)[0].tags}
+    assert tags == {("blue", TagState.CONFIRMED), ("red", TagState.REJECTED)}
+
+
+def test_a_review_item_is_superseded_when_the_model_becomes_sure(components: Components) -> None:
+    train_colours(components, threshold=0.999)
+    ref = upload(components, "acme/g.jpg", solid_jpeg(COLOURS["green"], seed=4))
+    components.ingest.ingest([ref])
+    [item] = components.reviews.pending("acme")
+    train_colours(components, threshold=0.3)
+    components.ingest.ingest([ref])
+    assert components.reviews.pending("acme") == []
+    assert components.reviews.get("acme", item.id).status is ReviewStatus.SUPERSEDED
+
+
+def test_tenants_never_see_each_others_models(components: Components) -> None:
+    train_colours(components)
+    [outcome] = components.ingest.ingest([upload(components, "other/x.jpg", solid_jpeg(COLOURS["red"]))])
+    assert outcome.status == "tagged"
+    assert components.records.get(AssetKey("other", "x.jpg"))[0].tags == ()
+    assert components.index.search("other", SearchQuery(text="red")).total == 0
