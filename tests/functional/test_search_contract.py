@@ -23,6 +23,10 @@ def keys(page) -> list[str]:  # type: ignore[no-untyped-def]
     return [h.asset_key for h in page.hits]
 
 
+def test_backend_satisfies_the_search_index_protocol(search_index: SearchIndex) -> None:
+    assert isinstance(search_index, SearchIndex)
+
+
 def test_count_and_search_of_an_unknown_tenant_are_empty(search_index: SearchIndex) -> None:
     page = search_index.search("nobody", SearchQuery(text="scarf"))
 
@@ -244,6 +248,7 @@ def test_search_after_pages_through_everything_once_in_order(
         page = search_index.search("acme", SearchQuery(text="hat", size=5, search_after=cursor))
         pages += 1
         assert page.total == 23
+        assert bool(page.facets) == (cursor is None)  # facets come with the first page only
         seen += [(h.score, h.asset_key) for h in page.hits]
         if page.next_search_after is None:
             break

@@ -180,6 +180,23 @@ def test_upsert_of_a_new_tenant_creates_a_mapped_index_not_an_auto_created_one(
     assert mapping["_meta"] == {"tagsmith_mapping_version": 1}
 
 
+def test_ensure_tenant_that_loses_a_creation_race_keeps_the_winners_index(
+    opensearch_index: OpenSearchIndex, opensearch_client: OpenSearch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opensearch_index.ensure_tenant("acme")
+    [winner] = alias_targets(opensearch_client, "acme")
+    exists_alias = opensearch_client.indices.exists_alias
+    answers = iter([False])  # GIVEN this writer checked just before the other one created the alias
+    monkeypatch.setattr(
+        opensearch_client.indices, "exists_alias", lambda **kw: next(answers, None) or exists_alias(**kw)
+    )
+
+    opensearch_index.ensure_tenant("acme")
+
+    assert alias_targets(opensearch_client, "acme") == [winner]
+    assert sorted(opensearch_client.indices.get_alias(index=alias_name("acme") + "-v*")) == [winner]
+
+
 # -- rebuild ----------------------------------------------------------------------------------
 
 

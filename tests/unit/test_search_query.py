@@ -63,6 +63,8 @@ def test_build_search_body_sorts_by_score_then_asset_key_and_pages_with_search_a
 
     assert body["sort"] == [{"_score": "desc"}, {"asset_key": "asc"}]
     assert body["search_after"] == [5.0, "acme/b.jpg"]
+    assert "aggs" not in body  # facets are computed for the first page only
+    assert "aggs" in build_search_body("acme", SearchQuery(text="hat"))
 
 
 def test_build_search_body_tag_conditions_apply_to_one_visible_tag() -> None:

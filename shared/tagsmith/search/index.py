@@ -109,7 +109,16 @@ class SearchIndex(Protocol):
     def rebuild(
         self, tenant: str, records: Iterable[AssetRecord], taxonomies: Mapping[str, Taxonomy]
     ) -> RebuildReport:
-        """Load ``records`` into a fresh index and swap the alias to it atomically."""
+        """Load ``records`` into a fresh index and swap the alias to it atomically.
+
+        Readers see the old index until the swap and the new one after it, never neither; the old
+        indices are then deleted. If loading fails the new index is dropped and the alias left as
+        it was. Writes that reach the alias *during* a rebuild land in the old index and are lost
+        with it: rebuild when ingestion is paused, or re-upsert the records updated since the
+        rebuild started (``updated_at``).
+
+        >>> # report = index.rebuild("acme", store.iter_records("acme"), taxonomies)
+        """
         ...
 
     def search(self, tenant: str, query: SearchQuery) -> SearchPage:
@@ -161,6 +170,7 @@ class OpenSearchIndex:
             with _translated(f"checking the search alias of tenant {tenant!r}"):
                 if not self._client.indices.exists_alias(name=alias):
                     raise
+            return
         log.info("created search index %s for tenant %s", index, tenant, extra={"tenant": tenant})
 
     # -- writes -----------------------------------------------------------------------------

@@ -118,7 +118,7 @@ class InMemorySearchIndex:
                 scored.append((score, doc))
         scored.sort(key=lambda sd: (-sd[0], sd[1]["asset_key"]))
         total = len(scored)
-        facets = _facets([doc for _, doc in scored])
+        facets = _facets([doc for _, doc in scored]) if query.search_after is None else {}
         if query.search_after is not None:
             after = (-float(query.search_after[0]), str(query.search_after[1]))
             scored = [(s, d) for s, d in scored if (-s, d["asset_key"]) > after]

@@ -12,7 +12,7 @@ print. ``SearchPage.to_dict()`` is the documented, stable JSON output::
          "highlights": {"labels.fr": ["<em>écharpe</em>"]}}
       ],
       "next_search_after": [7.5, "acme/2026/IMG_1.jpg"],   # null on the last page
-      "facets": {"tag_ids": [{"value": "garments/scarf", "count": 12}],
+      "facets": {                                          # first page only; {} after that"tag_ids": [{"value": "garments/scarf", "count": 12}],
                  "media_type": [{"value": "image/jpeg", "count": 40}],
                  "review_state": [{"value": "clear", "count": 39}]}
     }
@@ -146,6 +146,9 @@ class SearchHit:
 class SearchPage:
     """One page of results; pass ``next_search_after`` back for the next page (None: last page).
 
+    ``facets`` (terms counts over all matching assets) come with the first page only; pages asked
+    for with ``search_after`` carry ``{}``.
+
     >>> SearchPage(0, [], None, {"tag_ids": [("m/a", 2)]}).to_dict()["facets"]
     {'tag_ids': [{'value': 'm/a', 'count': 2}]}
     """
@@ -201,8 +204,11 @@ def build_search_body(tenant: str, query: SearchQuery) -> dict[str, Any]:
         "size": query.size,
         "track_total_hits": True,
         "_source": ["asset_key", "tags"],
-        "aggs": {name: {"terms": {"field": name, "size": size}} for name, size in FACET_SIZES.items()},
     }
+    if query.search_after is None:
+        # Facets describe the whole result set, so later pages would only repeat them; terms
+        # aggregations are also the costliest part of a search (most of the time on osmem).
+        body["aggs"] = {name: {"terms": {"field": name, "size": size}} for name, size in FACET_SIZES.items()}
     if words:
         body["highlight"] = {"fields": {f: {} for f in text_fields(query)}}
     if query.search_after is not None:
@@ -265,11 +271,15 @@ def page_from_response(response: Mapping[str, Any], query: SearchQuery) -> Searc
         for h in raw_hits
     ]
     total = response["hits"]["total"]
-    aggs = response.get("aggregations", {})
-    facets = {
-        name: [(str(b["key"]), int(b["doc_count"])) for b in aggs.get(name, {}).get("buckets", [])]
-        for name in FACET_SIZES
-    }
+    aggs = response.get("aggregations")
+    facets = (
+        {
+            name: [(str(b["key"]), int(b["doc_count"])) for b in aggs.get(name, {}).get("buckets", [])]
+            for name in FACET_SIZES
+        }
+        if aggs is not None
+        else {}
+    )
     # A full page may be followed by more; a short page is the last one.
     next_after = [hits[-1].score, hits[-1].asset_key] if hits and len(hits) == query.size else None
     return SearchPage(
