@@ -68,7 +68,11 @@ def settings() -> Settings:
 def components(settings: Settings) -> Components:
     """Real services over in-memory adapters and a fast fake encoder."""
     return build(
-        settings, store=MemoryObjectStore(), queue=MemoryQueue(), index=InMemorySearchIndex(), encoder=FakeEncoder()
+        settings,
+        store=MemoryObjectStore(),
+        queue=MemoryQueue(),
+        index=InMemorySearchIndex(),
+        encoder=FakeEncoder(),
     )
 
 

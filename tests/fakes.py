@@ -27,7 +27,9 @@ class FakeEncoder:
         rows = []
         for im in images:
             a = np.asarray(im.convert("RGB").resize((32, 32)), dtype=np.float32)
-            hist = np.concatenate([np.histogram(a[..., c], bins=16, range=(0, 256))[0] for c in range(3)]).astype(np.float32)
+            hist = np.concatenate(
+                [np.histogram(a[..., c], bins=16, range=(0, 256))[0] for c in range(3)]
+            ).astype(np.float32)
             rows.append(hist / max(float(np.linalg.norm(hist)), 1e-12))
         return np.stack(rows) if rows else np.zeros((0, self.dim), np.float32)
 

@@ -12,7 +12,16 @@ from tests.conftest import load_event
 
 @pytest.mark.parametrize(
     "key",
-    ["no-slash.jpg", "/leading.jpg", "UPPER/x.jpg", "tenants/x.jpg", "acme/", "acme/a//b.jpg", "acme/../b.jpg", "-x/a.jpg"],
+    [
+        "no-slash.jpg",
+        "/leading.jpg",
+        "UPPER/x.jpg",
+        "tenants/x.jpg",
+        "acme/",
+        "acme/a//b.jpg",
+        "acme/../b.jpg",
+        "-x/a.jpg",
+    ],
 )
 def test_parse_asset_key_refuses_keys_outside_a_valid_tenant(key: str) -> None:
     with pytest.raises(InvalidKeyError):
@@ -31,7 +40,9 @@ def test_record_key_round_trips() -> None:
 
 def test_s3_event_keys_are_url_decoded() -> None:
     refs = parse_storage_event(load_event("s3_put_sqs_body.json"))
-    assert refs == [ObjectRef("tagsmith-assets", "acme/summer shoot/café+1.jpg", "d41d8cd98f00b204e9800998ecf8427e", 1024)]
+    assert refs == [
+        ObjectRef("tagsmith-assets", "acme/summer shoot/café+1.jpg", "d41d8cd98f00b204e9800998ecf8427e", 1024)
+    ]
 
 
 def test_s3_test_event_is_skipped() -> None:

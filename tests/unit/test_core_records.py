@@ -18,7 +18,9 @@ from tagsmith.records import (
 )
 
 
-def ai(tag: str, state: TagState = TagState.APPLIED, model: str = "sku", conf: float = 0.9, **kw) -> TagAssignment:
+def ai(
+    tag: str, state: TagState = TagState.APPLIED, model: str = "sku", conf: float = 0.9, **kw
+) -> TagAssignment:
     return TagAssignment(model, tag, state, Source.AI, confidence=conf, model_version="v2", **kw)
 
 
@@ -37,7 +39,9 @@ def test_merge_never_reapplies_a_rejected_tag() -> None:
 
 
 def test_merge_drops_rejected_tags_from_alternatives() -> None:
-    proposal = ai("juice", TagState.REVIEW, conf=0.5, alternatives=(Alternative("milk", 0.4), Alternative("oat", 0.1)))
+    proposal = ai(
+        "juice", TagState.REVIEW, conf=0.5, alternatives=(Alternative("milk", 0.4), Alternative("oat", 0.1))
+    )
     merged = merge_tags([human("milk", TagState.REJECTED)], [proposal], models_run={"sku"})
     review = next(t for t in merged if t.state is TagState.REVIEW)
     assert [a.tag for a in review.alternatives] == ["oat"]
@@ -51,7 +55,9 @@ def test_merge_silences_an_exclusive_model_once_a_human_chose() -> None:
 
 
 def test_merge_lets_a_multilabel_model_add_other_tags_beside_a_human_one() -> None:
-    merged = merge_tags([human("logo", TagState.CONFIRMED, "marks")], [ai("outdoor", model="marks")], models_run={"marks"})
+    merged = merge_tags(
+        [human("logo", TagState.CONFIRMED, "marks")], [ai("outdoor", model="marks")], models_run={"marks"}
+    )
     assert sorted(t.tag for t in merged) == ["logo", "outdoor"]
 
 

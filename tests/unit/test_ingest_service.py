@@ -39,17 +39,32 @@ def upload(c: Components, key: str, body: bytes) -> ObjectRef:
 def png_header_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims a huge size: decoding it would need gigabytes."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    chunk = lambda kind, data: (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    )  # noqa: E731
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_ingest_applies_a_confident_tag_and_records_provenance(components: Components) -> None:
     version = train_colours(components)
-    [outcome] = components.ingest.ingest([upload(components, "acme/shoot/red.jpg", solid_jpeg(COLOURS["red"], seed=99))])
+    [outcome] = components.ingest.ingest(
+        [upload(components, "acme/shoot/red.jpg", solid_jpeg(COLOURS["red"], seed=99))]
+    )
     assert outcome.status == "tagged"
     record = components.records.get(AssetKey("acme", "shoot/red.jpg"))[0]
     [tag] = record.visible_tags()
-    assert (tag.model, tag.tag, tag.state, tag.source, tag.model_version) == ("colour", "red", TagState.APPLIED, Source.AI, version)
+    assert (tag.model, tag.tag, tag.state, tag.source, tag.model_version) == (
+        "colour",
+        "red",
+        TagState.APPLIED,
+        Source.AI,
+        version,
+    )
     assert tag.confidence >= tag.threshold
     assert record.models == {"colour": version}
     assert (record.width, record.height, record.media_type) == (64, 64, "image/jpeg")
@@ -57,7 +72,11 @@ def test_ingest_applies_a_confident_tag_and_records_provenance(components: Compo
 
 def test_ingest_sends_an_uncertain_prediction_to_review(components: Components) -> None:
     train_colours(components, threshold=0.99)
-    blend = Image.blend(Image.open(io.BytesIO(solid_jpeg(COLOURS["red"]))), Image.open(io.BytesIO(solid_jpeg(COLOURS["blue"]))), 0.5)
+    blend = Image.blend(
+        Image.open(io.BytesIO(solid_jpeg(COLOURS["red"]))),
+        Image.open(io.BytesIO(solid_jpeg(COLOURS["blue"]))),
+        0.5,
+    )
     buf = io.BytesIO()
     blend.save(buf, "JPEG")
     components.ingest.ingest([upload(components, "acme/mix.jpg", buf.getvalue())])
@@ -102,7 +121,9 @@ def test_the_same_bytes_under_another_key_are_not_embedded_twice(components: Com
     ],
     ids=["zero-bytes", "not-an-image", "30000x30000"],
 )
-def test_bad_objects_end_as_failed_records_saying_why(components: Components, body: bytes, code: str, says: str) -> None:
+def test_bad_objects_end_as_failed_records_saying_why(
+    components: Components, body: bytes, code: str, says: str
+) -> None:
     train_colours(components)
     [outcome] = components.ingest.ingest([upload(components, "acme/bad.jpg", body)])
     assert outcome.status == "failed"

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from tagsmith.config import Settings
@@ -76,6 +77,7 @@ class StackInfo:
             assets_bucket=self.assets_bucket,
             review_queue_url=self.queue_urls.get("review", ""),
             training_queue_url=self.queue_urls.get("training", ""),
+            backfill_queue_url=self.queue_urls.get("backfill", ""),
             opensearch_url=self.opensearch_url,
             endpoint_url=self.endpoint_url,
             encoder_cache_dir=Path(self.home) / "cache",
@@ -93,6 +95,7 @@ class StackInfo:
             "TAGSMITH_ASSETS_BUCKET": self.assets_bucket,
             "TAGSMITH_REVIEW_QUEUE_URL": self.queue_urls.get("review", ""),
             "TAGSMITH_TRAINING_QUEUE_URL": self.queue_urls.get("training", ""),
+            "TAGSMITH_BACKFILL_QUEUE_URL": self.queue_urls.get("backfill", ""),
             "TAGSMITH_OPENSEARCH_URL": self.opensearch_url,
             "TAGSMITH_ENCODER_CACHE": str(Path(self.home) / "cache"),
         }
@@ -124,15 +127,20 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def load_handler(functions_dir: Path, name: str) -> Handler:
-    """Import ``functions/<name>/handler.py`` as Lambda would and return its ``handler``."""
+def load_function(functions_dir: Path, name: str) -> ModuleType:
+    """Import ``functions/<name>/handler.py`` as Lambda would (a fresh module each call)."""
     path = functions_dir / name / "handler.py"
     spec = importlib.util.spec_from_file_location(f"tagsmith_function_{name}", path)
     if spec is None or spec.loader is None:
         raise FileNotFoundError(f"no handler at {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.handler  # type: ignore[no-any-return]
+    return module
+
+
+def load_handler(functions_dir: Path, name: str) -> Handler:
+    """The ``handler`` function of ``functions/<name>/handler.py``."""
+    return load_function(functions_dir, name).handler  # type: ignore[no-any-return]
 
 
 class Snapshotter:
