@@ -30,8 +30,11 @@ def components() -> Components:
 
 
 def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {"statusCode": status, "headers": {"content-type": "application/json"},
-            "body": json.dumps(body, ensure_ascii=False)}
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps(body, ensure_ascii=False),
+    }
 
 
 def parse_query(params: dict[str, str]) -> SearchQuery:
@@ -57,7 +60,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     c = components()
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     try:
-        principal = TokenStore(store=c.store, bucket=c.settings.data_bucket).authenticate(headers.get("authorization"))
+        principal = TokenStore(store=c.store, bucket=c.settings.data_bucket).authenticate(
+            headers.get("authorization")
+        )
         query = parse_query(event.get("queryStringParameters") or {})
         page = c.index.search(principal.tenant, query).to_dict()
     except AuthError as e:

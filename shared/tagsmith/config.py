@@ -20,6 +20,7 @@ class Settings:
     assets_bucket: str = ""
     review_queue_url: str = ""
     training_queue_url: str = ""
+    backfill_queue_url: str = ""
     opensearch_url: str = ""
     region: str = "us-east-1"
     endpoint_url: str | None = None  # moto or another S3/SQS-compatible endpoint; None = AWS
@@ -34,17 +35,22 @@ class Settings:
         e = os.environ if env is None else env
         data_bucket = e.get("TAGSMITH_DATA_BUCKET", "")
         if not data_bucket:
-            raise ConfigurationError("TAGSMITH_DATA_BUCKET is not set: name the bucket that holds records and models")
+            raise ConfigurationError(
+                "TAGSMITH_DATA_BUCKET is not set: name the bucket that holds records and models"
+            )
         try:
             return cls(
                 data_bucket=data_bucket,
                 assets_bucket=e.get("TAGSMITH_ASSETS_BUCKET", ""),
                 review_queue_url=e.get("TAGSMITH_REVIEW_QUEUE_URL", ""),
                 training_queue_url=e.get("TAGSMITH_TRAINING_QUEUE_URL", ""),
+                backfill_queue_url=e.get("TAGSMITH_BACKFILL_QUEUE_URL", ""),
                 opensearch_url=e.get("TAGSMITH_OPENSEARCH_URL", ""),
                 region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or "us-east-1",
                 endpoint_url=e.get("AWS_ENDPOINT_URL") or None,
-                encoder_cache_dir=Path(e.get("TAGSMITH_ENCODER_CACHE", str(Path.home() / ".cache" / "tagsmith"))),
+                encoder_cache_dir=Path(
+                    e.get("TAGSMITH_ENCODER_CACHE", str(Path.home() / ".cache" / "tagsmith"))
+                ),
                 encoder_spec=Path(e["TAGSMITH_ENCODER_SPEC"]) if e.get("TAGSMITH_ENCODER_SPEC") else None,
                 max_object_bytes=int(e.get("TAGSMITH_MAX_OBJECT_BYTES", 64 * 1024 * 1024)),
                 max_pixels=int(e.get("TAGSMITH_MAX_PIXELS", 100_000_000)),

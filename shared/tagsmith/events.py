@@ -47,10 +47,14 @@ def parse_storage_event(body: str | dict[str, Any]) -> list[ObjectRef]:
         obj = detail.get("object") or {}
         return [ObjectRef(detail["bucket"]["name"], obj["key"], obj.get("etag"), obj.get("size"))]
     if "Records" not in event:
-        raise InvalidInputError(f"message is neither an S3 nor an EventBridge event: keys {sorted(event)[:5]}")
+        raise InvalidInputError(
+            f"message is neither an S3 nor an EventBridge event: keys {sorted(event)[:5]}"
+        )
     refs = []
     for rec in event["Records"]:
-        if rec.get("eventSource") != "aws:s3" or not str(rec.get("eventName", "")).startswith("ObjectCreated:"):
+        if rec.get("eventSource") != "aws:s3" or not str(rec.get("eventName", "")).startswith(
+            "ObjectCreated:"
+        ):
             continue
         s3 = rec["s3"]
         obj = s3["object"]

@@ -20,6 +20,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from tagsmith.errors import InvalidInputError, InvalidKeyError, NotFoundError, TagsmithError
 from tagsmith.events import ObjectRef
@@ -38,6 +39,9 @@ from tagsmith.records import (
 from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore, review_item_id
 from tagsmith.storage import ObjectStore, RecordStore
 from tagsmith.tagging import PreparedImage, Proposal, Tagger
+
+if TYPE_CHECKING:
+    from tagsmith.search import SearchIndex
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +69,7 @@ class IngestService:
         tagger: Tagger,
         reviews: ReviewStore,
         review_queue: Queue,
-        index: object,  # tagsmith.search.SearchIndex (kept loose to avoid an import cycle)
+        index: SearchIndex,
     ) -> None:
         self.store = store
         self.records = records
@@ -105,7 +109,9 @@ class IngestService:
         try:
             asset = parse_asset_key(ref.key)
         except InvalidKeyError as e:
-            log.warning("rejected object outside any tenant: %s", e, extra={"bucket": ref.bucket, "key": ref.key})
+            log.warning(
+                "rejected object outside any tenant: %s", e, extra={"bucket": ref.bucket, "key": ref.key}
+            )
             return IngestOutcome(ref.key, "rejected", message=str(e))
         info = self.store.head(ref.bucket, ref.key)
         if info is None:
@@ -139,15 +145,20 @@ class IngestService:
     def _fail(self, asset: AssetKey, source: SourceObject, error: InvalidInputError) -> IngestOutcome:
         failure = Failure(failure_code(error), str(error))
         log.warning(
-            "asset cannot be tagged: %s", failure.message,
+            "asset cannot be tagged: %s",
+            failure.message,
             extra={"tenant": asset.tenant, "key": asset.key, "code": failure.code},
         )
 
         def change(record: AssetRecord | None) -> AssetRecord:
             tags = record.tags if record else ()
             return AssetRecord(
-                tenant=asset.tenant, path=asset.path, source=source, status=AssetStatus.FAILED,
-                tags=tuple(t for t in tags if t.is_human), failure=failure,
+                tenant=asset.tenant,
+                path=asset.path,
+                source=source,
+                status=AssetStatus.FAILED,
+                tags=tuple(t for t in tags if t.is_human),
+                failure=failure,
             )
 
         record = self.records.update(asset, change)
@@ -180,7 +191,9 @@ class IngestService:
                     log.exception("committing tags failed", extra={"tenant": tenant, "key": asset.key})
                     results[i] = e
 
-    def _commit(self, asset: AssetKey, source: SourceObject, prepared: PreparedImage, proposal: Proposal) -> IngestOutcome:
+    def _commit(
+        self, asset: AssetKey, source: SourceObject, prepared: PreparedImage, proposal: Proposal
+    ) -> IngestOutcome:
         decoded = prepared.decoded
 
         def change(record: AssetRecord | None) -> AssetRecord:
@@ -191,10 +204,17 @@ class IngestService:
                 exclusive_models=proposal.exclusive_models,
             )
             return AssetRecord(
-                tenant=asset.tenant, path=asset.path, source=source, status=AssetStatus.TAGGED,
-                media_type=decoded.mime, width=decoded.width, height=decoded.height,
-                content_sha256=prepared.sha256, encoder_id=self.tagger.encoder.encoder_id,
-                models=dict(proposal.models), tags=tags,
+                tenant=asset.tenant,
+                path=asset.path,
+                source=source,
+                status=AssetStatus.TAGGED,
+                media_type=decoded.mime,
+                width=decoded.width,
+                height=decoded.height,
+                content_sha256=prepared.sha256,
+                encoder_id=self.tagger.encoder.encoder_id,
+                models=dict(proposal.models),
+                tags=tags,
             )
 
         previous = self.records.get(asset)
@@ -207,7 +227,10 @@ class IngestService:
                 log.info(
                     "%s %s/%s confidence %.2f (threshold %.2f)",
                     "applied" if t.state is TagState.APPLIED else "routed to review",
-                    t.model, t.tag, t.confidence or 0.0, t.threshold or 0.0,
+                    t.model,
+                    t.tag,
+                    t.confidence or 0.0,
+                    t.threshold or 0.0,
                     extra={"tenant": asset.tenant, "key": asset.key},
                 )
         return IngestOutcome(asset.key, "tagged", asset.tenant, record)
@@ -221,13 +244,23 @@ class IngestService:
             item_id = review_item_id(record.tenant, record.path, model)
             others = tuple(Alternative(t.tag, t.confidence or 0.0) for t in tags if t is not top)
             item = ReviewItem(
-                id=item_id, tenant=record.tenant, asset_path=record.path, model=model,
-                model_version=top.model_version or "", suggestion=top.tag, confidence=top.confidence or 0.0,
-                threshold=top.threshold or 0.0, alternatives=others + top.alternatives,
+                id=item_id,
+                tenant=record.tenant,
+                asset_path=record.path,
+                model=model,
+                model_version=top.model_version or "",
+                suggestion=top.tag,
+                confidence=top.confidence or 0.0,
+                threshold=top.threshold or 0.0,
+                alternatives=others + top.alternatives,
                 asset_etag=record.source.etag,
             )
             existing = self.reviews.get(record.tenant, item_id)
-            if existing is not None and existing.status is ReviewStatus.PENDING and _same_question(existing, item):
+            if (
+                existing is not None
+                and existing.status is ReviewStatus.PENDING
+                and _same_question(existing, item)
+            ):
                 continue  # a redelivery: the item and its message already exist
             self.reviews.put(item)
             self.review_queue.send(
@@ -236,13 +269,13 @@ class IngestService:
             )
         had_review = {t.model for t in (previous.pending_review() if previous else [])}
         for model in (had_review & models_run) - set(pending):
-            item = self.reviews.get(record.tenant, review_item_id(record.tenant, record.path, model))
-            if item is not None and item.status is ReviewStatus.PENDING:
-                self.reviews.put(replace(item, status=ReviewStatus.SUPERSEDED))
+            stale = self.reviews.get(record.tenant, review_item_id(record.tenant, record.path, model))
+            if stale is not None and stale.status is ReviewStatus.PENDING:
+                self.reviews.put(replace(stale, status=ReviewStatus.SUPERSEDED))
 
     def _project(self, record: AssetRecord) -> None:
         taxonomies = {m.model_id: m.taxonomy for m in self.tagger.models.for_tenant(record.tenant)}
-        self.index.upsert(record, taxonomies)  # type: ignore[attr-defined]
+        self.index.upsert(record, taxonomies)
 
 
 def _same_question(a: ReviewItem, b: ReviewItem) -> bool:

@@ -20,7 +20,10 @@ class SqsQueue:
         self.url = url
 
     def send(self, message: dict[str, Any], *, group: str | None = None) -> None:
-        kwargs: dict[str, Any] = {"QueueUrl": self.url, "MessageBody": json.dumps(message, ensure_ascii=False)}
+        kwargs: dict[str, Any] = {
+            "QueueUrl": self.url,
+            "MessageBody": json.dumps(message, ensure_ascii=False),
+        }
         if group is not None and self.url.endswith(".fifo"):
             kwargs["MessageGroupId"] = group
         try:

@@ -220,6 +220,9 @@ def merge_tags(
         for p in proposed
         if (p.model, p.tag) not in decided and p.model not in settled_models and not p.is_human
     ]
-    fresh = [replace(p, alternatives=tuple(a for a in p.alternatives if (p.model, a.tag) not in decided)) for p in fresh]
+    fresh = [
+        replace(p, alternatives=tuple(a for a in p.alternatives if (p.model, a.tag) not in decided))
+        for p in fresh
+    ]
     merged = human + kept_ai + fresh
     return tuple(sorted(merged, key=lambda t: (t.model, t.tag)))

@@ -71,7 +71,12 @@ class ReviewStore:
         self.bucket = bucket
 
     def put(self, item: ReviewItem) -> None:
-        self.store.put(self.bucket, review_item_key(item.tenant, item.id), item.to_json(), content_type="application/json")
+        self.store.put(
+            self.bucket,
+            review_item_key(item.tenant, item.id),
+            item.to_json(),
+            content_type="application/json",
+        )
 
     def get(self, tenant: str, item_id: str) -> ReviewItem | None:
         try:

@@ -81,7 +81,11 @@ class Tagger:
                 out[i] = vec
                 if self.embeddings:
                     self.embeddings.put(tenant, enc_id, images[i].sha256, vec)
-        return np.stack([v for v in out if v is not None]) if out else np.zeros((0, self.encoder.dim), np.float32)
+        return (
+            np.stack([v for v in out if v is not None])
+            if out
+            else np.zeros((0, self.encoder.dim), np.float32)
+        )
 
     def active_models(self, tenant: str) -> list[TagModel]:
         return [m for m in self.models.for_tenant(tenant) if m.encoder_id == self.encoder.encoder_id]

@@ -28,7 +28,9 @@ class TagDefinition:
 
     def label(self, language: str) -> str:
         """The label in ``language``, else English, else the id made readable."""
-        return self.labels.get(language) or self.labels.get("en") or self.id.replace("-", " ").replace("_", " ")
+        return (
+            self.labels.get(language) or self.labels.get("en") or self.id.replace("-", " ").replace("_", " ")
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "labels": dict(self.labels)}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tagsmith.config import Settings
 from tagsmith.ingest import IngestService
@@ -19,13 +19,18 @@ from tagsmith.tagging import Limits, Tagger
 from tagsmith.tagmodels import ActiveModels, ModelStore
 from tagsmith.trainer import TrainingService
 
+if TYPE_CHECKING:
+    from tagsmith.backfill import BackfillService, DelayQueue
+
 
 def boto3_client(service: str, settings: Settings) -> Any:
     import boto3
     from botocore.config import Config
 
     config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
-    return boto3.client(service, region_name=settings.region, endpoint_url=settings.endpoint_url, config=config)
+    return boto3.client(
+        service, region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
+    )
 
 
 def opensearch_index(url: str) -> Any:
@@ -53,6 +58,7 @@ class Components:
     review_queue: Queue
     index: Any
     encoder_override: Any = None
+    backfill_queue_override: DelayQueue | None = None
 
     @cached_property
     def encoder(self) -> Any:
@@ -80,23 +86,64 @@ class Components:
             encoder=self.encoder,
             models=self.active_models,
             embeddings=EmbeddingCache(store=self.store, bucket=self.settings.data_bucket),
-            limits=Limits(max_object_bytes=self.settings.max_object_bytes, max_pixels=self.settings.max_pixels),
+            limits=Limits(
+                max_object_bytes=self.settings.max_object_bytes, max_pixels=self.settings.max_pixels
+            ),
         )
 
     @cached_property
     def ingest(self) -> IngestService:
         return IngestService(
-            store=self.store, records=self.records, tagger=self.tagger, reviews=self.reviews,
-            review_queue=self.review_queue, index=self.index,
+            store=self.store,
+            records=self.records,
+            tagger=self.tagger,
+            reviews=self.reviews,
+            review_queue=self.review_queue,
+            index=self.index,
         )
 
     @cached_property
     def trainer(self) -> TrainingService:
         return TrainingService(tagger=self.tagger, models=self.models)
 
+    @cached_property
+    def backfill(self) -> BackfillService:
+        from tagsmith.backfill import BackfillService, MemoryDelayQueue, SqsDelayQueue
 
-def build(settings: Settings, *, store: ObjectStore | None = None, queue: Queue | None = None,
-          index: Any = None, encoder: Any = None) -> Components:
+        queue = self.backfill_queue_override or (
+            SqsDelayQueue(client=boto3_client("sqs", self.settings), url=self.settings.backfill_queue_url)
+            if self.settings.backfill_queue_url
+            else MemoryDelayQueue()
+        )
+
+        def active(tenant: str) -> dict[str, str]:
+            return {
+                m: v for m in self.models.model_ids(tenant) if (v := self.models.active_version(tenant, m))
+            }
+
+        def cached(tenant: str) -> dict[str, str]:
+            return {m.model_id: m.version for m in self.active_models.for_tenant(tenant)}
+
+        return BackfillService(
+            store=self.store,
+            data_bucket=self.settings.data_bucket,
+            assets_bucket=self.settings.assets_bucket,
+            queue=queue,
+            ingest=lambda refs: self.ingest.ingest(refs),
+            active_models=active,
+            refresh_models=self.active_models.invalidate,
+            cached_models=cached,
+        )
+
+
+def build(
+    settings: Settings,
+    *,
+    store: ObjectStore | None = None,
+    queue: Queue | None = None,
+    index: Any = None,
+    encoder: Any = None,
+) -> Components:
     """Components for ``settings``; any adapter may be passed in (tests, the local CLI)."""
     if store is None:
         store = S3ObjectStore(client=boto3_client("s3", settings))
@@ -113,4 +160,6 @@ def build(settings: Settings, *, store: ObjectStore | None = None, queue: Queue 
             from tagsmith.search import InMemorySearchIndex
 
             index = InMemorySearchIndex()
-    return Components(settings=settings, store=store, review_queue=queue, index=index, encoder_override=encoder)
+    return Components(
+        settings=settings, store=store, review_queue=queue, index=index, encoder_override=encoder
+    )

@@ -44,7 +44,9 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
 
 def train_demo_model(c: Components, console: Console) -> None:
     if c.models.active_version(demo.TENANT, demo.MODEL):
-        console.print(f"  model [bold]{demo.TENANT}/{demo.MODEL}[/] already trained (state kept from the last run)")
+        console.print(
+            f"  model [bold]{demo.TENANT}/{demo.MODEL}[/] already trained (state kept from the last run)"
+        )
         return
     bucket = c.settings.data_bucket
     base = f"tenants/{demo.TENANT}/examples/{demo.MODEL}/"
@@ -55,14 +57,24 @@ def train_demo_model(c: Components, console: Console) -> None:
     c.store.put(bucket, base + "taxonomy.json", demo.taxonomy_json(), content_type="application/json")
     n = sum(len(v) for v in sets.values())
     console.print(f"  uploaded {n} example photos of {len(sets)} tags to s3://{bucket}/{base}")
-    request = {"model": demo.MODEL, "examples": f"s3://{bucket}/{base}", "kind": "exclusive", "threshold": 0.8}
-    c.store.put(bucket, f"tenants/{demo.TENANT}/training-requests/demo.train.json", json.dumps(request).encode())
+    request = {
+        "model": demo.MODEL,
+        "examples": f"s3://{bucket}/{base}",
+        "kind": "exclusive",
+        "threshold": 0.8,
+    }
+    c.store.put(
+        bucket, f"tenants/{demo.TENANT}/training-requests/demo.train.json", json.dumps(request).encode()
+    )
     console.print("  wrote a training request; the train handler picks it up from SQS ...")
     status_key = model_prefix(demo.TENANT, demo.MODEL) + "status.json"
 
     def done() -> bool:
         head = c.store.head(bucket, status_key)
-        return head is not None and json.loads(c.store.get(bucket, status_key).body)["state"] in ("trained", "failed")
+        return head is not None and json.loads(c.store.get(bucket, status_key).body)["state"] in (
+            "trained",
+            "failed",
+        )
 
     _wait(done, 300, "the training job")
     status = json.loads(c.store.get(bucket, status_key).body)
@@ -84,7 +96,9 @@ def upload_demo_assets(c: Components, console: Console) -> list[str]:
         keys.append(key)
         if c.store.head(bucket, key) is None:
             c.store.put(bucket, key, data)
-    console.print(f"  {len(keys)} photos in s3://{bucket}/{demo.TENANT}/uploads/ (one ambiguous, one not an image)")
+    console.print(
+        f"  {len(keys)} photos in s3://{bucket}/{demo.TENANT}/uploads/ (one ambiguous, one not an image)"
+    )
     return keys
 
 
@@ -110,21 +124,31 @@ def show_records(c: Components, keys: list[str], console: Console) -> None:
             continue
         cells = []
         for t in r.tags:
-            colour = {"applied": "green", "review": "yellow", "confirmed": "cyan", "rejected": "red"}[t.state.value]
+            colour = {"applied": "green", "review": "yellow", "confirmed": "cyan", "rejected": "red"}[
+                t.state.value
+            ]
             what = {"applied": "applied", "review": "sent to review"}.get(t.state.value, t.state.value)
             conf = f" {t.confidence:.2f}" if t.confidence is not None else ""
             cells.append(f"[{colour}]{t.tag}{conf} {what}[/]")
         table.add_row(key, ", ".join(cells) or "[dim]no tag above the review floor[/]")
     console.print(table)
     pending = c.reviews.pending(demo.TENANT)
-    console.print(f"  review queue: {len(pending)} item(s) pending for {demo.TENANT}"
-                  + "".join(f"\n    - {i.asset_path}: is it {i.suggestion}? (confidence {i.confidence:.2f})" for i in pending))
+    console.print(
+        f"  review queue: {len(pending)} item(s) pending for {demo.TENANT}"
+        + "".join(
+            f"\n    - {i.asset_path}: is it {i.suggestion}? (confidence {i.confidence:.2f})" for i in pending
+        )
+    )
 
 
 def show_searches(c: Components, console: Console) -> None:
     from tagsmith.search import SearchQuery
 
-    for text, lang in (("storm blue jacket", "English"), ("veste bleu orage", "French"), ("トートバッグ", "Japanese")):
+    for text, lang in (
+        ("storm blue jacket", "English"),
+        ("veste bleu orage", "French"),
+        ("トートバッグ", "Japanese"),
+    ):
         page = c.index.search(demo.TENANT, SearchQuery(text=text, size=10))
         found = ", ".join(h.asset_key.split("/")[-1] for h in page.hits) or "nothing"
         console.print(f"  search [bold]{text!r}[/] ({lang}): {page.total} hit(s): {found}")
@@ -176,11 +200,19 @@ def _run_demo(c: Components, console: Console) -> None:
 
 def _print_endpoints(info: Any, console: Console) -> None:
     console.rule("ready")
-    console.print(f"S3 and SQS (moto):  {info.endpoint_url}   buckets {info.assets_bucket}, {info.data_bucket}")
+    console.print(
+        f"S3 and SQS (moto):  {info.endpoint_url}   buckets {info.assets_bucket}, {info.data_bucket}"
+    )
     console.print(f"OpenSearch (osmem): {info.opensearch_url}   alias tagsmith-assets-<tenant>")
     console.print("Function logs:      var/logs/functions.jsonl")
     console.print("\nTag your own photo (in another terminal):")
-    console.print("  .venv/bin/tagsmith tag --tenant acme path/to/photo.jpg          # dry run, prints the tags")
-    console.print("  .venv/bin/tagsmith upload --tenant acme path/to/photo.jpg       # upload: the handler tags it")
+    console.print(
+        "  .venv/bin/tagsmith tag --tenant acme path/to/photo.jpg          # dry run, prints the tags"
+    )
+    console.print(
+        "  .venv/bin/tagsmith upload --tenant acme path/to/photo.jpg       # upload: the handler tags it"
+    )
     console.print('  .venv/bin/tagsmith search "veste bleu" --tenant acme')
-    console.print("  .venv/bin/tagsmith record --tenant acme uploads/photo.jpg        # the asset record (JSON)")
+    console.print(
+        "  .venv/bin/tagsmith record --tenant acme uploads/photo.jpg        # the asset record (JSON)"
+    )

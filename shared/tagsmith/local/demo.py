@@ -10,29 +10,48 @@ from __future__ import annotations
 import io
 import json
 import random
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter
 
 TENANT = "acme"
 MODEL = "product"
 
-TAXONOMY = {
+TAXONOMY: dict[str, list[dict[str, Any]]] = {
     "tags": [
-        {"id": "storm-blue-jacket",
-         "labels": {"en": "Aurora jacket, storm blue", "fr": "veste Aurora bleu orage",
-                    "de": "Aurora Jacke sturmblau", "ja": "オーロラ ジャケット ストームブルー"},
-         "synonyms": {"en": ["coat", "parka"], "fr": ["blouson"]}},
-        {"id": "sunset-tote",
-         "labels": {"en": "Sunset tote bag", "fr": "sac cabas coucher de soleil",
-                    "de": "Sonnenuntergang Tragetasche", "ja": "サンセット トートバッグ"},
-         "synonyms": {"en": ["shopper"], "fr": ["sac"]}},
-        {"id": "forest-bottle",
-         "labels": {"en": "Forest water bottle", "fr": "gourde forêt",
-                    "de": "Wald Trinkflasche", "ja": "フォレスト ボトル"},
-         "synonyms": {"en": ["flask"], "fr": ["bouteille"]}},
+        {
+            "id": "storm-blue-jacket",
+            "labels": {
+                "en": "Aurora jacket, storm blue",
+                "fr": "veste Aurora bleu orage",
+                "de": "Aurora Jacke sturmblau",
+                "ja": "オーロラ ジャケット ストームブルー",
+            },
+            "synonyms": {"en": ["coat", "parka"], "fr": ["blouson"]},
+        },
+        {
+            "id": "sunset-tote",
+            "labels": {
+                "en": "Sunset tote bag",
+                "fr": "sac cabas coucher de soleil",
+                "de": "Sonnenuntergang Tragetasche",
+                "ja": "サンセット トートバッグ",
+            },
+            "synonyms": {"en": ["shopper"], "fr": ["sac"]},
+        },
+        {
+            "id": "forest-bottle",
+            "labels": {
+                "en": "Forest water bottle",
+                "fr": "gourde forêt",
+                "de": "Wald Trinkflasche",
+                "ja": "フォレスト ボトル",
+            },
+            "synonyms": {"en": ["flask"], "fr": ["bouteille"]},
+        },
     ]
 }
-TAGS = [t["id"] for t in TAXONOMY["tags"]]
+TAGS: list[str] = [str(t["id"]) for t in TAXONOMY["tags"]]
 
 
 def _background(rng: random.Random, size: int) -> Image.Image:
@@ -48,13 +67,28 @@ def _background(rng: random.Random, size: int) -> Image.Image:
 
 def _jacket(d: ImageDraw.ImageDraw, cx: float, cy: float, s: float, rng: random.Random) -> None:
     blue = (rng.randint(20, 45), rng.randint(50, 80), rng.randint(120, 160))
-    body = [(cx - 0.35 * s, cy - 0.4 * s), (cx + 0.35 * s, cy - 0.4 * s), (cx + 0.4 * s, cy + 0.5 * s), (cx - 0.4 * s, cy + 0.5 * s)]
+    body = [
+        (cx - 0.35 * s, cy - 0.4 * s),
+        (cx + 0.35 * s, cy - 0.4 * s),
+        (cx + 0.4 * s, cy + 0.5 * s),
+        (cx - 0.4 * s, cy + 0.5 * s),
+    ]
     d.polygon(body, fill=blue)
     for side in (-1, 1):
-        d.polygon([(cx + side * 0.35 * s, cy - 0.4 * s), (cx + side * 0.7 * s, cy + 0.3 * s),
-                   (cx + side * 0.55 * s, cy + 0.38 * s), (cx + side * 0.33 * s, cy - 0.05 * s)], fill=blue)
+        d.polygon(
+            [
+                (cx + side * 0.35 * s, cy - 0.4 * s),
+                (cx + side * 0.7 * s, cy + 0.3 * s),
+                (cx + side * 0.55 * s, cy + 0.38 * s),
+                (cx + side * 0.33 * s, cy - 0.05 * s),
+            ],
+            fill=blue,
+        )
     d.line([(cx, cy - 0.4 * s), (cx, cy + 0.5 * s)], fill=(200, 200, 210), width=max(2, int(s * 0.03)))
-    d.polygon([(cx - 0.12 * s, cy - 0.4 * s), (cx, cy - 0.25 * s), (cx + 0.12 * s, cy - 0.4 * s)], fill=(235, 235, 240))
+    d.polygon(
+        [(cx - 0.12 * s, cy - 0.4 * s), (cx, cy - 0.25 * s), (cx + 0.12 * s, cy - 0.4 * s)],
+        fill=(235, 235, 240),
+    )
 
 
 def _tote(d: ImageDraw.ImageDraw, cx: float, cy: float, s: float, rng: random.Random) -> None:
@@ -66,12 +100,20 @@ def _tote(d: ImageDraw.ImageDraw, cx: float, cy: float, s: float, rng: random.Ra
         t = i / (steps - 1)
         color = tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))
         d.rectangle([x0, y0 + (y1 - y0) * i / steps, x1, y0 + (y1 - y0) * (i + 1) / steps], fill=color)
-    d.arc([cx - 0.25 * s, cy - 0.55 * s, cx + 0.25 * s, cy - 0.05 * s], 180, 360, fill=(90, 50, 30), width=max(3, int(s * 0.05)))
+    d.arc(
+        [cx - 0.25 * s, cy - 0.55 * s, cx + 0.25 * s, cy - 0.05 * s],
+        180,
+        360,
+        fill=(90, 50, 30),
+        width=max(3, int(s * 0.05)),
+    )
 
 
 def _bottle(d: ImageDraw.ImageDraw, cx: float, cy: float, s: float, rng: random.Random) -> None:
     green = (rng.randint(20, 50), rng.randint(110, 150), rng.randint(50, 80))
-    d.rounded_rectangle([cx - 0.18 * s, cy - 0.2 * s, cx + 0.18 * s, cy + 0.55 * s], radius=int(0.08 * s), fill=green)
+    d.rounded_rectangle(
+        [cx - 0.18 * s, cy - 0.2 * s, cx + 0.18 * s, cy + 0.55 * s], radius=int(0.08 * s), fill=green
+    )
     d.rectangle([cx - 0.07 * s, cy - 0.45 * s, cx + 0.07 * s, cy - 0.2 * s], fill=green)
     d.rectangle([cx - 0.09 * s, cy - 0.52 * s, cx + 0.09 * s, cy - 0.44 * s], fill=(40, 40, 40))
     d.rectangle([cx - 0.18 * s, cy + 0.05 * s, cx + 0.18 * s, cy + 0.18 * s], fill=(240, 240, 220))
@@ -122,5 +164,3 @@ def uploads() -> dict[str, bytes]:
 
 def taxonomy_json() -> bytes:
     return json.dumps(TAXONOMY, ensure_ascii=False, indent=1).encode()
-
-

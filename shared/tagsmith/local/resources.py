@@ -38,6 +38,7 @@ class FunctionDef:
     max_concurrency: int = 10
     memory_mb: int = 2048
     timeout: int = 60
+    routes: tuple[str, ...] = ()  # HTTP API routes ("GET /search") for functions without a queue
 
 
 @dataclass(frozen=True)
@@ -49,17 +50,43 @@ class StackDef:
             QueueDef("ingest", visibility_timeout=360, max_receive_count=3),
             QueueDef("review", visibility_timeout=60, max_receive_count=5),
             QueueDef("training", visibility_timeout=960, max_receive_count=2),
+            QueueDef("backfill", visibility_timeout=720, max_receive_count=3),
         )
     )
     notifications: tuple[NotificationDef, ...] = (
         NotificationDef("assets", "ingest"),
         NotificationDef("data", "training", prefix="tenants/", suffix=".train.json"),
+        # a model version promoted (tenants/<t>/models/<m>/active.json written) -> re-tag the library
+        NotificationDef("data", "backfill", prefix="tenants/", suffix="/active.json"),
     )
     functions: tuple[FunctionDef, ...] = (
         FunctionDef("ingest", "functions/ingest/handler.handler", "ingest", batch_size=10, timeout=60),
-        FunctionDef("train", "functions/train/handler.handler", "training", batch_size=1, max_concurrency=2,
-                    memory_mb=3008, timeout=900),
-        FunctionDef("search", "functions/search/handler.handler", None, memory_mb=512, timeout=10),
+        FunctionDef(
+            "train",
+            "functions/train/handler.handler",
+            "training",
+            batch_size=1,
+            max_concurrency=2,
+            memory_mb=3008,
+            timeout=900,
+        ),
+        FunctionDef(
+            "search",
+            "functions/search/handler.handler",
+            None,
+            memory_mb=512,
+            timeout=10,
+            routes=("GET /search",),
+        ),
+        # below ingest's concurrency on purpose: a re-tag of the whole library must not starve uploads
+        FunctionDef(
+            "backfill",
+            "functions/backfill/handler.handler",
+            "backfill",
+            batch_size=4,
+            max_concurrency=4,
+            timeout=120,
+        ),
     )
 
     def bucket_name(self, logical: str) -> str:

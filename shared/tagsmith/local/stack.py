@@ -198,7 +198,9 @@ class LocalStack:
         cfg, d = self.config, self.config.definition
         running = StackInfo.read(cfg.home)
         if running is not None:
-            raise RuntimeError(f"a local stack is already running (pid {running.pid}); stop it first (Ctrl-C there)")
+            raise RuntimeError(
+                f"a local stack is already running (pid {running.pid}); stop it first (Ctrl-C there)"
+            )
         for name, port in (("moto", cfg.moto_port), ("OpenSearch", cfg.opensearch_port)):
             if not _port_free(cfg.host, port):
                 raise RuntimeError(
@@ -206,8 +208,11 @@ class LocalStack:
                     f"TAGSMITH_{'MOTO' if name == 'moto' else 'OPENSEARCH'}_PORT to another port"
                 )
         cfg.home.mkdir(parents=True, exist_ok=True)
-        for k, v in {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
-                     "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        for k, v in {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
             os.environ.setdefault(k, v)
 
         self.progress("starting moto (S3, SQS)")
@@ -236,15 +241,21 @@ class LocalStack:
         queue_urls, queue_arns = self._provision_queues(sqs)
 
         live = S3ObjectStore(client=s3)
-        self._snapshotter = Snapshotter(live=live, disk=FileObjectStore(root=cfg.home / "s3"), buckets=list(buckets.values()))
+        self._snapshotter = Snapshotter(
+            live=live, disk=FileObjectStore(root=cfg.home / "s3"), buckets=list(buckets.values())
+        )
         restored = self._snapshotter.restore()
         if restored:
             self.progress(f"restored {restored} objects from {cfg.home / 's3'}")
         self._configure_notifications(s3, buckets, queue_arns)
 
         self.info = StackInfo(
-            pid=os.getpid(), endpoint_url=endpoint, opensearch_url=opensearch_url,
-            assets_bucket=buckets["assets"], data_bucket=buckets["data"], queue_urls=queue_urls,
+            pid=os.getpid(),
+            endpoint_url=endpoint,
+            opensearch_url=opensearch_url,
+            assets_bucket=buckets["assets"],
+            data_bucket=buckets["data"],
+            queue_urls=queue_urls,
             home=str(cfg.home),
         )
         os.environ.update(self.info.environment())
@@ -275,6 +286,8 @@ class LocalStack:
         (self.config.home / "stack.json").unlink(missing_ok=True)
         if self._osmem is not None:
             self._osmem.close()
+            if self._osmem.process.stdout is not None:
+                self._osmem.process.stdout.close()  # close() leaves the pipe open
         if self._moto is not None:
             self._moto.stop()
 
@@ -291,19 +304,26 @@ class LocalStack:
         urls, arns = {}, {}
         for q in d.queues:
             dlq_url = sqs.create_queue(
-                QueueName=d.queue_name(q.dlq_name), Attributes={"MessageRetentionPeriod": str(q.dlq_retention)}
+                QueueName=d.queue_name(q.dlq_name),
+                Attributes={"MessageRetentionPeriod": str(q.dlq_retention)},
             )["QueueUrl"]
-            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
             url = sqs.create_queue(
                 QueueName=d.queue_name(q.name),
                 Attributes={
                     "VisibilityTimeout": str(q.visibility_timeout),
-                    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": q.max_receive_count}),
+                    "RedrivePolicy": json.dumps(
+                        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": q.max_receive_count}
+                    ),
                 },
             )["QueueUrl"]
             urls[q.name] = url
             urls[q.dlq_name] = dlq_url
-            arns[q.name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            arns[q.name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
         return urls, arns
 
     def _configure_notifications(self, s3: Any, buckets: dict[str, str], queue_arns: dict[str, str]) -> None:
@@ -325,8 +345,12 @@ class LocalStack:
                 continue
             handler = load_handler(self.config.functions_dir, f.name)
             poller = SqsPoller(
-                sqs=sqs, queue_url=urls[f.queue], queue_arn=arns[f.queue], handler=handler,
-                function_name=f"tagsmith-{f.name}", batch_size=f.batch_size,
+                sqs=sqs,
+                queue_url=urls[f.queue],
+                queue_arn=arns[f.queue],
+                handler=handler,
+                function_name=f"tagsmith-{f.name}",
+                batch_size=f.batch_size,
             )
             poller.start()
             self.pollers[f.name] = poller
@@ -357,6 +381,8 @@ class LocalStack:
         or messages that were in flight at the last stop)."""
         assert self.info is not None and self._snapshotter is not None
         live = self._snapshotter.live
+        from urllib.parse import quote_plus
+
         from tagsmith.keys import parse_asset_key
 
         missing = 0
@@ -372,12 +398,13 @@ class LocalStack:
                     i.key[len(prefix) : -len(".json")] for i in live.list(self.info.data_bucket, prefix)
                 }
             if asset.path not in recorded[asset.tenant]:
-                body = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {
-                    "bucket": {"name": self.info.assets_bucket},
-                    "object": {"key": obj.key, "eTag": obj.etag, "size": obj.size}}}]}
-                from urllib.parse import quote_plus
-
-                body["Records"][0]["s3"]["object"]["key"] = quote_plus(obj.key, safe="/")
+                obj_event = {"key": quote_plus(obj.key, safe="/"), "eTag": obj.etag, "size": obj.size}
+                record = {
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {"bucket": {"name": self.info.assets_bucket}, "object": obj_event},
+                }
+                body = {"Records": [record]}
                 sqs.send_message(QueueUrl=ingest_url, MessageBody=json.dumps(body))
                 missing += 1
         return missing

@@ -55,8 +55,9 @@ class ObjectStore(Protocol):
 
     def delete(self, bucket: str, key: str) -> None: ...
 
-    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object under ``prefix``, in key order."""
+    def list(self, bucket: str, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectInfo]:
+        """Every object under ``prefix``, in key order; only keys after ``start_after`` if given
+        (S3's ``StartAfter``: how a long listing resumes from a cursor without re-reading)."""
         ...
 
 

@@ -37,7 +37,9 @@ class FileObjectStore:
         data = path.read_bytes() if body is None else body
         stat = path.stat()
         modified = datetime.fromtimestamp(stat.st_mtime, UTC).isoformat()
-        return ObjectInfo(key, hashlib.md5(data, usedforsecurity=False).hexdigest(), len(data), None, modified)
+        return ObjectInfo(
+            key, hashlib.md5(data, usedforsecurity=False).hexdigest(), len(data), None, modified
+        )
 
     def get(self, bucket: str, key: str) -> StoredObject:
         path = self._path(bucket, key)
@@ -80,7 +82,7 @@ class FileObjectStore:
     def delete(self, bucket: str, key: str) -> None:
         self._path(bucket, key).unlink(missing_ok=True)
 
-    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, bucket: str, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectInfo]:
         base = self.root / bucket
         if not base.is_dir():
             return
@@ -90,7 +92,7 @@ class FileObjectStore:
                 if name.startswith(".tmp-"):
                     continue
                 key = Path(dirpath, name).relative_to(base).as_posix()
-                if key.startswith(prefix):
+                if key.startswith(prefix) and key > start_after:
                     keys.append(key)
         for key in sorted(keys):
             path = base / key

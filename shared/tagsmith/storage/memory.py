@@ -44,13 +44,19 @@ class MemoryObjectStore:
                 raise PreconditionFailedError(f"s3://{bucket}/{key} changed since it was read")
             etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
             now = datetime.now(UTC).isoformat()
-            self._objects[(bucket, key)] = StoredObject(body, ObjectInfo(key, etag, len(body), content_type, now))
+            self._objects[(bucket, key)] = StoredObject(
+                body, ObjectInfo(key, etag, len(body), content_type, now)
+            )
             return etag
 
     def delete(self, bucket: str, key: str) -> None:
         self._objects.pop((bucket, key), None)
 
-    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        items = sorted((k, o) for (b, k), o in list(self._objects.items()) if b == bucket and k.startswith(prefix))
+    def list(self, bucket: str, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectInfo]:
+        items = sorted(
+            (k, o)
+            for (b, k), o in list(self._objects.items())
+            if b == bucket and k.startswith(prefix) and k > start_after
+        )
         for _, obj in items:
             yield obj.info

@@ -42,7 +42,9 @@ class RecordStore:
             if new is None or new == record:
                 return record
             if record is not None:
-                new = replace(new, revision=record.revision + 1, created_at=record.created_at, updated_at=utc_now())
+                new = replace(
+                    new, revision=record.revision + 1, created_at=record.created_at, updated_at=utc_now()
+                )
             try:
                 self.store.put(
                     self.bucket,

@@ -28,7 +28,9 @@ class S3ObjectStore:
             raise TransientError(f"reading s3://{bucket}/{key} failed: {e}") from e
         except BotoCoreError as e:
             raise TransientError(f"reading s3://{bucket}/{key} failed: {e}") from e
-        info = ObjectInfo(key, strip_etag(r["ETag"]), len(body), r.get("ContentType"), str(r.get("LastModified")))
+        info = ObjectInfo(
+            key, strip_etag(r["ETag"]), len(body), r.get("ContentType"), str(r.get("LastModified"))
+        )
         return StoredObject(body, info, dict(r.get("Metadata") or {}))
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
@@ -40,7 +42,13 @@ class S3ObjectStore:
             raise TransientError(f"head s3://{bucket}/{key} failed: {e}") from e
         except BotoCoreError as e:
             raise TransientError(f"head s3://{bucket}/{key} failed: {e}") from e
-        return ObjectInfo(key, strip_etag(r["ETag"]), int(r["ContentLength"]), r.get("ContentType"), str(r.get("LastModified")))
+        return ObjectInfo(
+            key,
+            strip_etag(r["ETag"]),
+            int(r["ContentLength"]),
+            r.get("ContentType"),
+            str(r.get("LastModified")),
+        )
 
     def put(
         self,
@@ -75,11 +83,14 @@ class S3ObjectStore:
         except (ClientError, BotoCoreError) as e:
             raise TransientError(f"deleting s3://{bucket}/{key} failed: {e}") from e
 
-    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, bucket: str, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
+        extra = {"StartAfter": start_after} if start_after else {}
         try:
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **extra):
                 for o in page.get("Contents", ()):
-                    yield ObjectInfo(o["Key"], strip_etag(o["ETag"]), int(o["Size"]), None, str(o["LastModified"]))
+                    yield ObjectInfo(
+                        o["Key"], strip_etag(o["ETag"]), int(o["Size"]), None, str(o["LastModified"])
+                    )
         except (ClientError, BotoCoreError) as e:
             raise TransientError(f"listing s3://{bucket}/{prefix} failed: {e}") from e
