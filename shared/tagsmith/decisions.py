@@ -1,0 +1,558 @@
+"""Review decisions: what a reviewer said about a review item, written to the asset record for good.
+
+A reviewer answers one review item (one asset, one model) with one of four actions:
+
+* ``accept``: the suggestion is right: ``(model, suggestion)`` becomes ``confirmed``;
+* ``reject``: the suggestion is wrong: it becomes ``rejected`` and is never proposed again;
+* ``pick``: another tag of the model is right: the suggestion is rejected, the picked tag confirmed;
+* ``none``: none of the model's tags fits. For an exclusive model that is a confirmed
+  :data:`~tagsmith.records.NONE_TAG`, which silences the model on this asset; for a multi-label
+  model every tag the item proposed is rejected.
+
+:func:`apply_decision` is the pure core (tags in, tags out). :class:`DecisionService` runs the
+whole path: the record (compare-and-swap through :meth:`RecordStore.update`, so a decision and a
+reprocessing that race never overwrite each other), then the review item, then the search index,
+then the correction count that triggers a retrain (:class:`CorrectionTracker`).
+
+Once written, :func:`~tagsmith.records.merge_tags` guarantees no reprocessing, retraining or
+backfill removes a confirmed tag or re-applies a rejected one.
+
+Decisions are idempotent: deciding the same thing twice changes nothing the second time (the first
+decision's ``decided_by`` / ``decided_at`` stay). A *stale* decision (the asset was re-uploaded or the
+model retrained since the item was made) is still applied, because humans win, and the staleness is
+recorded on the review item and logged.
+
+Errors::
+
+    DecisionError (InvalidInputError)   the request cannot be a decision: unknown action, a pick
+                                        without a tag or with a tag the model does not know
+    NotFoundError                       no such review item (in this tenant), or its asset is gone
+
+Example::
+
+    >>> from tagsmith.records import Source, TagAssignment, TagState
+    >>> ai = TagAssignment("sku", "milk", TagState.REVIEW, Source.AI, confidence=0.55)
+    >>> d = Decision(Action.PICK, model="sku", suggestion="milk", tag="juice", decided_by="ana",
+    ...              decided_at="2026-11-22T06:00:00.000Z")
+    >>> [(t.tag, t.state.value) for t in apply_decision([ai], d, exclusive=True)]
+    [('juice', 'confirmed'), ('milk', 'rejected')]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import PurePosixPath
+from typing import Any, Protocol
+
+from tagsmith.errors import InvalidInputError, NotFoundError, TransientError
+from tagsmith.keys import AssetKey, model_prefix, tenant_prefix, validate_tag_id
+from tagsmith.records import NONE_TAG, AssetRecord, Source, TagAssignment, TagState, utc_now
+from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore
+from tagsmith.storage.base import ObjectStore, PreconditionFailedError
+from tagsmith.storage.records import RecordStore
+from tagsmith.tagmodels import ModelKind, TagModel
+
+log = logging.getLogger(__name__)
+
+
+class DecisionError(InvalidInputError):
+    """A request that cannot be turned into a decision; the message says what to send instead."""
+
+
+class Action(StrEnum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    PICK = "pick"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One reviewer's answer about one model's suggestion on one asset."""
+
+    action: Action
+    model: str
+    suggestion: str
+    decided_by: str
+    decided_at: str
+    tag: str | None = None  # the picked tag (``pick`` only)
+    proposed: tuple[str, ...] = ()  # every tag the item offered (``none`` on a multi-label model)
+
+    def __post_init__(self) -> None:
+        if self.action is Action.PICK:
+            if not self.tag:
+                raise DecisionError(
+                    "'pick' needs the tag that is right: send {'action': 'pick', 'tag': '<tag id>'}"
+                )
+            validate_tag_id(self.tag)
+        elif self.tag is not None and self.tag != self.suggestion:
+            raise DecisionError(f"only 'pick' takes a tag; '{self.action.value}' acts on the suggestion")
+
+    def targets(self, *, exclusive: bool) -> dict[str, TagState]:
+        """The human state each touched tag of the model ends in."""
+        if self.action is Action.ACCEPT:
+            return {self.suggestion: TagState.CONFIRMED}
+        if self.action is Action.REJECT:
+            return {self.suggestion: TagState.REJECTED}
+        if self.action is Action.PICK:
+            assert self.tag is not None
+            if self.tag == self.suggestion:
+                return {self.tag: TagState.CONFIRMED}
+            return {self.suggestion: TagState.REJECTED, self.tag: TagState.CONFIRMED}
+        if exclusive:
+            return {NONE_TAG: TagState.CONFIRMED}
+        return dict.fromkeys(dict.fromkeys((self.suggestion, *self.proposed)), TagState.REJECTED)
+
+
+def apply_decision(
+    tags: Sequence[TagAssignment], decision: Decision, *, exclusive: bool
+) -> tuple[TagAssignment, ...]:
+    """The record's tags after ``decision`` (pure; the latest human decision wins).
+
+    For an exclusive model a confirmation settles the model on this asset: its AI tags and any
+    earlier confirmation of another tag (or "none of these") are dropped. Tags of other models
+    are never touched. A tag that already carries the decided state keeps its original provenance,
+    which makes deciding twice a no-op.
+    """
+    targets = decision.targets(exclusive=exclusive)
+    settles = exclusive and TagState.CONFIRMED in targets.values()
+    current = {(t.model, t.tag): t for t in tags}
+    out: list[TagAssignment] = []
+    for t in tags:
+        if t.model != decision.model:
+            out.append(t)
+        elif t.tag in targets:
+            continue  # replaced below
+        elif settles and (not t.is_human or t.state is TagState.CONFIRMED):
+            continue
+        else:
+            out.append(t)
+    for tag, state in targets.items():
+        before = current.get((decision.model, tag))
+        if before is not None and before.state is state and before.source is Source.HUMAN:
+            out.append(before)
+            continue
+        out.append(
+            TagAssignment(
+                model=decision.model,
+                tag=tag,
+                state=state,
+                source=Source.HUMAN,
+                confidence=before.confidence if before else None,  # what the model said, for the record
+                model_version=before.model_version if before else None,
+                threshold=before.threshold if before else None,
+                decided_by=decision.decided_by,
+                decided_at=decision.decided_at,
+            )
+        )
+    return tuple(sorted(out, key=lambda t: (t.model, t.tag)))
+
+
+def stale_reasons(item: ReviewItem, record: AssetRecord) -> list[str]:
+    """Why the item no longer describes the record exactly (empty: it is current)."""
+    reasons = []
+    if item.asset_etag and item.asset_etag != record.source.etag:
+        reasons.append(
+            f"asset changed since the item was made (etag {item.asset_etag} -> {record.source.etag})"
+        )
+    current_version = record.models.get(item.model)
+    if item.model_version and current_version and current_version != item.model_version:
+        reasons.append(
+            f"model {item.model} retrained since the item was made ({item.model_version} -> {current_version})"
+        )
+    return reasons
+
+
+def next_question(item: ReviewItem, record: AssetRecord) -> ReviewItem | None:
+    """For a multi-label model, the item re-opened on the next tag still waiting for a human."""
+    waiting = sorted(
+        (t for t in record.pending_review() if t.model == item.model),
+        key=lambda t: (-(t.confidence or 0.0), t.tag),
+    )
+    if not waiting:
+        return None
+    top = waiting[0]
+    others = tuple(a for a in item.alternatives if a.tag != top.tag and any(w.tag == a.tag for w in waiting))
+    return replace(
+        item,
+        suggestion=top.tag,
+        confidence=top.confidence or 0.0,
+        threshold=top.threshold or item.threshold,
+        alternatives=others,
+        status=ReviewStatus.PENDING,
+    )
+
+
+# --- corrections -> retraining -------------------------------------------------------------------
+
+
+class TaxonomySource(Protocol):
+    """What the service needs from :class:`~tagsmith.tagmodels.ActiveModels`."""
+
+    def for_tenant(self, tenant: str) -> list[TagModel]: ...
+
+    def invalidate(self, tenant: str | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    """After ``every`` new corrections (human decisions that yield a labelled example) for a model,
+    a retrain is requested. ``every <= 0`` disables the trigger."""
+
+    every: int = 25
+
+
+def corrections_key(tenant: str, model: str) -> str:
+    return model_prefix(tenant, model) + "corrections.json"
+
+
+def review_example_name(asset_path: str) -> str:
+    """A stable file name for an asset used as a training example (same asset -> same name)."""
+    digest = hashlib.sha1(asset_path.encode()).hexdigest()[:16]
+    suffix = PurePosixPath(asset_path).suffix.lower() or ".jpg"
+    return f"review-{digest}{suffix}"
+
+
+class CorrectionTracker:
+    """Counts a model's corrections in ``tenants/<t>/models/<m>/corrections.json`` and, every
+    ``policy.every`` of them, turns the tenant's confirmed tags into training examples and writes a
+    training request (``tenants/<t>/training-requests/<m>-reviewed-<n>.train.json``), which the
+    train handler picks up like any other.
+
+    Examples: the confirmed tags of the model (not "none of these") are copied as
+    ``<examples prefix>/<tag>/review-<hash>.<ext>`` beside the examples the model was last trained
+    from, so the original examples and the reviewed ones train together; files of assets whose
+    decision changed since are removed, so one image never teaches two tags.
+
+    The counter file holds, besides the counts, the model's figures when the retrain was requested
+    (``baseline``), so the retrain's report can be read against them.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ObjectStore,
+        data_bucket: str,
+        records: RecordStore,
+        models: TaxonomySource,
+        policy: RetrainPolicy = RetrainPolicy(),
+        clock: Callable[[], str] = utc_now,
+    ) -> None:
+        self.store = store
+        self.data_bucket = data_bucket
+        self.records = records
+        self.models = models
+        self.policy = policy
+        self.clock = clock
+
+    def state(self, tenant: str, model: str) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.store.get(self.data_bucket, corrections_key(tenant, model)).body))
+        except NotFoundError:
+            return {
+                "model": model,
+                "since_request": 0,
+                "total": 0,
+                "every": self.policy.every,
+                "requests": [],
+            }
+
+    def record(self, tenant: str, model: str, count: int = 1) -> dict[str, Any] | None:
+        """Add ``count`` corrections; returns the training request written, if this crossed the line."""
+        for _ in range(5):
+            obj = None
+            try:
+                obj = self.store.get(self.data_bucket, corrections_key(tenant, model))
+                state = dict(json.loads(obj.body))
+            except NotFoundError:
+                state = self.state(tenant, model)
+            state["total"] = int(state.get("total", 0)) + count
+            state["since_request"] = int(state.get("since_request", 0)) + count
+            state["every"] = self.policy.every
+            state["updated_at"] = self.clock()
+            due = self.policy.every > 0 and state["since_request"] >= self.policy.every
+            request_name = f"{model}-reviewed-{state['total']:06d}"
+            if due:
+                state["since_request"] = 0
+                state.setdefault("requests", []).append(
+                    {
+                        "name": request_name,
+                        "at": state["updated_at"],
+                        "baseline": self._baseline(tenant, model),
+                    }
+                )
+                state["requests"] = state["requests"][-20:]
+            try:
+                self.store.put(
+                    self.data_bucket,
+                    corrections_key(tenant, model),
+                    json.dumps(state, ensure_ascii=False, indent=1).encode(),
+                    content_type="application/json",
+                    if_match=obj.info.etag if obj else None,
+                    if_none_match=obj is None,
+                )
+            except PreconditionFailedError:
+                continue  # another decision counted at the same time: count again on top of it
+            if not due:
+                return None
+            return self.request_retrain(tenant, model, name=request_name)
+        raise TransientError(f"correction count of {tenant}/{model} kept changing; retry the decision")
+
+    def _baseline(self, tenant: str, model: str) -> dict[str, Any]:
+        active = next((m for m in self.models.for_tenant(tenant) if m.model_id == model), None)
+        if active is None:
+            return {}
+        return {
+            "version": active.version,
+            "cv_accuracy": active.metrics.get("cv_accuracy"),
+            "examples": int(sum(active.examples_per_tag.values())),
+        }
+
+    def request_retrain(self, tenant: str, model: str, *, name: str | None = None) -> dict[str, Any]:
+        """Sync the reviewed examples and write a training request now (also used by the CLI)."""
+        active = next((m for m in self.models.for_tenant(tenant) if m.model_id == model), None)
+        if active is None:
+            raise NotFoundError(f"tenant {tenant!r} has no active model {model!r} to retrain")
+        prefix = self.examples_prefix(tenant, model)
+        written, removed = self.sync_examples(tenant, model, prefix)
+        name = name or f"{model}-reviewed-{self.clock().replace(':', '').replace('.', '')}"
+        request = {
+            "model": model,
+            "examples": f"s3://{self.data_bucket}/{prefix}",
+            "kind": active.kind.value,
+            "threshold": float(active.thresholds.max()) if len(active.thresholds) else 0.8,
+            "reason": "review corrections",
+            "baseline": self._baseline(tenant, model),
+        }
+        key = f"{tenant_prefix(tenant)}training-requests/{name}.train.json"
+        self.store.put(self.data_bucket, key, json.dumps(request).encode(), content_type="application/json")
+        log.info(
+            "retrain of %s requested after review corrections: %d reviewed examples written, %d removed",
+            model,
+            written,
+            removed,
+            extra={"tenant": tenant, "key": key},
+        )
+        return {"key": key, **request, "reviewed_examples": written}
+
+    def examples_prefix(self, tenant: str, model: str) -> str:
+        """Where the model's examples live: those of its latest training request, else the default."""
+        latest: tuple[str, str, str] | None = None  # (last modified, key, prefix)
+        base = f"{tenant_prefix(tenant)}training-requests/"
+        for info in self.store.list(self.data_bucket, base):
+            if not info.key.endswith(".train.json"):
+                continue
+            try:
+                d = json.loads(self.store.get(self.data_bucket, info.key).body)
+            except (NotFoundError, ValueError):
+                continue
+            bucket, _, prefix = str(d.get("examples", "")).removeprefix("s3://").partition("/")
+            if (
+                d.get("model") != model
+                or bucket != self.data_bucket
+                or not prefix.startswith(tenant_prefix(tenant))
+            ):
+                continue  # only the tenant's own examples in the data bucket can be extended
+            candidate = (info.last_modified or "", info.key, prefix if prefix.endswith("/") else prefix + "/")
+            if latest is None or candidate > latest:
+                latest = candidate
+        return latest[2] if latest is not None else f"{tenant_prefix(tenant)}examples/{model}/"
+
+    def sync_examples(self, tenant: str, model: str, prefix: str) -> tuple[int, int]:
+        """Make ``<prefix>/<tag>/review-*`` match the confirmed tags; returns (written, removed)."""
+        wanted: dict[str, tuple[str, str]] = {}  # relative path -> (bucket, key) of the asset
+        for record in self.records.iter_tenant(tenant):
+            for t in record.tags:
+                if t.model == model and t.state is TagState.CONFIRMED and t.tag != NONE_TAG:
+                    wanted[f"{t.tag}/{review_example_name(record.path)}"] = (
+                        record.source.bucket,
+                        record.source.key,
+                    )
+        present = {
+            info.key[len(prefix) :]
+            for info in self.store.list(self.data_bucket, prefix)
+            if PurePosixPath(info.key).name.startswith("review-")
+        }
+        removed = 0
+        for rel in sorted(present - set(wanted)):
+            self.store.delete(self.data_bucket, prefix + rel)
+            removed += 1
+        written = 0
+        for rel, (bucket, key) in sorted(wanted.items()):
+            if rel in present:
+                continue
+            try:
+                body = self.store.get(bucket, key).body
+            except NotFoundError:
+                continue  # the asset was deleted: it can no longer teach anything
+            self.store.put(self.data_bucket, prefix + rel, body)
+            written += 1
+        return written, removed
+
+
+# --- the service -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    """What one decision did; ``to_dict()`` is the console API's JSON."""
+
+    item_id: str
+    asset_key: str
+    model: str
+    action: str
+    tags: list[dict[str, Any]]  # the model's tags on the record afterwards
+    changed: bool  # False: the record already said this (a repeated decision)
+    stale: list[str] = field(default_factory=list)
+    retrain: dict[str, Any] | None = None
+    item_status: str = ReviewStatus.DECIDED.value
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class DecisionService:
+    """Applies reviewers' decisions: record, then review item, then index, then the correction count.
+
+    Every step is idempotent, so a decision retried after a crash between two steps completes it.
+    """
+
+    def __init__(
+        self,
+        *,
+        records: RecordStore,
+        reviews: ReviewStore,
+        models: TaxonomySource,
+        index: Any,  # tagsmith.search.SearchIndex
+        corrections: CorrectionTracker | None = None,
+        clock: Callable[[], str] = utc_now,
+    ) -> None:
+        self.records = records
+        self.reviews = reviews
+        self.models = models
+        self.index = index
+        self.corrections = corrections
+        self.clock = clock
+
+    def decide(
+        self, tenant: str, item_id: str, action: str | Action, *, reviewer: str, tag: str | None = None
+    ) -> DecisionOutcome:
+        item = self.reviews.get(tenant, item_id)
+        if item is None:
+            raise NotFoundError(f"no review item {item_id!r} in tenant {tenant!r}")
+        try:
+            act = Action(action)
+        except ValueError:
+            raise DecisionError(
+                f"unknown action {action!r}: use one of {', '.join(a.value for a in Action)}"
+            ) from None
+        models = {m.model_id: m for m in self.models.for_tenant(tenant)}
+        model = models.get(item.model)
+        exclusive = model is None or model.kind is ModelKind.EXCLUSIVE
+        if act is Action.PICK and model is not None and tag not in model.tags:
+            raise DecisionError(
+                f"tag {tag!r} is not a tag of model {item.model!r}: pick one of {', '.join(model.tags)}"
+            )
+        decision = Decision(
+            act,
+            model=item.model,
+            suggestion=item.suggestion,
+            decided_by=reviewer,
+            decided_at=self.clock(),
+            tag=tag if act is Action.PICK else None,
+            proposed=tuple(a.tag for a in item.alternatives),
+        )
+        asset = AssetKey(tenant, item.asset_path)
+        seen: dict[str, Any] = {}
+
+        def change(record: AssetRecord | None) -> AssetRecord | None:
+            if record is None:
+                return None
+            seen["before"] = record
+            return replace(record, tags=apply_decision(record.tags, decision, exclusive=exclusive))
+
+        record = self.records.update(asset, change)
+        if record is None:
+            self.reviews.put(replace(item, status=ReviewStatus.SUPERSEDED))
+            raise NotFoundError(f"asset {asset.key} no longer exists; the review item is closed")
+        changed = record is not seen.get("before")
+        stale = stale_reasons(item, record)
+        if stale:
+            log.info(
+                "stale decision applied (humans win): %s",
+                "; ".join(stale),
+                extra={"tenant": tenant, "key": asset.key, "item": item.id},
+            )
+        reopened = None if exclusive else next_question(item, record)
+        summary = {"action": act.value, "tag": decision.tag, "stale": stale} if changed else None
+        if reopened is not None:
+            self.reviews.put(replace(reopened, decision=summary or item.decision))
+        elif item.status is not ReviewStatus.DECIDED or changed:
+            self.reviews.put(
+                replace(
+                    item,
+                    status=ReviewStatus.DECIDED,
+                    decided_by=reviewer if changed else item.decided_by or reviewer,
+                    decided_at=decision.decided_at if changed else item.decided_at or decision.decided_at,
+                    decision=summary
+                    or item.decision
+                    or {"action": act.value, "tag": decision.tag, "stale": stale},
+                )
+            )
+        self.index.upsert(record, {m.model_id: m.taxonomy for m in models.values()})
+        retrain = None
+        if changed and self.corrections is not None and _yields_example(decision):
+            retrain = self.corrections.record(tenant, item.model)
+        log.info(
+            "review decision %s on %s/%s by %s%s",
+            act.value,
+            item.model,
+            decision.tag or item.suggestion,
+            reviewer,
+            "" if changed else " (already recorded)",
+            extra={"tenant": tenant, "key": asset.key, "item": item.id},
+        )
+        return DecisionOutcome(
+            item_id=item.id,
+            asset_key=asset.key,
+            model=item.model,
+            action=act.value,
+            tags=[t.to_dict() for t in record.tags if t.model == item.model],
+            changed=changed,
+            stale=stale,
+            retrain=retrain,
+            item_status=(ReviewStatus.PENDING if reopened is not None else ReviewStatus.DECIDED).value,
+        )
+
+    def bulk_accept(
+        self, tenant: str, item_ids: Iterable[str], *, reviewer: str, tag: str | None = None
+    ) -> list[DecisionOutcome | Exception]:
+        """Accept each item's suggestion; with ``tag``, only items suggesting that tag (others fail).
+
+        Returns one outcome or error per id, in order: one bad id never blocks the rest.
+        """
+        results: list[DecisionOutcome | Exception] = []
+        for item_id in dict.fromkeys(item_ids):
+            try:
+                if tag is not None:
+                    item = self.reviews.get(tenant, item_id)
+                    if item is None:
+                        raise NotFoundError(f"no review item {item_id!r} in tenant {tenant!r}")
+                    if item.suggestion != tag:
+                        raise DecisionError(
+                            f"item {item_id} suggests {item.suggestion!r}, not {tag!r}: not accepted"
+                        )
+                results.append(self.decide(tenant, item_id, Action.ACCEPT, reviewer=reviewer))
+            except (InvalidInputError, NotFoundError) as e:
+                results.append(e)
+        return results
+
+
+def _yields_example(decision: Decision) -> bool:
+    """Accepting or picking a tag gives a labelled example; rejecting and "none" do not."""
+    return decision.action in (Action.ACCEPT, Action.PICK)
