@@ -176,7 +176,7 @@ def run_local(*, run_demo: bool = True, serve: bool = True, console: Console | N
         _print_endpoints(info, console)
         if not serve:
             return 0
-        console.print("\nServing. Press Ctrl-C to stop (state is saved to var/).")
+        console.print(f"\nServing. Press Ctrl-C to stop (state is saved to {config.home}).")
         while not stopping.wait(0.5):
             pass
     except KeyboardInterrupt:

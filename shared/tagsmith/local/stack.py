@@ -31,7 +31,7 @@ from tagsmith.config import Settings
 from tagsmith.keys import records_prefix
 from tagsmith.local.resources import STACK, StackDef
 from tagsmith.local.runtime import Handler, SqsPoller
-from tagsmith.storage import FileObjectStore, S3ObjectStore
+from tagsmith.storage import FileObjectStore, ObjectStore, S3ObjectStore
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -146,7 +146,7 @@ def load_handler(functions_dir: Path, name: str) -> Handler:
 class Snapshotter:
     """Mirrors moto's buckets to a folder and back: how local state survives a restart."""
 
-    def __init__(self, *, live: S3ObjectStore, disk: FileObjectStore, buckets: list[str]) -> None:
+    def __init__(self, *, live: ObjectStore, disk: FileObjectStore, buckets: list[str]) -> None:
         self.live = live
         self.disk = disk
         self.buckets = buckets

@@ -1,0 +1,79 @@
+"""One contract for every ObjectStore: the in-memory fake and the folder store behave like S3."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+from tagsmith.errors import InvalidKeyError, NotFoundError
+from tagsmith.storage import FileObjectStore, MemoryObjectStore, ObjectStore, PreconditionFailedError, S3ObjectStore
+from tagsmith.storage.files import FileObjectStore as _Files
+
+BUCKET = "contract-bucket"
+
+
+@pytest.fixture(params=["memory", "files", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ObjectStore]:
+    if request.param == "memory":
+        yield MemoryObjectStore()
+    elif request.param == "files":
+        yield FileObjectStore(root=tmp_path)
+    else:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        with mock_aws():
+            client = boto3.client("s3", region_name="us-east-1")
+            client.create_bucket(Bucket=BUCKET)
+            yield S3ObjectStore(client=client)
+
+
+def test_put_then_get_returns_the_bytes_and_a_stable_etag(store: ObjectStore) -> None:
+    etag = store.put(BUCKET, "a/b.txt", b"hello")
+    got = store.get(BUCKET, "a/b.txt")
+    assert got.body == b"hello"
+    assert got.info.etag == etag == "5d41402abc4b2a76b9719d911017c592"  # MD5, as S3 single-part uploads
+    assert store.head(BUCKET, "a/b.txt").size == 5
+
+
+def test_missing_objects(store: ObjectStore) -> None:
+    assert store.head(BUCKET, "nope") is None
+    with pytest.raises(NotFoundError):
+        store.get(BUCKET, "nope")
+    store.delete(BUCKET, "nope")  # deleting nothing is fine
+
+
+def test_if_none_match_refuses_to_overwrite(store: ObjectStore) -> None:
+    store.put(BUCKET, "k", b"1", if_none_match=True)
+    with pytest.raises(PreconditionFailedError):
+        store.put(BUCKET, "k", b"2", if_none_match=True)
+    assert store.get(BUCKET, "k").body == b"1"
+
+
+def test_if_match_is_a_compare_and_swap(store: ObjectStore) -> None:
+    first = store.put(BUCKET, "k", b"1")
+    second = store.put(BUCKET, "k", b"2", if_match=first)
+    with pytest.raises(PreconditionFailedError):
+        store.put(BUCKET, "k", b"3", if_match=first)
+    assert store.get(BUCKET, "k").info.etag == second
+
+
+def test_list_returns_keys_under_a_prefix_in_order(store: ObjectStore) -> None:
+    for key in ("t/b/2.json", "t/a/1.json", "u/x.json", "t/a/0.json"):
+        store.put(BUCKET, key, b"{}")
+    assert [i.key for i in store.list(BUCKET, "t/")] == ["t/a/0.json", "t/a/1.json", "t/b/2.json"]
+    store.delete(BUCKET, "t/a/1.json")
+    assert [i.key for i in store.list(BUCKET, "t/a/")] == ["t/a/0.json"]
+
+
+def test_keys_with_spaces_and_unicode(store: ObjectStore) -> None:
+    store.put(BUCKET, "acme/Été 2026/ré+d (1).jpg", b"x")
+    assert [i.key for i in store.list(BUCKET, "acme/")] == ["acme/Été 2026/ré+d (1).jpg"]
+
+
+def test_the_folder_store_refuses_keys_that_escape_its_root(tmp_path: Path) -> None:
+    files = _Files(root=tmp_path / "root")
+    with pytest.raises(InvalidKeyError):
+        files.put(BUCKET, "../../etc/passwd", b"x")
