@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from tagsmith.search import SearchIndex
 
 log = logging.getLogger(__name__)
+Current = tuple[AssetRecord, str] | None  # a record as read, with its ETag (None: no record yet)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class IngestService:
     def ingest(self, refs: Sequence[ObjectRef]) -> list[IngestOutcome | Exception]:
         """Ingest a batch; returns one outcome (or the transient exception) per ref, in order."""
         results: list[IngestOutcome | Exception | None] = [None] * len(refs)
-        todo: list[tuple[int, AssetKey, SourceObject, AssetRecord | None, PreparedImage]] = []
+        todo: list[tuple[int, AssetKey, SourceObject, Current, PreparedImage]] = []
         for i, ref in enumerate(refs):
             try:
                 step = self._prepare(ref)
@@ -105,7 +106,7 @@ class IngestService:
     # --- steps ---------------------------------------------------------------------------------
     def _prepare(
         self, ref: ObjectRef
-    ) -> IngestOutcome | tuple[AssetKey, SourceObject, AssetRecord | None, PreparedImage]:
+    ) -> IngestOutcome | tuple[AssetKey, SourceObject, Current, PreparedImage]:
         try:
             asset = parse_asset_key(ref.key)
         except InvalidKeyError as e:
@@ -132,7 +133,7 @@ class IngestService:
             return IngestOutcome(ref.key, "skipped", asset.tenant, message="object no longer exists")
         except InvalidInputError as e:
             return self._fail(asset, source, e)
-        return asset, source, existing, prepared
+        return asset, source, current, prepared
 
     def _is_current(self, record: AssetRecord, source: SourceObject, tenant: str) -> bool:
         if record.source.etag != source.etag or record.source.bucket != source.bucket:
@@ -168,7 +169,7 @@ class IngestService:
 
     def _tag(
         self,
-        todo: list[tuple[int, AssetKey, SourceObject, AssetRecord | None, PreparedImage]],
+        todo: list[tuple[int, AssetKey, SourceObject, Current, PreparedImage]],
         results: list[IngestOutcome | Exception | None],
     ) -> None:
         by_tenant: dict[str, list[int]] = {}
@@ -184,15 +185,15 @@ class IngestService:
                     results[todo[n][0]] = e
                 continue
             for n, proposal in zip(members, proposals, strict=True):
-                i, asset, source, _existing, prepared = todo[n]
+                i, asset, source, current, prepared = todo[n]
                 try:
-                    results[i] = self._commit(asset, source, prepared, proposal)
+                    results[i] = self._commit(asset, source, prepared, proposal, current)
                 except Exception as e:
                     log.exception("committing tags failed", extra={"tenant": tenant, "key": asset.key})
                     results[i] = e
 
     def _commit(
-        self, asset: AssetKey, source: SourceObject, prepared: PreparedImage, proposal: Proposal
+        self, asset: AssetKey, source: SourceObject, prepared: PreparedImage, proposal: Proposal, current: Current
     ) -> IngestOutcome:
         decoded = prepared.decoded
 
@@ -217,10 +218,9 @@ class IngestService:
                 tags=tags,
             )
 
-        previous = self.records.get(asset)
-        record = self.records.update(asset, change)
+        record = self.records.update(asset, change, known=current)
         assert record is not None
-        self._sync_reviews(record, previous[0] if previous else None, set(proposal.models))
+        self._sync_reviews(record, current[0] if current else None, set(proposal.models))
         self._project(record)
         for t in record.tags:
             if t.source.value == "ai":

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 class Limits:
     max_object_bytes: int = 64 * 1024 * 1024
     max_pixels: int = 100_000_000  # 10,000 x 10,000; larger images are refused before decoding
+    # JPEGs are decoded at 1/2, 1/4 or 1/8 scale while both sides stay >= this: several times
+    # cheaper for big photos, and still above any input size the encoders use
+    decode_draft_size: int | None = 448
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Tagger:
             raise UnsupportedMediaError(
                 f"object is {len(data):,} bytes, over the {self.limits.max_object_bytes:,}-byte limit for images"
             )
-        decoded = decode_image(data, max_pixels=self.limits.max_pixels)
+        decoded = decode_image(data, max_pixels=self.limits.max_pixels, draft_size=self.limits.decode_draft_size)
         return PreparedImage(hashlib.sha256(data).hexdigest(), decoded)
 
     def embed(self, tenant: str, images: Sequence[PreparedImage]) -> np.ndarray:

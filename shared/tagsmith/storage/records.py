@@ -11,6 +11,9 @@ from tagsmith.records import AssetRecord, utc_now
 from tagsmith.storage.base import ObjectStore, PreconditionFailedError
 
 
+UNKNOWN = object()  # ``update(known=...)`` default: read the record first
+
+
 class RecordStore:
     """Reads and writes :class:`AssetRecord` JSON; every write is a compare-and-swap on the ETag, so
     a reviewer's decision and a reprocessing that race can never silently overwrite each other."""
@@ -32,11 +35,17 @@ class RecordStore:
         change: Callable[[AssetRecord | None], AssetRecord | None],
         *,
         attempts: int = 5,
+        known: tuple[AssetRecord, str] | None | object = UNKNOWN,
     ) -> AssetRecord | None:
         """Read-modify-write: ``change`` gets the current record (or None) and returns the new one
-        (or None to leave it as it is). Retried on a lost race, re-reading each time."""
-        for _ in range(attempts):
-            current = self.get(asset)
+        (or None to leave it as it is). Retried on a lost race, re-reading each time.
+
+        ``known`` is what the caller read a moment ago (``get``'s result, None included): the first
+        attempt trusts it instead of reading again; the compare-and-swap still catches any change.
+        """
+        for attempt in range(attempts):
+            current = known if attempt == 0 and known is not UNKNOWN else self.get(asset)
+            assert current is None or isinstance(current, tuple)
             record, etag = current if current else (None, None)
             new = change(record)
             if new is None or new == record:
