@@ -40,13 +40,11 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from pathlib import PurePosixPath
 from typing import Any, Protocol
 
 from tagsmith.errors import InvalidInputError, NotFoundError, TransientError
@@ -211,26 +209,17 @@ def corrections_key(tenant: str, model: str) -> str:
     return model_prefix(tenant, model) + "corrections.json"
 
 
-def review_example_name(asset_path: str) -> str:
-    """A stable file name for an asset used as a training example (same asset -> same name)."""
-    digest = hashlib.sha1(asset_path.encode()).hexdigest()[:16]
-    suffix = PurePosixPath(asset_path).suffix.lower() or ".jpg"
-    return f"review-{digest}{suffix}"
-
-
 class CorrectionTracker:
     """Counts a model's corrections in ``tenants/<t>/models/<m>/corrections.json`` and, every
-    ``policy.every`` of them, turns the tenant's confirmed tags into training examples and writes a
-    training request (``tenants/<t>/training-requests/<m>-reviewed-<n>.train.json``), which the
-    train handler picks up like any other.
+    ``policy.every`` of them, writes a training request
+    (``tenants/<t>/training-requests/<m>-reviewed-<n>.train.json``) that the train handler picks up
+    like any other.
 
-    Examples: the confirmed tags of the model (not "none of these") are copied as
-    ``<examples prefix>/<tag>/review-<hash>.<ext>`` beside the examples the model was last trained
-    from, so the original examples and the reviewed ones train together; files of assets whose
-    decision changed since are removed, so one image never teaches two tags.
-
-    The counter file holds, besides the counts, the model's figures when the retrain was requested
-    (``baseline``), so the retrain's report can be read against them.
+    The request trains on the examples the model was last trained from plus the corrections
+    (``"corrections": true``: the trainer turns every human-confirmed tag of the model into an
+    example, see :func:`tagsmith.trainer.examples_from_corrections`). It carries, and the counter
+    file keeps, the model's figures when the retrain was requested (``baseline``), so the
+    retrain's report can be read against them.
     """
 
     def __init__(
@@ -238,14 +227,12 @@ class CorrectionTracker:
         *,
         store: ObjectStore,
         data_bucket: str,
-        records: RecordStore,
         models: TaxonomySource,
         policy: RetrainPolicy = RetrainPolicy(),
         clock: Callable[[], str] = utc_now,
     ) -> None:
         self.store = store
         self.data_bucket = data_bucket
-        self.records = records
         self.models = models
         self.policy = policy
         self.clock = clock
@@ -276,15 +263,11 @@ class CorrectionTracker:
             state["every"] = self.policy.every
             state["updated_at"] = self.clock()
             due = self.policy.every > 0 and state["since_request"] >= self.policy.every
-            request_name = f"{model}-reviewed-{state['total']:06d}"
+            name = f"{model}-reviewed-{state['total']:06d}"
             if due:
                 state["since_request"] = 0
                 state.setdefault("requests", []).append(
-                    {
-                        "name": request_name,
-                        "at": state["updated_at"],
-                        "baseline": self._baseline(tenant, model),
-                    }
+                    {"name": name, "at": state["updated_at"], "baseline": self._baseline(tenant, model)}
                 )
                 state["requests"] = state["requests"][-20:]
             try:
@@ -298,9 +281,7 @@ class CorrectionTracker:
                 )
             except PreconditionFailedError:
                 continue  # another decision counted at the same time: count again on top of it
-            if not due:
-                return None
-            return self.request_retrain(tenant, model, name=request_name)
+            return self.request_retrain(tenant, model, name=name) if due else None
         raise TransientError(f"correction count of {tenant}/{model} kept changing; retry the decision")
 
     def _baseline(self, tenant: str, model: str) -> dict[str, Any]:
@@ -314,35 +295,34 @@ class CorrectionTracker:
         }
 
     def request_retrain(self, tenant: str, model: str, *, name: str | None = None) -> dict[str, Any]:
-        """Sync the reviewed examples and write a training request now (also used by the CLI)."""
+        """Write a training request on the last examples plus the corrections (also the console's
+        "Retrain now")."""
         active = next((m for m in self.models.for_tenant(tenant) if m.model_id == model), None)
         if active is None:
             raise NotFoundError(f"tenant {tenant!r} has no active model {model!r} to retrain")
-        prefix = self.examples_prefix(tenant, model)
-        written, removed = self.sync_examples(tenant, model, prefix)
-        name = name or f"{model}-reviewed-{self.clock().replace(':', '').replace('.', '')}"
+        stamp = "".join(ch for ch in self.clock() if ch.isdigit())
+        name = name or f"{model}-reviewed-at-{stamp}"
         request = {
             "model": model,
-            "examples": f"s3://{self.data_bucket}/{prefix}",
+            "examples": self.last_examples(tenant, model),
+            "corrections": True,
             "kind": active.kind.value,
             "threshold": float(active.thresholds.max()) if len(active.thresholds) else 0.8,
+            "review_floor": active.review_floor,
             "reason": "review corrections",
             "baseline": self._baseline(tenant, model),
         }
         key = f"{tenant_prefix(tenant)}training-requests/{name}.train.json"
         self.store.put(self.data_bucket, key, json.dumps(request).encode(), content_type="application/json")
         log.info(
-            "retrain of %s requested after review corrections: %d reviewed examples written, %d removed",
-            model,
-            written,
-            removed,
-            extra={"tenant": tenant, "key": key},
+            "retrain of %s requested after review corrections", model, extra={"tenant": tenant, "key": key}
         )
-        return {"key": key, **request, "reviewed_examples": written}
+        return {"key": key, **request}
 
-    def examples_prefix(self, tenant: str, model: str) -> str:
-        """Where the model's examples live: those of its latest training request, else the default."""
-        latest: tuple[str, str, str] | None = None  # (last modified, key, prefix)
+    def last_examples(self, tenant: str, model: str) -> list[str]:
+        """The example sources of the model's most recent training request that names any (a
+        retrain on corrections names the same sources again), or none."""
+        latest: tuple[str, str, list[str]] | None = None  # (last modified, key, examples)
         base = f"{tenant_prefix(tenant)}training-requests/"
         for info in self.store.list(self.data_bucket, base):
             if not info.key.endswith(".train.json"):
@@ -351,48 +331,14 @@ class CorrectionTracker:
                 d = json.loads(self.store.get(self.data_bucket, info.key).body)
             except (NotFoundError, ValueError):
                 continue
-            bucket, _, prefix = str(d.get("examples", "")).removeprefix("s3://").partition("/")
-            if (
-                d.get("model") != model
-                or bucket != self.data_bucket
-                or not prefix.startswith(tenant_prefix(tenant))
-            ):
-                continue  # only the tenant's own examples in the data bucket can be extended
-            candidate = (info.last_modified or "", info.key, prefix if prefix.endswith("/") else prefix + "/")
-            if latest is None or candidate > latest:
-                latest = candidate
-        return latest[2] if latest is not None else f"{tenant_prefix(tenant)}examples/{model}/"
-
-    def sync_examples(self, tenant: str, model: str, prefix: str) -> tuple[int, int]:
-        """Make ``<prefix>/<tag>/review-*`` match the confirmed tags; returns (written, removed)."""
-        wanted: dict[str, tuple[str, str]] = {}  # relative path -> (bucket, key) of the asset
-        for record in self.records.iter_tenant(tenant):
-            for t in record.tags:
-                if t.model == model and t.state is TagState.CONFIRMED and t.tag != NONE_TAG:
-                    wanted[f"{t.tag}/{review_example_name(record.path)}"] = (
-                        record.source.bucket,
-                        record.source.key,
-                    )
-        present = {
-            info.key[len(prefix) :]
-            for info in self.store.list(self.data_bucket, prefix)
-            if PurePosixPath(info.key).name.startswith("review-")
-        }
-        removed = 0
-        for rel in sorted(present - set(wanted)):
-            self.store.delete(self.data_bucket, prefix + rel)
-            removed += 1
-        written = 0
-        for rel, (bucket, key) in sorted(wanted.items()):
-            if rel in present:
+            if not isinstance(d, dict) or d.get("model") != model:
                 continue
-            try:
-                body = self.store.get(bucket, key).body
-            except NotFoundError:
-                continue  # the asset was deleted: it can no longer teach anything
-            self.store.put(self.data_bucket, prefix + rel, body)
-            written += 1
-        return written, removed
+            raw = d.get("examples", ())
+            examples = [raw] if isinstance(raw, str) else [str(e) for e in raw]
+            candidate = (info.last_modified or "", info.key, examples)
+            if examples and (latest is None or candidate[:2] > latest[:2]):
+                latest = candidate
+        return latest[2] if latest is not None else []
 
 
 # --- the service -------------------------------------------------------------------------------

@@ -57,7 +57,6 @@ def service(c: Components, every: int = 0) -> DecisionService:
     tracker = CorrectionTracker(
         store=c.store,
         data_bucket=DATA,
-        records=c.records,
         models=c.active_models,
         policy=RetrainPolicy(every),
     )
@@ -200,10 +199,11 @@ def test_bulk_accept_decides_matching_items_and_reports_the_rest(
 
 
 def test_corrections_trigger_a_retrain_on_the_reviewed_examples(components: Components, queued: dict) -> None:
+    examples = f"s3://{DATA}/tenants/acme/examples/colour/"
     components.store.put(
         DATA,
         "tenants/acme/training-requests/first.train.json",
-        json.dumps({"model": "colour", "examples": f"s3://{DATA}/tenants/acme/examples/colour/"}).encode(),
+        json.dumps({"model": "colour", "examples": examples}).encode(),
     )
     for name, rgb in COLOURS.items():
         for i in range(5):
@@ -213,35 +213,28 @@ def test_corrections_trigger_a_retrain_on_the_reviewed_examples(components: Comp
     svc = service(components, every=2)
     a, b = item_for(components, "a.jpg"), item_for(components, "b.jpg")
     assert svc.decide("acme", a.id, "accept", reviewer="ana").retrain is None
+    assert svc.decide("acme", a.id, "reject", reviewer="ana").retrain is None  # no example: not counted
     outcome = svc.decide("acme", b.id, "pick", tag="green", reviewer="ana")
 
     assert outcome.retrain is not None
     key = outcome.retrain["key"]
-    assert key.startswith("tenants/acme/training-requests/colour-reviewed-") and key.endswith(".train.json")
-    reviewed = [
-        i.key for i in components.store.list(DATA, "tenants/acme/examples/colour/") if "/review-" in i.key
-    ]
-    assert sorted(k.split("/")[-2] for k in reviewed) == sorted([a.suggestion, "green"])
+    assert key == "tenants/acme/training-requests/colour-reviewed-000002.train.json"
+    request = json.loads(components.store.get(DATA, key).body)
+    assert (request["examples"], request["corrections"], request["kind"]) == ([examples], True, "exclusive")
     state = json.loads(components.store.get(DATA, corrections_key("acme", "colour")).body)
     assert (state["total"], state["since_request"]) == (2, 0)
     baseline = state["requests"][-1]["baseline"]
+    assert baseline == request["baseline"]
     assert baseline["examples"] == 18 and baseline["cv_accuracy"] is not None
 
-    jobs = TrainingJobs(store=components.store, data_bucket=DATA, trainer=components.trainer)
+    jobs = TrainingJobs(
+        store=components.store,
+        data_bucket=DATA,
+        trainer=components.trainer,
+        records=components.records,
+        assets_bucket=ASSETS,
+    )
     assert jobs.run(key)["state"] == "trained"
     status = jobs.status("acme", "colour")
-    assert status is not None and sum(status["report"]["examples_per_tag"].values()) == 15 + 2
-
-
-def test_a_changed_mind_removes_the_old_reviewed_example(components: Components, queued: dict) -> None:
-    svc = service(components)
-    tracker = svc.corrections
-    assert tracker is not None
-    item = item_for(components, "a.jpg")
-    svc.decide("acme", item.id, "pick", tag="green", reviewer="ana")
-    prefix = tracker.examples_prefix("acme", "colour")
-    assert tracker.sync_examples("acme", "colour", prefix) == (1, 0)
-    svc.decide("acme", item.id, "pick", tag="blue", reviewer="ana")
-    assert tracker.sync_examples("acme", "colour", prefix) == (1, 1)
-    tags = [i.key.split("/")[-2] for i in components.store.list(DATA, prefix)]
-    assert tags == ["blue"]
+    assert status is not None
+    assert sum(status["report"]["examples_per_tag"].values()) == 15 + 1  # a.jpg was rejected in the end

@@ -1,0 +1,483 @@
+"""The console's HTTP surface as one pure function: :func:`handle` maps a :class:`Request` to a
+:class:`Response` over injected :class:`ConsoleServices`. The local server
+(:mod:`tagsmith.console.server`) and the Lambda handler (``functions/review/handler.py``, API
+Gateway payload v2) are thin adapters around it.
+
+Every ``/api`` route authenticates ``Authorization: Bearer tsk.<tenant>.<secret>`` and works in the
+token's tenant only; no route takes a tenant from the request. Another tenant's item ids and asset
+keys answer 404, exactly as ids that do not exist, so probing reveals nothing.
+
+Routes::
+
+    GET  /  /review  /search                  the pages (static HTML, CSS and JS; no secrets)
+    GET  /static/<file>                       page assets
+    GET  /api/me                              who the token is: tenant, name, role
+    GET  /api/models                          active models, tags and labels, training status
+    GET  /api/queue?model&tag&min_confidence&max_confidence&status&offset&limit
+                                              review items, most informative first, plus backlog
+    GET  /api/items/<id>                      one item
+    POST /api/items/<id>/decision             {"action": "accept|reject|pick|none", "tag": "..."}
+    POST /api/decisions/bulk-accept           {"item_ids": [...], "tag": "..."}   (tag optional)
+    POST /api/models/<model>/retrain          request a retrain on the reviewed examples now
+    GET  /api/assets/image?key=<asset key>&max=<px>   the asset (or a preview), tenant-checked
+    GET  /api/search?q&lang&tag&size&cursor   search the tenant's assets (facets by tag)
+
+Roles: ``reader`` may read and search; ``reviewer`` and ``admin`` may also decide and retrain.
+Status codes: 400 bad input, 401 no or unknown token, 403 role too low, 404 not found (or not
+yours), 405 wrong method, 503 a dependency is down (retry).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import mimetypes
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs
+
+from tagsmith.auth import AuthError, Principal, TokenStore
+from tagsmith.console.media import preview
+from tagsmith.console.queue import QueueFilter, backlog, informativeness, select
+from tagsmith.decisions import CorrectionTracker, DecisionOutcome, DecisionService, RetrainPolicy
+from tagsmith.errors import InvalidInputError, NotFoundError, TagsmithError, TransientError
+from tagsmith.keys import model_prefix, parse_asset_key
+from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore
+from tagsmith.storage import ObjectStore, RecordStore
+from tagsmith.tagmodels import ActiveModels
+
+log = logging.getLogger(__name__)
+
+DECIDING_ROLES = frozenset({"reviewer", "admin"})
+MAX_BODY = 256 * 1024
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "content-security-policy": (
+        "default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+}
+PAGES = {"/": "review.html", "/review": "review.html", "/search": "search.html"}
+
+
+class ForbiddenError(TagsmithError):
+    """The token is valid but its role may not do this."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """An HTTP request, whatever server it came through; header names are lower-case."""
+
+    method: str
+    path: str
+    query: Mapping[str, list[str]] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    @classmethod
+    def build(
+        cls, method: str, target: str, headers: Mapping[str, str] | None = None, body: bytes = b""
+    ) -> Request:
+        """From a request line's target (``/path?query``)."""
+        path, _, qs = target.partition("?")
+        return cls(
+            method=method.upper(),
+            path=path or "/",
+            query=parse_qs(qs, keep_blank_values=False),
+            headers={k.lower(): v for k, v in (headers or {}).items()},
+            body=body,
+        )
+
+    def arg(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else None
+
+    def args(self, name: str) -> list[str]:
+        return [v for value in self.query.get(name, []) for v in value.split(",") if v]
+
+    def json(self) -> dict[str, Any]:
+        if len(self.body) > MAX_BODY:
+            raise InvalidInputError(f"request body is over {MAX_BODY} bytes")
+        try:
+            data = json.loads(self.body or b"{}")
+        except ValueError as e:
+            raise InvalidInputError(f"request body is not JSON: {e}") from e
+        if not isinstance(data, dict):
+            raise InvalidInputError("request body must be a JSON object")
+        return data
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @classmethod
+    def json(cls, status: int, data: Any) -> Response:
+        body = json.dumps(data, ensure_ascii=False).encode()
+        return cls(
+            status, {"content-type": "application/json; charset=utf-8", "cache-control": "no-store"}, body
+        )
+
+    @classmethod
+    def error(cls, status: int, message: str) -> Response:
+        return cls.json(status, {"error": message})
+
+
+@dataclass
+class ConsoleServices:
+    """Everything the console needs; build it once per process with :meth:`from_components`."""
+
+    store: ObjectStore
+    data_bucket: str
+    tokens: TokenStore
+    records: RecordStore
+    reviews: ReviewStore
+    models: ActiveModels
+    index: Any  # tagsmith.search.SearchIndex
+    decisions: DecisionService
+    corrections: CorrectionTracker
+    max_pixels: int = 100_000_000
+
+    @classmethod
+    def from_components(cls, c: Any, *, retrain_every: int = 25) -> ConsoleServices:
+        """From :class:`tagsmith.wiring.Components` (never touches the encoder)."""
+        bucket = c.settings.data_bucket
+        corrections = CorrectionTracker(
+            store=c.store,
+            data_bucket=bucket,
+            models=c.active_models,
+            policy=RetrainPolicy(retrain_every),
+        )
+        decisions = DecisionService(
+            records=c.records,
+            reviews=c.reviews,
+            models=c.active_models,
+            index=c.index,
+            corrections=corrections,
+        )
+        return cls(
+            store=c.store,
+            data_bucket=bucket,
+            tokens=TokenStore(store=c.store, bucket=bucket),
+            records=c.records,
+            reviews=c.reviews,
+            models=c.active_models,
+            index=c.index,
+            decisions=decisions,
+            corrections=corrections,
+            max_pixels=c.settings.max_pixels,
+        )
+
+
+Route = Callable[[Request, ConsoleServices, Principal, re.Match[str]], Response]
+_ROUTES: list[tuple[str, re.Pattern[str], Route, bool]] = []  # method, path, handler, needs a decider
+
+
+def _route(method: str, pattern: str, *, decides: bool = False) -> Callable[[Route], Route]:
+    def register(fn: Route) -> Route:
+        _ROUTES.append((method, re.compile(f"^{pattern}$"), fn, decides))
+        return fn
+
+    return register
+
+
+def handle(request: Request, services: ConsoleServices) -> Response:
+    """Answer one request. Never raises: every failure becomes a JSON error response."""
+    try:
+        response = _dispatch(request, services)
+    except AuthError as e:
+        response = Response.error(401, str(e))
+    except ForbiddenError as e:
+        response = Response.error(403, str(e))
+    except NotFoundError as e:
+        response = Response.error(404, str(e))
+    except InvalidInputError as e:
+        response = Response.error(400, str(e))
+    except TransientError as e:
+        log.warning("console request failed transiently: %s", e, extra={"path": request.path})
+        response = Response.error(503, "a backing service is unavailable; retry in a moment")
+    except Exception:
+        log.exception("console request failed", extra={"path": request.path})
+        response = Response.error(500, "internal error; the server log has the details")
+    return Response(response.status, {**SECURITY_HEADERS, **response.headers}, response.body)
+
+
+def _dispatch(request: Request, services: ConsoleServices) -> Response:
+    if not request.path.startswith("/api/"):
+        return _static(request)
+    allowed = []
+    for method, pattern, fn, decides in _ROUTES:
+        match = pattern.match(request.path)
+        if match is None:
+            continue
+        if method != request.method:
+            allowed.append(method)
+            continue
+        principal = services.tokens.authenticate(request.headers.get("authorization"))
+        if decides and principal.role not in DECIDING_ROLES:
+            raise ForbiddenError(f"role {principal.role!r} may not change tags; ask for a reviewer token")
+        return fn(request, services, principal, match)
+    if allowed:
+        return Response(
+            405, {"allow": ", ".join(allowed), "content-type": "text/plain"}, b"method not allowed"
+        )
+    raise NotFoundError(f"no API route {request.path}")
+
+
+# --- pages -------------------------------------------------------------------------------------
+def _static_files() -> dict[str, bytes]:
+    root = resources.files("tagsmith.console") / "static"
+    return {f.name: f.read_bytes() for f in root.iterdir() if f.is_file()}
+
+
+_STATIC = _static_files()
+
+
+def _static(request: Request) -> Response:
+    if request.method not in ("GET", "HEAD"):
+        return Response(405, {"allow": "GET, HEAD", "content-type": "text/plain"}, b"method not allowed")
+    name = PAGES.get(request.path) or request.path.removeprefix("/static/")
+    if request.path not in PAGES and not request.path.startswith("/static/"):
+        name = ""
+    body = _STATIC.get(name)
+    if body is None:
+        return Response(404, {"content-type": "text/plain"}, b"not found")
+    ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if ctype.startswith("text/") or ctype.endswith("javascript"):
+        ctype += "; charset=utf-8"
+    return Response(200, {"content-type": ctype, "cache-control": "no-cache"}, body)
+
+
+# --- API ---------------------------------------------------------------------------------------
+@_route("GET", "/api/me")
+def _me(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
+    return Response.json(
+        200,
+        {"tenant": who.tenant, "name": who.name, "role": who.role, "can_decide": who.role in DECIDING_ROLES},
+    )
+
+
+@_route("GET", "/api/models")
+def _models(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
+    out = []
+    for model in s.models.for_tenant(who.tenant):
+        out.append(
+            {
+                "id": model.model_id,
+                "kind": model.kind.value,
+                "version": model.version,
+                "threshold": round(float(model.thresholds.max()), 4) if len(model.thresholds) else None,
+                "cv_accuracy": model.metrics.get("cv_accuracy"),
+                "examples": int(sum(model.examples_per_tag.values())),
+                "tags": [{"id": t, "labels": dict(model.taxonomy.get(t).labels)} for t in model.tags],
+                "training": _training_status(s, who.tenant, model.model_id),
+                "corrections": s.corrections.state(who.tenant, model.model_id),
+            }
+        )
+    return Response.json(200, {"models": out})
+
+
+def _training_status(s: ConsoleServices, tenant: str, model: str) -> dict[str, Any] | None:
+    try:
+        status = dict(
+            json.loads(s.store.get(s.data_bucket, model_prefix(tenant, model) + "status.json").body)
+        )
+    except NotFoundError:
+        return None
+    report = status.get("report") or {}
+    return {
+        "state": status.get("state"),
+        "at": status.get("at"),
+        "version": status.get("version"),
+        "error": status.get("error"),
+        "cv_accuracy": report.get("cv_accuracy"),
+        "examples": sum((report.get("examples_per_tag") or {}).values()) or None,
+    }
+
+
+def _item_json(item: ReviewItem) -> dict[str, Any]:
+    asset_key = f"{item.tenant}/{item.asset_path}"
+    return {
+        "id": item.id,
+        "asset_key": asset_key,
+        "asset_path": item.asset_path,
+        "image_url": "/api/assets/image?" + _qs(key=asset_key),
+        "model": item.model,
+        "model_version": item.model_version,
+        "suggestion": item.suggestion,
+        "confidence": item.confidence,
+        "threshold": item.threshold,
+        "informativeness": informativeness(item),
+        "alternatives": [{"tag": a.tag, "confidence": a.confidence} for a in item.alternatives],
+        "status": item.status.value,
+        "created_at": item.created_at,
+        "decided_by": item.decided_by,
+        "decided_at": item.decided_at,
+        "decision": item.decision,
+    }
+
+
+def _qs(**params: str) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(params)
+
+
+def _float_arg(req: Request, name: str) -> float | None:
+    raw = req.arg(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidInputError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
+
+
+def _int_arg(req: Request, name: str, default: int) -> int:
+    raw = req.arg(name)
+    try:
+        return default if raw in (None, "") else int(raw)  # type: ignore[arg-type]
+    except ValueError:
+        raise InvalidInputError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+@_route("GET", "/api/queue")
+def _queue(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
+    try:
+        status = ReviewStatus(req.arg("status") or "pending")
+    except ValueError:
+        raise InvalidInputError("status must be pending, decided or superseded") from None
+    flt = QueueFilter(
+        model=req.arg("model") or None,
+        tag=req.arg("tag") or None,
+        min_confidence=_float_arg(req, "min_confidence"),
+        max_confidence=_float_arg(req, "max_confidence"),
+        status=status,
+    )
+    items = list(s.reviews.iter_tenant(who.tenant))  # the durable items: never only the queue messages
+    page = select(items, flt, offset=_int_arg(req, "offset", 0), limit=_int_arg(req, "limit", 50))
+    return Response.json(
+        200,
+        {
+            "items": [_item_json(i) for i in page],
+            "total": sum(1 for i in items if flt.matches(i)),
+            "pending": sum(1 for i in items if i.status is ReviewStatus.PENDING),
+            "backlog": [
+                {"tenant": who.tenant, "model": b.model, "tag": b.tag, "pending": b.pending}
+                for b in backlog(items)
+            ],
+        },
+    )
+
+
+def _own_item(s: ConsoleServices, who: Principal, item_id: str) -> ReviewItem:
+    item = s.reviews.get(who.tenant, item_id) if re.fullmatch(r"[0-9a-f]{1,64}", item_id) else None
+    if item is None:
+        raise NotFoundError(f"no review item {item_id!r}")
+    return item
+
+
+@_route("GET", r"/api/items/(?P<id>[^/]+)")
+def _item(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
+    return Response.json(200, _item_json(_own_item(s, who, m["id"])))
+
+
+def _outcome_json(outcome: DecisionOutcome) -> dict[str, Any]:
+    return {"ok": True, **outcome.to_dict()}
+
+
+@_route("POST", r"/api/items/(?P<id>[^/]+)/decision", decides=True)
+def _decide(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
+    body = req.json()
+    item = _own_item(s, who, m["id"])
+    tag = body.get("tag")
+    if tag is not None and not isinstance(tag, str):
+        raise InvalidInputError("'tag' must be a string")
+    outcome = s.decisions.decide(who.tenant, item.id, str(body.get("action", "")), reviewer=who.name, tag=tag)
+    return Response.json(200, _outcome_json(outcome))
+
+
+@_route("POST", "/api/decisions/bulk-accept", decides=True)
+def _bulk_accept(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
+    body = req.json()
+    ids = body.get("item_ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise InvalidInputError("'item_ids' must be a non-empty list of review item ids")
+    if len(ids) > 500:
+        raise InvalidInputError("at most 500 items per bulk accept")
+    tag = body.get("tag")
+    if tag is not None and not isinstance(tag, str):
+        raise InvalidInputError("'tag' must be a string")
+    results = s.decisions.bulk_accept(who.tenant, ids, reviewer=who.name, tag=tag)
+    out = []
+    for item_id, result in zip(dict.fromkeys(ids), results, strict=True):
+        if isinstance(result, Exception):
+            status = 404 if isinstance(result, NotFoundError) else 400
+            out.append({"item_id": item_id, "ok": False, "status": status, "error": str(result)})
+        else:
+            out.append({**_outcome_json(result), "item_id": item_id})
+    return Response.json(200, {"results": out, "accepted": sum(1 for r in out if r["ok"])})
+
+
+@_route("POST", r"/api/models/(?P<model>[a-z0-9-]+)/retrain", decides=True)
+def _retrain(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
+    return Response.json(202, s.corrections.request_retrain(who.tenant, m["model"]))
+
+
+@_route("GET", "/api/assets/image")
+def _image(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
+    key = req.arg("key") or ""
+    not_found = NotFoundError(f"no asset {key!r}")
+    try:
+        asset = parse_asset_key(key)
+    except InvalidInputError:
+        raise not_found from None
+    if asset.tenant != who.tenant:
+        raise not_found  # another tenant's key looks exactly like a missing one
+    got = s.records.get(asset)
+    if got is None or got[0].source.key != asset.key:
+        raise not_found
+    record = got[0]
+    try:
+        data = s.store.get(record.source.bucket, record.source.key).body
+    except NotFoundError:
+        raise not_found from None
+    max_side = min(max(_int_arg(req, "max", 1024), 64), 2048)
+    body, ctype = preview(data, record.media_type, max_side=max_side, max_pixels=s.max_pixels)
+    return Response(200, {"content-type": ctype, "cache-control": "private, max-age=300"}, body)
+
+
+@_route("GET", "/api/search")
+def _search(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
+    from tagsmith.search import LANGUAGES, SearchQuery
+
+    cursor = req.arg("cursor")
+    try:
+        after = json.loads(base64.urlsafe_b64decode(cursor.encode())) if cursor else None
+    except ValueError:
+        raise InvalidInputError("cursor is not one this API returned; start from the first page") from None
+    lang = req.arg("lang") or ""
+    query = SearchQuery(
+        text=req.arg("q") or None,
+        languages=[lang] if lang else LANGUAGES,
+        tags=tuple(req.args("tag")),
+        review_state=req.arg("review_state") or None,
+        source=req.arg("source") or None,
+        size=_int_arg(req, "size", 24),
+        search_after=after,
+    )
+    page = s.index.search(who.tenant, query).to_dict()
+    for hit in page["hits"]:
+        hit["image_url"] = "/api/assets/image?" + _qs(key=hit["asset_key"], max="480")
+    nxt = page.get("next_search_after")
+    page["next_cursor"] = base64.urlsafe_b64encode(json.dumps(nxt).encode()).decode() if nxt else None
+    page["languages"] = list(LANGUAGES)
+    return Response.json(200, page)
