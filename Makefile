@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck clean
+.PHONY: run test bench lint typecheck clean template validate-template
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## start the local stack, run the demo, serve until Ctrl-C
 	$(BIN)/tagsmith up
 
-test: $(STAMP)  ## the whole test suite (what CI runs)
+test: $(STAMP) validate-template  ## the whole test suite (what CI runs)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)  ## accuracy and throughput figures for docs/benchmarks.md
@@ -28,5 +28,24 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
+# sam validate needs a region and some credentials even though it checks offline
+SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=validate AWS_SECRET_ACCESS_KEY=validate SAM_CLI_TELEMETRY=0
+
+$(SAM_STAMP): infra/aws/requirements-validate.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet -r infra/aws/requirements-validate.txt
+	touch $(SAM_STAMP)
+
+template: $(STAMP)  ## render infra/aws/template.yaml from shared/tagsmith/local/resources.py
+	$(BIN)/python infra/aws/generate.py
+
+validate-template: $(STAMP) $(SAM_STAMP)  ## template up to date, cfn-lint, sam validate --lint
+	$(BIN)/python infra/aws/generate.py --check
+	$(SAM_VENV)/bin/cfn-lint infra/aws/template.yaml
+	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint --template-file infra/aws/template.yaml
+
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) var .pytest_cache

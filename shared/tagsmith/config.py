@@ -22,6 +22,7 @@ class Settings:
     training_queue_url: str = ""
     backfill_queue_url: str = ""
     opensearch_url: str = ""
+    opensearch_auth: str = ""  # "sigv4" on Amazon OpenSearch Service; "" = none (osmem, local)
     region: str = "us-east-1"
     endpoint_url: str | None = None  # moto or another S3/SQS-compatible endpoint; None = AWS
     encoder_cache_dir: Path = Path.home() / ".cache" / "tagsmith"
@@ -46,6 +47,7 @@ class Settings:
                 training_queue_url=e.get("TAGSMITH_TRAINING_QUEUE_URL", ""),
                 backfill_queue_url=e.get("TAGSMITH_BACKFILL_QUEUE_URL", ""),
                 opensearch_url=e.get("TAGSMITH_OPENSEARCH_URL", ""),
+                opensearch_auth=e.get("TAGSMITH_OPENSEARCH_AUTH", ""),
                 region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or "us-east-1",
                 endpoint_url=e.get("AWS_ENDPOINT_URL") or None,
                 encoder_cache_dir=Path(

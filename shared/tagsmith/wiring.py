@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from tagsmith.config import Settings
+from tagsmith.config import ConfigurationError, Settings
 from tagsmith.ingest import IngestService
 from tagsmith.queues import MemoryQueue, Queue, SqsQueue
 from tagsmith.review import ReviewStore
@@ -33,11 +33,22 @@ def boto3_client(service: str, settings: Settings) -> Any:
     )
 
 
-def opensearch_index(url: str) -> Any:
+def opensearch_index(url: str, *, auth: str = "", region: str = "us-east-1") -> Any:
+    """The search index on ``url``; ``auth="sigv4"`` signs every request with the caller's IAM
+    credentials (an Amazon OpenSearch Service domain with fine-grained access control)."""
     from opensearchpy import OpenSearch
 
     from tagsmith.search import OpenSearchIndex
 
+    if auth == "sigv4":
+        import boto3
+        from opensearchpy import Urllib3AWSV4SignerAuth
+
+        credentials = boto3.Session().get_credentials()
+        signer = Urllib3AWSV4SignerAuth(credentials, region, "es")
+        return OpenSearchIndex(client=OpenSearch(hosts=[url], http_auth=signer, timeout=30))
+    if auth:
+        raise ConfigurationError(f"TAGSMITH_OPENSEARCH_AUTH must be 'sigv4' or empty, got {auth!r}")
     return OpenSearchIndex(client=OpenSearch(hosts=[url], timeout=30))
 
 
@@ -155,7 +166,9 @@ def build(
         )
     if index is None:
         if settings.opensearch_url:
-            index = opensearch_index(settings.opensearch_url)
+            index = opensearch_index(
+                settings.opensearch_url, auth=settings.opensearch_auth, region=settings.region
+            )
         else:
             from tagsmith.search import InMemorySearchIndex
 
