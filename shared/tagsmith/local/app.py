@@ -165,6 +165,7 @@ def run_local(*, run_demo: bool = True, serve: bool = True, console: Console | N
 
     signal.signal(signal.SIGTERM, on_signal)
     console.print("[bold]Tagsmith local stack[/]")
+    review = None
     try:
         info = stack.start()
         _send_function_logs_to(config.home / "logs" / "functions.jsonl")
@@ -173,7 +174,9 @@ def run_local(*, run_demo: bool = True, serve: bool = True, console: Console | N
         _ = c.encoder.dim
         if run_demo:
             _run_demo(c, console)
+        review = _start_review_console(c, stack, config.home)
         _print_endpoints(info, console)
+        console.print("\n".join(review.banner()), soft_wrap=True, highlight=False)
         if not serve:
             return 0
         console.print(f"\nServing. Press Ctrl-C to stop (state is saved to {config.home}).")
@@ -183,8 +186,21 @@ def run_local(*, run_demo: bool = True, serve: bool = True, console: Console | N
         pass
     finally:
         console.print("[dim]stopping: saving state ...[/]")
+        if review is not None:
+            review.stop()
         stack.stop()
     return 0
+
+
+def _start_review_console(c: Components, stack: LocalStack, home: Path) -> Any:
+    """The review console (issue 4): served beside the stack, its URL recorded in stack.json."""
+    from tagsmith.console.local import start_local_console
+
+    review = start_local_console(c, home=home, tenant=demo.TENANT)
+    if stack.info is not None:
+        stack.info.console_url = review.url
+        stack.write_info()
+    return review
 
 
 def _run_demo(c: Components, console: Console) -> None:

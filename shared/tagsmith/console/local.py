@@ -1,0 +1,80 @@
+"""The console inside the local stack (``make run``): start it, hand out a demo reviewer token.
+
+Settings (read here, at the entry point): ``TAGSMITH_CONSOLE_PORT`` (default 8780; a busy port
+falls back to any free one) and ``TAGSMITH_RETRAIN_EVERY`` (corrections per retrain, default 25).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tagsmith.auth import AuthError, TokenStore
+from tagsmith.console.api import ConsoleServices
+from tagsmith.console.server import ConsoleServer, start_console
+
+log = logging.getLogger(__name__)
+DEFAULT_PORT = 8780
+
+
+@dataclass
+class LocalConsole:
+    server: ConsoleServer
+    tenant: str
+    token: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def banner(self) -> list[str]:
+        return [
+            f"Review console:     {self.url}/review#token={self.token}",
+            f"                    (reviewer token for '{self.tenant}': {self.token})",
+        ]
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def _port(host: str, wanted: int) -> int:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, wanted))
+        except OSError:
+            log.warning("console port %d is busy; using a free port instead", wanted)
+            return 0
+    return wanted
+
+
+def demo_token(tokens: TokenStore, tenant: str, saved: Path) -> str:
+    """The reviewer token saved in ``saved`` if it still authenticates, else a new one (saved)."""
+    if saved.is_file():
+        token = saved.read_text().strip()
+        try:
+            if tokens.authenticate(token).tenant == tenant:
+                return token
+        except AuthError:
+            pass
+    token = tokens.issue(tenant, name="demo-reviewer", role="reviewer")
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(token + "\n")
+    saved.chmod(0o600)
+    return token
+
+
+def start_local_console(components: Any, *, home: Path, tenant: str, host: str = "127.0.0.1") -> LocalConsole:
+    env = os.environ
+    services = ConsoleServices.from_components(
+        components, retrain_every=int(env.get("TAGSMITH_RETRAIN_EVERY", 25))
+    )
+    token = demo_token(services.tokens, tenant, Path(home) / "console-token.txt")
+    server = start_console(
+        services, host=host, port=_port(host, int(env.get("TAGSMITH_CONSOLE_PORT", DEFAULT_PORT)))
+    )
+    return LocalConsole(server=server, tenant=tenant, token=token)
