@@ -209,6 +209,12 @@ def parameters() -> dict[str, Any]:
             "Description": "IAM role or user that administers the domain's fine-grained access control "
             "(maps the function roles to OpenSearch roles after the first deploy).",
         },
+        "BackfillRate": {
+            "Type": "Number",
+            "Default": 50,
+            "MinValue": 1,
+            "Description": "Assets per second a backfill queues at most (re-tagging after a promotion).",
+        },
         "AlarmEmail": {
             "Type": "String",
             "Default": "",
@@ -249,6 +255,7 @@ def globals_section(stack: StackDef) -> dict[str, Any]:
         "TAGSMITH_OPENSEARCH_URL": Sub("https://${SearchDomain.DomainEndpoint}"),
         "TAGSMITH_OPENSEARCH_AUTH": "sigv4",
         "TAGSMITH_ENCODER_CACHE": ENCODER_CACHE,
+        "TAGSMITH_BACKFILL_RATE": Ref("BackfillRate"),
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
     for q in stack.queues:

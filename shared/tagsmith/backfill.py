@@ -302,6 +302,7 @@ class BackfillService:
         active_models: Callable[[str], dict[str, str]],
         refresh_models: Callable[[str], None] = lambda tenant: None,
         cached_models: Callable[[str], dict[str, str]] | None = None,
+        default_options: BackfillOptions | None = None,
         clock: Callable[[], str] = utc_now,
     ) -> None:
         self.store = store
@@ -312,6 +313,7 @@ class BackfillService:
         self.active_models = active_models
         self.refresh_models = refresh_models
         self.cached_models = cached_models
+        self.default_options = default_options or BackfillOptions()
         self.clock = clock
 
     # -- reading ----------------------------------------------------------------------------
@@ -406,7 +408,7 @@ class BackfillService:
             tenant=tenant,
             assets_bucket=self.assets_bucket,
             models=dict(models),
-            options=options or BackfillOptions(),
+            options=options or self.default_options,
             created_at=now,
             updated_at=now,
             reason=reason,

@@ -21,6 +21,7 @@ class Settings:
     review_queue_url: str = ""
     training_queue_url: str = ""
     backfill_queue_url: str = ""
+    backfill_rate: float = 50.0  # assets per second a backfill queues, at most
     opensearch_url: str = ""
     opensearch_auth: str = ""  # "sigv4" on Amazon OpenSearch Service; "" = none (osmem, local)
     region: str = "us-east-1"
@@ -46,6 +47,7 @@ class Settings:
                 review_queue_url=e.get("TAGSMITH_REVIEW_QUEUE_URL", ""),
                 training_queue_url=e.get("TAGSMITH_TRAINING_QUEUE_URL", ""),
                 backfill_queue_url=e.get("TAGSMITH_BACKFILL_QUEUE_URL", ""),
+                backfill_rate=float(e.get("TAGSMITH_BACKFILL_RATE", 50)),
                 opensearch_url=e.get("TAGSMITH_OPENSEARCH_URL", ""),
                 opensearch_auth=e.get("TAGSMITH_OPENSEARCH_AUTH", ""),
                 region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or "us-east-1",

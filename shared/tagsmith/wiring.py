@@ -119,7 +119,7 @@ class Components:
 
     @cached_property
     def backfill(self) -> BackfillService:
-        from tagsmith.backfill import BackfillService, MemoryDelayQueue, SqsDelayQueue
+        from tagsmith.backfill import BackfillOptions, BackfillService, MemoryDelayQueue, SqsDelayQueue
 
         queue = self.backfill_queue_override or (
             SqsDelayQueue(client=boto3_client("sqs", self.settings), url=self.settings.backfill_queue_url)
@@ -144,6 +144,7 @@ class Components:
             active_models=active,
             refresh_models=self.active_models.invalidate,
             cached_models=cached,
+            default_options=BackfillOptions(rate=self.settings.backfill_rate),
         )
 
 

@@ -195,10 +195,13 @@ def test_template_functions_read_the_settings_handlers_read(template):
     names = {k: "x" for k in env} | {
         "TAGSMITH_DATA_BUCKET": "d",
         "TAGSMITH_ENCODER_CACHE": generate.ENCODER_CACHE,
+        "TAGSMITH_BACKFILL_RATE": str(template["Parameters"]["BackfillRate"]["Default"]),
     }
     settings = Settings.from_env(names)
     assert settings.backfill_queue_url and settings.review_queue_url and settings.training_queue_url
     assert str(settings.encoder_cache_dir) == generate.ENCODER_CACHE
+    assert env["TAGSMITH_BACKFILL_RATE"] == {"Ref": "BackfillRate"}
+    assert settings.backfill_rate == template["Parameters"]["BackfillRate"]["Default"]
     dockerfile = (REPO / "infra" / "aws" / "Dockerfile").read_text()
     assert f"ENV TAGSMITH_ENCODER_CACHE={generate.ENCODER_CACHE}" in dockerfile
 

@@ -42,7 +42,10 @@ def _print_status(d: dict[str, object], as_json: bool) -> None:
 def start(
     tenant: TenantOpt,
     backfill_id: IdOpt = None,
-    rate: Annotated[float, typer.Option(help="at most this many assets per second are queued")] = 50.0,
+    rate: Annotated[
+        float | None,
+        typer.Option(help="at most this many assets per second are queued (default TAGSMITH_BACKFILL_RATE)"),
+    ] = None,
     keys_per_message: Annotated[int, typer.Option(help="assets per SQS message")] = 25,
     wait: Annotated[bool, typer.Option(help="print progress until the backfill completes")] = False,
     target: TargetOpt = Target.AUTO,
@@ -63,7 +66,7 @@ def start(
         progress = svc.start(
             tenant,
             backfill_id=backfill_id,
-            options=BackfillOptions(rate=rate, keys_per_message=keys_per_message),
+            options=BackfillOptions(rate=rate or svc.default_options.rate, keys_per_message=keys_per_message),
         )
         if not as_json:
             err.print(f"backfill {progress.id} of {tenant} ({s.where}) for models {progress.models}")
