@@ -1,4 +1,10 @@
-"""Train: a training request written to the data bucket (S3 event via SQS) -> a new model version."""
+"""Train: a training request written to the data bucket (S3 event via SQS) -> a new model version.
+
+Each SQS record carries an S3 event; each object it names is handed to
+:meth:`tagsmith.trainjobs.TrainingJobs.run`, which writes the model's status (training, then trained
+or failed). Bad or vanished requests are dropped (their status says why); anything else is reported
+as a batch item failure so SQS retries it, and after the redrive limit moves it to the DLQ.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,13 @@ def jobs() -> TrainingJobs:
     global _jobs
     if _jobs is None:
         c = build(Settings.from_env())
-        _jobs = TrainingJobs(store=c.store, data_bucket=c.settings.data_bucket, trainer=c.trainer)
+        _jobs = TrainingJobs(
+            store=c.store,
+            data_bucket=c.settings.data_bucket,
+            trainer=c.trainer,
+            records=c.records,
+            assets_bucket=c.settings.assets_bucket,
+        )
     return _jobs
 
 
@@ -31,7 +43,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for message in event.get("Records", ()):
         try:
             for ref in parse_storage_event(message["body"]):
-                jobs().run(ref.key)
+                outcome = jobs().run(ref.key)
+                logger.info("training request %s: %s", ref.key, outcome.get("state"), extra={"key": ref.key})
         except (InvalidInputError, NotFoundError) as e:
             logger.error("training request dropped: %s", e)  # nothing to retry: the request is bad or gone
         except Exception:

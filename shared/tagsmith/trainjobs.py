@@ -1,96 +1,372 @@
-"""Training as a job: a request object written to the data bucket triggers training; its status
+"""Training as a job: a request written to the data bucket triggers training; its status
 (pending / training / trained / failed) is written beside the model so the CLI and console see it.
 
-Request: ``tenants/<t>/training-requests/<name>.train.json``::
+Requests, in the data bucket:
 
-    {"model": "product", "examples": "s3://bucket/prefix/", "kind": "exclusive", "threshold": 0.8}
+* ``tenants/<t>/training-requests/<name>.train.json``::
 
-Status: ``tenants/<t>/models/<m>/status.json``.
+      {"model": "product", "examples": "s3://bucket/prefix/", "kind": "exclusive", "threshold": 0.8}
+
+  ``examples`` is an ``s3://`` prefix of tag folders or an ``s3://`` manifest (CSV, JSON lines,
+  Ground Truth / Rekognition Custom Labels; see :mod:`tagsmith.manifests`), or a list of them.
+  Optional: ``"corrections": true`` adds what reviewers confirmed, ``"force": true`` promotes
+  without comparison, ``"label_attribute"`` picks a Ground Truth attribute,
+  ``"allow_near_duplicates": true``, ``"review_floor"``.
+* ``tenants/<t>/training-requests/<model>/<name>.csv|.jsonl|.manifest``: a manifest dropped as is
+  trains ``<model>`` with the defaults (relative paths resolve beside it).
+
+A tenant trains only from its own objects: keys under ``tenants/<t>/`` in the data bucket, or under
+``<t>/`` in another bucket (the assets bucket's layout).
+
+Status, ``tenants/<t>/models/<m>/status.json``::
+
+    {"state": "trained", "at": "...", "request": "<key>", "request_etag": "...", "version": "...",
+     "promoted": true, "decision": "...", "report": {...summary...}, "report_key": ".../report.json"}
+
+Delivery is at least once: a request whose status already records its key and ETag as trained or
+failed is not run again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tagsmith.errors import InvalidInputError, InvalidKeyError
-from tagsmith.keys import model_prefix, tenant_prefix, validate_tenant
+from tagsmith.keys import tenant_prefix, validate_model_id, validate_tenant
+from tagsmith.manifests import MANIFEST_SUFFIXES, ExampleSet, combine, load_examples
 from tagsmith.records import utc_now
-from tagsmith.storage import ObjectStore
+from tagsmith.storage import ObjectStore, RecordStore
 from tagsmith.tagmodels import ModelKind
-from tagsmith.trainer import TrainingService, examples_from_prefix
+from tagsmith.trainer import TrainingService, examples_from_corrections
+from tagsmith.training_report import TrainingReport
 
 log = logging.getLogger(__name__)
 REQUEST_SUFFIX = ".train.json"
+REQUESTS_DIR = "training-requests"
+
+
+class TrainingState:
+    PENDING = "pending"
+    TRAINING = "training"
+    TRAINED = "trained"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
 class TrainingRequest:
     tenant: str
     model: str
-    examples_bucket: str
-    examples_prefix: str
+    examples: tuple[str, ...] = ()  # s3:// prefixes or manifests
     kind: ModelKind = ModelKind.EXCLUSIVE
     threshold: float = 0.8
+    review_floor: float = 0.2
+    force: bool = False
+    corrections: bool = False
+    label_attribute: str | None = None
+    allow_near_duplicates: bool = False
 
     @classmethod
-    def parse(cls, key: str, body: bytes) -> TrainingRequest:
-        parts = key.split("/")
-        if len(parts) < 4 or parts[0] != "tenants" or parts[2] != "training-requests":
-            raise InvalidKeyError(f"{key!r} is not a training request key (tenants/<t>/training-requests/<n>.train.json)")
-        tenant = validate_tenant(parts[1])
+    def from_dict(cls, tenant: str, d: dict[str, Any], *, where: str) -> TrainingRequest:
         try:
-            d = json.loads(body)
-            uri = str(d["examples"])
-            if not uri.startswith("s3://"):
-                raise ValueError(f"'examples' must be an s3:// URI, got {uri!r}")
-            bucket, _, prefix = uri[5:].partition("/")
-            return cls(tenant, str(d["model"]), bucket, prefix, ModelKind(d.get("kind", "exclusive")),
-                       float(d.get("threshold", 0.8)))
+            raw = d.get("examples", d.get("manifest", ()))
+            examples = (raw,) if isinstance(raw, str) else tuple(str(e) for e in raw)
+            req = cls(
+                tenant=validate_tenant(tenant),
+                model=validate_model_id(str(d["model"])),
+                examples=examples,
+                kind=ModelKind(d.get("kind", "exclusive")),
+                threshold=float(d.get("threshold", 0.8)),
+                review_floor=float(d.get("review_floor", 0.2)),
+                force=bool(d.get("force", False)),
+                corrections=bool(d.get("corrections", False)),
+                label_attribute=d.get("label_attribute"),
+                allow_near_duplicates=bool(d.get("allow_near_duplicates", False)),
+            )
+        except InvalidKeyError as e:
+            raise InvalidInputError(f"training request {where}: {e}") from e
         except (ValueError, KeyError, TypeError) as e:
-            raise InvalidInputError(f"training request {key} is malformed: {e}") from e
+            raise InvalidInputError(
+                f"training request {where} is malformed ({e}); expected "
+                '{"model": "<model id>", "examples": "s3://bucket/prefix/ or manifest", "kind": "exclusive"}'
+            ) from e
+        if not req.examples and not req.corrections:
+            raise InvalidInputError(
+                f"training request {where} names no examples: set 'examples' or 'corrections': true"
+            )
+        bad = [e for e in req.examples if not e.startswith("s3://")]
+        if bad:
+            raise InvalidInputError(
+                f"training request {where}: examples must be s3:// URIs, got {', '.join(bad)}"
+            )
+        return req
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "model": self.model,
+            "examples": list(self.examples),
+            "kind": self.kind.value,
+            "threshold": self.threshold,
+            "review_floor": self.review_floor,
+        }
+        for name in ("force", "corrections", "allow_near_duplicates"):
+            if getattr(self, name):
+                d[name] = True
+        if self.label_attribute:
+            d["label_attribute"] = self.label_attribute
+        return d
+
+
+def is_request_key(key: str) -> bool:
+    parts = key.split("/")
+    if len(parts) < 4 or parts[0] != "tenants" or parts[2] != REQUESTS_DIR:
+        return False
+    return (len(parts) == 4 and key.endswith(REQUEST_SUFFIX)) or (
+        len(parts) == 5 and key.lower().endswith(MANIFEST_SUFFIXES)
+    )
+
+
+def parse_request(key: str, body: bytes, *, data_bucket: str) -> TrainingRequest:
+    """The request stored at ``key``: a ``.train.json`` request or a manifest dropped under a model."""
+    if not is_request_key(key):
+        raise InvalidKeyError(
+            f"{key!r} is not a training request: expected tenants/<t>/{REQUESTS_DIR}/<name>{REQUEST_SUFFIX} "
+            f"or tenants/<t>/{REQUESTS_DIR}/<model>/<name>.csv|.jsonl|.manifest"
+        )
+    parts = key.split("/")
+    tenant = validate_tenant(parts[1])
+    if len(parts) == 5:
+        return TrainingRequest.from_dict(
+            tenant, {"model": parts[3], "examples": f"s3://{data_bucket}/{key}"}, where=key
+        )
+    try:
+        d = json.loads(body)
+    except ValueError as e:
+        raise InvalidInputError(f"training request {key} is not JSON: {e}") from e
+    if not isinstance(d, dict):
+        raise InvalidInputError(f"training request {key} must be a JSON object")
+    return TrainingRequest.from_dict(tenant, d, where=key)
 
 
 class TrainingJobs:
-    def __init__(self, *, store: ObjectStore, data_bucket: str, trainer: TrainingService) -> None:
+    """Runs training requests and keeps each model's status. Clients are injected."""
+
+    def __init__(
+        self,
+        *,
+        store: ObjectStore,
+        data_bucket: str,
+        trainer: TrainingService,
+        records: RecordStore | None = None,
+        assets_bucket: str = "",
+    ) -> None:
         self.store = store
         self.data_bucket = data_bucket
         self.trainer = trainer
+        self.records = records
+        self.assets_bucket = assets_bucket
 
+    # --- status -------------------------------------------------------------------------------------
     def status(self, tenant: str, model: str) -> dict[str, Any] | None:
-        from tagsmith.errors import NotFoundError
+        return self.trainer.models.read_status(tenant, model)
 
-        try:
-            return dict(json.loads(self.store.get(self.data_bucket, model_prefix(tenant, model) + "status.json").body))
-        except NotFoundError:
-            return None
+    def _set_status(self, tenant: str, model: str, state: str, **extra: Any) -> dict[str, Any]:
+        status = {
+            "state": state,
+            "at": utc_now(),
+            "tenant": tenant,
+            "model": model,
+            **{k: v for k, v in extra.items() if v is not None},
+        }
+        self.trainer.models.write_status(tenant, model, status)
+        return status
 
-    def _set_status(self, tenant: str, model: str, state: str, **extra: Any) -> None:
-        body = json.dumps({"state": state, "at": utc_now(), **extra}, ensure_ascii=False).encode()
-        self.store.put(self.data_bucket, model_prefix(tenant, model) + "status.json", body)
+    # --- entry points -------------------------------------------------------------------------------
+    def submit(self, request: TrainingRequest, *, name: str | None = None) -> str:
+        """Accept a request: status ``pending``, then the request object (whose creation triggers the
+        handler). Pending is written first so it can never overwrite a faster ``training``."""
+        name = name or f"{request.model}-{utc_now().replace(':', '').replace('.', '')}"
+        key = f"{tenant_prefix(request.tenant)}{REQUESTS_DIR}/{name}{REQUEST_SUFFIX}"
+        self._set_status(request.tenant, request.model, TrainingState.PENDING, request=key)
+        self.store.put(
+            self.data_bucket, key, json.dumps(request.to_dict()).encode(), content_type="application/json"
+        )
+        return key
 
     def run(self, key: str) -> dict[str, Any]:
-        """Run the request at ``key`` in the data bucket. User errors end as status ``failed``."""
-        body = self.store.get(self.data_bucket, key).body
-        req = TrainingRequest.parse(key, body)
-        # a tenant may only train from its own examples: its prefix in the data bucket, or its
-        # folder in another bucket
-        own = req.examples_prefix.startswith(tenant_prefix(req.tenant)) or req.examples_prefix.startswith(f"{req.tenant}/")
-        if not own:
-            self._set_status(req.tenant, req.model, "failed", error=f"examples {req.examples_prefix!r} are outside tenant {req.tenant}")
-            return {"state": "failed"}
-        self._set_status(req.tenant, req.model, "training", request=key)
+        """Run the request at ``key`` in the data bucket; user errors end as status ``failed``.
+
+        Keys that are not requests are ignored; an already finished request is not run twice.
+        """
+        if not is_request_key(key):
+            log.info("not a training request, ignored: %s", key)
+            return {"state": "ignored", "key": key}
+        obj = self.store.get(self.data_bucket, key)
+        parts = key.split("/")
         try:
-            examples, taxonomy = examples_from_prefix(self.store, req.examples_bucket, req.examples_prefix)
+            req = parse_request(key, obj.body, data_bucket=self.data_bucket)
+        except InvalidInputError as e:
+            model = parts[3] if len(parts) == 5 else _model_hint(obj.body)
+            if model:
+                self._set_status(
+                    parts[1],
+                    model,
+                    TrainingState.FAILED,
+                    error=str(e),
+                    request=key,
+                    request_etag=obj.info.etag,
+                )
+            raise
+        previous = self.status(req.tenant, req.model) or {}
+        if (
+            previous.get("request") == key
+            and previous.get("request_etag") == obj.info.etag
+            and previous.get("state") in (TrainingState.TRAINED, TrainingState.FAILED)
+        ):
+            log.info("training request %s already %s: not run again", key, previous["state"])
+            return previous
+        return self.train_now(req, request_key=key, request_etag=obj.info.etag)
+
+    def train_now(
+        self,
+        req: TrainingRequest,
+        *,
+        request_key: str | None = None,
+        request_etag: str | None = None,
+        local_paths: bool = False,
+    ) -> dict[str, Any]:
+        """Train synchronously with status updates (the CLI's ``tagsmith train`` and :meth:`run`).
+        User errors end as status ``failed`` and are returned; others are raised (to be retried)."""
+        started = time.perf_counter()
+        ids = {"request": request_key, "request_etag": request_etag}
+        self._set_status(req.tenant, req.model, TrainingState.TRAINING, started_at=utc_now(), **ids)
+        try:
+            examples = self._examples(req, local_paths=local_paths)
             report = self.trainer.train(
-                tenant=req.tenant, model_id=req.model, examples=examples, taxonomy=taxonomy,
-                kind=req.kind, threshold=req.threshold,
+                tenant=req.tenant,
+                model_id=req.model,
+                examples=examples.examples,
+                taxonomy=examples.taxonomy,
+                kind=req.kind,
+                threshold=req.threshold,
+                review_floor=req.review_floor,
+                force=req.force,
+                allow_near_duplicates=req.allow_near_duplicates,
+                source=examples.source,
+                source_warnings=examples.warnings,
             )
         except InvalidInputError as e:
             log.warning("training %s/%s failed: %s", req.tenant, req.model, e)
-            self._set_status(req.tenant, req.model, "failed", error=str(e), request=key)
-            return {"state": "failed", "error": str(e)}
-        self._set_status(req.tenant, req.model, "trained", version=report.version, report=report.to_dict())
-        return {"state": "trained", "version": report.version}
+            return self._set_status(
+                req.tenant,
+                req.model,
+                TrainingState.FAILED,
+                error=str(e),
+                seconds=round(time.perf_counter() - started, 3),
+                **ids,
+            )
+        except Exception as e:
+            self._set_status(
+                req.tenant,
+                req.model,
+                TrainingState.FAILED,
+                error=f"{type(e).__name__}: {e}",
+                retrying=True,
+                **ids,
+            )
+            raise
+        return self._trained(req, report, ids)
+
+    def _trained(self, req: TrainingRequest, report: TrainingReport, ids: dict[str, Any]) -> dict[str, Any]:
+        models = self.trainer.models
+        promotion = report.promotion
+        return self._set_status(
+            req.tenant,
+            req.model,
+            TrainingState.TRAINED,
+            version=report.version,
+            promoted=bool(promotion and promotion.promoted),
+            decision=promotion.reason if promotion else None,
+            warnings=report.warnings,
+            report=report.summary(),
+            report_key=models.version_key(req.tenant, req.model, report.version, "report.json"),
+            report_html_key=models.version_key(req.tenant, req.model, report.version, "report.html"),
+            seconds=report.seconds,
+            **ids,
+        )
+
+    # --- examples -----------------------------------------------------------------------------------
+    def _allowed(self, tenant: str) -> Any:
+        own = tenant_prefix(tenant)
+
+        def allowed(bucket: str, key: str) -> bool:
+            if bucket == self.data_bucket:
+                return key.startswith(own)
+            return key.startswith(f"{tenant}/")
+
+        return allowed
+
+    def _examples(self, req: TrainingRequest, *, local_paths: bool) -> ExampleSet:
+        allowed = None if local_paths else self._allowed(req.tenant)
+        sets = [
+            load_examples(
+                loc,
+                store=self.store,
+                label_attribute=req.label_attribute,
+                s3_allowed=allowed,
+                local_allowed=local_paths,
+            )
+            for loc in req.examples
+        ]
+        if req.corrections:
+            sets.append(self.corrections(req.tenant, req.model))
+        return combine(sets)
+
+    def corrections(self, tenant: str, model: str) -> ExampleSet:
+        if self.records is None or not self.assets_bucket:
+            raise InvalidInputError(
+                "this deployment has no record store or assets bucket: corrections are unavailable"
+            )
+        examples = examples_from_corrections(
+            self.records.iter_tenant(tenant), model, self.store, self.assets_bucket
+        )
+        return ExampleSet(examples, None, [], f"reviewers' corrections ({len(examples)})")
+
+
+def _model_hint(body: bytes) -> str | None:
+    """The model a malformed request was meant for, if it can be told (so its status says failed)."""
+    try:
+        model = json.loads(body).get("model")
+        return validate_model_id(model) if isinstance(model, str) else None
+    except (ValueError, AttributeError, InvalidKeyError):
+        return None
+
+
+def describe_status(status: dict[str, Any] | None) -> str:
+    """One line for a human: ``trained 20261122-061500-3f9a (promoted) at ...``."""
+    if not status:
+        return "never trained"
+    state = status.get("state", "?")
+    at = status.get("at", "")
+    if state == TrainingState.TRAINED:
+        promoted = "promoted" if status.get("promoted") else "not promoted"
+        return f"trained {status.get('version')} ({promoted}) at {at}"
+    if state == TrainingState.FAILED:
+        retry = " (will be retried)" if status.get("retrying") else ""
+        return f"failed at {at}{retry}: {status.get('error', '')}"
+    return f"{state} since {at}"
+
+
+__all__: Sequence[str] = (
+    "REQUEST_SUFFIX",
+    "TrainingJobs",
+    "TrainingRequest",
+    "TrainingState",
+    "describe_status",
+    "is_request_key",
+    "parse_request",
+)

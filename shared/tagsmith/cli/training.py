@@ -1,10 +1,23 @@
-"""``tagsmith train`` and ``tagsmith models``."""
+"""``tagsmith train``, ``tagsmith status``, ``tagsmith models`` (list, versions, rollback, report) and
+``tagsmith taxonomy`` (show, set).
+
+Examples::
+
+    tagsmith train -t acme -m product -e ./examples            # folder of tag folders
+    tagsmith train -t acme -m product -e labels.manifest       # Ground Truth / Rekognition manifest
+    tagsmith train -t acme -m product -e s3://b/p/ --corrections --submit   # as a job (status: pending)
+    tagsmith status -t acme
+    tagsmith models versions -t acme -m product
+    tagsmith models rollback -t acme -m product --to 20261122-061500-3f9a
+    tagsmith models report -t acme -m product --out report.html
+    tagsmith taxonomy set -t acme -m product labels.json
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,69 +32,428 @@ from tagsmith.cli.common import (
     out,
     run_or_exit,
 )
-from tagsmith.keys import validate_tenant
+from tagsmith.errors import NotFoundError, TagsmithError
+from tagsmith.keys import validate_model_id, validate_tenant
 
 app = typer.Typer()
+models_app = typer.Typer(
+    help="A tenant's tag models: list, versions, rollback, report.", invoke_without_command=True
+)
+taxonomy_app = typer.Typer(
+    help="A model's tags with labels per language and synonyms (no retraining needed)."
+)
+app.add_typer(models_app, name="models")
+app.add_typer(taxonomy_app, name="taxonomy")
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="model id, e.g. product or shot-type")]
+REINDEX_HINT = (
+    "labels are stored; the search index still holds the old ones: run `tagsmith reindex --tenant {t}`"
+)
+
+
+def _jobs(c: Any) -> Any:
+    from tagsmith.trainjobs import TrainingJobs
+
+    return TrainingJobs(
+        store=c.store,
+        data_bucket=c.settings.data_bucket,
+        trainer=c.trainer,
+        records=c.records,
+        assets_bucket=c.settings.assets_bucket,
+    )
+
 
 @app.command()
 def train(
     tenant: TenantOpt,
-    model: Annotated[str, typer.Option("--model", "-m", help="model id, e.g. product or shot-type")],
-    examples: Annotated[str, typer.Option("--examples", "-e", help="folder (or s3://bucket/prefix) with one sub-folder per tag")],
+    model: ModelOpt,
+    examples: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--examples",
+            "-e",
+            help="folder or s3://bucket/prefix with one sub-folder per tag, or a manifest (.csv, .jsonl, "
+            "Ground Truth / Rekognition .manifest); repeat to combine",
+        ),
+    ] = None,
+    corrections: Annotated[
+        bool, typer.Option(help="add the tags reviewers confirmed for this model")
+    ] = False,
     kind: Annotated[str, typer.Option(help="exclusive (one tag per asset) or multilabel")] = "exclusive",
-    threshold: Annotated[float, typer.Option(help="confidence at or above which a tag is applied without review")] = 0.8,
+    threshold: Annotated[
+        float, typer.Option(help="confidence at or above which a tag is applied without review")
+    ] = 0.8,
+    review_floor: Annotated[
+        float, typer.Option(help="confidence below which a tag is not even suggested")
+    ] = 0.2,
+    force: Annotated[
+        bool, typer.Option(help="make the new version active even if it is worse than the active one")
+    ] = False,
+    allow_near_duplicates: Annotated[
+        bool,
+        typer.Option(help="allow nearly identical photos under different tags (a warning, not an error)"),
+    ] = False,
+    label_attribute: Annotated[
+        str | None,
+        typer.Option(
+            help="Ground Truth manifests: the label attribute to read (default: every classification)"
+        ),
+    ] = None,
+    submit: Annotated[
+        bool, typer.Option(help="do not wait: write a training request for the train handler")
+    ] = False,
+    report_out: Annotated[
+        Path | None, typer.Option("--report", help="also write the HTML report to this file")
+    ] = None,
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train (or retrain) a tag model from example images and make it active."""
+    """Train (or retrain) a tag model; the new version becomes active only if it is not worse."""
     from tagsmith.tagmodels import ModelKind
-    from tagsmith.trainer import examples_from_folder, examples_from_prefix
+    from tagsmith.trainjobs import TrainingRequest
 
     def go() -> None:
         validate_tenant(tenant)
+        validate_model_id(model)
+        if not examples and not corrections:
+            raise TagsmithError(
+                "nothing to train on: give --examples (folder, s3:// prefix or manifest) and/or --corrections"
+            )
+        try:
+            model_kind = ModelKind(kind)
+        except ValueError:
+            raise TagsmithError(f"--kind must be exclusive or multilabel, got {kind!r}") from None
         s = open_session(target)
-        if examples.startswith("s3://"):
-            bucket, _, prefix = examples[5:].partition("/")
-            exs, taxonomy = examples_from_prefix(s.components.store, bucket, prefix)
-        else:
-            exs, taxonomy = examples_from_folder(Path(examples))
-        if not as_json:
-            err.print(f"training {tenant}/{model} on {len(exs)} examples ({s.where})")
-        report = s.components.trainer.train(
-            tenant=tenant, model_id=model, examples=exs, taxonomy=taxonomy, kind=ModelKind(kind), threshold=threshold
+        jobs = _jobs(s.components)
+        req = TrainingRequest(
+            tenant=tenant,
+            model=model,
+            examples=tuple(examples or ()),
+            kind=model_kind,
+            threshold=threshold,
+            review_floor=review_floor,
+            force=force,
+            corrections=corrections,
+            label_attribute=label_attribute,
+            allow_near_duplicates=allow_near_duplicates,
         )
-        if as_json:
-            print(json.dumps(report.to_dict(), ensure_ascii=False))
+        if submit:
+            local = [e for e in req.examples if not e.startswith("s3://")]
+            if local:
+                raise TagsmithError(
+                    f"--submit needs s3:// examples the train handler can read; upload these first: {', '.join(local)}"
+                )
+            key = jobs.submit(req)
+            if as_json:
+                print(json.dumps({"state": "pending", "request": key}))
+            else:
+                out.print(
+                    f"[green]submitted[/] {key} ({s.where}); follow it with `tagsmith status -t {tenant} -m {model}`"
+                )
             return
-        for w in report.warnings:
-            err.print(f"[yellow]warning:[/] {w}")
-        cv = f"{report.cv_accuracy:.0%}" if report.cv_accuracy is not None else "n/a"
-        out.print(f"[green]trained[/] {tenant}/{model} version [bold]{report.version}[/]: {len(report.tags)} tags, "
-                  f"cross-validated accuracy {cv}, {report.seconds:.1f} s")
+        if not as_json:
+            err.print(
+                f"training {tenant}/{model} from {', '.join(req.examples) or 'corrections'} ({s.where}) ..."
+            )
+        status = jobs.train_now(req, local_paths=True)
+        if status["state"] != "trained":
+            raise TagsmithError(status.get("error", "training failed"))
+        report = status["report"]
+        if report_out is not None:
+            html = s.components.models.version_file(tenant, model, status["version"], "report.html") or b""
+            report_out.write_bytes(html)
+        if as_json:
+            print(json.dumps(report, ensure_ascii=False))
+            return
+        _print_report(report, status)
+        if report_out is not None:
+            out.print(f"report: {report_out}")
 
     run_or_exit(go)
 
 
+def _print_report(report: dict[str, Any], status: dict[str, Any]) -> None:
+    for w in report["warnings"]:
+        err.print(f"[yellow]warning:[/] {w}")
+    cv = f"{report['cv_accuracy']:.0%}" if report.get("cv_accuracy") is not None else "n/a"
+    out.print(
+        f"[green]trained[/] {report['tenant']}/{report['model_id']} version [bold]{report['version']}[/]: "
+        f"{len(report['tags'])} tags, {report['examples']} examples ({report['embedded']} embedded, "
+        f"{report['cached']} from cache), cross-validated accuracy {cv}, {report['seconds']:.1f} s"
+    )
+    weak = [(t, m) for t, m in report["per_tag"].items() if m["recall"] < 0.8 or m["precision"] < 0.8]
+    for tag, m in weak[:10]:
+        out.print(f"  {tag}: precision {m['precision']:.0%}, recall {m['recall']:.0%}")
+    for pair in report["confused"][:5]:
+        out.print(f"  confused: {pair['tag']} taken for {pair['predicted_as']} {pair['count']} time(s)")
+    promotion = report.get("promotion") or {}
+    colour = "green" if promotion.get("promoted") else "yellow"
+    word = "active" if promotion.get("promoted") else "NOT promoted"
+    out.print(f"[{colour}]{word}[/]: {promotion.get('reason', '')}")
+    out.print(f"report: {status.get('report_html_key', '')}")
+
+
 @app.command()
-def models(tenant: TenantOpt, target: TargetOpt = Target.AUTO, as_json: JsonOpt = False) -> None:
-    """List a tenant's tag models with their active version."""
+def status(
+    tenant: TenantOpt,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="one model (default: all)")] = None,
+    target: TargetOpt = Target.AUTO,
+    as_json: JsonOpt = False,
+) -> None:
+    """Training status of a tenant's models: pending, training, trained or failed."""
+    from tagsmith.trainjobs import describe_status
 
     def go() -> None:
         validate_tenant(tenant)
         c = open_session(target).components
+        ids = [validate_model_id(model)] if model else c.models.known_model_ids(tenant)
+        rows = [(mid, c.models.read_status(tenant, mid)) for mid in ids]
+        if as_json:
+            for mid, st in rows:
+                d = {k: v for k, v in (st or {"state": None}).items() if k != "report"}
+                print(json.dumps({"model": mid, **d}, ensure_ascii=False))
+            return
+        if not rows:
+            out.print(f"tenant {tenant} has no models yet: train one with `tagsmith train`")
+        for mid, st in rows:
+            out.print(f"[bold]{mid}[/]: {describe_status(st)}")
+            for w in (st or {}).get("warnings", [])[:5]:
+                out.print(f"  [yellow]warning:[/] {w.splitlines()[0]}")
+
+    run_or_exit(go)
+
+
+@models_app.callback()
+def models(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="tenant id")] = None,
+    target: TargetOpt = Target.AUTO,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a tenant's tag models with their active version and training status."""
+    from tagsmith.trainjobs import describe_status
+
+    if ctx.invoked_subcommand is not None:
+        return
+
+    def go() -> None:
+        if tenant is None:
+            raise TagsmithError("give --tenant (or a sub-command: versions, rollback, report)")
+        validate_tenant(tenant)
+        c = open_session(target).components
         rows = []
-        for mid in c.models.model_ids(tenant):
+        for mid in c.models.known_model_ids(tenant):
             m = c.models.load_active(tenant, mid)
-            if m:
-                rows.append({"model": mid, "active": m.version, "kind": m.kind.value, "tags": list(m.tags),
-                             "versions": c.models.versions(tenant, mid), "metrics": m.metrics})
+            st = c.models.read_status(tenant, mid)
+            rows.append(
+                {
+                    "model": mid,
+                    "active": m.version if m else None,
+                    "kind": m.kind.value if m else None,
+                    "tags": list(m.tags) if m else [],
+                    "versions": c.models.versions(tenant, mid),
+                    "metrics": m.metrics if m else {},
+                    "state": (st or {}).get("state"),
+                    "status": describe_status(st),
+                }
+            )
         if as_json:
             for r in rows:
                 print(json.dumps(r, ensure_ascii=False))
             return
-        table = Table("model", "kind", "active version", "tags", "versions")
+        table = Table("model", "kind", "active version", "tags", "versions", "status")
         for r in rows:
-            table.add_row(r["model"], r["kind"], r["active"], ", ".join(r["tags"]), str(len(r["versions"])))
+            table.add_row(
+                r["model"],
+                r["kind"] or "-",
+                r["active"] or "-",
+                str(len(r["tags"])),
+                str(len(r["versions"])),
+                r["status"],
+            )
         out.print(table)
+
+    run_or_exit(go)
+
+
+@models_app.command("versions")
+def versions(
+    tenant: TenantOpt, model: ModelOpt, target: TargetOpt = Target.AUTO, as_json: JsonOpt = False
+) -> None:
+    """Every version of a model, oldest first, with its figures and promotion decision."""
+
+    def go() -> None:
+        validate_tenant(tenant)
+        c = open_session(target).components
+        rows = c.models.version_summaries(tenant, validate_model_id(model))
+        if not rows:
+            raise NotFoundError(f"tenant {tenant!r} has no model {model!r}: train it with `tagsmith train`")
+        if as_json:
+            for r in rows:
+                print(json.dumps(r, ensure_ascii=False))
+            return
+        table = Table("", "version", "created", "tags", "examples", "cv accuracy", "decision")
+        for r in rows:
+            cv = f"{r['cv_accuracy']:.0%}" if r["cv_accuracy"] is not None else "-"
+            table.add_row(
+                "*" if r["active"] else "",
+                r["version"],
+                r["created_at"],
+                str(r["tags"]),
+                str(r["examples"]),
+                cv,
+                r["decision"],
+            )
+        out.print(table)
+
+    run_or_exit(go)
+
+
+@models_app.command("rollback")
+def rollback(
+    tenant: TenantOpt,
+    model: ModelOpt,
+    to: Annotated[
+        str, typer.Option("--to", help="the version to make active again (see `tagsmith models versions`)")
+    ],
+    target: TargetOpt = Target.AUTO,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make an earlier version active again."""
+
+    def go() -> None:
+        validate_tenant(tenant)
+        c = open_session(target).components
+        known = c.models.versions(tenant, validate_model_id(model))
+        if to not in known:
+            listed = ", ".join(known[-5:]) or "none"
+            raise NotFoundError(f"model {tenant}/{model} has no version {to!r}; recent versions: {listed}")
+        previous = c.models.active_version(tenant, model)
+        c.models.activate(tenant, model, to, reason=f"rolled back from {previous}")
+        if as_json:
+            print(json.dumps({"model": model, "active": to, "previous": previous}))
+        else:
+            out.print(f"[green]{tenant}/{model}[/]: active version is now [bold]{to}[/] (was {previous})")
+
+    run_or_exit(go)
+
+
+@models_app.command("report")
+def report(
+    tenant: TenantOpt,
+    model: ModelOpt,
+    version: Annotated[str | None, typer.Option(help="a version (default: the newest)")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="write the HTML page here")] = None,
+    target: TargetOpt = Target.AUTO,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a version's training report (or save its HTML page)."""
+
+    def go() -> None:
+        validate_tenant(tenant)
+        c = open_session(target).components
+        v = version or next(iter(reversed(c.models.versions(tenant, validate_model_id(model)))), None)
+        body = c.models.version_file(tenant, model, v, "report.json") if v else None
+        if body is None:
+            raise NotFoundError(f"no training report for {tenant}/{model} {v or ''}".rstrip())
+        d = json.loads(body)
+        for pair in d.get("confused", []):
+            pair.pop("thumbnails", None)
+        if out_file is not None:
+            out_file.write_bytes(c.models.version_file(tenant, model, v, "report.html") or b"")
+        if as_json:
+            print(json.dumps(d, ensure_ascii=False))
+            return
+        _print_report(
+            d,
+            {
+                "report_html_key": str(out_file)
+                if out_file
+                else c.models.version_key(tenant, model, v, "report.html")
+            },
+        )
+
+    run_or_exit(go)
+
+
+@taxonomy_app.command("show")
+def taxonomy_show(
+    tenant: TenantOpt, model: ModelOpt, target: TargetOpt = Target.AUTO, as_json: JsonOpt = False
+) -> None:
+    """A model's tags with their labels and synonyms."""
+
+    def go() -> None:
+        validate_tenant(tenant)
+        c = open_session(target).components
+        active = c.models.load_active(tenant, validate_model_id(model))
+        taxonomy = c.models.taxonomy(tenant, model)
+        if active is not None:
+            taxonomy = active.taxonomy  # the stored taxonomy over exactly the model's tags
+        if taxonomy is None:
+            raise NotFoundError(f"tenant {tenant!r} has no model {model!r} and no taxonomy for it")
+        if as_json:
+            print(taxonomy.to_json().decode())
+            return
+        table = Table("tag", "labels", "synonyms")
+        for t in taxonomy.tags:
+            table.add_row(
+                t.id,
+                "; ".join(f"{k}: {v}" for k, v in sorted(t.labels.items())),
+                "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(t.synonyms.items())),
+            )
+        out.print(table)
+
+    run_or_exit(go)
+
+
+@taxonomy_app.command("set")
+def taxonomy_set(
+    tenant: TenantOpt,
+    model: ModelOpt,
+    file: Annotated[
+        Path, typer.Argument(help='taxonomy JSON: {"tags": [{"id": ..., "labels": {"en": ...}}]}')
+    ],
+    target: TargetOpt = Target.AUTO,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replace a model's labels and synonyms; takes effect without retraining."""
+    from tagsmith.taxonomy import Taxonomy
+
+    def go() -> None:
+        validate_tenant(tenant)
+        validate_model_id(model)
+        if not file.is_file():
+            raise TagsmithError(f"{file} does not exist")
+        taxonomy = Taxonomy.from_json(file.read_bytes())
+        c = open_session(target).components
+        active = c.models.load_active(tenant, model)
+        unknown = sorted(set(taxonomy.ids) - set(active.tags)) if active else []
+        unlabelled = sorted(set(active.tags) - set(taxonomy.ids)) if active else []
+        c.models.save_taxonomy(tenant, model, taxonomy)
+        c.active_models.invalidate(tenant)
+        hint = REINDEX_HINT.format(t=tenant)
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "model": model,
+                        "tags": len(taxonomy.tags),
+                        "unknown_tags": unknown,
+                        "tags_without_labels": unlabelled,
+                        "hint": hint,
+                    }
+                )
+            )
+            return
+        out.print(f"[green]taxonomy of {tenant}/{model} saved[/]: {len(taxonomy.tags)} tags")
+        if unknown:
+            err.print(
+                f"[yellow]warning:[/] the model does not know these tags (kept for a later training): {', '.join(unknown)}"
+            )
+        if unlabelled:
+            err.print(
+                f"[yellow]warning:[/] these tags of the model have no entry (their id is shown): {', '.join(unlabelled)}"
+            )
+        out.print(hint)
 
     run_or_exit(go)

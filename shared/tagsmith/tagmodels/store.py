@@ -1,10 +1,13 @@
-"""Tag models in the data bucket: immutable versions, an ``active.json`` pointer, and a mutable
-``taxonomy.json`` (labels change without retraining).
+"""Tag models in the data bucket: immutable versions, an ``active.json`` pointer, a mutable
+``taxonomy.json`` (labels change without retraining) and the training status.
 
     tenants/<t>/models/<m>/taxonomy.json
-    tenants/<t>/models/<m>/active.json                 {"version": "..."}
+    tenants/<t>/models/<m>/active.json                 {"version": "...", "at": "...", "reason": "..."}
+    tenants/<t>/models/<m>/status.json                 pending / training / trained / failed (see trainjobs)
     tenants/<t>/models/<m>/versions/<v>/model.json
     tenants/<t>/models/<m>/versions/<v>/weights.npz
+    tenants/<t>/models/<m>/versions/<v>/examples.json  content hash + tags of each training example
+    tenants/<t>/models/<m>/versions/<v>/report.json|report.html
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from tagsmith.errors import InvalidInputError, NotFoundError
 from tagsmith.keys import model_prefix, models_prefix, validate_model_id
+from tagsmith.records import utc_now
 from tagsmith.storage.base import ObjectStore
 from tagsmith.tagmodels.model import TagModel
 from tagsmith.taxonomy import Taxonomy
@@ -32,12 +37,105 @@ class ModelStore:
         base = f"{model_prefix(model.tenant, model.model_id)}versions/{model.version}/"
         model_json, weights = model.to_files()
         self.store.put(self.bucket, base + "weights.npz", weights, if_none_match=True)
-        self.store.put(self.bucket, base + "model.json", model_json, content_type="application/json", if_none_match=True)
+        self.store.put(
+            self.bucket, base + "model.json", model_json, content_type="application/json", if_none_match=True
+        )
 
-    def activate(self, tenant: str, model_id: str, version: str) -> None:
+    def save_version_file(
+        self,
+        tenant: str,
+        model_id: str,
+        version: str,
+        name: str,
+        body: bytes,
+        *,
+        content_type: str = "application/json",
+    ) -> None:
+        """Write a file beside a version (report, examples); immutable like the version itself."""
+        key = f"{model_prefix(tenant, model_id)}versions/{version}/{name}"
+        self.store.put(self.bucket, key, body, content_type=content_type, if_none_match=True)
+
+    def version_file(self, tenant: str, model_id: str, version: str, name: str) -> bytes | None:
+        try:
+            return self.store.get(
+                self.bucket, f"{model_prefix(tenant, model_id)}versions/{version}/{name}"
+            ).body
+        except NotFoundError:
+            return None
+
+    def version_key(self, tenant: str, model_id: str, version: str, name: str) -> str:
+        return f"{model_prefix(tenant, model_id)}versions/{version}/{name}"
+
+    def training_set(self, tenant: str, model_id: str, version: str) -> set[str] | None:
+        """Content hashes of the examples ``version`` was trained on; None if it kept no record."""
+        body = self.version_file(tenant, model_id, version, "examples.json")
+        if body is None:
+            return None
+        try:
+            return {str(row["sha256"]) for row in json.loads(body)["examples"]}
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def activate(self, tenant: str, model_id: str, version: str, *, reason: str = "") -> None:
+        """Point ``active.json`` at ``version`` (promotion or rollback); the version must load."""
         self.load_version(tenant, model_id, version)  # refuse to point at something unreadable
-        body = json.dumps({"version": version}).encode()
-        self.store.put(self.bucket, model_prefix(tenant, model_id) + "active.json", body, content_type="application/json")
+        previous = self.active_version(tenant, model_id)
+        body = json.dumps(
+            {"version": version, "previous": previous, "at": utc_now(), "reason": reason}, ensure_ascii=False
+        ).encode()
+        self.store.put(
+            self.bucket, model_prefix(tenant, model_id) + "active.json", body, content_type="application/json"
+        )
+
+    def read_status(self, tenant: str, model_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(
+                json.loads(self.store.get(self.bucket, model_prefix(tenant, model_id) + "status.json").body)
+            )
+        except NotFoundError:
+            return None
+
+    def write_status(self, tenant: str, model_id: str, status: dict[str, Any]) -> None:
+        body = json.dumps(status, ensure_ascii=False).encode()
+        self.store.put(
+            self.bucket, model_prefix(tenant, model_id) + "status.json", body, content_type="application/json"
+        )
+
+    def known_model_ids(self, tenant: str) -> list[str]:
+        """Every model with an active version or a training status (a first training may be pending)."""
+        prefix = models_prefix(tenant)
+        ids = set()
+        for info in self.store.list(self.bucket, prefix):
+            model_id, _, rest = info.key[len(prefix) :].partition("/")
+            if rest in ("active.json", "status.json"):
+                ids.add(model_id)
+        return sorted(ids)
+
+    def version_summaries(self, tenant: str, model_id: str) -> list[dict[str, Any]]:
+        """Each version with its creation time, tags, metrics and promotion decision, oldest first."""
+        active = self.active_version(tenant, model_id)
+        out = []
+        for version in self.versions(tenant, model_id):
+            meta_body = self.version_file(tenant, model_id, version, "model.json")
+            if meta_body is None:
+                continue  # half-written: weights without metadata
+            meta = json.loads(meta_body)
+            report_body = self.version_file(tenant, model_id, version, "report.json")
+            promotion = (json.loads(report_body).get("promotion") if report_body else None) or {}
+            out.append(
+                {
+                    "version": version,
+                    "active": version == active,
+                    "created_at": meta.get("created_at", ""),
+                    "encoder_id": meta.get("encoder_id", ""),
+                    "tags": len(meta.get("tags", [])),
+                    "examples": sum((meta.get("examples_per_tag") or {}).values()),
+                    "cv_accuracy": (meta.get("metrics") or {}).get("cv_accuracy"),
+                    "promoted": promotion.get("promoted"),
+                    "decision": promotion.get("reason", ""),
+                }
+            )
+        return out
 
     def active_version(self, tenant: str, model_id: str) -> str | None:
         try:
@@ -96,7 +194,9 @@ class ActiveModels:
     A warm Lambda container keeps its models in memory; a promotion is picked up within ``ttl``.
     """
 
-    def __init__(self, *, models: ModelStore, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, models: ModelStore, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.models = models
         self.ttl = ttl
         self.clock = clock

@@ -1,0 +1,184 @@
+"""Versions, promotion, incremental retraining and the training report, over in-memory adapters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from tagsmith.records import AssetRecord, AssetStatus, Source, SourceObject, TagAssignment, TagState
+from tagsmith.tagmodels import LinearHead, ModelKind
+from tagsmith.trainer import Example, TrainingService, examples_from_corrections
+from tagsmith.training_report import TrainingReport
+from tagsmith.wiring import Components
+
+from tests.conftest import ASSETS, DATA
+from tests.fakes import COLOURS, FakeEncoder, solid_jpeg
+
+PALETTE = {**COLOURS, "yellow": (230, 220, 40)}
+
+
+def examples(n: int, *, seed: int = 0, tags: Sequence[str] = ("red", "green", "blue")) -> list[Example]:
+    return [
+        Example(t, f"{t}/{seed + i}.jpg", lambda t=t, i=i: solid_jpeg(PALETTE[t], noise=25, seed=seed + i))
+        for t in tags
+        for i in range(n)
+    ]
+
+
+class SabotagedService(TrainingService):
+    """Fits normally, then swaps the first two tags' weights: a model that is reliably wrong."""
+
+    def _fit(self, x: np.ndarray, labels: Sequence[object], kind: ModelKind) -> LinearHead:  # type: ignore[override]
+        head = super()._fit(x, labels, kind)  # type: ignore[arg-type]
+        coef, intercept = head.coef.copy(), head.intercept.copy()
+        coef[[0, 1]], intercept[[0, 1]] = coef[[1, 0]], intercept[[1, 0]]
+        return replace(head, coef=coef, intercept=intercept)
+
+
+def test_first_training_is_promoted_and_writes_version_examples_and_reports(components: Components) -> None:
+    report = components.trainer.train(tenant="acme", model_id="colour", examples=examples(5))
+    assert report.promotion is not None and report.promotion.promoted
+    assert report.promotion.reason == "first version of this model"
+    assert components.models.active_version("acme", "colour") == report.version
+    files = {i.key.rsplit("/", 1)[1] for i in components.store.list(DATA, f"tenants/acme/models/colour/versions/{report.version}/")}
+    assert files == {"model.json", "weights.npz", "examples.json", "report.json", "report.html"}
+    stored = json.loads(components.models.version_file("acme", "colour", report.version, "report.json") or b"")
+    assert stored["per_tag"]["red"] == {"precision": 1.0, "recall": 1.0, "support": 5}
+    assert stored["cv_folds"] == 5 and stored["examples"] == 15
+
+
+def test_retraining_with_new_examples_hits_the_embedding_cache_and_reports_counts(components: Components) -> None:
+    encoder: FakeEncoder = components.encoder
+    components.trainer.train(tenant="acme", model_id="colour", examples=examples(5))
+    assert encoder.images_embedded == 15
+    # WHEN two examples per tag are added
+    report = components.trainer.train(tenant="acme", model_id="colour", examples=examples(5) + examples(2, seed=100))
+    # THEN only the six new images go through the encoder
+    assert (report.embedded, report.cached) == (6, 15)
+    assert encoder.images_embedded == 21
+    assert report.changes["examples_added"] == 6 and report.changes["examples_removed"] == 0
+
+
+def test_adding_a_tag_retrains_from_cache_and_is_promoted(components: Components) -> None:
+    components.trainer.train(tenant="acme", model_id="colour", examples=examples(5))
+    report = components.trainer.train(
+        tenant="acme", model_id="colour", examples=examples(5) + examples(5, tags=["yellow"])
+    )
+    assert (report.embedded, report.cached) == (5, 15)
+    assert report.changes["tags_added"] == ["yellow"]
+    assert report.promotion is not None and report.promotion.promoted
+    assert "adds tags yellow" in report.promotion.reason
+
+
+def test_a_new_version_worse_on_unseen_examples_is_saved_but_not_promoted(components: Components) -> None:
+    # GIVEN a good active version
+    first = components.trainer.train(tenant="acme", model_id="colour", examples=examples(5))
+    # WHEN a retraining produces a model that confuses red and blue, with new examples to compare on
+    sabotaged = SabotagedService(tagger=components.tagger, models=components.models)
+    second = sabotaged.train(tenant="acme", model_id="colour", examples=examples(5) + examples(3, seed=50))
+    # THEN it is stored, not promoted, and the report says why
+    assert second.promotion is not None and not second.promotion.promoted
+    assert second.promotion.held_out == 9
+    assert second.promotion.old_correct == 9 and (second.promotion.new_correct or 0) <= 3
+    assert "worse than the active version" in second.promotion.reason and "--force" in second.promotion.reason
+    assert components.models.active_version("acme", "colour") == first.version
+    assert second.version in components.models.versions("acme", "colour")
+    stored = json.loads(components.models.version_file("acme", "colour", second.version, "report.json") or b"")
+    assert stored["promotion"]["promoted"] is False
+
+
+def test_force_promotes_a_worse_version_and_records_it(components: Components) -> None:
+    components.trainer.train(tenant="acme", model_id="colour", examples=examples(5))
+    sabotaged = SabotagedService(tagger=components.tagger, models=components.models)
+    forced = sabotaged.train(tenant="acme", model_id="colour", examples=examples(5) + examples(3, seed=50), force=True)
+    assert forced.promotion is not None and forced.promotion.promoted and forced.promotion.forced
+    assert components.models.active_version("acme", "colour") == forced.version
+
+
+def test_rollback_makes_an_earlier_version_active_and_remembers_the_previous(components: Components) -> None:
+    first = components.trainer.train(tenant="acme", model_id="colour", examples=examples(5))
+    second = components.trainer.train(tenant="acme", model_id="colour", examples=examples(5) + examples(2, seed=9))
+    components.models.activate("acme", "colour", first.version, reason="rollback")
+    active = json.loads(components.store.get(DATA, "tenants/acme/models/colour/active.json").body)
+    assert (active["version"], active["previous"], active["reason"]) == (first.version, second.version, "rollback")
+    summaries = components.models.version_summaries("acme", "colour")
+    assert [s["active"] for s in summaries] == [True, False]
+
+
+def test_report_lists_confused_pairs_with_inline_thumbnails(components: Components) -> None:
+    # GIVEN "orange" examples that look like red ones half of the time
+    orange = [Example("orange", f"orange/{i}.jpg", lambda i=i: solid_jpeg(PALETTE["red"] if i % 2 else (230, 130, 20), noise=25, seed=200 + i)) for i in range(6)]
+    report = components.trainer.train(tenant="acme", model_id="colour", examples=examples(6) + orange, allow_near_duplicates=True)
+    assert report.confused, "expected confusion between red and orange"
+    pair = report.confused[0]
+    assert {pair.tag, pair.predicted_as} == {"red", "orange"}
+    assert pair.thumbnails and all(t.startswith("data:image/jpeg;base64,") for t in pair.thumbnails)
+    html = (components.models.version_file("acme", "colour", report.version, "report.html") or b"").decode()
+    assert "Most confused" in html and "data:image/jpeg;base64," in html and "<script" not in html
+    assert f"<code>{report.version}</code>" in html
+
+
+def test_report_round_trips_through_json(components: Components) -> None:
+    report = components.trainer.train(tenant="acme", model_id="colour", examples=examples(5))
+    again = TrainingReport.from_dict(json.loads(report.to_json()))
+    assert again.to_dict() == report.to_dict()
+
+
+def record(path: str, *tags: TagAssignment, sha: str | None = None) -> AssetRecord:
+    return AssetRecord(tenant="acme", path=path, source=SourceObject(ASSETS, f"acme/{path}", "e", 1),
+                       status=AssetStatus.TAGGED, content_sha256=sha, tags=tags)
+
+
+def human(model: str, tag: str, state: TagState = TagState.CONFIRMED) -> TagAssignment:
+    return TagAssignment(model, tag, state, Source.HUMAN)
+
+
+def test_examples_from_corrections_keeps_confirmed_tags_of_the_model_only() -> None:
+    records = [
+        record("a.jpg", human("colour", "red"), human("colour", "blue", TagState.REJECTED)),
+        record("b.jpg", human("colour", "__none__")),
+        record("c.jpg", human("shape", "round")),
+        record("d.jpg", TagAssignment("colour", "green", TagState.APPLIED, Source.AI, confidence=0.99)),
+        record("e.jpg", human("colour", "green"), human("colour", "blue"), sha="ab" * 32),
+    ]
+    got = examples_from_corrections(records, "colour", None, ASSETS)  # type: ignore[arg-type]
+    assert [(e.source, e.tags, e.sha256) for e in got] == [
+        (f"s3://{ASSETS}/acme/a.jpg", ("red",), None),
+        (f"s3://{ASSETS}/acme/e.jpg", ("blue", "green"), "ab" * 32),
+    ]
+
+
+def test_corrections_train_a_model_and_reuse_embeddings_cached_at_ingest(components: Components) -> None:
+    # GIVEN assets whose embeddings the ingest path already cached, confirmed by a reviewer
+    import hashlib
+
+    records = []
+    for tag in ("red", "green", "blue"):
+        for i in range(4):
+            body = solid_jpeg(PALETTE[tag], noise=25, seed=300 + i)
+            components.store.put(ASSETS, f"acme/{tag}-{i}.jpg", body)
+            sha = hashlib.sha256(body).hexdigest()
+            prepared = components.tagger.prepare(body)
+            components.tagger.embed("acme", [prepared])  # what ingest does
+            records.append(record(f"{tag}-{i}.jpg", human("colour", tag), sha=sha))
+    embedded_before = components.encoder.images_embedded
+    # WHEN training from the corrections
+    exs = examples_from_corrections(records, "colour", components.store, ASSETS)
+    report = components.trainer.train(tenant="acme", model_id="colour", examples=exs)
+    # THEN nothing is embedded again and the model knows the confirmed tags
+    assert (report.embedded, report.cached) == (0, 12)
+    assert components.encoder.images_embedded == embedded_before
+    assert report.tags == ["blue", "green", "red"]
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.99])
+def test_report_auto_applied_share_follows_the_threshold(components: Components, threshold: float) -> None:
+    orange = [Example("orange", f"orange/{i}.jpg", lambda i=i: solid_jpeg((225, 90, 25), noise=40, seed=400 + i)) for i in range(6)]
+    report = components.trainer.train(tenant="acme", model_id="colour", examples=examples(6) + orange,
+                                      threshold=threshold, allow_near_duplicates=True)
+    coverage = report.auto_applied["coverage"]
+    assert coverage is not None
+    assert (coverage > 0.9) if threshold == 0.5 else (coverage < 0.9)
