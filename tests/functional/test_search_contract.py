@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from tagsmith.errors import InvalidKeyError
 from tagsmith.records import AssetRecord, TagAssignment, TagState
-from tagsmith.search import SearchIndex, SearchQuery
+from tagsmith.search import MAPPING_VERSION, SearchIndex, SearchQuery
 from tagsmith.taxonomy import Taxonomy
 
 RecordFactory = Callable[..., AssetRecord]  # the make_record fixture (tests/functional/conftest.py)
@@ -163,7 +163,7 @@ def test_rebuild_replaces_the_tenants_content(
     report = search_index.rebuild("acme", [make_record(f"{i}.jpg", tag("glove")) for i in range(7)], garments)
 
     assert (report.tenant, report.indexed, report.errors) == ("acme", 7, [])
-    assert report.index.startswith("tagsmith-assets-acme-v1-")
+    assert report.index.startswith(f"tagsmith-assets-acme-v{MAPPING_VERSION}-")
     assert len(report.deleted_indices) == 1
     assert search_index.count("acme") == 7
     assert search_index.search("acme", SearchQuery(text="coat")).total == 0

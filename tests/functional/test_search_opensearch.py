@@ -11,6 +11,7 @@ from opensearchpy import OpenSearch
 from tagsmith.errors import TransientError
 from tagsmith.records import AssetRecord, TagAssignment
 from tagsmith.search import (
+    MAPPING_VERSION,
     AnalysedField,
     OpenSearchIndex,
     SearchIndexError,
@@ -92,6 +93,51 @@ def test_search_language_analysis_does_not_match_unrelated_words(
     labelled: OpenSearchIndex, text: str, languages: list[str]
 ) -> None:
     assert keys(labelled, "acme", text=text, languages=languages) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "indexed", "query", "matches"),
+    [
+        # mapping v2: each pair checks what osmem really indexes, not what _analyze shows
+        ("labels.en", "scarf", "scarves", True),  # irregular -ves plural
+        ("labels.en", "gloves", "glof", False),  # ...only for the listed words
+        ("labels.it", "zaino", "zaini", True),  # short words the built-in italian leaves alone
+        ("labels.it", "giacca", "giacche", True),
+        ("labels.it", "latte d'avena", "avena", True),  # elision
+        ("labels.nl", "regenjas", "regenjassen", True),  # doubled consonant + -en
+        ("labels.nl", "appel", "appels", True),
+        ("labels.nl", "kaas", "kazen", False),  # vowel doubling: a known miss
+        ("labels.de.compound", "Regenjacke", "Jacke", True),
+        ("labels.de.compound", "Regenjacke", "Jacken", True),
+        ("labels.de.compound", "Hafermilch", "Milch", True),
+        ("labels.de.compound", "Brot", "rot", False),  # under 4 letters: never an ending match
+        (
+            "labels.de.compound",
+            "Jacke",
+            "Regenjacke",
+            False,
+        ),  # the head does not find the compound's other part
+        ("labels.sv.compound", "regnjacka", "jackor", True),
+        ("labels.nl.compound", "havermelk", "melk", True),
+    ],
+)
+def test_mapping_analysis_of_one_field(
+    opensearch_index: OpenSearchIndex,
+    opensearch_client: OpenSearch,
+    field: str,
+    indexed: str,
+    query: str,
+    matches: bool,
+) -> None:
+    opensearch_index.ensure_tenant("acme")
+    doc = {"tenant": "acme", "asset_key": "acme/a.jpg", "labels": {field.split(".")[1]: [indexed]}}
+    opensearch_client.index(index=alias_name("acme"), id="a", body=doc, refresh=True)
+
+    count = opensearch_client.count(index=alias_name("acme"), body={"query": {"match": {field: query}}})[
+        "count"
+    ]
+
+    assert count == (1 if matches else 0)
 
 
 def test_search_language_match_outranks_a_folded_only_match(
@@ -177,7 +223,7 @@ def test_upsert_of_a_new_tenant_creates_a_mapped_index_not_an_auto_created_one(
     [index] = alias_targets(opensearch_client, "acme")
     mapping = opensearch_client.indices.get_mapping(index=index)[index]["mappings"]
     assert mapping["properties"]["tags"]["type"] == "nested"
-    assert mapping["_meta"] == {"tagsmith_mapping_version": 1}
+    assert mapping["_meta"] == {"tagsmith_mapping_version": MAPPING_VERSION}
 
 
 def test_ensure_tenant_that_loses_a_creation_race_keeps_the_winners_index(

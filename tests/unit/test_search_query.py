@@ -54,7 +54,14 @@ def test_build_search_body_text_searches_chosen_languages_folded_ocr_and_path() 
     body = build_search_body("acme", SearchQuery(text="écharpe", languages=["fr", "de"]))
 
     required = body["query"]["bool"]["must"][0]["constant_score"]["filter"]["multi_match"]
-    assert required["fields"] == ["labels.fr", "labels.de", "labels.folded", "ocr_text", "path.text"]
+    assert required["fields"] == [
+        "labels.fr",
+        "labels.de",
+        "labels.de.compound",  # German writes compounds as one word: "Jacke" must find "Regenjacke"
+        "labels.folded",
+        "ocr_text",
+        "path.text",
+    ]
     assert set(body["highlight"]["fields"]) == set(required["fields"])
 
 

@@ -21,10 +21,13 @@ from typing import Any
 
 from tagsmith.keys import validate_tenant
 
-MAPPING_VERSION = 1
+MAPPING_VERSION = 2
 # The label languages that get their own analysed field; any other language still reaches
 # ``labels.folded``. Order matters only for readability of documents.
 LANGUAGES: tuple[str, ...] = ("en", "fr", "de", "es", "it", "nl", "sv", "ja", "zh")
+# Languages that write compounds as one word ("Regenjacke"): their label field has a ``compound``
+# sub-field indexing every ending of each word (4+ letters), so "Jacke" finds "Regenjacke".
+COMPOUND_LANGUAGES: tuple[str, ...] = ("de", "nl", "sv")
 ALIAS_PREFIX = "tagsmith-assets-"
 _TIMESTAMP = re.compile(r"^\d{8}t\d{12}z$")
 
@@ -89,8 +92,8 @@ def alias_name(tenant: str) -> str:
 def new_index_name(tenant: str, *, version: int = MAPPING_VERSION, now: datetime | None = None) -> str:
     """A fresh concrete index name for ``tenant`` (microsecond timestamp, lower case as required).
 
-    >>> new_index_name("acme", now=datetime(2026, 11, 22, 6, 10, tzinfo=UTC))
-    'tagsmith-assets-acme-v1-20261122t061000000000z'
+    >>> new_index_name("acme", version=2, now=datetime(2026, 11, 22, 6, 10, tzinfo=UTC))
+    'tagsmith-assets-acme-v2-20261122t061000000000z'
     """
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dt%H%M%S%fz")
     return f"{alias_name(tenant)}-v{version}-{stamp}"

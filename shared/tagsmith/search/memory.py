@@ -37,7 +37,9 @@ from tagsmith.search.query import (
     SearchHit,
     SearchPage,
     SearchQuery,
+    parse_instant,
     text_fields,
+    uploaded_range,
 )
 from tagsmith.taxonomy import Taxonomy
 
@@ -230,6 +232,15 @@ def _passes_filters(doc: Mapping[str, Any], query: SearchQuery) -> bool:
         return False
     if query.review_state is not None and doc.get("review_state") != query.review_state:
         return False
+    bounds = uploaded_range(query)
+    if bounds:
+        uploaded = parse_instant(str(doc.get("uploaded_at", "")))
+        if uploaded is None:
+            return False
+        if "gte" in bounds and uploaded < parse_instant(bounds["gte"]):  # type: ignore[operator]
+            return False
+        if "lte" in bounds and uploaded > parse_instant(bounds["lte"]):  # type: ignore[operator]
+            return False
     if query.model is None and query.min_confidence is None and query.source is None:
         return True
     return any(_tag_passes(t, query) for t in doc.get("tags", []))

@@ -28,12 +28,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tagsmith.errors import InvalidInputError
 from tagsmith.records import Source, TagState
 from tagsmith.search.documents import REVIEW_CLEAR, REVIEW_PENDING
-from tagsmith.search.mapping import LANGUAGES
+from tagsmith.search.mapping import COMPOUND_LANGUAGES, LANGUAGES
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -77,6 +78,8 @@ class SearchQuery:
     source: str | None = None
     media_type: str | None = None
     review_state: str | None = None
+    uploaded_from: str | None = None  # ISO 8601 date or date-time, inclusive
+    uploaded_to: str | None = None  # ISO 8601 date or date-time, inclusive (a date means its whole day)
     size: int = DEFAULT_PAGE_SIZE
     search_after: list[Any] | None = None
 
@@ -102,6 +105,12 @@ class SearchQuery:
             raise InvalidInputError(f"source {self.source!r} must be 'ai' or 'human'")
         if self.review_state is not None and self.review_state not in (REVIEW_PENDING, REVIEW_CLEAR):
             raise InvalidInputError(f"review_state {self.review_state!r} must be 'pending' or 'clear'")
+        for name in ("uploaded_from", "uploaded_to"):
+            value = getattr(self, name)
+            if value is not None and parse_instant(value) is None:
+                raise InvalidInputError(
+                    f"{name} {value!r} is not a date: use ISO 8601, e.g. 2026-11-22 or 2026-11-22T06:10:00Z"
+                )
         if self.search_after is not None and not _valid_cursor(self.search_after):
             raise InvalidInputError(
                 "search_after must be the next_search_after of a previous page: [score, asset_key]"
@@ -111,6 +120,29 @@ class SearchQuery:
     def words(self) -> str | None:
         """The free text, or None when it is blank."""
         return self.text.strip() or None if self.text else None
+
+
+def parse_instant(value: str, *, end_of_day: bool = False) -> datetime | None:
+    """An ISO 8601 date or date-time as an aware UTC datetime (None if it is not one).
+
+    A bare date is its first instant, or with ``end_of_day`` its last millisecond, so a
+    ``uploaded_to`` of ``2026-11-22`` includes the whole day.
+
+    >>> parse_instant("2026-11-22", end_of_day=True).isoformat()
+    '2026-11-22T23:59:59.999000+00:00'
+    """
+    try:
+        if len(value) == 10:
+            day = datetime.fromisoformat(value).replace(tzinfo=UTC)
+            return day + timedelta(days=1, milliseconds=-1) if end_of_day else day
+        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return instant.astimezone(UTC) if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def _iso(instant: datetime) -> str:
+    return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _valid_cursor(cursor: Any) -> bool:
@@ -170,9 +202,19 @@ class SearchPage:
         }
 
 
+def language_fields(query: SearchQuery) -> list[str]:
+    """The label fields of the query's languages, with the compound sub-field where there is one."""
+    fields = []
+    for lang in query.languages:
+        fields.append(f"labels.{lang}")
+        if lang in COMPOUND_LANGUAGES:
+            fields.append(f"labels.{lang}.compound")
+    return fields
+
+
 def text_fields(query: SearchQuery) -> list[str]:
     """The fields free text is matched against, in the query's languages."""
-    return [*(f"labels.{lang}" for lang in query.languages), "labels.folded", "ocr_text", "path.text"]
+    return [*language_fields(query), "labels.folded", "ocr_text", "path.text"]
 
 
 def build_search_body(tenant: str, query: SearchQuery) -> dict[str, Any]:
@@ -187,8 +229,7 @@ def build_search_body(tenant: str, query: SearchQuery) -> dict[str, Any]:
     should: list[dict[str, Any]] = []
     if words:
         must = [_constant(_multi_match(words, text_fields(query), "or"), MATCH_ANY_WORD)]
-        language_fields = [f"labels.{lang}" for lang in query.languages]
-        should.append(_constant(_multi_match(words, language_fields, "and"), ALL_WORDS_IN_LANGUAGE))
+        should.append(_constant(_multi_match(words, language_fields(query), "and"), ALL_WORDS_IN_LANGUAGE))
         should.append(
             _constant({"match": {"labels.folded": {"query": words, "operator": "and"}}}, ALL_WORDS_FOLDED)
         )
@@ -232,9 +273,22 @@ def _filters(tenant: str, query: SearchQuery) -> list[dict[str, Any]]:
         filters.append({"term": {"media_type": query.media_type}})
     if query.review_state is not None:
         filters.append({"term": {"review_state": query.review_state}})
+    uploaded = uploaded_range(query)
+    if uploaded:
+        filters.append({"range": {"uploaded_at": uploaded}})
     if query.model is not None or query.min_confidence is not None or query.source is not None:
         filters.append({"nested": {"path": "tags", "query": {"bool": {"filter": _tag_conditions(query)}}}})
     return filters
+
+
+def uploaded_range(query: SearchQuery) -> dict[str, str]:
+    """The ``uploaded_at`` bounds of ``query`` as UTC ISO strings (``gte`` / ``lte``), if any."""
+    bounds = {}
+    if query.uploaded_from is not None and (start := parse_instant(query.uploaded_from)):
+        bounds["gte"] = _iso(start)
+    if query.uploaded_to is not None and (end := parse_instant(query.uploaded_to, end_of_day=True)):
+        bounds["lte"] = _iso(end)
+    return bounds
 
 
 def _tag_conditions(query: SearchQuery) -> list[dict[str, Any]]:
