@@ -100,3 +100,37 @@ def test_opensearch_requests_are_sigv4_signed_when_asked(monkeypatch):
 def test_opensearch_auth_setting_is_checked():
     with pytest.raises(ConfigurationError, match="sigv4"):
         opensearch_index("http://127.0.0.1:1", auth="basic")
+
+
+def test_opensearch_roles_map_every_role_that_reaches_the_domain():
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.spec_from_file_location("tagsmith_os_roles", REPO / "infra/aws/opensearch_roles.py")
+    assert spec is not None and spec.loader is not None
+    roles = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = roles
+    spec.loader.exec_module(roles)
+    text = (REPO / "infra/aws/template.yaml").read_text()
+    # every function role the domain lets in (an ESHttp action in its policy) gets an OpenSearch role
+    loader = type("L", (yaml.SafeLoader,), {})
+    loader.add_multi_constructor("!", lambda ld, suffix, node: None)
+    template = yaml.load(text, Loader=loader)
+    reaching = {
+        f"{rid}Arn"
+        for rid, r in template["Resources"].items()
+        if r["Type"] == "AWS::IAM::Role"
+        and any(
+            str(a).startswith("es:")
+            for p in r["Properties"]["Policies"]
+            for s in p["PolicyDocument"]["Statement"]
+            for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        )
+    }
+    assert reaching == set(roles.ROLE_OF_FUNCTION)
+    calls = roles.requests_for({k: f"arn:aws:iam::123456789012:role/{k}" for k in reaching})
+    mapped = {a for _, path, body in calls if "rolesmapping" in path for a in body["backend_roles"]}
+    assert len(mapped) == len(reaching)
+    reader = roles.ROLES["tagsmith_reader"]["index_permissions"][0]["allowed_actions"]
+    assert reader == ["read"]
