@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck clean template validate-template
+.PHONY: run test bench lint typecheck clean template validate-template browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## start the local stack, run the demo, serve until Ctrl-C
 	$(BIN)/tagsmith up
 
-test: $(STAMP) validate-template  ## the whole test suite (what CI runs)
+test: $(STAMP) validate-template browser  ## the whole test suite (what CI runs)
 	$(BIN)/pytest -q
+
+browser:  ## Debian's headless Chromium for the console's browser tests (Playwright drives it)
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium \
+	  || echo "warning: chromium could not be installed; the browser tests will be skipped"; }
 
 bench: $(STAMP)  ## accuracy and throughput figures for docs/benchmarks.md
 	$(BIN)/python -m benchmarks.run
