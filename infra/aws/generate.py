@@ -19,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,27 @@ ACCESS: dict[str, FunctionAccess] = {
     "search": FunctionAccess(
         data_read=("tenants/*/tokens/*", "tenants/*/tenant.json", "tenants/*/models/*"),
         opensearch=("Get", "Head", "Post"),
+    ),
+    # the console: reviewers' decisions rewrite records and review items, count corrections and
+    # may request a retraining; it also serves previews of the tenant's assets
+    "review": FunctionAccess(
+        data_read=(
+            "tenants/*/tokens/*",
+            "tenants/*/tenant.json",
+            "tenants/*/models/*",
+            "tenants/*/records/*",
+            "tenants/*/reviews/*",
+            "tenants/*/training-requests/*",
+        ),
+        data_write=(
+            "tenants/*/records/*",
+            "tenants/*/reviews/*",
+            "tenants/*/models/*/corrections.json",
+            "tenants/*/training-requests/*",
+        ),
+        data_list=True,
+        assets_read=True,
+        opensearch=_INDEX_WRITER,
     ),
     "backfill": FunctionAccess(
         data_read=(*_INGEST_DATA_READ, "tenants/*/backfills/*"),
@@ -554,7 +576,8 @@ def function_resources(stack: StackDef) -> dict[str, Any]:
             }
         for route in f.routes:
             method, path = route.split(" ", 1)
-            events[f"{pascal(method.lower())}{pascal(path.strip('/').replace('/', '-') or 'root')}"] = {
+            words = re.sub(r"[^A-Za-z0-9]+", "-", path).strip("-") or "root"
+            events[f"{pascal(method.lower())}{pascal(words)}"] = {
                 "Type": "HttpApi",
                 "Properties": {"ApiId": Ref("HttpApi"), "Method": method, "Path": path},
             }

@@ -47,6 +47,7 @@ ROLES: dict[str, dict[str, Any]] = {
 ROLE_OF_FUNCTION = {
     "IngestRoleArn": "tagsmith_writer",
     "BackfillRoleArn": "tagsmith_writer",
+    "ReviewRoleArn": "tagsmith_writer",
     "SearchRoleArn": "tagsmith_reader",
 }
 

@@ -38,7 +38,7 @@ class FunctionDef:
     max_concurrency: int = 10
     memory_mb: int = 2048
     timeout: int = 60
-    routes: tuple[str, ...] = ()  # HTTP API routes ("GET /search") for functions without a queue
+    routes: tuple[str, ...] = ()  # HTTP API routes ("GET /v1/search") for functions without a queue
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,24 @@ class StackDef:
             None,
             memory_mb=512,
             timeout=10,
-            routes=("GET /search",),
+            # the programmatic search API; the console's own search page lives at /search
+            routes=("GET /v1/search",),
+        ),
+        # the review console (pages, its JSON API, asset previews) behind the same HTTP API
+        FunctionDef(
+            "review",
+            "functions/review/handler.handler",
+            None,
+            memory_mb=1024,
+            timeout=29,  # API Gateway gives an integration at most 30 s
+            routes=(
+                "GET /",
+                "GET /review",
+                "GET /search",
+                "GET /static/{proxy+}",
+                "GET /api/{proxy+}",
+                "POST /api/{proxy+}",
+            ),
         ),
         # below ingest's concurrency on purpose: a re-tag of the whole library must not starve uploads
         FunctionDef(
