@@ -249,3 +249,9 @@ def test_restarting_a_finished_backfill_does_nothing(store, queue, ingest):
     svc.start("acme", backfill_id="bf")
     assert queue.sent == []
     assert len(ingest.seen) == n
+
+
+def test_start_uses_the_configured_default_rate(store, queue, ingest):
+    svc = service(store, queue, ingest, default_options=BackfillOptions(rate=7.0))
+    assert svc.start("acme").options.rate == 7.0
+    assert svc.start("acme", backfill_id="other", options=BackfillOptions(rate=3.0)).options.rate == 3.0
