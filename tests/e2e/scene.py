@@ -42,7 +42,10 @@ class Scene:
     other: str  # beta reviewer token
 
     def pending(self, tenant: str = "acme") -> list[ReviewItem]:
-        return self.components.reviews.pending(tenant)
+        """Pending items in the console's order (most informative first)."""
+        from tagsmith.console import order_queue
+
+        return order_queue(self.components.reviews.pending(tenant))
 
 
 def train_products(c: Components, tenant: str, *, threshold: float) -> str:
