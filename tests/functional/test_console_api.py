@@ -206,3 +206,26 @@ def test_pages_and_static_files_are_served_with_a_strict_policy(scene: Scene) ->
     page = call(scene, "GET", "/review").body.decode()
     for key in ("<kbd>A</kbd>", "<kbd>R</kbd>", "<kbd>N</kbd>", "<kbd>P</kbd>", "<kbd>S</kbd>"):
         assert key in page  # every action's shortcut is documented on the page
+
+
+def test_a_video_item_shows_its_frame_and_only_to_its_tenant(scene: Scene) -> None:
+    from dataclasses import fields, replace
+
+    from tagsmith.review import ReviewItem
+
+    if "thumbnail_key" not in {f.name for f in fields(ReviewItem)}:
+        pytest.skip("review items carry no video frame in this version")
+    item = scene.pending("acme")[0]
+    frame_key = "tenants/acme/frames/clip.jpg"
+    frame = scene.components.store.get("assets", f"acme/{item.asset_path}").body
+    scene.components.store.put("data", frame_key, frame)
+    scene.components.reviews.put(replace(item, thumbnail_key=frame_key, timestamp=12.5))  # type: ignore[call-arg]
+    [listed] = [
+        i for i in payload(call(scene, "GET", "/api/queue", scene.reviewer))["items"] if i["id"] == item.id
+    ]
+    assert listed["image_url"].startswith(f"/api/items/{item.id}/frame") and listed["timestamp"] == 12.5
+    r = call(scene, "GET", listed["image_url"], scene.reviewer)
+    assert r.status == 200 and r.body[:2] == b"\xff\xd8"
+    assert call(scene, "GET", listed["image_url"], scene.other).status == 404
+    scene.components.reviews.put(replace(item, thumbnail_key="tenants/beta/frames/x.jpg"))  # type: ignore[call-arg]
+    assert call(scene, "GET", f"/api/items/{item.id}/frame", scene.reviewer).status == 404

@@ -20,6 +20,7 @@ Routes::
     POST /api/decisions/bulk-accept           {"item_ids": [...], "tag": "..."}   (tag optional)
     POST /api/models/<model>/retrain          request a retrain on the reviewed examples now
     GET  /api/assets/image?key=<asset key>&max=<px>   the asset (or a preview), tenant-checked
+    GET  /api/items/<id>/frame                the video frame of a video item
     GET  /api/search?q&lang&tag&size&cursor   search the tenant's assets (facets by tag)
 
 Roles: ``reader`` may read and search; ``reviewer`` and ``admin`` may also decide and retrain.
@@ -45,7 +46,7 @@ from tagsmith.console.media import preview
 from tagsmith.console.queue import QueueFilter, backlog, informativeness, select
 from tagsmith.decisions import CorrectionTracker, DecisionOutcome, DecisionService, RetrainPolicy
 from tagsmith.errors import InvalidInputError, NotFoundError, TagsmithError, TransientError
-from tagsmith.keys import model_prefix, parse_asset_key
+from tagsmith.keys import model_prefix, parse_asset_key, tenant_prefix
 from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore
 from tagsmith.storage import ObjectStore, RecordStore
 from tagsmith.tagmodels import ActiveModels
@@ -63,7 +64,12 @@ SECURITY_HEADERS = {
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
 }
-PAGES = {"/": "review.html", "/review": "review.html", "/search": "search.html"}
+PAGES = {
+    "/": "review.html",
+    "/review": "review.html",
+    "/search": "search.html",
+    "/favicon.ico": "favicon.svg",
+}
 
 
 class ForbiddenError(TagsmithError):
@@ -305,11 +311,15 @@ def _training_status(s: ConsoleServices, tenant: str, model: str) -> dict[str, A
 
 def _item_json(item: ReviewItem) -> dict[str, Any]:
     asset_key = f"{item.tenant}/{item.asset_path}"
+    frame = getattr(item, "thumbnail_key", None)  # a video item: the frame the model was unsure about
     return {
         "id": item.id,
         "asset_key": asset_key,
         "asset_path": item.asset_path,
-        "image_url": "/api/assets/image?" + _qs(key=asset_key),
+        "image_url": f"/api/items/{item.id}/frame?v=1"
+        if frame
+        else "/api/assets/image?" + _qs(key=asset_key),
+        "timestamp": getattr(item, "timestamp", None),
         "model": item.model,
         "model_version": item.model_version,
         "suggestion": item.suggestion,
@@ -452,6 +462,18 @@ def _image(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -
         raise not_found from None
     max_side = min(max(_int_arg(req, "max", 1024), 64), 2048)
     body, ctype = preview(data, record.media_type, max_side=max_side, max_pixels=s.max_pixels)
+    return Response(200, {"content-type": ctype, "cache-control": "private, max-age=300"}, body)
+
+
+@_route("GET", r"/api/items/(?P<id>[^/]+)/frame")
+def _frame(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
+    item = _own_item(s, who, m["id"])
+    key = getattr(item, "thumbnail_key", None)
+    if not key or not key.startswith(tenant_prefix(who.tenant)):
+        raise NotFoundError(f"review item {item.id} has no video frame")
+    data = s.store.get(s.data_bucket, key).body
+    max_side = min(max(_int_arg(req, "max", 1024), 64), 2048)
+    body, ctype = preview(data, "image/jpeg", max_side=max_side, max_pixels=s.max_pixels)
     return Response(200, {"content-type": ctype, "cache-control": "private, max-age=300"}, body)
 
 

@@ -134,7 +134,7 @@
     checkbox,
     el("span", { class: "rank", title: "How much a human answer would teach the model", text: `#${index + 1}` }),
     el("div", { class: "info" },
-      el("div", { class: "path", title: item.asset_key, text: item.asset_path }),
+      el("div", { class: "path", title: item.asset_key, text: item.timestamp === null || item.timestamp === undefined ? item.asset_path : `${item.asset_path} · at ${item.timestamp.toFixed(1)} s` }),
       el("div", { class: "suggestion" },
         el("span", { class: "tag", text: label(item.model, item.suggestion) }),
         el("span", { class: "conf", title: "model confidence", text: pct(item.confidence) })),

@@ -30,7 +30,7 @@
         class: `chip static${t.state === "confirmed" ? " human" : t.state === "review" ? " review" : ""}`,
         title: t.state === "confirmed" ? "confirmed by a reviewer" : t.state === "review" ? "waiting for review" : `applied by the model (${pct(t.confidence)})`,
       }, label(t.model, t.tag, state.lang || "en"), t.state === "applied" ? el("span", { class: "n", text: pct(t.confidence) }) : null));
-    const first = Object.values(hit.highlights || {})[0];
+    const first = Object.entries(hit.highlights || {}).find(([field]) => field !== "path.text")?.[1];
     return el("article", { class: "card result" },
       el("div", { class: "thumb" }, img),
       el("div", { class: "info" },
