@@ -2,12 +2,18 @@
 
 ``GET /search?q=veste+bleu&tag=product/storm-blue-jacket&size=20&cursor=...`` with
 ``Authorization: Bearer tsk.<tenant>.<secret>``. The tenant comes from the token, never from the
-request, so a caller can only ever search its own tenant.
+request, so a caller can only ever search its own tenant. Parameters, the JSON body and the error
+codes are documented in ``docs/search.md``:
+
+    200  a page: {"total", "hits", "next_search_after", "next_cursor", "facets"}
+    400  a bad parameter: {"error": "<what was wrong and what to do>"}
+    401  missing, malformed or unknown token
+    503  the search cluster is unreachable or busy: retry
+    500  anything else (the cluster refused the request): logged with the tenant
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -15,7 +21,8 @@ from aws_lambda_powertools import Logger
 from tagsmith.auth import AuthError, TokenStore
 from tagsmith.config import Settings
 from tagsmith.errors import InvalidInputError, TransientError
-from tagsmith.search import SearchQuery
+from tagsmith.search import SearchIndexError, SearchQuery
+from tagsmith.search.query import query_from_params
 from tagsmith.wiring import Components, build
 
 logger = Logger(service="tagsmith-search")
@@ -38,21 +45,8 @@ def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_query(params: dict[str, str]) -> SearchQuery:
-    cursor = params.get("cursor")
-    try:
-        after = json.loads(base64.urlsafe_b64decode(cursor.encode())) if cursor else None
-        return SearchQuery(
-            text=params.get("q") or None,
-            tags=tuple(t for t in (params.get("tag") or "").split(",") if t),
-            size=int(params.get("size", 20)),
-            min_confidence=float(params["min_confidence"]) if "min_confidence" in params else None,
-            source=params.get("source"),
-            review_state=params.get("review_state"),
-            media_type=params.get("media_type"),
-            search_after=after,
-        )
-    except (ValueError, TypeError) as e:
-        raise InvalidInputError(f"bad query parameter: {e}") from e
+    """The query string of the request as a :class:`SearchQuery` (400 on a bad parameter)."""
+    return query_from_params(params)
 
 
 @logger.inject_lambda_context
@@ -72,6 +66,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except TransientError as e:
         logger.warning("search unavailable: %s", e)
         return _response(503, {"error": "search is temporarily unavailable; retry"})
-    after = page.get("next_search_after")
-    page["next_cursor"] = base64.urlsafe_b64encode(json.dumps(after).encode()).decode() if after else None
+    except SearchIndexError:
+        logger.exception("search refused by the cluster")
+        return _response(500, {"error": "search failed; the error was logged"})
     return _response(200, page)

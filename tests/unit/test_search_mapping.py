@@ -204,6 +204,7 @@ def test_public_api_is_listed_and_importable() -> None:
         "mapping",
         "memory",
         "query",
+        "reindex",
     }
 
     assert exported == public

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from tagsmith.errors import InvalidInputError
 from tagsmith.search import SearchHit, SearchPage, SearchQuery, build_search_body
+from tagsmith.search.query import decode_cursor, encode_cursor, query_from_params
 
 
 def filters(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -30,6 +31,8 @@ def filters(body: dict[str, Any]) -> list[dict[str, Any]]:
         {"search_after": ["acme/a.jpg"]},
         {"search_after": [float("nan"), "acme/a.jpg"]},
         {"search_after": [True, "acme/a.jpg"]},
+        {"uploaded_from": "22/11/2026"},
+        {"uploaded_to": "2026-13-01"},
     ],
 )
 def test_search_query_refuses_invalid_arguments_with_a_message(kwargs: dict[str, Any]) -> None:
@@ -116,9 +119,84 @@ def test_search_page_to_dict_is_the_documented_json() -> None:
             }
         ],
         "next_search_after": [7.5, "acme/a.jpg"],
+        "next_cursor": encode_cursor([7.5, "acme/a.jpg"]),
         "facets": {
             "tag_ids": [{"value": "m/t", "count": 1}],
             "media_type": [],
             "review_state": [{"value": "clear", "count": 1}],
         },
     }
+
+
+def test_cursor_round_trips_and_a_foreign_cursor_is_refused() -> None:
+    cursor = encode_cursor([7.5, "acme/é.jpg"])
+
+    assert decode_cursor(cursor) == [7.5, "acme/é.jpg"]
+    assert "=" not in cursor and "/" not in cursor and "+" not in cursor  # safe in a URL as is
+    for bad in ("not base64!", encode_cursor(["x", "y"]), "e30"):  # e30 = "{}"
+        with pytest.raises(InvalidInputError, match="cursor"):
+            decode_cursor(bad)
+
+
+def test_query_from_params_reads_every_documented_parameter() -> None:
+    query = query_from_params(
+        {
+            "q": "veste bleu",
+            "lang": "fr, de",
+            "tag": "apparel/jacket,colour/blue",
+            "model": "apparel",
+            "min_confidence": "0.8",
+            "source": "human",
+            "media_type": "image/jpeg",
+            "review_state": "clear",
+            "uploaded_from": "2026-01-01",
+            "uploaded_to": "2026-06-30",
+            "size": "5",
+            "cursor": encode_cursor([2.0, "acme/a.jpg"]),
+        }
+    )
+
+    assert query == SearchQuery(
+        text="veste bleu",
+        languages=("fr", "de"),
+        tags=("apparel/jacket", "colour/blue"),
+        model="apparel",
+        min_confidence=0.8,
+        source="human",
+        media_type="image/jpeg",
+        review_state="clear",
+        uploaded_from="2026-01-01",
+        uploaded_to="2026-06-30",
+        size=5,
+        search_after=[2.0, "acme/a.jpg"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"size": "ten"}, "size must be a number"),
+        ({"min_confidence": "high"}, "min_confidence must be a number"),
+        ({"qq": "typo"}, "unknown parameter"),
+        ({"lang": "xx"}, "unsupported search language"),
+        ({"uploaded_from": "yesterday"}, "not a date"),
+        ({"size": "1000"}, "out of range"),
+    ],
+)
+def test_query_from_params_refuses_bad_parameters_with_a_message(
+    params: dict[str, str], message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        query_from_params(params)
+
+
+def test_build_search_body_uploaded_dates_are_inclusive_utc_bounds() -> None:
+    body = build_search_body(
+        "acme", SearchQuery(uploaded_from="2026-03-01", uploaded_to="2026-03-31T12:00:00+02:00")
+    )
+
+    assert {
+        "range": {"uploaded_at": {"gte": "2026-03-01T00:00:00.000Z", "lte": "2026-03-31T10:00:00.000Z"}}
+    } in (filters(body))
+    day = build_search_body("acme", SearchQuery(uploaded_to="2026-03-31"))
+    assert {"range": {"uploaded_at": {"lte": "2026-03-31T23:59:59.999Z"}}} in filters(day)

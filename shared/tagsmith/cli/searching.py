@@ -1,4 +1,4 @@
-"""``tagsmith search``."""
+"""``tagsmith search`` and ``tagsmith reindex``."""
 
 from __future__ import annotations
 
@@ -16,40 +16,143 @@ from tagsmith.cli.common import (
     out,
     run_or_exit,
 )
+from tagsmith.errors import InvalidInputError, TagsmithError
 from tagsmith.keys import validate_tenant
+from tagsmith.taxonomy import Taxonomy
+from tagsmith.wiring import Components
 
 app = typer.Typer()
 
+
+def active_taxonomies(c: Components, tenant: str) -> dict[str, Taxonomy]:
+    """Model id -> taxonomy of every active model of ``tenant`` (what documents are shaped with)."""
+    models = [m for mid in c.models.model_ids(tenant) if (m := c.models.load_active(tenant, mid))]
+    return {m.model_id: m.taxonomy for m in models}
+
+
+def known_tenants(c: Components) -> list[str]:
+    """Every tenant with data (records, models...) in the data bucket."""
+    return sorted({info.key.split("/")[1] for info in c.store.list(c.settings.data_bucket, "tenants/")})
+
+
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help="free text in any configured language")],
     tenant: TenantOpt,
+    query: Annotated[str, typer.Argument(help="free text in any configured language")] = "",
+    lang: Annotated[
+        list[str] | None, typer.Option("--lang", help="search these languages only (repeatable)")
+    ] = None,
     tags: Annotated[list[str] | None, typer.Option("--tag", help="filter: model/tag (repeatable)")] = None,
+    model: Annotated[str | None, typer.Option(help="filter: a visible tag of this model")] = None,
+    min_confidence: Annotated[
+        float | None, typer.Option(help="filter: a visible tag at least this sure")
+    ] = None,
+    source: Annotated[str | None, typer.Option(help="filter: a visible tag from 'ai' or 'human'")] = None,
+    media_type: Annotated[str | None, typer.Option(help="filter: e.g. image/jpeg")] = None,
+    review_state: Annotated[str | None, typer.Option(help="filter: 'pending' or 'clear'")] = None,
+    uploaded_from: Annotated[str | None, typer.Option(help="filter: uploaded on/after (ISO date)")] = None,
+    uploaded_to: Annotated[str | None, typer.Option(help="filter: uploaded on/before (ISO date)")] = None,
     size: Annotated[int, typer.Option(help="results per page (max 100)")] = 10,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page")] = None,
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search a tenant's assets (the stack's OpenSearch, or the records themselves offline)."""
-    from tagsmith.search import SearchQuery
+    """Search a tenant's assets (the stack's OpenSearch, or the records themselves offline).
+
+    ``--json`` prints the same object as the HTTP API (see docs/search.md).
+    """
+    from tagsmith.search import LANGUAGES, SearchQuery
+    from tagsmith.search.query import decode_cursor
 
     def go() -> None:
         validate_tenant(tenant)
+        q = SearchQuery(
+            text=query or None,
+            languages=tuple(lang) if lang else LANGUAGES,
+            tags=tuple(tags or ()),
+            model=model,
+            min_confidence=min_confidence,
+            source=source,
+            media_type=media_type,
+            review_state=review_state,
+            uploaded_from=uploaded_from,
+            uploaded_to=uploaded_to,
+            size=size,
+            search_after=decode_cursor(cursor) if cursor else None,
+        )
         s = open_session(target)
         c = s.components
         if s.stack is None and not c.settings.opensearch_url:
             # offline: the index is a projection, so build it from the records right here
-            models = [m for mid in c.models.model_ids(tenant) if (m := c.models.load_active(tenant, mid))]
-            c.index.rebuild(tenant, list(c.records.iter_tenant(tenant)), {m.model_id: m.taxonomy for m in models})
-        page = c.index.search(tenant, SearchQuery(text=query or None, tags=tuple(tags or ()), size=size))
+            c.index.rebuild(tenant, list(c.records.iter_tenant(tenant)), active_taxonomies(c, tenant))
+        page = c.index.search(tenant, q)
         if as_json:
             print(json.dumps(page.to_dict(), ensure_ascii=False))
             return
         out.print(f"{page.total} match(es) for [bold]{query!r}[/] in {tenant} ({s.where})")
         for hit in page.hits:
             shown = ", ".join(
-                f"{t['model']}/{t['tag']}" + (f" {t['confidence']:.2f}" if t.get("confidence") is not None else "")
-                for t in hit.tags if t.get("state") in ("applied", "confirmed")
+                f"{t['model']}/{t['tag']}"
+                + (f" {t['confidence']:.2f}" if t.get("confidence") is not None else "")
+                for t in hit.tags
+                if t.get("state") in ("applied", "confirmed")
             )
             out.print(f"  {hit.asset_key}  [dim]{shown}[/]")
+        if page.next_search_after:
+            out.print(f"[dim]more: --cursor {page.to_dict()['next_cursor']}[/]")
+
+    run_or_exit(go)
+
+
+@app.command()
+def reindex(
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="the tenant to reindex")] = None,
+    all_tenants: Annotated[bool, typer.Option("--all", help="every tenant with data")] = False,
+    outdated: Annotated[
+        bool, typer.Option("--outdated", help="with --all: only tenants whose index has an older mapping")
+    ] = False,
+    target: TargetOpt = Target.AUTO,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild search indices from the asset records with no downtime (new index, alias swap, then a
+    catch-up pass for writes made meanwhile). Also how a new mapping version is rolled out."""
+    from tagsmith.search import MAPPING_VERSION, reindex_tenants
+
+    def go() -> None:
+        if (tenant is None) == (not all_tenants):
+            raise InvalidInputError("give either --tenant T or --all")
+        if outdated and not all_tenants:
+            raise InvalidInputError("--outdated goes with --all")
+        s = open_session(target)
+        c = s.components
+        if s.stack is None and not c.settings.opensearch_url:
+            raise TagsmithError(
+                "no search cluster to reindex: start the local stack (`make run`), or use --target aws "
+                "with TAGSMITH_OPENSEARCH_URL set"
+            )
+        tenants = [validate_tenant(tenant)] if tenant else known_tenants(c)
+        reports = reindex_tenants(
+            index=c.index,
+            records=c.records,
+            taxonomies_for=lambda t: active_taxonomies(c, t),
+            tenants=tenants,
+            only_outdated=outdated,
+        )
+        for report in reports:
+            if as_json:
+                print(json.dumps(report.to_dict(), ensure_ascii=False))
+                continue
+            out.print(
+                f"{report.tenant}: {report.indexed} documents into {report.index} "
+                f"(mapping v{report.mapping_version_before} -> v{report.mapping_version}), "
+                f"{report.caught_up} caught up, {report.removed} removed, {len(report.errors)} errors, "
+                f"{report.seconds:.1f} s ({s.where})"
+            )
+            for e in report.errors[:10]:
+                out.print(f"  [red]{e.asset_key}[/]: {e.error_type} {e.reason}")
+        if not as_json and len(reports) < len(tenants):
+            out.print(f"{len(tenants) - len(reports)} tenant(s) already on mapping v{MAPPING_VERSION}")
+        if any(r.errors for r in reports):
+            raise typer.Exit(1)
 
     run_or_exit(go)

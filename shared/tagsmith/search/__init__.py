@@ -24,11 +24,13 @@ keep dedicated indices for large ones; the alias naming keeps callers unaware of
 Public API::
 
     SearchIndex            the protocol (ensure_tenant, upsert, delete, bulk_upsert, rebuild,
-                           search, count)
+                           search, count, mapping_version)
     OpenSearchIndex        adapter over opensearch-py: OpenSearchIndex(client=OpenSearch(...))
     InMemorySearchIndex    fake with the same contract, for tests and offline tools
     SearchQuery / SearchPage / SearchHit          request and result (``to_dict()`` = JSON API)
     BulkItemError / RebuildReport                 write outcomes
+    reindex_tenant / reindex_tenants / ReindexReport / RecordSource
+                           rebuild from records with a catch-up pass; mapping migrations
     document_from_record / doc_id                 pure document shaping
     load_mapping / analysed_fields / alias_name   the versioned mapping and names
     SearchIndexError       the cluster refused a request (TransientError for retryable failures)
@@ -58,6 +60,7 @@ from tagsmith.search.mapping import (
 )
 from tagsmith.search.memory import InMemorySearchIndex
 from tagsmith.search.query import SearchHit, SearchPage, SearchQuery, build_search_body
+from tagsmith.search.reindex import RecordSource, ReindexReport, reindex_tenant, reindex_tenants
 
 __all__ = [
     "LANGUAGES",
@@ -67,6 +70,8 @@ __all__ = [
     "InMemorySearchIndex",
     "OpenSearchIndex",
     "RebuildReport",
+    "RecordSource",
+    "ReindexReport",
     "SearchHit",
     "SearchIndex",
     "SearchIndexError",
@@ -80,4 +85,6 @@ __all__ = [
     "document_from_record",
     "label_fields",
     "load_mapping",
+    "reindex_tenant",
+    "reindex_tenants",
 ]

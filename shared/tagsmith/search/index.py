@@ -129,6 +129,10 @@ class SearchIndex(Protocol):
         """How many documents ``tenant`` has (0 for an unknown tenant)."""
         ...
 
+    def mapping_version(self, tenant: str) -> int | None:
+        """The mapping version of ``tenant``'s live index (None for an unknown tenant)."""
+        ...
+
 
 def check_asset_key(tenant: str, asset_key: str) -> str:
     """``asset_key`` if it lies inside ``tenant``; a key of another tenant is refused."""
@@ -270,6 +274,19 @@ class OpenSearchIndex:
                 return int(self._client.count(index=alias_name(tenant))["count"])
         except _AliasMissing:
             return 0
+
+    def mapping_version(self, tenant: str) -> int | None:
+        try:
+            with _translated(f"reading the search mapping of tenant {tenant!r}", missing_ok=True):
+                mappings = self._client.indices.get_mapping(index=alias_name(tenant))
+        except _AliasMissing:
+            return None
+        versions = [
+            (info.get("mappings") or {}).get("_meta", {}).get("tagsmith_mapping_version")
+            for info in mappings.values()
+        ]
+        # one index behind the alias; an index made without our mapping has no version at all (0)
+        return min(int(v) if v is not None else 0 for v in versions) if versions else None
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from tagsmith.keys import validate_tenant
 from tagsmith.records import AssetRecord, TagState
 from tagsmith.search.documents import doc_id, doc_id_for_key, document_from_record
 from tagsmith.search.index import BulkItemError, RebuildReport, RecordWithTaxonomies, check_asset_key
-from tagsmith.search.mapping import new_index_name
+from tagsmith.search.mapping import MAPPING_VERSION, new_index_name
 from tagsmith.search.query import (
     ALL_WORDS_FOLDED,
     ALL_WORDS_IN_LANGUAGE,
@@ -51,6 +51,7 @@ _ELIDED = frozenset({"l", "d", "j", "m", "n", "s", "t", "c", "qu", "dell", "dall
 @dataclass
 class _Tenant:
     index: str
+    mapping_version: int = MAPPING_VERSION
     docs: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # id -> (revision, doc)
 
 
@@ -139,6 +140,10 @@ class InMemorySearchIndex:
     def count(self, tenant: str) -> int:
         state = self._tenants.get(validate_tenant(tenant))
         return len(state.docs) if state else 0
+
+    def mapping_version(self, tenant: str) -> int | None:
+        state = self._tenants.get(validate_tenant(tenant))
+        return state.mapping_version if state else None
 
     def _load(
         self, state: _Tenant, items: Iterable[RecordWithTaxonomies], tenant: str

@@ -12,6 +12,7 @@ print. ``SearchPage.to_dict()`` is the documented, stable JSON output::
          "highlights": {"labels.fr": ["<em>écharpe</em>"]}}
       ],
       "next_search_after": [7.5, "acme/2026/IMG_1.jpg"],   # null on the last page
+      "next_cursor": "WzcuNSwiYWNtZS8yMDI2L0lNR18xLmpwZyJd",  # the same, opaque (HTTP cursor)
       "facets": {                                          # first page only; {} after that"tag_ids": [{"value": "garments/scarf", "count": 12}],
                  "media_type": [{"value": "image/jpeg", "count": 40}],
                  "review_state": [{"value": "clear", "count": 39}]}
@@ -25,6 +26,8 @@ every backend (OpenSearch, osmem, the in-memory fake) and exact in floating poin
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -195,6 +198,7 @@ class SearchPage:
             "total": self.total,
             "hits": [h.to_dict() for h in self.hits],
             "next_search_after": list(self.next_search_after) if self.next_search_after else None,
+            "next_cursor": encode_cursor(self.next_search_after) if self.next_search_after else None,
             "facets": {
                 name: [{"value": value, "count": count} for value, count in buckets]
                 for name, buckets in self.facets.items()
@@ -210,6 +214,81 @@ def language_fields(query: SearchQuery) -> list[str]:
         if lang in COMPOUND_LANGUAGES:
             fields.append(f"labels.{lang}.compound")
     return fields
+
+
+def encode_cursor(search_after: Sequence[Any]) -> str:
+    """``next_search_after`` as one opaque URL-safe string (the HTTP API's ``cursor``).
+
+    >>> decode_cursor(encode_cursor([7.5, "acme/a.jpg"]))
+    [7.5, 'acme/a.jpg']
+    """
+    raw = json.dumps(list(search_after), ensure_ascii=False, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    """The ``search_after`` inside a cursor; a cursor that is not one of ours is refused."""
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError as e:
+        raise InvalidInputError("cursor is not valid: pass the next_cursor of the previous page") from e
+    if not _valid_cursor(value):
+        raise InvalidInputError("cursor is not valid: pass the next_cursor of the previous page")
+    return list(value)
+
+
+# The HTTP API's query parameters (lists are comma-separated) -> SearchQuery fields.
+PARAMETERS = (
+    "q",
+    "lang",
+    "tag",
+    "model",
+    "min_confidence",
+    "source",
+    "media_type",
+    "review_state",
+    "uploaded_from",
+    "uploaded_to",
+    "size",
+    "cursor",
+)
+
+
+def query_from_params(params: Mapping[str, str]) -> SearchQuery:
+    """A :class:`SearchQuery` from HTTP query parameters (see ``docs/search.md``).
+
+    >>> query_from_params({"q": "veste", "lang": "fr,de", "min_confidence": "0.8"}).languages
+    ('fr', 'de')
+    """
+    unknown = sorted(set(params) - set(PARAMETERS))
+    if unknown:
+        raise InvalidInputError(f"unknown parameter(s) {', '.join(unknown)}: use {', '.join(PARAMETERS)}")
+
+    def number(name: str, kind: type[int] | type[float]) -> Any:
+        try:
+            return kind(params[name]) if params.get(name) not in (None, "") else None
+        except ValueError as e:
+            raise InvalidInputError(f"{name} must be a number, not {params[name]!r}") from e
+
+    def listed(name: str) -> tuple[str, ...]:
+        return tuple(v.strip() for v in (params.get(name) or "").split(",") if v.strip())
+
+    size = number("size", int)
+    cursor = params.get("cursor") or None
+    return SearchQuery(
+        text=params.get("q") or None,
+        languages=listed("lang") or LANGUAGES,
+        tags=listed("tag"),
+        model=params.get("model") or None,
+        min_confidence=number("min_confidence", float),
+        source=params.get("source") or None,
+        media_type=params.get("media_type") or None,
+        review_state=params.get("review_state") or None,
+        uploaded_from=params.get("uploaded_from") or None,
+        uploaded_to=params.get("uploaded_to") or None,
+        size=DEFAULT_PAGE_SIZE if size is None else size,
+        search_after=decode_cursor(cursor) if cursor else None,
+    )
 
 
 def text_fields(query: SearchQuery) -> list[str]:
