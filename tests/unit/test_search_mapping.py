@@ -199,6 +199,7 @@ def test_alias_name_refuses_an_invalid_tenant(tenant: str) -> None:
 def test_public_api_is_listed_and_importable() -> None:
     exported = set(tagsmith.search.__all__)
     public = {n for n in vars(tagsmith.search) if not n.startswith("_")} - {
+        "dashboards",
         "documents",
         "index",
         "mapping",
