@@ -141,8 +141,8 @@ def clone_scene(scene: Scene, *, index: Any, retrain_every: int = 25) -> Scene:
     )
 
 
-def new_scene(**kw: Any) -> Scene:
-    """A scene over in-memory adapters and the fast fake encoder."""
+def new_scene(*, encoder: Any = None, **kw: Any) -> Scene:
+    """A scene over in-memory adapters and (unless one is given) the fast fake encoder."""
     from tests.fakes import FakeEncoder
 
     c = build(
@@ -150,6 +150,6 @@ def new_scene(**kw: Any) -> Scene:
         store=MemoryObjectStore(),
         queue=MemoryQueue(),
         index=InMemorySearchIndex(),
-        encoder=FakeEncoder(),
+        encoder=encoder or FakeEncoder(),
     )
     return build_scene(c, **kw)
