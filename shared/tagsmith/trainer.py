@@ -86,6 +86,7 @@ IMBALANCE_RATIO = 10
 # two different SKUs (lactose-free vs medium-fat milk) reached 0.951.
 NEAR_DUPLICATE_SIMILARITY = 0.97
 CV_FOLDS = 5
+LARGE_SET = 1000  # examples: from here on 3 folds estimate well enough, and each fold is a full fit
 PROMOTION_SLACK = 1  # examples: one held-out example either way is noise, not a regression
 _LOAD_THREADS = 8  # reading from S3 is I/O-bound; decoding releases the GIL
 _CHUNK = 64  # images decoded and embedded at a time: bounds memory on large example sets
@@ -254,25 +255,36 @@ def check_examples(examples: Sequence[Example], kind: ModelKind = ModelKind.EXCL
 
 
 def near_duplicate_pairs(
-    embeddings: np.ndarray, groups: Sequence[int], *, similarity: float = NEAR_DUPLICATE_SIMILARITY
+    embeddings: np.ndarray,
+    groups: Sequence[int],
+    *,
+    similarity: float = NEAR_DUPLICATE_SIMILARITY,
+    rows: Sequence[int] | None = None,
 ) -> list[tuple[int, int, float]]:
-    """Pairs ``(i, j, cosine)`` of near-identical rows whose ``groups`` differ, most similar first.
+    """Pairs ``(i, j, cosine)``, ``i < j``, of near-identical rows whose ``groups`` differ, most
+    similar first. ``rows``: only pairs involving one of these (e.g. the examples that are new since
+    the last check); all pairs by default.
 
     >>> x = np.array([[1, 0], [0.999, 0.04], [0, 1]], dtype=np.float32)
     >>> [(i, j) for i, j, _ in near_duplicate_pairs(x, [0, 1, 1])]
     [(0, 1)]
+    >>> near_duplicate_pairs(x, [0, 1, 1], rows=[2])
+    []
     """
     x = l2_normalise(embeddings)
     g = np.asarray(groups)
-    pairs = []
-    for start in range(0, len(x), 512):  # blocks bound memory at 512 x N similarities
-        block = x[start : start + 512] @ x.T
-        rows, cols = np.nonzero(block >= similarity)
-        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-            i = start + r
-            if c > i and g[i] != g[c]:
-                pairs.append((i, c, float(block[r, c])))
-    return sorted(pairs, key=lambda p: -p[2])
+    todo = np.arange(len(x)) if rows is None else np.asarray(sorted(rows), dtype=int)
+    found: dict[tuple[int, int], float] = {}
+    for start in range(0, len(todo), 512):  # blocks bound memory at 512 x N similarities
+        idx = todo[start : start + 512]
+        block = x[idx] @ x.T
+        hit_rows, cols = np.nonzero(block >= similarity)
+        for r, c in zip(hit_rows.tolist(), cols.tolist(), strict=True):
+            i = int(idx[r])
+            if c != i and g[i] != g[c]:
+                found[(min(i, c), max(i, c))] = float(block[r, c])
+    pairs = [(i, j, s) for (i, j), s in found.items()]
+    return sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))
 
 
 # --- the service ------------------------------------------------------------------------------------
@@ -332,6 +344,7 @@ class TrainingService:
         if not 0.0 < threshold <= 1.0:
             raise TrainingInputError(f"auto-apply threshold must be in (0, 1], got {threshold}")
         warnings = [*source_warnings, *check_examples(examples, kind)]
+        active, active_examples = self._active(tenant, model_id)
 
         mark = time.perf_counter()
         loaded, embedded, cached = self._load_and_embed(tenant, examples)
@@ -345,7 +358,10 @@ class TrainingService:
             ]
         x = np.stack([item.vector for item in loaded if item.vector is not None]).astype(np.float32)
         x = l2_normalise(x)
-        warnings += self._check_near_duplicates(loaded, x, allow=allow_near_duplicates)
+        same_encoder = active is not None and active.encoder_id == self.tagger.encoder.encoder_id
+        checked = (active_examples or {}) if same_encoder else {}
+        new_rows = [i for i, item in enumerate(loaded) if checked.get(item.sha256) != item.example.tags]
+        warnings += self._check_near_duplicates(loaded, x, rows=new_rows, allow=allow_near_duplicates)
         timings["checks"] = time.perf_counter() - mark
 
         labels: list[str] | list[frozenset[str]]
@@ -363,7 +379,7 @@ class TrainingService:
         timings["fit"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
-        cv = self._cross_validate(
+        cv = _cv_from_head(head, model) or self._cross_validate(
             tenant, model_id, x, labels, kind, model.tags, threshold, review_floor, stored_taxonomy
         )
         timings["cross_validation"] = time.perf_counter() - mark
@@ -371,8 +387,9 @@ class TrainingService:
         mark = time.perf_counter()
         shas = [item.sha256 for item in loaded]
         truth = [set(item.example.tags) for item in loaded]
+        seen = set(active_examples) if active is not None and active_examples is not None else None
         promotion, changes = self._decide(
-            tenant, model_id, model, x, shas, truth, cv, activate=activate, force=force
+            model, active, seen, x, shas, truth, cv, activate=activate, force=force
         )
         timings["compare"] = time.perf_counter() - mark
 
@@ -516,10 +533,14 @@ class TrainingService:
             )
         return loaded, embedded, cached
 
-    def _check_near_duplicates(self, loaded: list[_Loaded], x: np.ndarray, *, allow: bool) -> list[str]:
+    def _check_near_duplicates(
+        self, loaded: list[_Loaded], x: np.ndarray, *, rows: Sequence[int], allow: bool
+    ) -> list[str]:
+        """Near-duplicates under different tags. Pairs of examples the active version was trained on
+        with the same tags were checked then: only pairs involving ``rows`` are looked at."""
         tag_sets = [frozenset(item.example.tags) for item in loaded]
         ids = {s: i for i, s in enumerate(dict.fromkeys(tag_sets))}
-        pairs = near_duplicate_pairs(x, [ids[s] for s in tag_sets])
+        pairs = near_duplicate_pairs(x, [ids[s] for s in tag_sets], rows=rows)
         if not pairs:
             return []
         lines = [
@@ -555,11 +576,11 @@ class TrainingService:
         n = len(labels)
         column = {t: i for i, t in enumerate(tags)}
         if kind is ModelKind.EXCLUSIVE:
-            folds = min(CV_FOLDS, min(Counter(labels).values()))
+            folds = min(CV_FOLDS if n < LARGE_SET else 3, min(Counter(labels).values()))
             splitter: Any = StratifiedKFold(folds, shuffle=True, random_state=0)
             split = splitter.split(x, np.asarray(labels))
         else:
-            folds = min(CV_FOLDS, n)
+            folds = min(CV_FOLDS if n < LARGE_SET else 3, n)
             split = KFold(folds, shuffle=True, random_state=0).split(x)
         if folds < 2:
             return None
@@ -584,11 +605,24 @@ class TrainingService:
         )
         return _CrossValidation(folds, probs, applied, predicted)
 
+    def _active(
+        self, tenant: str, model_id: str
+    ) -> tuple[TagModel | None, dict[str, tuple[str, ...]] | None]:
+        """The active version and what it was trained on (sha256 -> tags), if it kept a record."""
+        try:
+            active = self.models.load_active(tenant, model_id)
+        except (InvalidInputError, NotFoundError) as e:
+            log.warning("active version of %s/%s cannot be read (%s): replacing it", tenant, model_id, e)
+            return None, None
+        if active is None:
+            return None, None
+        return active, self.models.training_examples(tenant, model_id, active.version)
+
     def _decide(
         self,
-        tenant: str,
-        model_id: str,
         model: TagModel,
+        active: TagModel | None,
+        seen: set[str] | None,
         x: np.ndarray,
         shas: list[str],
         truth: list[set[str]],
@@ -597,15 +631,8 @@ class TrainingService:
         activate: bool,
         force: bool,
     ) -> tuple[Promotion, dict[str, Any]]:
-        try:
-            active = self.models.load_active(tenant, model_id)
-        except (InvalidInputError, NotFoundError) as e:
-            log.warning("active version of %s/%s cannot be read (%s): replacing it", tenant, model_id, e)
-            active = None
         changes: dict[str, Any] = {}
-        seen: set[str] | None = None
         if active is not None:
-            seen = self.models.training_set(tenant, model_id, active.version)
             changes["tags_added"] = sorted(set(model.tags) - set(active.tags))
             changes["tags_removed"] = sorted(set(active.tags) - set(model.tags))
             if seen is not None:
@@ -728,6 +755,29 @@ class TrainingService:
 
 
 # --- helpers ----------------------------------------------------------------------------------------
+def _cv_from_head(head: LinearHead, model: TagModel) -> _CrossValidation | None:
+    """Out-of-fold predictions the fitting already made, if it exposes them.
+
+    Fitting that calibrates thresholds by cross-validation computes exactly what the report and
+    the promotion need; a head carrying ``oof_probabilities`` (N, T in ``head.tags`` order) and
+    ``cv_folds`` saves the trainer from fitting every fold a second time.
+    """
+    probs = getattr(head, "oof_probabilities", None)
+    if probs is None:
+        return None
+    probs = np.asarray(probs, dtype=np.float32)
+    applied = [
+        {model.tags.index(a.tag) for a in route_prediction(model, row) if a.state is TagState.APPLIED}
+        for row in probs
+    ]
+    predicted = (
+        [set(np.nonzero(row >= 0.5)[0].tolist()) for row in probs]
+        if model.kind is ModelKind.MULTILABEL
+        else []
+    )
+    return _CrossValidation(int(getattr(head, "cv_folds", 0) or 0), probs, applied, predicted)
+
+
 def _drop_exact_duplicates(loaded: list[_Loaded]) -> tuple[list[_Loaded], list[str]]:
     by_hash: dict[str, list[_Loaded]] = defaultdict(list)
     for item in loaded:

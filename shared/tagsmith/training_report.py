@@ -278,7 +278,7 @@ def render_html(report: TrainingReport) -> str:
             )
             parts.append(
                 f'<div class="pair">{imgs}<div><b>{e(p.tag)}</b> taken for <b>{e(p.predicted_as)}</b> '
-                f'{p.count} times<br><span class="muted">{"<br>".join(e(s) for s in p.examples)}</span></div></div>'
+                f'{p.count} time{"s" if p.count != 1 else ""}<br><span class="muted">{"<br>".join(e(s) for s in p.examples)}</span></div></div>'
             )
     if r.timings:
         parts.append(

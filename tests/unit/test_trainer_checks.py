@@ -15,7 +15,9 @@ from tests.fakes import COLOURS, solid_jpeg
 
 def colour(tag: str, rgb: tuple[int, int, int], n: int, *, seed: int = 0, prefix: str = "") -> list[Example]:
     return [
-        Example(tag, f"{prefix or tag}/{i}.jpg", lambda rgb=rgb, i=i: solid_jpeg(rgb, noise=25, seed=seed + i))
+        Example(
+            tag, f"{prefix or tag}/{i}.jpg", lambda rgb=rgb, i=i: solid_jpeg(rgb, noise=25, seed=seed + i)
+        )
         for i in range(n)
     ]
 
@@ -32,7 +34,11 @@ def test_train_refuses_a_single_tag_naming_it(components: Components) -> None:
 
 
 def test_train_refuses_tags_below_the_minimum_naming_each_with_its_count(components: Components) -> None:
-    examples = colour("red", COLOURS["red"], 6) + colour("green", COLOURS["green"], 2) + colour("blue", COLOURS["blue"], 1)
+    examples = (
+        colour("red", COLOURS["red"], 6)
+        + colour("green", COLOURS["green"], 2)
+        + colour("blue", COLOURS["blue"], 1)
+    )
     with pytest.raises(TrainingInputError) as e:
         train(components, examples)
     assert "at least 3 examples" in str(e.value)
@@ -56,7 +62,10 @@ def test_train_refuses_unreadable_files_naming_each_file(components: Components)
         raise FileNotFoundError("No such file or directory: 'red/gone.jpg'")
 
     examples = colour("red", COLOURS["red"], 4) + colour("blue", COLOURS["blue"], 4)
-    examples += [Example("red", "red/notes.jpg", lambda: b"%PDF-1.7 not an image"), Example("blue", "blue/gone.jpg", missing)]
+    examples += [
+        Example("red", "red/notes.jpg", lambda: b"%PDF-1.7 not an image"),
+        Example("blue", "blue/gone.jpg", missing),
+    ]
     with pytest.raises(TrainingInputError, match="2 example") as e:
         train(components, examples)
     assert "red/notes.jpg" in str(e.value) and "blue/gone.jpg" in str(e.value)
@@ -66,7 +75,10 @@ def test_train_refuses_unreadable_files_naming_each_file(components: Components)
 def test_train_refuses_the_same_image_under_two_tags_naming_both_files(components: Components) -> None:
     same = solid_jpeg(COLOURS["red"], noise=25, seed=1)
     examples = colour("red", COLOURS["red"], 4, seed=10) + colour("blue", COLOURS["blue"], 4)
-    examples += [Example("red", "red/shoot.jpg", lambda: same), Example("blue", "blue/copy-of-shoot.jpg", lambda: same)]
+    examples += [
+        Example("red", "red/shoot.jpg", lambda: same),
+        Example("blue", "blue/copy-of-shoot.jpg", lambda: same),
+    ]
     with pytest.raises(TrainingInputError, match="same image is an example of different tags") as e:
         train(components, examples)
     assert "red/shoot.jpg (red) == blue/copy-of-shoot.jpg (blue)" in str(e.value)
@@ -85,7 +97,9 @@ def test_train_uses_a_repeated_image_under_the_same_tag_once_and_says_so(compone
 def test_train_refuses_near_duplicate_images_under_two_tags_naming_both_files(components: Components) -> None:
     # GIVEN the same red photo saved twice with different noise, once as red and once as blue
     examples = colour("red", COLOURS["red"], 4) + colour("blue", COLOURS["blue"], 4)
-    examples.append(Example("blue", "blue/red-looking.jpg", lambda: solid_jpeg(COLOURS["red"], noise=25, seed=77)))
+    examples.append(
+        Example("blue", "blue/red-looking.jpg", lambda: solid_jpeg(COLOURS["red"], noise=25, seed=77))
+    )
     # WHEN training THEN the error names the pair and how to proceed
     with pytest.raises(TrainingInputError, match="nearly identical") as e:
         train(components, examples)
@@ -94,8 +108,14 @@ def test_train_refuses_near_duplicate_images_under_two_tags_naming_both_files(co
 
 
 def test_train_keeps_near_duplicates_as_a_warning_when_allowed(components: Components) -> None:
-    examples = colour("red", COLOURS["red"], 4) + colour("blue", COLOURS["blue"], 4) + colour("green", COLOURS["green"], 4)
-    examples.append(Example("blue", "blue/red-looking.jpg", lambda: solid_jpeg(COLOURS["red"], noise=25, seed=77)))
+    examples = (
+        colour("red", COLOURS["red"], 4)
+        + colour("blue", COLOURS["blue"], 4)
+        + colour("green", COLOURS["green"], 4)
+    )
+    examples.append(
+        Example("blue", "blue/red-looking.jpg", lambda: solid_jpeg(COLOURS["red"], noise=25, seed=77))
+    )
     report = train(components, examples, allow_near_duplicates=True)
     assert any("blue/red-looking.jpg" in w and "kept" in w for w in report.warnings)  # type: ignore[attr-defined]
 
@@ -132,14 +152,38 @@ def test_train_refuses_an_untagged_example_for_an_exclusive_model_naming_it(comp
 
 def test_train_refuses_a_threshold_outside_zero_to_one_naming_the_value(components: Components) -> None:
     with pytest.raises(TrainingInputError, match=r"threshold must be in \(0, 1\], got 1.5"):
-        train(components, colour("red", COLOURS["red"], 3) + colour("blue", COLOURS["blue"], 3), threshold=1.5)
+        train(
+            components, colour("red", COLOURS["red"], 3) + colour("blue", COLOURS["blue"], 3), threshold=1.5
+        )
 
 
 def test_train_multilabel_refuses_a_tag_on_every_example_naming_it(components: Components) -> None:
     rgb: Callable[[int], tuple[int, int, int]] = lambda i: (40 * i % 255, 100, 200 - 20 * i)  # noqa: E731
     examples = [
-        Example.of(["product", "outdoor" if i % 2 else "people"], f"s/{i}.jpg", lambda i=i: solid_jpeg(rgb(i), noise=10, seed=i))
+        Example.of(
+            ["product", "outdoor" if i % 2 else "people"],
+            f"s/{i}.jpg",
+            lambda i=i: solid_jpeg(rgb(i), noise=10, seed=i),
+        )
         for i in range(8)
     ]
     with pytest.raises(TrainingInputError, match="'product'"):
         train(components, examples, kind=ModelKind.MULTILABEL)
+
+
+def test_retraining_catches_a_new_near_duplicate_of_an_example_already_trained_on(
+    components: Components,
+) -> None:
+    # GIVEN an active version trained on clean examples
+    base = (
+        colour("red", COLOURS["red"], 4)
+        + colour("blue", COLOURS["blue"], 4)
+        + colour("green", COLOURS["green"], 4)
+    )
+    train(components, base)
+    # WHEN a new green example is a re-save of a red one already trained on
+    added = Example("green", "green/new.jpg", lambda: solid_jpeg(COLOURS["red"], noise=25, seed=55))
+    with pytest.raises(TrainingInputError, match="nearly identical") as e:
+        train(components, [*base, added])
+    # THEN the pair old ~ new is named
+    assert "green/new.jpg (green)" in str(e.value) and "red/" in str(e.value)

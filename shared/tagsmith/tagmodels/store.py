@@ -66,15 +66,22 @@ class ModelStore:
     def version_key(self, tenant: str, model_id: str, version: str, name: str) -> str:
         return f"{model_prefix(tenant, model_id)}versions/{version}/{name}"
 
-    def training_set(self, tenant: str, model_id: str, version: str) -> set[str] | None:
-        """Content hashes of the examples ``version`` was trained on; None if it kept no record."""
+    def training_examples(
+        self, tenant: str, model_id: str, version: str
+    ) -> dict[str, tuple[str, ...]] | None:
+        """sha256 -> tags of the examples ``version`` was trained on; None if it kept no record."""
         body = self.version_file(tenant, model_id, version, "examples.json")
         if body is None:
             return None
         try:
-            return {str(row["sha256"]) for row in json.loads(body)["examples"]}
+            return {str(row["sha256"]): tuple(row["tags"]) for row in json.loads(body)["examples"]}
         except (ValueError, KeyError, TypeError):
             return None
+
+    def training_set(self, tenant: str, model_id: str, version: str) -> set[str] | None:
+        """Content hashes of the examples ``version`` was trained on; None if it kept no record."""
+        examples = self.training_examples(tenant, model_id, version)
+        return None if examples is None else set(examples)
 
     def activate(self, tenant: str, model_id: str, version: str, *, reason: str = "") -> None:
         """Point ``active.json`` at ``version`` (promotion or rollback); the version must load."""

@@ -1,0 +1,163 @@
+"""Training speed: retraining 100 tags x 30 examples once embeddings are cached, and the time to
+embed new examples with the real encoder.
+
+* ``cached_train``: 3,000 distinct JPEG files in tag folders (generated), their embeddings already in
+  the embedding cache (synthetic 1280-d vectors clustered by tag, so fitting works on a realistic
+  problem), trained end to end with :meth:`TrainingService.train`: read and hash every file, cache
+  look-ups, checks (incl. near-duplicates), fit, cross-validation for the report, comparison with
+  the active version, save. Reported with its stages, and again as an incremental retraining that
+  adds one tag of 30 new (cached) examples.
+* ``embed_new``: real photos (``../shared/datasets/grocery`` if present, else generated scenes)
+  decoded and embedded by EfficientNet-Lite0, as training does for examples not in the cache:
+  images per second, and the seconds a 30-photo tag takes.
+
+``run()`` returns the figures as a dict (for ``benchmarks.run``); ``python -m
+benchmarks.training_speed`` prints them as JSON. ``TAGSMITH_BENCH_TRAIN_TAGS`` /
+``TAGSMITH_BENCH_TRAIN_PER_TAG`` shrink the problem for a quick look.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+GROCERY = ROOT.parent / "shared" / "datasets" / "grocery"
+TENANT, MODEL = "bench", "products"
+DIM = 1280
+
+
+class CachedOnlyEncoder:
+    """An encoder for the cached benchmark: every embedding must come from the cache."""
+
+    encoder_id = "bench-synthetic-1280"
+    dim = DIM
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        raise AssertionError(f"{len(images)} image(s) missed the embedding cache")
+
+
+def _scene(seed: int, size: int = 96) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    im = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(0, 255, 3)))
+    draw = ImageDraw.Draw(im)
+    for _ in range(6):
+        x, y, w, h = (int(v) for v in rng.integers(0, size, 4))
+        draw.rectangle((x, y, x + w // 2, y + h // 2), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+    return im
+
+
+def _jpeg(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def _write_examples(root: Path, tags: Sequence[str], per_tag: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Tag folders of JPEGs; returns sha256 -> a synthetic embedding near its tag's centre."""
+    rng = np.random.default_rng(seed)
+    vectors = {}
+    for t, tag in enumerate(tags):
+        centre = np.random.default_rng(int(hashlib.md5(tag.encode()).hexdigest()[:8], 16)).normal(size=DIM)
+        (root / tag).mkdir(parents=True, exist_ok=True)
+        for i in range(per_tag):
+            data = _jpeg(_scene(seed * 1_000_003 + t * 1000 + i))
+            (root / tag / f"{i:03d}.jpg").write_bytes(data)
+            v = centre + 1.2 * rng.normal(size=DIM)
+            vectors[hashlib.sha256(data).hexdigest()] = (v / np.linalg.norm(v)).astype(np.float32)
+    return vectors
+
+
+def cached_train(tags: int = 100, per_tag: int = 30) -> dict[str, Any]:
+    from tagsmith.config import Settings
+    from tagsmith.search import InMemorySearchIndex
+    from tagsmith.storage import MemoryObjectStore
+    from tagsmith.trainer import examples_from_folder
+    from tagsmith.wiring import build
+
+    names = [f"sku-{i:03d}" for i in range(tags + 1)]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "examples"
+        vectors = _write_examples(root, names[:tags], per_tag)
+        c = build(
+            Settings(data_bucket="data"),
+            store=MemoryObjectStore(),
+            index=InMemorySearchIndex(),
+            encoder=CachedOnlyEncoder(),
+        )
+        cache = c.tagger.embeddings
+        assert cache is not None
+        for sha, vec in vectors.items():
+            cache.put(TENANT, CachedOnlyEncoder.encoder_id, sha, vec)
+        examples, _ = examples_from_folder(root)
+        started = time.perf_counter()
+        first = c.trainer.train(tenant=TENANT, model_id=MODEL, examples=examples)
+        first_s = time.perf_counter() - started
+        # incremental: one more tag of per_tag new examples (their embeddings cached too)
+        for sha, vec in _write_examples(root, names[tags:], per_tag, seed=1).items():
+            cache.put(TENANT, CachedOnlyEncoder.encoder_id, sha, vec)
+        examples, _ = examples_from_folder(root)
+        started = time.perf_counter()
+        second = c.trainer.train(tenant=TENANT, model_id=MODEL, examples=examples)
+        second_s = time.perf_counter() - started
+    return {
+        "tags": tags,
+        "examples": tags * per_tag,
+        "seconds": round(first_s, 2),
+        "stages": first.timings,
+        "cached": first.cached,
+        "embedded": first.embedded,
+        "cv_accuracy": first.cv_accuracy,
+        "add_one_tag_seconds": round(second_s, 2),
+        "add_one_tag_stages": second.timings,
+        "add_one_tag_promotion": second.promotion.reason if second.promotion else None,
+    }
+
+
+def embed_new(count: int = 90) -> dict[str, Any]:
+    from tagsmith.encoder import decode_image, default_encoder
+
+    if GROCERY.is_dir():
+        files = sorted((GROCERY / "train").rglob("*.jpg"))[::29][:count]
+        blobs, source = [f.read_bytes() for f in files], "grocery photos (348x348 JPEG)"
+    else:
+        blobs, source = [_jpeg(_scene(i, size=400)) for i in range(count)], "generated 400x400 JPEG scenes"
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder = default_encoder(Path(tmp), threads=2)
+        encoder.embed([decode_image(blobs[0]).image])  # warm the session
+        started = time.perf_counter()
+        images = [decode_image(b).image for b in blobs]
+        decoded_s = time.perf_counter() - started
+        encoder.embed(images)
+        total = time.perf_counter() - started
+    per_s = len(blobs) / total
+    return {
+        "source": source,
+        "images": len(blobs),
+        "seconds": round(total, 2),
+        "decode_seconds": round(decoded_s, 2),
+        "images_per_second": round(per_s, 1),
+        "seconds_for_30_new_examples": round(30 / per_s, 2),
+        "encoder": encoder.encoder_id,
+    }
+
+
+def run() -> dict[str, Any]:
+    """Both figures: ``{"cached_train": {...}, "embed_new": {...}}``."""
+    tags = int(os.environ.get("TAGSMITH_BENCH_TRAIN_TAGS", 100))
+    per_tag = int(os.environ.get("TAGSMITH_BENCH_TRAIN_PER_TAG", 30))
+    return {"cached_train": cached_train(tags, per_tag), "embed_new": embed_new()}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=1))
