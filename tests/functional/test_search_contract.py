@@ -210,6 +210,29 @@ def test_filters_combine_with_and(
     assert find(text="hat", media_type="image/jpeg") == ["acme/1.jpg", "acme/3.jpg"]
 
 
+def test_uploaded_date_filters_are_inclusive_and_a_bare_date_covers_its_day(
+    search_index: SearchIndex, make_record: RecordFactory, tag: Tag, garments: dict[str, Taxonomy]
+) -> None:
+    days = {
+        "jan": "2026-01-31T23:30:00.000Z",
+        "feb": "2026-02-01T00:00:00.000Z",
+        "mar": "2026-03-15T12:00:00.000Z",
+    }
+    search_index.bulk_upsert(
+        [(make_record(f"{name}.jpg", tag("hat"), created_at=at), garments) for name, at in days.items()],
+        "acme",
+    )
+
+    def find(**kw: str) -> list[str]:
+        return sorted(keys(search_index.search("acme", SearchQuery(**kw))))
+
+    assert find(uploaded_to="2026-01-31") == ["acme/jan.jpg"]
+    assert find(uploaded_from="2026-02-01") == ["acme/feb.jpg", "acme/mar.jpg"]
+    assert find(uploaded_from="2026-02-01", uploaded_to="2026-02-28") == ["acme/feb.jpg"]
+    assert find(uploaded_from="2026-02-01T00:30:00+01:00") == ["acme/feb.jpg", "acme/jan.jpg", "acme/mar.jpg"]
+    assert find(uploaded_from="2026-01-31T23:30:00.001Z", text="hat") == ["acme/feb.jpg", "acme/mar.jpg"]
+
+
 def test_ranking_tiers_are_identical_on_every_backend(
     search_index: SearchIndex, make_record: RecordFactory, tag: Tag, garments: dict[str, Taxonomy]
 ) -> None:
