@@ -22,6 +22,7 @@ import argparse
 import json
 import random
 import statistics
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,6 +150,8 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000), *, rounds: int = 3) -> dict[
                 "bulk_docs_per_s": round(added / load_seconds),
                 "latency": measure(index, queries, rounds=rounds),
             }
+            # progress on stderr: a long run shows each size as soon as it is measured
+            print(json.dumps({str(size): results["sizes"][str(size)]}), file=sys.stderr, flush=True)
         client.close()
     return results
 
