@@ -46,7 +46,7 @@ from tagsmith.errors import NotFoundError, TrainingInputError
 from tagsmith.keys import TAG_ID
 from tagsmith.storage import ObjectStore
 from tagsmith.taxonomy import TagDefinition, Taxonomy
-from tagsmith.trainer import Example, examples_from_folder, examples_from_prefix
+from tagsmith.trainer import Example, examples_from_folder, examples_from_prefix, object_loader
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".json", ".manifest")
 PATH_COLUMNS = ("path", "image", "file", "uri", "source-ref", "s3_uri")
@@ -342,9 +342,7 @@ def examples_from_manifest(
                 raise TrainingInputError(
                     f"manifest {location} line {row.line} names {ref}, but no object store is configured"
                 )
-            examples.append(
-                Example.of(row.tags, ref, lambda bucket=bucket, key=key: store.get(bucket, key).body)
-            )
+            examples.append(Example.of(row.tags, ref, object_loader(store, bucket, key)))
         else:
             if not local_allowed:
                 raise TrainingInputError(

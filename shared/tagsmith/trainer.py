@@ -120,6 +120,15 @@ class Example:
 
 
 # --- example sources --------------------------------------------------------------------------------
+def object_loader(store: ObjectStore, bucket: str, key: str) -> Callable[[], bytes]:
+    """Reads one object when called: examples are read lazily, in the trainer's thread pool."""
+
+    def load() -> bytes:
+        return store.get(bucket, key).body
+
+    return load
+
+
 def examples_from_folder(root: Path) -> tuple[list[Example], Taxonomy | None]:
     root = Path(root)
     if not root.is_dir():
@@ -147,7 +156,7 @@ def examples_from_prefix(
         tag, sep, name = rest.partition("/")
         if sep and Path(name).suffix.lower() in IMAGE_SUFFIXES:
             key = info.key
-            examples.append(Example(tag, f"s3://{bucket}/{key}", lambda key=key: store.get(bucket, key).body))
+            examples.append(Example(tag, f"s3://{bucket}/{key}", object_loader(store, bucket, key)))
     return examples, taxonomy
 
 
@@ -178,7 +187,7 @@ def examples_from_corrections(
             Example.of(
                 sorted(set(confirmed)),
                 f"s3://{assets_bucket}/{key}",
-                lambda key=key: assets_store.get(assets_bucket, key).body,
+                object_loader(assets_store, assets_bucket, key),
                 sha256=record.content_sha256,
             )
         )

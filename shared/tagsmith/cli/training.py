@@ -241,7 +241,7 @@ def models(
             raise TagsmithError("give --tenant (or a sub-command: versions, rollback, report)")
         validate_tenant(tenant)
         c = open_session(target).components
-        rows = []
+        rows: list[dict[str, Any]] = []
         for mid in c.models.known_model_ids(tenant):
             m = c.models.load_active(tenant, mid)
             st = c.models.read_status(tenant, mid)
@@ -352,10 +352,10 @@ def report(
     def go() -> None:
         validate_tenant(tenant)
         c = open_session(target).components
-        v = version or next(iter(reversed(c.models.versions(tenant, validate_model_id(model)))), None)
+        v = version or next(iter(reversed(c.models.versions(tenant, validate_model_id(model)))), "")
         body = c.models.version_file(tenant, model, v, "report.json") if v else None
         if body is None:
-            raise NotFoundError(f"no training report for {tenant}/{model} {v or ''}".rstrip())
+            raise NotFoundError(f"no training report for {tenant}/{model} {v}".rstrip())
         d = json.loads(body)
         for pair in d.get("confused", []):
             pair.pop("thumbnails", None)
