@@ -1,5 +1,11 @@
 """Ingestion: an object-created event becomes an asset record, review items and a search document.
 
+Media-type dispatch: the first bytes decide (:func:`tagsmith.video.sniff_media`). Images are
+decoded in memory and embedded in one batch per tenant; videos are streamed from the store and
+handled one at a time by :class:`tagsmith.video.VideoTagger` (segments, thumbnails). OCR runs on
+both when the tenant's settings turn it on (``tenants/<t>/tenant.json``, off by default), and the
+tag models' text rules then apply to what it read.
+
 Order matters: the record (source of truth) is written first, then review items, then the index.
 Every step is idempotent, keyed on bucket, key and ETag: a redelivered event whose record already
 describes that object version with the same model versions changes nothing (it only re-projects
@@ -7,8 +13,8 @@ the record into the index, which repairs a crash between the two writes).
 
 Per object the outcome is one of:
 * ``tagged`` / ``unchanged``: fine;
-* ``failed``: the object itself is bad (not an image, empty, too large); the reason is on the
-  record and the message is NOT retried;
+* ``failed``: the object itself is bad (not an image or video, empty, too large, an undecodable
+  codec); the reason is on the record and the message is NOT retried;
 * ``rejected``: the key is outside any tenant prefix; only a log line can say so;
 * ``skipped``: the object no longer exists;
 * an exception (transient): the caller reports the message as a batch failure so it is retried.
@@ -31,20 +37,41 @@ from tagsmith.records import (
     AssetRecord,
     AssetStatus,
     Failure,
+    Segment,
     SourceObject,
     TagAssignment,
     TagState,
+    TextLine,
     merge_tags,
 )
 from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore, review_item_id
 from tagsmith.storage import ObjectStore, RecordStore
 from tagsmith.tagging import PreparedImage, Proposal, Tagger
+from tagsmith.tagmodels.text_rules import apply_text_rules
+from tagsmith.video import (
+    SNIFF_BYTES,
+    MediaKind,
+    MediaSettings,
+    TenantMediaSettings,
+    VideoTagger,
+    sniff_media,
+)
 
 if TYPE_CHECKING:
+    from tagsmith.ocr import OcrEngine
     from tagsmith.search import SearchIndex
 
 log = logging.getLogger(__name__)
 Current = tuple[AssetRecord, str] | None  # a record as read, with its ETag (None: no record yet)
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """A video found by ``_prepare``: processed after the batch's images, one at a time."""
+
+    asset: AssetKey
+    source: SourceObject
+    current: Current
 
 
 @dataclass(frozen=True)
@@ -71,6 +98,9 @@ class IngestService:
         reviews: ReviewStore,
         review_queue: Queue,
         index: SearchIndex,
+        video: VideoTagger | None = None,
+        ocr: OcrEngine | None = None,
+        media_settings: TenantMediaSettings | None = None,
     ) -> None:
         self.store = store
         self.records = records
@@ -78,11 +108,15 @@ class IngestService:
         self.reviews = reviews
         self.review_queue = review_queue
         self.index = index
+        self.video = video or VideoTagger(tagger=tagger)
+        self.ocr = ocr  # None: no OCR, whatever the tenants' settings say
+        self.media_settings = media_settings
 
     def ingest(self, refs: Sequence[ObjectRef]) -> list[IngestOutcome | Exception]:
         """Ingest a batch; returns one outcome (or the transient exception) per ref, in order."""
         results: list[IngestOutcome | Exception | None] = [None] * len(refs)
         todo: list[tuple[int, AssetKey, SourceObject, Current, PreparedImage]] = []
+        videos: list[tuple[int, VideoJob]] = []
         for i, ref in enumerate(refs):
             try:
                 step = self._prepare(ref)
@@ -97,16 +131,24 @@ class IngestService:
                 continue
             if isinstance(step, IngestOutcome):
                 results[i] = step
+            elif isinstance(step, VideoJob):
+                videos.append((i, step))
             else:
                 todo.append((i, *step))
         if todo:
             self._tag(todo, results)
+        for i, job in videos:
+            try:
+                results[i] = self._ingest_video(job)
+            except Exception as e:  # transient (or a bug): this video alone is retried
+                log.exception("video ingest failed", extra={"tenant": job.asset.tenant, "key": job.asset.key})
+                results[i] = e
         return [r if r is not None else RuntimeError("no outcome") for r in results]
 
     # --- steps ---------------------------------------------------------------------------------
     def _prepare(
         self, ref: ObjectRef
-    ) -> IngestOutcome | tuple[AssetKey, SourceObject, Current, PreparedImage]:
+    ) -> IngestOutcome | VideoJob | tuple[AssetKey, SourceObject, Current, PreparedImage]:
         try:
             asset = parse_asset_key(ref.key)
         except InvalidKeyError as e:
@@ -127,6 +169,8 @@ class IngestService:
         try:
             if info.size == 0:
                 raise InvalidInputError("empty object: 0 bytes; upload the file again")
+            if self._media_kind(ref.bucket, ref.key, info.content_type) is MediaKind.VIDEO:
+                return VideoJob(asset, source, current)
             body = self.store.get(ref.bucket, ref.key).body
             prepared = self.tagger.prepare(body)
         except NotFoundError:
@@ -141,6 +185,8 @@ class IngestService:
         if record.status is AssetStatus.FAILED:
             return True  # the same bad bytes fail the same way: do not redo the work
         models = {m.model_id: m.version for m in self.tagger.active_models(tenant)}
+        if self._ocr_for(tenant, video=record.duration is not None) is not None and record.ocr_engine is None:
+            return False  # the tenant turned OCR on since: read the text now
         return record.models == models and record.encoder_id == self.tagger.encoder.encoder_id
 
     def _fail(self, asset: AssetKey, source: SourceObject, error: InvalidInputError) -> IngestOutcome:
@@ -193,9 +239,18 @@ class IngestService:
                     results[i] = e
 
     def _commit(
-        self, asset: AssetKey, source: SourceObject, prepared: PreparedImage, proposal: Proposal, current: Current
+        self,
+        asset: AssetKey,
+        source: SourceObject,
+        prepared: PreparedImage,
+        proposal: Proposal,
+        current: Current,
     ) -> IngestOutcome:
         decoded = prepared.decoded
+        ocr = self._ocr_for(asset.tenant, video=False)
+        lines = self._read_text(ocr, decoded.image, asset) if ocr is not None else None
+        if lines:
+            proposal = self._apply_text_rules(asset.tenant, proposal, lines)
 
         def change(record: AssetRecord | None) -> AssetRecord:
             tags = merge_tags(
@@ -216,6 +271,8 @@ class IngestService:
                 encoder_id=self.tagger.encoder.encoder_id,
                 models=dict(proposal.models),
                 tags=tags,
+                text_lines=tuple(lines or ()),
+                ocr_engine=ocr.engine_id if ocr is not None and lines is not None else None,
             )
 
         record = self.records.update(asset, change, known=current)
@@ -243,6 +300,7 @@ class IngestService:
             top = max(tags, key=lambda t: t.confidence or 0.0)
             item_id = review_item_id(record.tenant, record.path, model)
             others = tuple(Alternative(t.tag, t.confidence or 0.0) for t in tags if t is not top)
+            segment = _best_segment(record, model, top.tag)
             item = ReviewItem(
                 id=item_id,
                 tenant=record.tenant,
@@ -254,6 +312,8 @@ class IngestService:
                 threshold=top.threshold or 0.0,
                 alternatives=others + top.alternatives,
                 asset_etag=record.source.etag,
+                timestamp=segment.peak_time if segment else None,
+                thumbnail_key=segment.thumbnail_key if segment else None,
             )
             existing = self.reviews.get(record.tenant, item_id)
             if (
@@ -273,9 +333,103 @@ class IngestService:
             if stale is not None and stale.status is ReviewStatus.PENDING:
                 self.reviews.put(replace(stale, status=ReviewStatus.SUPERSEDED))
 
+    # --- media dispatch, video and OCR ------------------------------------------------------------
+    def _media_kind(self, bucket: str, key: str, content_type: str | None) -> MediaKind:
+        with self.store.open(bucket, key) as f:
+            head = f.read(SNIFF_BYTES)
+        return sniff_media(head, content_type=content_type, key=key)
+
+    def _settings(self, tenant: str) -> MediaSettings:
+        return self.media_settings.for_tenant(tenant) if self.media_settings else MediaSettings()
+
+    def _ocr_for(self, tenant: str, *, video: bool) -> OcrEngine | None:
+        if self.ocr is None:
+            return None
+        settings = self._settings(tenant)
+        return self.ocr if (settings.ocr_video if video else settings.ocr_images) else None
+
+    def _read_text(self, ocr: OcrEngine, image: object, asset: AssetKey) -> list[TextLine] | None:
+        """What OCR reads, or None when it failed: a broken OCR run must not lose the tags."""
+        try:
+            lines = ocr.read(image)  # type: ignore[arg-type]
+        except Exception:
+            log.exception(
+                "OCR failed; tagging without text", extra={"tenant": asset.tenant, "key": asset.key}
+            )
+            return None
+        log.info("OCR read %d lines", len(lines), extra={"tenant": asset.tenant, "key": asset.key})
+        return lines
+
+    def _apply_text_rules(self, tenant: str, proposal: Proposal, lines: Sequence[TextLine]) -> Proposal:
+        text = "\n".join(line.text for line in lines)
+        assignments = list(proposal.assignments)
+        for model in self.tagger.active_models(tenant):
+            assignments = apply_text_rules(model, assignments, text)
+        return replace(proposal, assignments=assignments)
+
+    def _ingest_video(self, job: VideoJob) -> IngestOutcome:
+        asset, source = job.asset, job.source
+        settings = self._settings(asset.tenant)
+        sampling = replace(self.video.sampling, every=settings.sample_every, keyframes=settings.keyframes)
+        ocr = self._ocr_for(asset.tenant, video=True)
+        try:
+            with self.store.open(source.bucket, source.key) as f:
+                analysis = self.video.analyse(
+                    asset.tenant, f, path=asset.path, etag=source.etag, ocr=ocr, sampling=sampling
+                )
+        except NotFoundError:
+            return IngestOutcome(asset.key, "skipped", asset.tenant, message="object no longer exists")
+        except InvalidInputError as e:
+            return self._fail(asset, source, e)
+        log.info(
+            "video %.1f s: %d frames, %d segments (decode %.2f s, embed %.2f s, OCR %.2f s)",
+            analysis.duration, analysis.frames, len(analysis.segments),
+            analysis.seconds["decode"], analysis.seconds["embed"], analysis.seconds["ocr"],
+            extra={"tenant": asset.tenant, "key": asset.key},
+        )  # fmt: skip
+        for key, jpeg in analysis.thumbnails.items():  # written before the record that points at them
+            self.store.put(self.records.bucket, key, jpeg, content_type="image/jpeg")
+        proposal, info = analysis.proposal, analysis.info
+
+        def change(record: AssetRecord | None) -> AssetRecord:
+            tags = merge_tags(
+                record.tags if record else (),
+                proposal.assignments,
+                models_run=set(proposal.models),
+                exclusive_models=proposal.exclusive_models,
+            )
+            return AssetRecord(
+                tenant=asset.tenant,
+                path=asset.path,
+                source=source,
+                status=AssetStatus.TAGGED,
+                media_type=info.mime,
+                width=info.width,
+                height=info.height,
+                encoder_id=self.tagger.encoder.encoder_id,
+                models=dict(proposal.models),
+                tags=tags,
+                duration=analysis.duration,
+                segments=analysis.segments,
+                text_lines=analysis.text_lines or (),
+                ocr_engine=ocr.engine_id if ocr is not None and analysis.text_lines is not None else None,
+            )
+
+        record = self.records.update(asset, change, known=job.current)
+        assert record is not None
+        self._sync_reviews(record, job.current[0] if job.current else None, set(proposal.models))
+        self._project(record)
+        return IngestOutcome(asset.key, "tagged", asset.tenant, record)
+
     def _project(self, record: AssetRecord) -> None:
         taxonomies = {m.model_id: m.taxonomy for m in self.tagger.models.for_tenant(record.tenant)}
         self.index.upsert(record, taxonomies)
+
+
+def _best_segment(record: AssetRecord, model: str, tag: str) -> Segment | None:
+    """A video's most confident segment of ``tag``: where a reviewer should look."""
+    found = [s for s in record.segments if s.model == model and s.tag == tag]
+    return max(found, key=lambda s: s.peak_confidence) if found else None
 
 
 def _same_question(a: ReviewItem, b: ReviewItem) -> bool:

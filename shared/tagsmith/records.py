@@ -73,6 +73,7 @@ class TagAssignment:
     alternatives: tuple[Alternative, ...] = ()
     decided_by: str | None = None
     decided_at: str | None = None
+    matched_text: str | None = None  # the printed text a tag model's text rule matched, if one did
 
     @property
     def is_human(self) -> bool:
@@ -102,6 +103,7 @@ class TagAssignment:
             alternatives=tuple(Alternative(**a) for a in d.get("alternatives", ())),
             decided_by=d.get("decided_by"),
             decided_at=d.get("decided_at"),
+            matched_text=d.get("matched_text"),
         )
 
 
@@ -122,6 +124,53 @@ class Failure:
 
 
 @dataclass(frozen=True, slots=True)
+class Segment:
+    """Where in a video one tag is seen: ``[start, end)`` in seconds, with the confidence of its
+    frames and the data-bucket key of a small JPEG of its most confident frame."""
+
+    model: str
+    tag: str
+    start: float
+    end: float
+    peak_confidence: float
+    mean_confidence: float
+    peak_time: float
+    state: TagState = TagState.APPLIED  # applied, or review when the peak is below the tag's threshold
+    thumbnail_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["state"] = self.state.value
+        return {k: v for k, v in d.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Segment:
+        return cls(**{**d, "state": TagState(d.get("state", TagState.APPLIED.value))})
+
+
+@dataclass(frozen=True, slots=True)
+class TextLine:
+    """A line of printed text read from the asset: its corners (x, y) in pixels of the original
+    image or video frame, the reader's score, and for videos the time of the frame."""
+
+    text: str
+    score: float
+    box: tuple[tuple[int, int], ...] = ()
+    time: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"text": self.text, "score": self.score, "box": [list(p) for p in self.box]}
+        if self.time is not None:
+            d["time"] = self.time
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TextLine:
+        box = tuple((int(x), int(y)) for x, y in d.get("box", ()))
+        return cls(text=d["text"], score=float(d["score"]), box=box, time=d.get("time"))
+
+
+@dataclass(frozen=True, slots=True)
 class AssetRecord:
     tenant: str
     path: str
@@ -139,6 +188,12 @@ class AssetRecord:
     updated_at: str = field(default_factory=utc_now)
     revision: int = 1
     schema: int = RECORD_SCHEMA
+    # Optional, added for video and OCR; left out of the JSON when empty, so older records and
+    # older readers see no difference.
+    duration: float | None = None  # seconds (videos)
+    segments: tuple[Segment, ...] = ()  # video segments, by model, tag and start
+    text_lines: tuple[TextLine, ...] = ()  # printed text read by OCR
+    ocr_engine: str | None = None  # set when OCR ran (even if it read nothing), else None
 
     @property
     def key(self) -> str:
@@ -169,7 +224,19 @@ class AssetRecord:
             "updated_at": self.updated_at,
             "revision": self.revision,
         }
+        if self.duration is not None:
+            d["duration"] = self.duration
+        if self.segments:
+            d["segments"] = [seg.to_dict() for seg in self.segments]
+        if self.ocr_engine is not None:
+            d["ocr_engine"] = self.ocr_engine
+            d["text_lines"] = [line.to_dict() for line in self.text_lines]
         return json.dumps(d, ensure_ascii=False, indent=1).encode()
+
+    @property
+    def ocr_text(self) -> str:
+        """Every line OCR read, one per line, in reading order (for search and text rules)."""
+        return "\n".join(line.text for line in self.text_lines)
 
     @classmethod
     def from_json(cls, data: bytes | str) -> AssetRecord:
@@ -192,6 +259,10 @@ class AssetRecord:
                 updated_at=d["updated_at"],
                 revision=int(d.get("revision", 1)),
                 schema=int(d.get("schema", RECORD_SCHEMA)),
+                duration=d.get("duration"),
+                segments=tuple(Segment.from_dict(x) for x in d.get("segments", ())),
+                text_lines=tuple(TextLine.from_dict(x) for x in d.get("text_lines", ())),
+                ocr_engine=d.get("ocr_engine"),
             )
         except (ValueError, KeyError, TypeError) as e:
             raise InvalidInputError(f"asset record is not valid JSON of schema {RECORD_SCHEMA}: {e}") from e

@@ -46,6 +46,9 @@ class ReviewItem:
     decided_by: str | None = None
     decided_at: str | None = None
     decision: dict[str, Any] | None = None
+    # videos: where to look (seconds from the start) and a frame of it in the data bucket
+    timestamp: float | None = None
+    thumbnail_key: str | None = None
 
     @property
     def uncertainty(self) -> float:
@@ -55,6 +58,9 @@ class ReviewItem:
     def to_json(self) -> bytes:
         d = asdict(self)
         d["status"] = self.status.value
+        for optional in ("timestamp", "thumbnail_key"):  # images have neither: keep their JSON as it was
+            if d[optional] is None:
+                del d[optional]
         return json.dumps(d, ensure_ascii=False).encode()
 
     @classmethod

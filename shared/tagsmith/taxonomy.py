@@ -10,6 +10,7 @@ Labels live beside the model, not inside its weights, so they can change without
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,8 @@ class TagDefinition:
     id: str
     labels: Mapping[str, str] = field(default_factory=dict)  # language -> label
     synonyms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # language -> synonyms
+    # regular expressions: the tag applies when OCR reads a match (see tagsmith.tagmodels.text_rules)
+    text_patterns: tuple[str, ...] = ()
 
     def label(self, language: str) -> str:
         """The label in ``language``, else English, else the id made readable."""
@@ -36,6 +39,8 @@ class TagDefinition:
         d: dict[str, Any] = {"id": self.id, "labels": dict(self.labels)}
         if self.synonyms:
             d["synonyms"] = {k: list(v) for k, v in self.synonyms.items()}
+        if self.text_patterns:
+            d["text_patterns"] = list(self.text_patterns)
         return d
 
     @classmethod
@@ -52,7 +57,22 @@ class TagDefinition:
             id=validate_tag_id(str(d["id"])),
             labels=dict(labels),
             synonyms={lang: tuple(str(s) for s in words) for lang, words in synonyms.items()},
+            text_patterns=_text_patterns(d),
         )
+
+
+def _text_patterns(d: Mapping[str, Any]) -> tuple[str, ...]:
+    patterns = d.get("text_patterns") or []
+    if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+        raise TrainingInputError(f"tag {d['id']!r}: 'text_patterns' must be a list of regular expressions")
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise TrainingInputError(
+                f"tag {d['id']!r}: text pattern {pattern!r} is not a valid regular expression: {e}"
+            ) from e
+    return tuple(patterns)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from tagsmith.config import ConfigurationError, Settings
 from tagsmith.ingest import IngestService
+from tagsmith.ocr import RapidOcrEngine
 from tagsmith.queues import MemoryQueue, Queue, SqsQueue
 from tagsmith.review import ReviewStore
 from tagsmith.storage import EmbeddingCache, ObjectStore, RecordStore, S3ObjectStore
 from tagsmith.tagging import Limits, Tagger
 from tagsmith.tagmodels import ActiveModels, ModelStore
 from tagsmith.trainer import TrainingService
+from tagsmith.video import TenantMediaSettings
 
 if TYPE_CHECKING:
     from tagsmith.backfill import BackfillService, DelayQueue
@@ -111,6 +113,9 @@ class Components:
             reviews=self.reviews,
             review_queue=self.review_queue,
             index=self.index,
+            # OCR loads its models on first use, and only tenants whose settings turn it on use it
+            ocr=RapidOcrEngine(),
+            media_settings=TenantMediaSettings(store=self.store, bucket=self.settings.data_bucket),
         )
 
     @cached_property

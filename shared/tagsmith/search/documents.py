@@ -21,7 +21,10 @@ The document (fields whose value would be ``null`` are left out)::
       "review_state": "clear",                                  # "pending" if any tag is in review
       "max_confidence": 0.93,                                   # visible tags; confirmed counts 1.0
       "human_confirmed_count": 0,
-      "labels": {"en": ["scarf", "muffler"], "fr": ["écharpe"], ..., "folded": [...every label...]}
+      "labels": {"en": ["scarf", "muffler"], "fr": ["écharpe"], ..., "folded": [...every label...]},
+      "ocr_text": "LAKTOSFRI\nMELLANMJÖLK",                   # when OCR read something
+      "segments": [{"model": "garments", "tag": "scarf",        # videos: visible tags' segments
+                    "start": 12.0, "end": 15.5, "confidence": 0.93}]
     }
 """
 
@@ -99,8 +102,30 @@ def document_from_record(record: AssetRecord, taxonomies: Mapping[str, Taxonomy]
         "max_confidence": max(known) if known else None,
         "human_confirmed_count": sum(1 for t in visible if t.state is TagState.CONFIRMED),
         "labels": label_fields(definitions),
+        "ocr_text": record.ocr_text or None,
+        "segments": segment_documents(record) or None,
     }
     return {k: v for k, v in doc.items() if v is not None}
+
+
+def segment_documents(record: AssetRecord) -> list[dict[str, Any]]:
+    """A video's segments of its visible tags, for "where in the clip" answers: a segment counts
+    when it was applied by itself, or when a human confirmed its tag.
+
+    >>> from tagsmith.records import AssetStatus, Segment, Source, SourceObject
+    >>> seg = Segment("food", "juice", 3.0, 5.0, 0.9, 0.8, 4.0)
+    >>> r = AssetRecord("acme", "a.mp4", SourceObject("b", "acme/a.mp4", "e", 1), AssetStatus.TAGGED,
+    ...                 tags=(TagAssignment("food", "juice", TagState.APPLIED, Source.AI, 0.9),), segments=(seg,))
+    >>> segment_documents(r)
+    [{'model': 'food', 'tag': 'juice', 'start': 3.0, 'end': 5.0, 'confidence': 0.9}]
+    """
+    visible = {(t.model, t.tag): t for t in record.visible_tags()}
+    return [
+        {"model": s.model, "tag": s.tag, "start": s.start, "end": s.end, "confidence": s.peak_confidence}
+        for s in record.segments
+        if (s.model, s.tag) in visible
+        and (s.state is TagState.APPLIED or visible[(s.model, s.tag)].state is TagState.CONFIRMED)
+    ]
 
 
 def label_fields(definitions: Iterable[TagDefinition]) -> dict[str, list[str]]:

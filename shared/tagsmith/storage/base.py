@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from tagsmith.errors import TagsmithError
 
@@ -36,6 +36,13 @@ class ObjectStore(Protocol):
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         """The object's info, or None if it does not exist."""
+        ...
+
+    def open(self, bucket: str, key: str) -> BinaryIO:
+        """A seekable, read-only stream of the object, read on demand (for objects too large to
+        hold in memory, such as videos); close it when done. Raises
+        :class:`~tagsmith.errors.NotFoundError` if absent. The stream keeps reading the version it
+        opened: if the object is replaced meanwhile, a read raises ``NotFoundError``."""
         ...
 
     def put(

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from tagsmith.errors import InvalidKeyError, NotFoundError
 from tagsmith.storage.base import ObjectInfo, PreconditionFailedError, StoredObject
@@ -52,6 +53,14 @@ class FileObjectStore:
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         path = self._path(bucket, key)
         return self._info(key, path) if path.is_file() else None
+
+    def open(self, bucket: str, key: str) -> BinaryIO:
+        path = self._path(bucket, key)
+        try:
+            # put() replaces files by rename, so an open handle keeps reading the version it opened
+            return path.open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFoundError(f"{path} does not exist") from None
 
     def put(
         self,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import BinaryIO
 
 from tagsmith.errors import NotFoundError
 from tagsmith.storage.base import ObjectInfo, PreconditionFailedError, StoredObject
@@ -25,6 +27,9 @@ class MemoryObjectStore:
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         obj = self._objects.get((bucket, key))
         return obj.info if obj else None
+
+    def open(self, bucket: str, key: str) -> BinaryIO:
+        return io.BytesIO(self.get(bucket, key).body)  # bytes are immutable: a later put cannot tear it
 
     def put(
         self,

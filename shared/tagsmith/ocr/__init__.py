@@ -1,0 +1,26 @@
+"""OCR: printed text read from images and video frames, stored on the asset record and indexed.
+
+Text is also evidence for tagging: tag models may declare text rules
+(:mod:`tagsmith.tagmodels.text_rules`), and :func:`text_features` turns text into a vector that a
+text head can learn from.
+
+Example::
+
+    >>> from PIL import Image
+    >>> from tagsmith.ocr import RapidOcrEngine
+    >>> lines = RapidOcrEngine().read(Image.open("carton.jpg").convert("RGB"))
+    >>> " ".join(line.text for line in lines)
+    'LAKTOSFRI MELLANMJÖLK 1,5%'
+"""
+
+from tagsmith.ocr.engine import RAPIDOCR_ENGINE_ID, OcrEngine, RapidOcrEngine, lines_from_result
+from tagsmith.ocr.features import normalise_text, text_features
+
+__all__ = [
+    "RAPIDOCR_ENGINE_ID",
+    "OcrEngine",
+    "RapidOcrEngine",
+    "lines_from_result",
+    "normalise_text",
+    "text_features",
+]

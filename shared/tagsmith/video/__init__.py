@@ -1,0 +1,37 @@
+"""Video: decode (PyAV), sample keyframes plus every N seconds, tag every frame with the tenant's
+models, and aggregate frame scores into segments with timestamps.
+
+The file is streamed (:meth:`tagsmith.storage.ObjectStore.open`), never loaded whole.
+
+Example::
+
+    >>> from tagsmith.video import VideoTagger
+    >>> analysis = VideoTagger(tagger=tagger).analyse("acme", open("spot.mp4", "rb"), path="spot.mp4", etag="e")
+    >>> [(s.tag, s.start, s.end) for s in analysis.segments]
+    [('oat-milk', 0.0, 3.0), ('juice', 3.0, 5.0)]
+"""
+
+from tagsmith.video.analysis import VideoAnalysis, VideoTagger, thumbnail_key
+from tagsmith.video.decode import SampledFrame, SamplingPolicy, VideoInfo, VideoReader
+from tagsmith.video.segments import SegmentPolicy, Span, find_spans, hysteresis
+from tagsmith.video.settings import MediaSettings, TenantMediaSettings
+from tagsmith.video.sniff import SNIFF_BYTES, MediaKind, sniff_media
+
+__all__ = [
+    "SNIFF_BYTES",
+    "MediaKind",
+    "MediaSettings",
+    "SampledFrame",
+    "SamplingPolicy",
+    "SegmentPolicy",
+    "Span",
+    "TenantMediaSettings",
+    "VideoAnalysis",
+    "VideoInfo",
+    "VideoReader",
+    "VideoTagger",
+    "find_spans",
+    "hysteresis",
+    "sniff_media",
+    "thumbnail_key",
+]

@@ -1,0 +1,309 @@
+"""Decoding videos with PyAV and sampling frames: every keyframe plus one frame every N seconds.
+
+The file is read through a file-like object (an :meth:`ObjectStore.open` stream), never loaded
+whole. Packets are demuxed one GOP (keyframe to keyframe) at a time, and each GOP is decoded only as
+far as it must be:
+
+* when no sample time falls inside the GOP (keyframes at least every N seconds, as encoders and
+  shot cuts usually give), the decoder runs with ``skip_frame="NONKEY"`` and gets the keyframe
+  packet alone: intra-only decoding, the rest of the GOP is never decoded;
+* otherwise it decodes the GOP from its keyframe up to the last sample time inside it.
+
+Keyframes matter beyond speed: encoders put one at each shot cut, so sampling them pins segment
+boundaries to the cut.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import IO, Any
+
+from PIL import Image
+
+from tagsmith.errors import UnsupportedMediaError
+
+log = logging.getLogger(__name__)
+
+#: container format names (as FFmpeg reports them) -> MIME type
+_MIME = {"mp4": "video/mp4", "mov": "video/quicktime", "matroska": "video/x-matroska", "webm": "video/webm"}
+#: containers we accept; FFmpeg knows many more, but each one is parser surface for tenant bytes
+SUPPORTED_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
+
+
+@dataclass(frozen=True)
+class SamplingPolicy:
+    """How frames are chosen. ``every``: seconds between regular samples (None: keyframes only);
+    ``keyframes``: also sample every keyframe (at most one sample per ``min_gap`` seconds);
+    ``max_frames``: beyond it ``every`` widens so a long video costs a bounded amount;
+    ``frame_size``: longer side of the sampled images, in pixels."""
+
+    every: float | None = 2.0
+    keyframes: bool = True
+    min_gap: float = 0.5
+    max_frames: int = 1_800
+    frame_size: int = 768
+    max_duration: float = 6 * 3600.0
+    max_pixels: int = 8_192 * 4_320  # 8K
+
+    def interval_for(self, duration: float | None) -> float | None:
+        if self.every is None:
+            return None
+        if duration and duration / self.every > self.max_frames / 2:
+            return duration / (self.max_frames / 2)  # keep half the budget for keyframes
+        return self.every
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    mime: str
+    codec: str
+    width: int
+    height: int
+    duration: float | None  # seconds, when the container says
+    fps: float | None
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    time: float  # seconds from the start of the stream
+    image: Image.Image  # RGB, longer side at most SamplingPolicy.frame_size
+    keyframe: bool
+
+
+class VideoReader:
+    """An open video stream. Use as a context manager; :meth:`frames` yields the samples.
+
+    Raises :class:`UnsupportedMediaError` (with what was wrong) for bytes that are not a supported
+    container, a file without a video stream, a codec we cannot decode, or a stream of which no
+    frame decodes.
+
+    Example::
+
+        >>> with VideoReader(open("clip.mp4", "rb"), SamplingPolicy(every=1.0)) as video:
+        ...     [round(f.time, 1) for f in video.frames()][:4]
+        [0.0, 1.0, 2.0, 3.0]
+    """
+
+    def __init__(self, file: IO[bytes], policy: SamplingPolicy = SamplingPolicy()) -> None:
+        import av
+
+        self.policy = policy
+        try:
+            self._container = av.open(file, mode="r", metadata_errors="ignore")
+        except (av.error.FFmpegError, ValueError, EOFError) as e:
+            raise UnsupportedMediaError(
+                f"not a readable video file ({_reason(e)}); upload the complete file again"
+            ) from e
+        try:
+            self.info = self._probe()
+        except BaseException:
+            self._container.close()
+            raise
+        self.frames_decoded = 0
+        self.decode_errors = 0
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def _probe(self) -> VideoInfo:
+        import av
+
+        container = self._container
+        fmt = container.format.name
+        if fmt not in SUPPORTED_CONTAINERS:
+            raise UnsupportedMediaError(
+                f"{container.format.long_name} files are not supported; upload MP4, MOV, WebM or MKV"
+            )
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["no"]
+            raise UnsupportedMediaError(
+                f"the file has no video stream (it holds {', '.join(kinds)} streams only); upload a video"
+            )
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        codec = ctx.name if ctx is not None else None
+        if ctx is None or not codec or codec == "none" or not _decodable(codec):
+            named = codec if codec and codec != "none" else "one FFmpeg does not know"
+            raise UnsupportedMediaError(
+                f"the video codec ({named}) cannot be decoded; re-encode it as H.264, VP9 or AV1"
+            )
+        width, height = int(ctx.width or 0), int(ctx.height or 0)
+        if width <= 0 or height <= 0:
+            raise UnsupportedMediaError("the video stream declares no frame size; the file is corrupt")
+        if width * height > self.policy.max_pixels:
+            raise UnsupportedMediaError(
+                f"video frames are {width}x{height}, more than the {self.policy.max_pixels:,}-pixel limit; downscale it"
+            )
+        duration = None
+        if stream.duration is not None and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        if duration is not None and duration > self.policy.max_duration:
+            raise UnsupportedMediaError(
+                f"video is {duration / 3600:.1f} h long, over the {self.policy.max_duration / 3600:.0f} h limit; split it"
+            )
+        rate = stream.average_rate or stream.guessed_rate
+        mime = next((m for name, m in _MIME.items() if name in fmt.split(",")), "video/unknown")
+        if fmt.startswith("matroska") and codec in ("vp8", "vp9", "av1"):
+            mime = "video/webm"
+        return VideoInfo(mime, codec, width, height, duration, float(rate) if rate else None)
+
+    def frames(self) -> Iterator[SampledFrame]:
+        """The sampled frames in time order."""
+        import av
+
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        tb = stream.time_base or Fraction(1, 90_000)
+        origin = stream.start_time if stream.start_time is not None else None
+        every = self.policy.interval_for(self.info.duration)
+        planner = _Planner(every, self.policy)
+        wanted: list[float] = []  # sample times still waiting for their frame, ascending
+        emitted = 0
+        last_time = -math.inf
+
+        def seconds(pts: int) -> float:
+            return float((pts - (origin or 0)) * tb)
+
+        def take(decoded: list[Any]) -> Iterator[SampledFrame]:
+            nonlocal emitted, last_time
+            for frame in decoded:
+                self.frames_decoded += 1
+                if frame.pts is None or not wanted:
+                    continue
+                t = seconds(frame.pts)
+                if t + 1e-6 < wanted[0] or t <= last_time:
+                    continue
+                while wanted and wanted[0] <= t + 1e-6:
+                    wanted.pop(0)
+                last_time = t
+                emitted += 1
+                yield SampledFrame(t, self._to_image(frame), bool(frame.key_frame))
+
+        gop: list[Any] = []
+        try:
+            for packet in self._container.demux(stream):
+                if packet.pts is None and packet.dts is None:
+                    continue  # the demuxer's final empty packet
+                if origin is None:
+                    origin = packet.pts if packet.pts is not None else packet.dts
+                if packet.is_keyframe and gop:
+                    yield from self._decode_gop(gop, planner, wanted, seconds, take, end=seconds(_ts(packet)))
+                    gop = []
+                    if emitted >= self.policy.max_frames:
+                        break
+                gop.append(packet)
+            else:
+                if gop:
+                    # the last GOP ends after its last frame in presentation order
+                    tail = seconds(max(_ts(p) for p in gop)) + 1e-3
+                    yield from self._decode_gop(gop, planner, wanted, seconds, take, end=tail)
+                yield from take(self._decode(stream, None))
+        except av.error.FFmpegError as e:
+            # a broken tail (a truncated upload) still leaves the frames before it
+            log.warning("video demuxing stopped early: %s", _reason(e))
+            self.decode_errors += 1
+        if emitted == 0:
+            raise UnsupportedMediaError(
+                f"no frame of the {self.info.codec} video could be decoded "
+                f"({self.decode_errors} decoding errors); the file is corrupt or truncated"
+            )
+
+    def _decode_gop(
+        self, gop: list[Any], planner: _Planner, wanted: list[float], seconds: Any, take: Any, *, end: float
+    ) -> Iterator[SampledFrame]:
+        stream = self._container.streams.video[0]
+        start = seconds(_ts(gop[0]))
+        times = planner.plan(start, end, keyframe=gop[0].is_keyframe)
+        if not times:
+            return
+        wanted.extend(times)
+        wanted.sort()
+        need_all = any(t > start + 1e-6 for t in times)
+        stream.codec_context.skip_frame = "DEFAULT" if need_all else "NONKEY"
+        packets = gop if need_all else gop[:1]
+        last = max(times)
+        for packet in packets:
+            yield from take(self._decode(stream, packet))
+            if not wanted or wanted[0] > last:
+                break  # every sample of this GOP is out: the rest of it is never decoded
+
+    def _decode(self, stream: Any, packet: Any) -> list[Any]:
+        import av
+
+        try:
+            return list(stream.codec_context.decode(packet))
+        except av.error.FFmpegError as e:
+            self.decode_errors += 1
+            if self.decode_errors <= 3:
+                log.warning("skipping an undecodable video packet: %s", _reason(e))
+            return []
+
+    def _to_image(self, frame: Any) -> Image.Image:
+        w, h = frame.width, frame.height
+        scale = min(1.0, self.policy.frame_size / max(w, h))
+        size = (max(2, round(w * scale)), max(2, round(h * scale)))
+        image: Image.Image = frame.to_image(width=size[0], height=size[1])
+        return image
+
+
+class _Planner:
+    """Which sample times fall in a GOP ``[start, end)``: its keyframe, and the regular grid times
+    that no keyframe sample already covers (within half an interval)."""
+
+    def __init__(self, every: float | None, policy: SamplingPolicy) -> None:
+        self.every = every
+        self.policy = policy
+        self.next_grid = 0.0
+        self.last_sample = -math.inf
+
+    def plan(self, start: float, end: float, *, keyframe: bool) -> list[float]:
+        times: list[float] = []
+        take_key = (
+            keyframe
+            and (self.policy.keyframes or self.every is None)
+            and start - self.last_sample >= self.policy.min_gap
+        )
+        if take_key:
+            times.append(start)
+            self.last_sample = start
+        if self.every is not None:
+            half = self.every / 2
+            while self.next_grid < end:
+                t = max(self.next_grid, start)
+                covered = abs(t - self.last_sample) < half or (self.policy.keyframes and end - t < half)
+                if not covered:
+                    times.append(t)
+                    self.last_sample = t
+                self.next_grid += self.every
+        return sorted(set(times))
+
+
+def _ts(packet: Any) -> int:
+    return int(packet.pts if packet.pts is not None else packet.dts)
+
+
+def _decodable(codec: str) -> bool:
+    import av
+
+    try:
+        av.codec.Codec(codec, "r")
+    except (av.error.FFmpegError, ValueError):
+        return False
+    return True
+
+
+def _reason(error: BaseException) -> str:
+    text = getattr(error, "strerror", None) or str(error)
+    return str(text).strip() or type(error).__name__
