@@ -123,6 +123,9 @@ def test_search_returns_the_clip_and_its_timestamps(
     )
     page = c.index.search("acme", SearchQuery(tags=["colour/blue"]))
     assert [h.asset_key for h in page.hits] == ["acme/ads/spot.mp4"]
+    clips = [(x["tag"], x["start"], x["end"]) for x in page.hits[0].to_dict()["segments"]]
+    assert clips == [("blue", 3.0, 5.0), ("red", 0.0, 3.0), ("red", 5.0, pytest.approx(8.0, abs=0.15))]
+    assert "segments" not in c.index.search("acme", SearchQuery(tags=["colour/red"])).hits[1].to_dict()
     # where in the clip: a nested query on the segments, as a player would ask it
     body = {
         "query": {"nested": {"path": "segments", "query": {"term": {"segments.tag": "blue"}}}},
@@ -171,5 +174,12 @@ def test_a_video_in_review_carries_its_timestamp_and_thumbnail(stack: Components
     c.active_models.invalidate("acme")
     c.ingest.ingest([upload(c, "acme/ads/teal.mp4", colour_clip(((COLOURS["red"], 2.0), (teal, 4.0))))])
     [item] = c.reviews.pending("acme")
-    assert item.asset_path == "ads/teal.mp4" and item.timestamp is not None and item.timestamp >= 2.0
+    r = record(c, "ads/teal.mp4")
+    # the item points at the most confident segment of the suggested tag: where to look
+    best = max((x for x in r.segments if x.tag == item.suggestion), key=lambda x: x.peak_confidence)
+    assert (item.asset_path, item.timestamp, item.thumbnail_key) == (
+        "ads/teal.mp4",
+        best.peak_time,
+        best.thumbnail_key,
+    )
     assert item.thumbnail_key and c.store.get(DATA, item.thumbnail_key).body[:2] == b"\xff\xd8"

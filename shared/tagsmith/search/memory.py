@@ -131,6 +131,7 @@ class InMemorySearchIndex:
                 score=s,
                 tags=[dict(t) for t in d.get("tags", [])],
                 highlights=_highlights(d, query, words),
+                segments=[dict(x) for x in d.get("segments", [])],
             )
             for s, d in scored[: query.size]
         ]

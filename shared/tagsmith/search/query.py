@@ -161,20 +161,26 @@ def _valid_cursor(cursor: Any) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """One asset in a result page; ``tags`` are all its assignments, including those in review."""
+    """One asset in a result page; ``tags`` are all its assignments, including those in review;
+    ``segments`` (videos only) say where in the clip each visible tag is seen:
+    ``{"model", "tag", "start", "end", "confidence"}``, times in seconds."""
 
     asset_key: str
     score: float
     tags: list[dict[str, Any]] = field(default_factory=list)
     highlights: dict[str, list[str]] = field(default_factory=dict)
+    segments: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "asset_key": self.asset_key,
             "score": self.score,
             "tags": [dict(t) for t in self.tags],
             "highlights": {k: list(v) for k, v in self.highlights.items()},
         }
+        if self.segments:  # videos only: an image's JSON stays as it was
+            d["segments"] = [dict(x) for x in self.segments]
+        return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +329,7 @@ def build_search_body(tenant: str, query: SearchQuery) -> dict[str, Any]:
         "sort": [{"_score": "desc"}, {"asset_key": "asc"}],
         "size": query.size,
         "track_total_hits": True,
-        "_source": ["asset_key", "tags"],
+        "_source": ["asset_key", "tags", "segments"],
     }
     if query.search_after is None:
         # Facets describe the whole result set, so later pages would only repeat them; terms
@@ -400,6 +406,7 @@ def page_from_response(response: Mapping[str, Any], query: SearchQuery) -> Searc
             score=float(h["sort"][0]),
             tags=list(h["_source"].get("tags", [])),
             highlights={k: list(v) for k, v in (h.get("highlight") or {}).items()},
+            segments=list(h["_source"].get("segments", [])),
         )
         for h in raw_hits
     ]
