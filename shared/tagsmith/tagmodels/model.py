@@ -47,6 +47,8 @@ class TagModel:
     intercept: np.ndarray  # (T,) float32
     thresholds: np.ndarray  # (T,) float32
     review_floor: float = 0.2
+    #: The precision the thresholds were calibrated for (model.json ``target_precision``).
+    target_precision: float = 0.98
     taxonomy: Taxonomy = field(default_factory=lambda: Taxonomy(()))
     created_at: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -60,7 +62,9 @@ class TagModel:
                 f"(coef {self.coef.shape}, intercept {self.intercept.shape})"
             )
         if self.thresholds.shape != (t,):
-            raise InvalidInputError(f"model {self.model_id} {self.version}: {t} tags but thresholds {self.thresholds.shape}")
+            raise InvalidInputError(
+                f"model {self.model_id} {self.version}: {t} tags but thresholds {self.thresholds.shape}"
+            )
 
     @property
     def dim(self) -> int:
@@ -93,6 +97,7 @@ class TagModel:
             "tags": list(self.tags),
             "thresholds": [round(float(t), 6) for t in self.thresholds],
             "review_floor": self.review_floor,
+            "target_precision": self.target_precision,
             "taxonomy": self.taxonomy.to_dict(),
             "created_at": self.created_at,
             "metrics": self.metrics,
@@ -124,6 +129,8 @@ class TagModel:
                 intercept=np.asarray(intercept, dtype=np.float32),
                 thresholds=np.asarray(meta["thresholds"], dtype=np.float32),
                 review_floor=float(meta.get("review_floor", 0.2)),
+                # Models written before calibration carry no target: they used a flat threshold.
+                target_precision=float(meta.get("target_precision", 0.98)),
                 taxonomy=Taxonomy.from_dict(meta.get("taxonomy") or {"tags": []}),
                 created_at=meta.get("created_at", ""),
                 metrics=meta.get("metrics") or {},

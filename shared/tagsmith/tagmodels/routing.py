@@ -28,7 +28,9 @@ def route_prediction(model: TagModel, probabilities: np.ndarray) -> list[TagAssi
     if model.kind is ModelKind.EXCLUSIVE:
         top = int(order[0])
         alternatives = tuple(
-            Alternative(model.tags[i], round(float(p[i]), 4)) for i in order[1 : 1 + MAX_ALTERNATIVES] if p[i] >= 0.01
+            Alternative(model.tags[i], round(float(p[i]), 4))
+            for i in order[1 : 1 + MAX_ALTERNATIVES]
+            if p[i] >= 0.01
         )
         chosen = [(top, alternatives)]
     else:

@@ -1,40 +1,86 @@
-"""Fitting a tag model's linear head on embeddings (scikit-learn), exported as plain arrays."""
+"""Fitting a tag model's head on embeddings, with thresholds calibrated for a target precision.
+
+Exclusive models: a ridge regression onto one-hot targets (closed form, about twenty times faster
+than a multinomial logistic regression and as accurate on the grocery benchmark, see
+``docs/benchmarks.md``), turned into probabilities by a softmax whose temperature is fitted on
+out-of-fold scores. The temperature is folded into the weights, so the stored model stays a plain
+linear head. Multi-label models: one class-balanced logistic regression per tag.
+
+Both then get per-tag auto-apply thresholds from :mod:`tagsmith.tagmodels.calibration`.
+
+Example::
+
+    >>> rng = np.random.default_rng(0)
+    >>> centres = np.eye(3, 16, dtype=np.float32)
+    >>> x = np.repeat(centres, 8, axis=0) + 0.05 * rng.standard_normal((24, 16)).astype(np.float32)
+    >>> head = fit_linear_head(x, ["a"] * 8 + ["b"] * 8 + ["c"] * 8, kind=ModelKind.EXCLUSIVE)
+    >>> head.tags, head.thresholds.shape, head.cv_accuracy
+    (('a', 'b', 'c'), (3,), 1.0)
+"""
 
 from __future__ import annotations
 
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from tagsmith.errors import TrainingInputError
+from tagsmith.tagmodels.calibration import (
+    DEFAULT_TARGET_PRECISION,
+    Calibration,
+    OutOfFold,
+    calibrate_thresholds,
+)
 from tagsmith.tagmodels.model import ModelKind
+
+__all__ = ["DEFAULT_RIDGE_ALPHA", "LinearHead", "fit_linear_head", "l2_normalise"]
+
+#: Ridge penalty for exclusive heads, tuned on the grocery dev splits (0.1..3 tried).
+DEFAULT_RIDGE_ALPHA = 0.3
+CV_FOLDS = 5
+#: Tags are split into this many groups to simulate never-seen items (see calibration).
+UNKNOWN_GROUPS = 5
+_TEMPERATURES = np.geomspace(1.0, 300.0, 60)
+#: Probability mass the temperature fit moves off the true tag (see ``_fit_temperature``).
+LABEL_SMOOTHING = 0.02
 
 
 @dataclass(frozen=True)
 class LinearHead:
+    """A fitted head: ``scores = x @ coef.T + intercept`` (softmax or sigmoid in :class:`TagModel`).
+
+    ``thresholds`` are the calibrated per-tag auto-apply thresholds, or ``None`` when there are too
+    few examples to cross-validate (the caller then keeps its flat default).
+    """
+
     tags: tuple[str, ...]
     coef: np.ndarray
     intercept: np.ndarray
     cv_accuracy: float | None  # exclusive models: out-of-fold top-1 accuracy on the examples
+    thresholds: np.ndarray | None = None
+    calibration: dict[str, Any] = field(default_factory=dict)
+    #: (N, T) out-of-fold probabilities of the examples, in ``tags`` order (None without CV); the
+    #: trainer's report and promotion reuse them instead of fitting every fold again.
+    oof_probabilities: np.ndarray | None = None
+    cv_folds: int = 0
+
+    def thresholds_or(self, default: float) -> np.ndarray:
+        """The calibrated thresholds, or ``default`` for every tag when there are none."""
+        if self.thresholds is not None:
+            return self.thresholds.astype(np.float32)
+        return np.full(len(self.tags), default, dtype=np.float32)
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def _fit_exclusive(x: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
-    clf = LogisticRegression(C=c, max_iter=2000)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(x, y)
-    return clf
 
 
 def fit_linear_head(
@@ -43,45 +89,194 @@ def fit_linear_head(
     *,
     kind: ModelKind,
     c: float = 10.0,
+    alpha: float = DEFAULT_RIDGE_ALPHA,
+    target_precision: float = DEFAULT_TARGET_PRECISION,
+    calibrate: bool = True,
 ) -> LinearHead:
-    """Fit a head over L2-normalised embeddings.
+    """Fit a head over L2-normalised embeddings and calibrate its thresholds.
 
-    Exclusive: ``labels`` holds one tag per example; multinomial logistic regression.
-    Multi-label: ``labels`` holds a set of tags per example; one binary logistic regression per tag.
+    Exclusive: ``labels`` holds one tag per example. Multi-label: a set of tags per example
+    (``c`` is the logistic regressions' inverse penalty). ``calibrate=False`` skips the
+    cross-validation (``thresholds`` is then ``None``).
     """
     x = l2_normalise(embeddings)
     if kind is ModelKind.EXCLUSIVE:
-        y = np.asarray([str(lab) for lab in labels])
-        tags = tuple(sorted(set(y.tolist())))
-        if len(tags) < 2:
-            raise TrainingInputError(f"an exclusive model needs at least 2 tags with examples, got {len(tags)}")
-        clf = _fit_exclusive(x, y, c)
-        order = [list(clf.classes_).index(t) for t in tags]
-        coef, intercept = clf.coef_[order], clf.intercept_[order]
-        return LinearHead(tags, coef.astype(np.float32), intercept.astype(np.float32), _cv_accuracy(x, y, c))
+        return _fit_exclusive(x, [str(lab) for lab in labels], alpha, target_precision, calibrate)
     sets = [frozenset(lab) if not isinstance(lab, str) else frozenset([lab]) for lab in labels]
+    return _fit_multilabel(x, sets, c, target_precision, calibrate)
+
+
+# --- exclusive: ridge + temperature -----------------------------------------------------------------
+def _ridge(x: np.ndarray, y: np.ndarray, n_classes: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge regression of one-hot targets on ``x`` (rows), unpenalised intercept: (coef, intercept)."""
+    x64 = x.astype(np.float64)
+    targets = np.zeros((len(y), n_classes))
+    targets[np.arange(len(y)), y] = 1.0
+    mx, my = x64.mean(axis=0), targets.mean(axis=0)
+    xc, yc = x64 - mx, targets - my
+    n, d = xc.shape
+    if n <= d:  # dual form: an n x n system
+        gram = xc @ xc.T
+        gram[np.diag_indices_from(gram)] += alpha
+        coef = np.linalg.solve(gram, yc).T @ xc
+    else:
+        cov = xc.T @ xc
+        cov[np.diag_indices_from(cov)] += alpha
+        coef = np.linalg.solve(cov, xc.T @ yc).T
+    return coef, my - coef @ mx
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
+    """The scale ``s`` whose ``softmax(s * scores)`` best fits the labels (grid search).
+
+    The labels are smoothed (:data:`LABEL_SMOOTHING` spread over the other tags): on examples that
+    cross-validation separates perfectly the plain likelihood grows without bound with ``s``, and
+    a model would then call a blend of two tags a certainty.
+    """
+    n, t = scores.shape
+    target = np.full((n, t), LABEL_SMOOTHING / max(t - 1, 1))
+    target[np.arange(n), y] = 1.0 - LABEL_SMOOTHING
+    best, best_loss = 1.0, np.inf
+    for s in _TEMPERATURES:
+        z = s * scores
+        z = z - z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        loss = float(-(target * log_p).sum(axis=1).mean())
+        if loss < best_loss:
+            best, best_loss = float(s), loss
+    return best
+
+
+def _fit_exclusive(
+    x: np.ndarray, labels: list[str], alpha: float, target: float, calibrate: bool
+) -> LinearHead:
+    tags = tuple(sorted(set(labels)))
+    if len(tags) < 2:
+        raise TrainingInputError(f"an exclusive model needs at least 2 tags with examples, got {len(tags)}")
+    index = {t: i for i, t in enumerate(tags)}
+    y = np.array([index[lab] for lab in labels])
+    coef, intercept = _ridge(x, y, len(tags), alpha)
+
+    folds = min(CV_FOLDS, min(Counter(y.tolist()).values()))
+    if folds < 2:
+        # Without cross-validation there is no temperature either: a conservative fixed scale.
+        scale = 10.0
+        return LinearHead(
+            tags, (scale * coef).astype(np.float32), (scale * intercept).astype(np.float32), None
+        )
+
+    oof_scores = np.zeros((len(y), len(tags)))
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
+        w, b = _ridge(x[train], y[train], len(tags), alpha)
+        oof_scores[test] = x[test] @ w.T + b
+    scale = _fit_temperature(oof_scores, y)
+    oof_p = _softmax(scale * oof_scores)
+    predicted = oof_p.argmax(axis=1)
+    cv_accuracy = float((predicted == y).mean())
+    head = LinearHead(
+        tags,
+        (scale * coef).astype(np.float32),
+        (scale * intercept).astype(np.float32),
+        cv_accuracy,
+        oof_probabilities=oof_p.astype(np.float32),
+        cv_folds=folds,
+    )
+    if not calibrate:
+        return head
+    known = OutOfFold(
+        tag=predicted, confidence=oof_p.max(axis=1), correct=predicted == y, unknown=np.zeros(len(y), bool)
+    )
+    calibration = calibrate_thresholds(
+        OutOfFold.concat([known, _unknown_predictions(x, y, len(tags), alpha, scale)]),
+        len(tags),
+        target=target,
+    )
+    return _with_calibration(head, calibration, temperature=scale)
+
+
+def _unknown_predictions(x: np.ndarray, y: np.ndarray, n_tags: int, alpha: float, scale: float) -> OutOfFold:
+    """Each group of tags' examples as predicted by a model that never saw those tags."""
+    groups = min(UNKNOWN_GROUPS, n_tags)
+    if groups < 2:
+        return OutOfFold.concat([])
+    order = np.random.default_rng(0).permutation(n_tags)
+    group_of = np.empty(n_tags, dtype=np.int64)
+    group_of[order] = np.arange(n_tags) % groups
+    parts = []
+    for g in range(groups):
+        held = group_of[y] == g
+        seen = np.nonzero(group_of != g)[0]
+        if len(seen) < 2:
+            continue
+        remap = np.full(n_tags, -1)
+        remap[seen] = np.arange(len(seen))
+        w, b = _ridge(x[~held], remap[y[~held]], len(seen), alpha)
+        p = _softmax(scale * (x[held] @ w.T + b))
+        parts.append(
+            OutOfFold(
+                tag=seen[p.argmax(axis=1)],
+                confidence=p.max(axis=1),
+                correct=np.zeros(int(held.sum()), bool),
+                unknown=np.ones(int(held.sum()), bool),
+            )
+        )
+    return OutOfFold.concat(parts)
+
+
+def _with_calibration(head: LinearHead, calibration: Calibration, **extra: float) -> LinearHead:
+    metrics: dict[str, Any] = {**calibration.metrics(), **extra}
+    return replace(head, thresholds=calibration.thresholds, calibration=metrics)
+
+
+# --- multi-label: one logistic regression per tag ---------------------------------------------------
+def _fit_binary(x: np.ndarray, yb: np.ndarray, c: float) -> tuple[np.ndarray, float]:
+    clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(x, yb)
+    return clf.coef_[0], float(clf.intercept_[0])
+
+
+def _fit_multilabel(
+    x: np.ndarray, sets: list[frozenset[str]], c: float, target: float, calibrate: bool
+) -> LinearHead:
     tags = tuple(sorted(set().union(*sets)))
     if len(tags) < 1:
         raise TrainingInputError("a multi-label model needs at least one tag with examples")
-    coefs, intercepts = [], []
-    for tag in tags:
-        yb = np.array([tag in s for s in sets])
-        if yb.all():
+    truth = np.array([[t in s for t in tags] for s in sets], dtype=bool)
+    for j, tag in enumerate(tags):
+        if truth[:, j].all():
             raise TrainingInputError(f"tag {tag!r} is on every example: add examples without it")
-        clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
-        clf.fit(x, yb)
-        coefs.append(clf.coef_[0])
-        intercepts.append(clf.intercept_[0])
-    return LinearHead(tags, np.asarray(coefs, np.float32), np.asarray(intercepts, np.float32), None)
-
-
-def _cv_accuracy(x: np.ndarray, y: np.ndarray, c: float) -> float | None:
-    smallest = min(Counter(y.tolist()).values())
-    folds = min(5, smallest)
-    if folds < 2:
-        return None
-    correct = 0
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
-        clf = _fit_exclusive(x[train], y[train], c)
-        correct += int((clf.predict(x[test]) == y[test]).sum())
-    return correct / len(y)
+    fitted = [_fit_binary(x, truth[:, j], c) for j in range(len(tags))]
+    head = LinearHead(
+        tags,
+        np.asarray([w for w, _ in fitted], np.float32),
+        np.asarray([b for _, b in fitted], np.float32),
+        None,
+    )
+    folds = min(CV_FOLDS, len(sets))
+    if not calibrate or folds < 2:
+        return head
+    oof = np.full(truth.shape, np.nan)
+    for train, test in KFold(folds, shuffle=True, random_state=0).split(x):
+        for j in range(len(tags)):
+            yb = truth[train, j]
+            if yb.all() or not yb.any():
+                continue  # this fold cannot learn the tag: its examples give no evidence
+            w, b = _fit_binary(x[train], yb, c)
+            oof[test, j] = 1.0 / (1.0 + np.exp(-(x[test] @ w + b)))
+    head = replace(head, oof_probabilities=np.nan_to_num(oof, nan=0.0).astype(np.float32), cv_folds=folds)
+    rows, cols = np.nonzero(~np.isnan(oof))
+    candidates = OutOfFold(
+        tag=cols,
+        confidence=oof[rows, cols],
+        correct=truth[rows, cols],
+        unknown=np.zeros(len(rows), bool),
+    )
+    return _with_calibration(head, calibrate_thresholds(candidates, len(tags), target=target))

@@ -1,0 +1,186 @@
+"""Honest confidence: per-tag auto-apply thresholds chosen by cross-validation for a target precision.
+
+A tag is applied without review only when the model's confidence reaches that tag's threshold. The
+thresholds are picked from *out-of-fold* predictions on the training examples, so that the model
+never grades itself on what it learnt:
+
+* **known items**: each example is predicted by a fold model trained without it;
+* **unknown items**: the tags are split into groups and each group's examples are predicted by a
+  model trained without any of that group's tags. Every such prediction is wrong by construction:
+  it simulates a photo of a product the model has never seen, which must not be auto-applied.
+
+Both kinds count as candidates for auto-application. For each tag the threshold is the lowest
+confidence at which the *smoothed* precision of what it would apply reaches the target: the tag's
+own counts are pooled with the model-wide precision on known items at the same confidence, weighted as
+:data:`PRIOR_WEIGHT` pseudo-examples, because five or ten examples per tag cannot measure 98%
+precision on their own.
+
+Example::
+
+    >>> conf = np.array([0.99, 0.95, 0.9, 0.6])
+    >>> correct = np.array([True, True, False, True])
+    >>> float(lowest_threshold(conf, correct, target=0.98))
+    0.95
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_TARGET_PRECISION",
+    "PRIOR_WEIGHT",
+    "Calibration",
+    "OutOfFold",
+    "calibrate_thresholds",
+    "lowest_threshold",
+]
+
+DEFAULT_TARGET_PRECISION = 0.98
+#: How many pseudo-examples of model-wide precision are pooled with a tag's own counts.
+PRIOR_WEIGHT = 5.0
+#: A threshold never drops below this: a tag proposed with less confidence always goes to review.
+MIN_THRESHOLD = 0.5
+#: The threshold of a tag that never reaches the target: nothing is auto-applied (1.0 + epsilon).
+NEVER = 1.000001
+
+
+@dataclass(frozen=True)
+class OutOfFold:
+    """Out-of-fold predictions: for each one the predicted tag, its confidence, and whether right.
+
+    ``unknown`` marks the simulated never-seen items (always wrong).
+    """
+
+    tag: np.ndarray  # (M,) int, index of the predicted tag
+    confidence: np.ndarray  # (M,) float
+    correct: np.ndarray  # (M,) bool
+    unknown: np.ndarray  # (M,) bool
+
+    @classmethod
+    def concat(cls, parts: list[OutOfFold]) -> OutOfFold:
+        if not parts:
+            return cls(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool), np.zeros(0, bool))
+        return cls(
+            tag=np.concatenate([p.tag for p in parts]).astype(np.int64),
+            confidence=np.concatenate([p.confidence for p in parts]).astype(np.float64),
+            correct=np.concatenate([p.correct for p in parts]).astype(bool),
+            unknown=np.concatenate([p.unknown for p in parts]).astype(bool),
+        )
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-tag thresholds plus what cross-validation predicts they will do."""
+
+    thresholds: np.ndarray  # (T,) float32
+    target_precision: float
+    cv_precision: float | None  # precision of what the thresholds auto-apply, known items only
+    cv_coverage: float  # share of known items auto-applied
+    cv_unknown_applied: float | None  # share of simulated never-seen items auto-applied
+
+    def metrics(self) -> dict[str, float | None]:
+        return {
+            "target_precision": self.target_precision,
+            "cv_precision": self.cv_precision,
+            "cv_coverage": self.cv_coverage,
+            "cv_unknown_applied": self.cv_unknown_applied,
+        }
+
+
+def lowest_threshold(
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    *,
+    target: float,
+    prior: Callable[[np.ndarray], np.ndarray] | None = None,
+    prior_weight: float = PRIOR_WEIGHT,
+) -> float:
+    """The lowest confidence ``t`` (one of the given ones) such that the (smoothed) precision of
+    ``confidence >= t`` reaches ``target``; :data:`NEVER` when no ``t`` does.
+
+    ``prior(t)`` gives the model-wide precision at each candidate ``t``; it is pooled with the
+    counts here as ``prior_weight`` pseudo-examples.
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    if conf.size == 0:
+        return NEVER
+    order = np.argsort(-conf, kind="stable")
+    conf = conf[order]
+    right = np.cumsum(np.asarray(correct, dtype=np.float64)[order])
+    total = np.arange(1, conf.size + 1, dtype=np.float64)
+    # Ties: only the last of a run of equal confidences is a real cut.
+    last_of_run = np.append(conf[1:] != conf[:-1], True)
+    if prior is not None:
+        pooled = (right + prior_weight * prior(conf)) / (total + prior_weight)
+    else:
+        pooled = right / total
+    ok = (pooled >= target) & last_of_run
+    if not ok.any():
+        return NEVER
+    # The lowest cut that meets the target (the precision curve need not be monotone: a cut is
+    # accepted only if every higher cut meets the target too, so raising confidence never hurts).
+    meets_above = np.minimum.accumulate(np.where(last_of_run, pooled, np.inf) >= target)
+    good = np.nonzero(meets_above & last_of_run)[0]
+    if good.size == 0:
+        return NEVER
+    return float(conf[good[-1]])
+
+
+def _global_precision(oof: OutOfFold) -> Callable[[np.ndarray], np.ndarray]:
+    """``precision_at(t)``: the precision of every out-of-fold prediction with confidence >= t."""
+    desc = np.sort(oof.confidence)[::-1]
+    right = np.cumsum(oof.correct[np.argsort(-oof.confidence, kind="stable")].astype(np.float64))
+    precision = right / np.arange(1, desc.size + 1, dtype=np.float64)
+    ascending = desc[::-1]
+
+    def precision_at(t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, dtype=np.float64)
+        count = desc.size - np.searchsorted(ascending, t, side="left")  # how many reach t
+        return np.where(count > 0, precision[np.maximum(count, 1) - 1] if desc.size else 0.5, 0.5)
+
+    return precision_at
+
+
+def calibrate_thresholds(
+    oof: OutOfFold,
+    n_tags: int,
+    *,
+    target: float = DEFAULT_TARGET_PRECISION,
+    prior_weight: float = PRIOR_WEIGHT,
+) -> Calibration:
+    """Per-tag thresholds for ``target`` precision from out-of-fold predictions (see module doc)."""
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"target precision must be in (0, 1), got {target}")
+    # The prior is the precision on known items only: a never-seen product that looks like one tag
+    # (simulated unknowns) should raise that tag's threshold, not every tag's.
+    known_only = ~oof.unknown
+    prior = _global_precision(
+        OutOfFold(
+            oof.tag[known_only], oof.confidence[known_only], oof.correct[known_only], oof.unknown[known_only]
+        )
+    )
+    thresholds = np.full(n_tags, NEVER, dtype=np.float64)
+    for t in range(n_tags):
+        mine = oof.tag == t
+        thresholds[t] = lowest_threshold(
+            oof.confidence[mine], oof.correct[mine], target=target, prior=prior, prior_weight=prior_weight
+        )
+    thresholds = np.maximum(thresholds, MIN_THRESHOLD)
+    applied = oof.confidence >= thresholds[oof.tag]
+    known = ~oof.unknown
+    n_applied_known = int((applied & known).sum())
+    return Calibration(
+        thresholds=thresholds.astype(np.float32),
+        target_precision=target,
+        cv_precision=(
+            float((applied & known & oof.correct).sum() / n_applied_known) if n_applied_known else None
+        ),
+        cv_coverage=float(n_applied_known / max(int(known.sum()), 1)),
+        cv_unknown_applied=(
+            float((applied & oof.unknown).sum() / oof.unknown.sum()) if oof.unknown.any() else None
+        ),
+    )
