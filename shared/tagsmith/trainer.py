@@ -78,6 +78,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic"})
 MIN_EXAMPLES = 3
+DEFAULT_THRESHOLD = 0.8  # only when a model has too few examples to calibrate its thresholds
 RECOMMENDED_EXAMPLES = 5
 IMBALANCE_RATIO = 10
 # Cosine similarity at or above which two examples count as the same photo. Measured with
@@ -335,7 +336,7 @@ class TrainingService:
         examples: Sequence[Example],
         taxonomy: Taxonomy | None = None,
         kind: ModelKind = ModelKind.EXCLUSIVE,
-        threshold: float = 0.8,
+        threshold: float | None = None,
         review_floor: float = 0.2,
         activate: bool = True,
         force: bool = False,
@@ -350,7 +351,7 @@ class TrainingService:
         timings: dict[str, float] = {}
         validate_tenant(tenant)
         validate_model_id(model_id)
-        if not 0.0 < threshold <= 1.0:
+        if threshold is not None and not 0.0 < threshold <= 1.0:
             raise TrainingInputError(f"auto-apply threshold must be in (0, 1], got {threshold}")
         warnings = [*source_warnings, *check_examples(examples, kind)]
         active, active_examples = self._active(tenant, model_id)
@@ -475,7 +476,7 @@ class TrainingService:
         version: str,
         kind: ModelKind,
         head: LinearHead,
-        threshold: float,
+        threshold: float | None,
         review_floor: float,
         taxonomy: Taxonomy,
     ) -> TagModel:
@@ -488,7 +489,13 @@ class TrainingService:
             tags=head.tags,
             coef=head.coef,
             intercept=head.intercept,
-            thresholds=np.full(len(head.tags), threshold, dtype=np.float32),
+            # A threshold the caller sets applies to every tag; by default each tag's is calibrated
+            # by cross-validation for the target precision (0.8 when there are too few examples).
+            thresholds=(
+                head.thresholds_or(DEFAULT_THRESHOLD)
+                if threshold is None
+                else np.full(len(head.tags), threshold, dtype=np.float32)
+            ),
             review_floor=review_floor,
             taxonomy=taxonomy.with_tags(head.tags),
             created_at=utc_now(),

@@ -34,7 +34,13 @@ class SabotagedService(TrainingService):
         head = super()._fit(x, labels, kind)  # type: ignore[arg-type]
         coef, intercept = head.coef.copy(), head.intercept.copy()
         coef[[0, 1]], intercept[[0, 1]] = coef[[1, 0]], intercept[[1, 0]]
-        return replace(head, coef=coef, intercept=intercept)
+        # The head's own out-of-fold predictions must be as wrong as its weights.
+        oof = (
+            None
+            if head.oof_probabilities is None
+            else head.oof_probabilities[:, [1, 0, *range(2, len(head.tags))]]
+        )
+        return replace(head, coef=coef, intercept=intercept, oof_probabilities=oof)
 
 
 def test_first_training_is_promoted_and_writes_version_examples_and_reports(components: Components) -> None:
