@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import av
 import numpy as np
+from tagsmith.tagmodels import ModelKind, TagModel
+from tagsmith.taxonomy import TagDefinition, Taxonomy
 
 from tests.fakes import COLOURS
 
@@ -104,3 +107,35 @@ def corrupt_clip() -> bytes:
 def truncated_clip() -> bytes:
     """The first 200 bytes of an MP4 (an upload cut short): no index, no frames."""
     return colour_clip((("red", 2.0),))[:200]
+
+
+def install_colour_model(
+    c: Any,
+    *,
+    tenant: str = "acme",
+    threshold: float = 0.6,
+    taxonomy: Taxonomy | None = None,
+    version: str = "v1",
+) -> TagModel:
+    """Activate an exclusive blue/green/red model made from colour prototypes of the components'
+    encoder (no training): its behaviour does not move when training or calibration changes."""
+    from PIL import Image
+
+    from tests.fakes import solid_jpeg
+
+    tags = ("blue", "green", "red")
+    protos = c.encoder.embed(
+        [Image.open(io.BytesIO(solid_jpeg(COLOURS[t], noise=12))).convert("RGB") for t in tags]
+    )
+    model = TagModel(
+        tenant=tenant, model_id="colour", version=version, kind=ModelKind.EXCLUSIVE, encoder_id=c.encoder.encoder_id,
+        tags=tags, coef=(12.0 * protos).astype(np.float32), intercept=np.zeros(3, np.float32),
+        thresholds=np.full(3, threshold, np.float32), review_floor=0.2,
+        taxonomy=taxonomy or Taxonomy(tuple(TagDefinition(t) for t in tags)),
+    )  # fmt: skip
+    c.models.save_version(model)
+    c.models.activate(tenant, "colour", version)
+    if taxonomy is not None:
+        c.models.save_taxonomy(tenant, "colour", taxonomy)
+    c.active_models.invalidate(tenant)
+    return model

@@ -19,11 +19,11 @@ from tagsmith.records import AssetStatus, TagState, TextLine
 from tagsmith.search import OpenSearchIndex, SearchQuery
 from tagsmith.search.mapping import alias_name
 from tagsmith.storage import S3ObjectStore
-from tagsmith.trainer import Example
+from tagsmith.taxonomy import TagDefinition, Taxonomy
 from tagsmith.wiring import Components, build
 
 from tests.fakes import COLOURS, FakeEncoder, solid_jpeg
-from tests.videoclips import audio_only, colour_clip, corrupt_clip, unknown_codec_clip
+from tests.videoclips import audio_only, colour_clip, corrupt_clip, install_colour_model, unknown_codec_clip
 
 ASSETS, DATA = "tagsmith-assets", "tagsmith-data"
 
@@ -54,12 +54,7 @@ def stack(opensearch_index: OpenSearchIndex, monkeypatch: pytest.MonkeyPatch) ->
             encoder=FakeEncoder(),
         )
         c.ingest.ocr = FakeOcr()
-        examples = [
-            Example(name, f"{name}-{i}.jpg", lambda rgb=rgb, i=i: solid_jpeg(rgb, noise=25, seed=i))
-            for name, rgb in COLOURS.items()
-            for i in range(6)
-        ]
-        c.trainer.train(tenant="acme", model_id="colour", examples=examples, threshold=0.6)
+        install_colour_model(c)
         c.index.ensure_tenant("acme")
         yield c
 
@@ -143,16 +138,11 @@ def test_ocr_on_video_frames_is_stored_indexed_and_feeds_text_rules(stack: Compo
     c.store.put(
         DATA, "tenants/acme/tenant.json", json.dumps({"ocr": True, "video": {"sample_every": 1}}).encode()
     )
-    taxonomy = c.models.taxonomy("acme", "colour")
-    from tagsmith.taxonomy import TagDefinition, Taxonomy
-
-    tags = [
-        TagDefinition("green", text_patterns=("LAKTOSFRI|laktosfri",)) if t == "green" else TagDefinition(t)
-        for t in ("blue", "green", "red")
-    ]
-    del taxonomy
-    c.models.save_taxonomy("acme", "colour", Taxonomy(tuple(tags)))
-    c.active_models.invalidate("acme")
+    patterns = {"green": ("LAKTOSFRI|laktosfri",)}
+    taxonomy = Taxonomy(
+        tuple(TagDefinition(t, text_patterns=patterns.get(t, ())) for t in ("blue", "green", "red"))
+    )
+    install_colour_model(c, taxonomy=taxonomy, version="v2")
     c.ingest.ingest([upload(c, "acme/ads/spot.mp4", colour_clip())])
     r = record(c, "ads/spot.mp4")
     assert r.ocr_engine == "fake-ocr-v1"
@@ -165,13 +155,7 @@ def test_ocr_on_video_frames_is_stored_indexed_and_feeds_text_rules(stack: Compo
 
 def test_a_video_in_review_carries_its_timestamp_and_thumbnail(stack: Components) -> None:
     c = stack
-    teal = (30, 110, 125)  # the colour model is unsure between blue and green
-    c.trainer.train(
-        tenant="acme", model_id="colour", threshold=0.99, force=True,
-        examples=[Example(n, f"{n}-{i}.jpg", lambda rgb=rgb, i=i: solid_jpeg(rgb, noise=25, seed=i))
-                  for n, rgb in COLOURS.items() for i in range(6)],
-    )  # fmt: skip
-    c.active_models.invalidate("acme")
+    teal = (30, 110, 125)  # the colour model is unsure between blue and green (about 0.52 blue)
     c.ingest.ingest([upload(c, "acme/ads/teal.mp4", colour_clip(((COLOURS["red"], 2.0), (teal, 4.0))))])
     [item] = c.reviews.pending("acme")
     r = record(c, "ads/teal.mp4")

@@ -15,7 +15,7 @@ from tagsmith.wiring import Components
 
 from tests.conftest import ASSETS, DATA
 from tests.fakes import COLOURS, solid_jpeg
-from tests.unit.test_video_tagger import train_colours
+from tests.videoclips import install_colour_model
 
 
 class FixedOcr:
@@ -43,7 +43,7 @@ def ocr_on(c: Components) -> None:
 
 
 def test_ocr_is_off_unless_the_tenant_turns_it_on(components: Components) -> None:
-    train_colours(components)
+    install_colour_model(components)
     components.ingest.ocr = ocr = FixedOcr("ROT")
     components.ingest.ingest([upload(components, "acme/a.jpg", solid_jpeg(COLOURS["red"]))])
     record = components.records.get(AssetKey("acme", "a.jpg"))[0]
@@ -51,16 +51,11 @@ def test_ocr_is_off_unless_the_tenant_turns_it_on(components: Components) -> Non
 
 
 def test_text_is_stored_with_positions_indexed_and_drives_text_rules(components: Components) -> None:
-    train_colours(components)
-    ocr_on(components)
-    components.models.save_taxonomy(
-        "acme",
-        "colour",
-        Taxonomy(
-            (TagDefinition("blue"), TagDefinition("green", text_patterns=("(?i)grön",)), TagDefinition("red"))
-        ),
+    taxonomy = Taxonomy(
+        (TagDefinition("blue"), TagDefinition("green", text_patterns=("(?i)grön",)), TagDefinition("red"))
     )
-    components.active_models.invalidate("acme")
+    install_colour_model(components, taxonomy=taxonomy)
+    ocr_on(components)
     components.ingest.ocr = FixedOcr("Ekologisk", "GRÖN TE")
     components.ingest.ingest([upload(components, "acme/tea.jpg", solid_jpeg(COLOURS["red"]))])
     record = components.records.get(AssetKey("acme", "tea.jpg"))[0]
@@ -72,7 +67,7 @@ def test_text_is_stored_with_positions_indexed_and_drives_text_rules(components:
 
 
 def test_an_image_with_no_text_simply_has_empty_ocr(components: Components) -> None:
-    train_colours(components)
+    install_colour_model(components)
     ocr_on(components)
     components.ingest.ocr = FixedOcr()
     [outcome] = components.ingest.ingest([upload(components, "acme/plain.jpg", solid_jpeg(COLOURS["blue"]))])
@@ -82,7 +77,7 @@ def test_an_image_with_no_text_simply_has_empty_ocr(components: Components) -> N
 
 
 def test_an_ocr_crash_keeps_the_tags_and_leaves_ocr_unrun(components: Components) -> None:
-    train_colours(components)
+    install_colour_model(components)
     ocr_on(components)
     components.ingest.ocr = FixedOcr(fail=True)
     [outcome] = components.ingest.ingest([upload(components, "acme/b.jpg", solid_jpeg(COLOURS["blue"]))])
@@ -95,7 +90,7 @@ def test_an_ocr_crash_keeps_the_tags_and_leaves_ocr_unrun(components: Components
 
 
 def test_turning_ocr_on_makes_a_redelivered_event_read_the_text(components: Components) -> None:
-    train_colours(components)
+    install_colour_model(components)
     components.ingest.ocr = FixedOcr("ROT")
     ref = upload(components, "acme/c.jpg", solid_jpeg(COLOURS["red"]))
     components.ingest.ingest([ref])

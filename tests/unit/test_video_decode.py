@@ -89,3 +89,19 @@ def test_bad_videos_raise_unsupported_media_with_a_reason(data: bytes, reason: s
 def test_frame_size_limit_is_checked_before_decoding() -> None:
     with pytest.raises(UnsupportedMediaError, match="pixel limit"):
         sample(colour_clip(), max_pixels=100 * 100)
+
+
+def test_a_container_outside_the_supported_list_is_refused_by_name() -> None:
+    avi = colour_clip((("red", 1.0),), codec="mpeg4", container="avi")
+    with pytest.raises(UnsupportedMediaError, match=r"AVI.*not supported; upload MP4, MOV, WebM or MKV"):
+        sample(avi)
+
+
+def test_a_stream_without_keyframes_is_read_in_bounded_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tagsmith.video.decode as decode
+
+    # GIVEN chunks of at most 7 packets (the real cap is 600) and one keyframe in 80 frames
+    monkeypatch.setattr(decode, "MAX_GOP_PACKETS", 7)
+    _video, frames = sample(colour_clip(keyframe_at_cuts=False), every=1.0, keyframes=False)
+    assert [round(f.time, 2) for f in frames] == [float(t) for t in range(8)]
+    assert [colour_of(f) for f in frames] == ["red"] * 3 + ["blue"] * 2 + ["red"] * 3

@@ -6,22 +6,14 @@ import io
 
 import pytest
 from PIL import Image
+from tagsmith.events import ObjectRef
+from tagsmith.keys import AssetKey
 from tagsmith.records import TagState, TextLine
-from tagsmith.trainer import Example
 from tagsmith.video import SamplingPolicy, SegmentPolicy, VideoTagger
 from tagsmith.wiring import Components
 
-from tests.fakes import COLOURS, solid_jpeg
-from tests.videoclips import colour_clip
-
-
-def train_colours(c: Components, threshold: float = 0.6) -> str:
-    examples = [
-        Example(name, f"{name}-{i}.jpg", lambda rgb=rgb, i=i: solid_jpeg(rgb, noise=25, seed=i))
-        for name, rgb in COLOURS.items()
-        for i in range(6)
-    ]
-    return c.trainer.train(tenant="acme", model_id="colour", examples=examples, threshold=threshold).version
+from tests.conftest import ASSETS
+from tests.videoclips import colour_clip, install_colour_model
 
 
 def analyse(c: Components, data: bytes, **kwargs: object):
@@ -34,7 +26,7 @@ def analyse(c: Components, data: bytes, **kwargs: object):
 
 @pytest.mark.parametrize(("codec", "container"), [("libx264", "mp4"), ("libvpx-vp9", "webm")])
 def test_segments_match_the_known_shot_boundaries(components: Components, codec: str, container: str) -> None:
-    train_colours(components)
+    install_colour_model(components)
     result = analyse(components, colour_clip(codec=codec, container=container))
     got = [(s.tag, s.start, s.end, s.state) for s in result.segments]
     assert got == [
@@ -51,13 +43,13 @@ def test_segments_match_the_known_shot_boundaries(components: Components, codec:
 
 
 def test_flicker_does_not_fragment_a_segment(components: Components) -> None:
-    train_colours(components)
+    install_colour_model(components)
     result = analyse(components, colour_clip((("red", 6.0),), flicker=(2.0, 4.0)))
     assert [(s.tag, s.start, s.end) for s in result.segments] == [("red", 0.0, pytest.approx(6.0, abs=0.15))]
 
 
 def test_each_segment_has_a_thumbnail_of_its_peak_frame(components: Components) -> None:
-    train_colours(components)
+    install_colour_model(components)
     result = analyse(components, colour_clip())
     assert set(result.thumbnails) == {s.thumbnail_key for s in result.segments}
     blue = next(s for s in result.segments if s.tag == "blue")
@@ -72,8 +64,8 @@ def test_each_segment_has_a_thumbnail_of_its_peak_frame(components: Components) 
 
 
 def test_a_segment_below_the_tag_threshold_goes_to_review(components: Components) -> None:
-    train_colours(components, threshold=0.99)
-    teal = (30, 110, 125)  # between blue and green: the model is unsure (about 0.57 blue)
+    install_colour_model(components, threshold=0.6)
+    teal = (30, 110, 125)  # between blue and green: the model is unsure (about 0.52 blue)
     result = analyse(components, colour_clip(((teal, 4.0),)))
     assert result.segments and all(s.state is TagState.REVIEW for s in result.segments)
     assert {a.state for a in result.proposal.assignments} == {TagState.REVIEW}
@@ -104,3 +96,14 @@ def test_ocr_reads_a_few_frames_and_keeps_each_line_once_with_its_time(component
     assert ocr.calls == 5
     [line] = result.text_lines
     assert line.text == "BLUE 500ML" and 3.0 <= line.time < 5.0
+
+
+def test_ingest_sends_a_video_named_like_an_image_to_the_video_path(components: Components) -> None:
+    install_colour_model(components)
+    body = colour_clip()
+    key = "acme/not-really.jpg"
+    ref = ObjectRef(ASSETS, key, components.store.put(ASSETS, key, body), len(body))
+    [outcome] = components.ingest.ingest([ref])
+    record = components.records.get(AssetKey("acme", "not-really.jpg"))[0]
+    assert (outcome.status, record.media_type) == ("tagged", "video/mp4")
+    assert [s.tag for s in record.segments] == ["blue", "red", "red"]

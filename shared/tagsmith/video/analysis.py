@@ -137,8 +137,8 @@ class VideoTagger:
             for j, tag in enumerate(model.tags):
                 enter = max(model.review_floor, min(self.segmenting.enter, model.threshold_for(tag)))
                 stay = min(self.segmenting.stay, enter)
-                policy = replace(self.segmenting, enter=enter, stay=stay)
-                for span in find_spans(t, probs[:, j], end_time=duration, policy=policy, keyframes=cuts):
+                tag_policy = replace(self.segmenting, enter=enter, stay=stay)
+                for span in find_spans(t, probs[:, j], end_time=duration, policy=tag_policy, keyframes=cuts):
                     routed = _route_one(judged, j, span.peak)
                     if routed is None:
                         continue

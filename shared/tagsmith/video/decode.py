@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 _MIME = {"mp4": "video/mp4", "mov": "video/quicktime", "matroska": "video/x-matroska", "webm": "video/webm"}
 #: containers we accept; FFmpeg knows many more, but each one is parser surface for tenant bytes
 SUPPORTED_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
+MAX_GOP_PACKETS = 600
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ class VideoReader:
                 f"{container.format.long_name} files are not supported; upload MP4, MOV, WebM or MKV"
             )
         if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["no"]
+            kinds: list[str] = sorted({str(s.type) for s in container.streams}) or ["no"]
             raise UnsupportedMediaError(
                 f"the file has no video stream (it holds {', '.join(kinds)} streams only); upload a video"
             )
@@ -198,8 +199,14 @@ class VideoReader:
                     continue  # the demuxer's final empty packet
                 if origin is None:
                     origin = packet.pts if packet.pts is not None else packet.dts
-                if packet.is_keyframe and gop:
-                    yield from self._decode_gop(gop, planner, wanted, seconds, take, end=seconds(_ts(packet)))
+                # a GOP ends at the next keyframe; a stream without keyframe flags is cut into chunks
+                # so its packets never pile up in memory (a chunk is decoded whole if it holds samples)
+                if gop and (packet.is_keyframe or len(gop) >= MAX_GOP_PACKETS):
+                    # a chunk cut short, or one that does not start at a keyframe, is decoded whole:
+                    # the packets after it refer to its frames
+                    whole = not packet.is_keyframe or not gop[0].is_keyframe
+                    end = seconds(_ts(packet))
+                    yield from self._decode_gop(gop, planner, wanted, seconds, take, end=end, whole=whole)
                     gop = []
                     if emitted >= self.policy.max_frames:
                         break
@@ -221,22 +228,30 @@ class VideoReader:
             )
 
     def _decode_gop(
-        self, gop: list[Any], planner: _Planner, wanted: list[float], seconds: Any, take: Any, *, end: float
+        self,
+        gop: list[Any],
+        planner: _Planner,
+        wanted: list[float],
+        seconds: Any,
+        take: Any,
+        *,
+        end: float,
+        whole: bool = False,
     ) -> Iterator[SampledFrame]:
         stream = self._container.streams.video[0]
         start = seconds(_ts(gop[0]))
         times = planner.plan(start, end, keyframe=gop[0].is_keyframe)
-        if not times:
+        if not times and not whole:
             return
         wanted.extend(times)
         wanted.sort()
-        need_all = any(t > start + 1e-6 for t in times)
+        need_all = whole or any(t > start + 1e-6 for t in times)
         stream.codec_context.skip_frame = "DEFAULT" if need_all else "NONKEY"
         packets = gop if need_all else gop[:1]
-        last = max(times)
+        last = max(times, default=-math.inf)
         for packet in packets:
             yield from take(self._decode(stream, packet))
-            if not wanted or wanted[0] > last:
+            if not whole and (not wanted or wanted[0] > last):
                 break  # every sample of this GOP is out: the rest of it is never decoded
 
     def _decode(self, stream: Any, packet: Any) -> list[Any]:
