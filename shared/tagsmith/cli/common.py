@@ -11,6 +11,7 @@ Where it works (``--target``):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -52,6 +53,9 @@ def open_session(target: Target) -> Session:
     if target is Target.STACK and running is None:
         raise TagsmithError(f"no local stack is running (looked in {home}/stack.json): start one with `make run`")
     if running is not None:
+        # moto accepts any credentials, but boto3 refuses to sign without some
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+            os.environ.setdefault(name, running.environment()[name])
         return Session(build(running.settings()), f"local stack at {running.endpoint_url}", running)
     if target is Target.AWS:
         settings = Settings.from_env()
