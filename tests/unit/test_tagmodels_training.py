@@ -55,14 +55,15 @@ def test_exclusive_head_learns_separable_tags_and_applies_them() -> None:
 
 def test_thresholds_hold_back_confusable_tags() -> None:
     # GIVEN two tags that overlap heavily and four that are clean
-    x, y = clusters(20, 12, spread=0.3, seed=1)
-    x[12:24] = x[:12] + 0.01 * np.random.default_rng(2).standard_normal((12, 32)).astype(np.float32)
+    x, y = clusters(20, 30, spread=0.3, seed=1)
+    x[30:60] = x[:30] + 0.01 * np.random.default_rng(2).standard_normal((30, 32)).astype(np.float32)
     head = fit_linear_head(x, y, kind=ModelKind.EXCLUSIVE)
     assert head.thresholds is not None
-    # THEN the confusable pair needs more confidence than the clean tags, or never auto-applies
-    assert min(head.thresholds[:2]) > max(head.thresholds[2:])
+    # THEN the confusable pair never auto-applies, and needs at least as much confidence as any other
+    assert min(head.thresholds[:2]) > 1.0
+    assert min(head.thresholds[:2]) >= max(head.thresholds[2:])
     assert head.calibration["target_precision"] == 0.98
-    assert head.calibration["cv_precision"] >= 0.98
+    assert head.calibration["cv_precision"] is None or head.calibration["cv_precision"] >= 0.98
 
 
 def test_target_precision_is_configurable() -> None:
