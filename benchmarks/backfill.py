@@ -77,6 +77,7 @@ def run(n: int | None = None, *, humans: int = 50, timeout: float = 1800.0) -> d
     from tagsmith.wiring import build
 
     n = n or int(os.environ.get("TAGSMITH_BENCH_BACKFILL_ASSETS", 3000))
+    saved = dict(os.environ)  # the stack exports its endpoints for in-process handlers
     # the capacity is measured, not the default rate limit (50 assets/s)
     os.environ["TAGSMITH_BACKFILL_RATE"] = os.environ.get("TAGSMITH_BENCH_BACKFILL_RATE", "100000")
     with tempfile.TemporaryDirectory(prefix="tagsmith-bench-backfill-") as home:
@@ -142,6 +143,8 @@ def run(n: int | None = None, *, humans: int = 50, timeout: float = 1800.0) -> d
             process = getattr(stack._osmem, "process", None)
             if process is not None and process.stdout is not None and not process.stdout.closed:
                 process.stdout.close()
+            os.environ.clear()
+            os.environ.update(saved)
     return {
         "assets": n,
         "upload_assets_per_s": round(n / upload_s, 1),

@@ -7,6 +7,7 @@ Runs the real stack (moto S3/SQS server, osmem, the Lambda-style pollers of ever
 from __future__ import annotations
 
 import io
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -61,6 +62,7 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[LocalStack]:
+    saved = dict(os.environ)  # start() exports the stack's endpoints for in-process handlers
     config = StackConfig(
         home=tmp_path / "home", moto_port=free_port(), opensearch_port=free_port(), snapshot_seconds=3600
     )
@@ -72,8 +74,10 @@ def stack(tmp_path: Path) -> Iterator[LocalStack]:
         s.stop()
         # osmem-server's close() leaves its stdout pipe open (see tests/functional/conftest.py)
         process = getattr(s._osmem, "process", None)
-        if process is not None and process.stdout is not None:
+        if process is not None and process.stdout is not None and not process.stdout.closed:
             process.stdout.close()
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_promotion_backfills_the_library_through_sqs_keeping_human_decisions(stack: LocalStack):
