@@ -169,9 +169,20 @@ class IngestService:
         try:
             if info.size == 0:
                 raise InvalidInputError("empty object: 0 bytes; upload the file again")
-            if self._media_kind(ref.bucket, ref.key, info.content_type) is MediaKind.VIDEO:
+            # Named or typed as a video, or too large for an image: sniff a streamed head before
+            # deciding. Anything else is read whole (one GET, as for any image) and sniffed then.
+            named_video = sniff_media(b"", content_type=info.content_type, key=ref.key) is MediaKind.VIDEO
+            oversized = info.size > self.tagger.limits.max_object_bytes
+            if (named_video or oversized) and self._media_kind(
+                ref.bucket, ref.key, info.content_type
+            ) is MediaKind.VIDEO:
                 return VideoJob(asset, source, current)
             body = self.store.get(ref.bucket, ref.key).body
+            if (
+                sniff_media(body[:SNIFF_BYTES], content_type=info.content_type, key=ref.key)
+                is MediaKind.VIDEO
+            ):
+                return VideoJob(asset, source, current)  # a video named like an image
             prepared = self.tagger.prepare(body)
         except NotFoundError:
             return IngestOutcome(ref.key, "skipped", asset.tenant, message="object no longer exists")

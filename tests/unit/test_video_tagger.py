@@ -107,3 +107,18 @@ def test_ingest_sends_a_video_named_like_an_image_to_the_video_path(components: 
     record = components.records.get(AssetKey("acme", "not-really.jpg"))[0]
     assert (outcome.status, record.media_type) == ("tagged", "video/mp4")
     assert [s.tag for s in record.segments] == ["blue", "red", "red"]
+
+
+def test_ingest_streams_a_named_video_and_never_reads_it_whole(
+    components: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_colour_model(components)
+    body = colour_clip()
+    key = "acme/ads/spot.mp4"
+    ref = ObjectRef(ASSETS, key, components.store.put(ASSETS, key, body), len(body))
+    whole_reads: list[str] = []
+    real_get = components.store.get
+    monkeypatch.setattr(components.store, "get", lambda b, k: whole_reads.append(k) or real_get(b, k))
+    [outcome] = components.ingest.ingest([ref])
+    assert outcome.status == "tagged"
+    assert key not in whole_reads  # only ObjectStore.open streams touched the video
