@@ -29,7 +29,10 @@ class MemoryObjectStore:
         return obj.info if obj else None
 
     def open(self, bucket: str, key: str) -> BinaryIO:
-        return io.BytesIO(self.get(bucket, key).body)  # bytes are immutable: a later put cannot tear it
+        obj = self._objects.get((bucket, key))
+        if obj is None:
+            raise NotFoundError(f"s3://{bucket}/{key} does not exist")
+        return io.BytesIO(obj.body)  # bytes are immutable: a later put cannot tear the stream
 
     def put(
         self,
