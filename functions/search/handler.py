@@ -1,6 +1,6 @@
 """Search: HTTP API (API Gateway payload v2) -> one page of the caller's tenant's assets.
 
-``GET /search?q=veste+bleu&tag=product/storm-blue-jacket&size=20&cursor=...`` with
+``GET /v1/search?q=veste+bleu&tag=product/storm-blue-jacket&size=20&cursor=...`` with
 ``Authorization: Bearer tsk.<tenant>.<secret>``. The tenant comes from the token, never from the
 request, so a caller can only ever search its own tenant. Parameters, the JSON body and the error
 codes are documented in ``docs/search.md``:

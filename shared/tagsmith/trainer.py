@@ -196,9 +196,10 @@ def examples_from_corrections(
 
 
 def new_version(now: datetime | None = None) -> str:
-    """Sortable, unique version ids: ``20261122-061500-3f9a``."""
+    """Version ids that sort in creation order, even for two trainings within one second:
+    ``20261122-061500-123-3f9a`` (date, time, milliseconds, a random suffix against collisions)."""
     now = now or datetime.now(UTC)
-    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}-{secrets.token_hex(2)}"
 
 
 # --- checks that need no image --------------------------------------------------------------------
