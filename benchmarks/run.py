@@ -1,6 +1,6 @@
 """``make bench``: accuracy, honest confidence, unknown items and ingest throughput on the grocery set.
 
-Sections (``--only`` takes a comma-separated list; the default runs the first three):
+Sections (``--only`` takes a comma-separated list; the default runs the first four):
 
 * ``accuracy``: the product's default encoder and head on ``splits/dev_k{5,10,30}_seed{0..4}.csv``:
   top-1 accuracy, and, through the real routing (:func:`route_prediction`), the precision of the
@@ -8,6 +8,8 @@ Sections (``--only`` takes a comma-separated list; the default runs the first th
   the seeds. Also the unknown-item figure: a model trained on a random half of the classes (k=10)
   tags the test photos of the other half; the share that is *not* auto-applied.
 * ``variants``: the same figures for every other encoder recipe tried (docs/benchmarks.md).
+* ``embed_cost``: decode + embed images/s of every encoder, measured back to back on the same 96
+  photos (the cached figures above come from whenever each cache was filled, under other load).
 * ``throughput``: images/s through the real :class:`IngestService` (decode, embed, every active
   model, record, review items, index) on in-memory adapters, and embed-only images/s.
 * ``training_speed``, ``search_latency``, ``ocr``, ``review_loop``, ``backfill``: the other
@@ -45,7 +47,7 @@ RESULTS = ROOT / "var" / "bench-results.json"
 KS = (5, 10, 30)
 SEEDS = (0, 1, 2, 3, 4)
 UNKNOWN_K = 10
-OWN_SECTIONS = ("accuracy", "variants", "throughput")
+OWN_SECTIONS = ("accuracy", "variants", "throughput", "embed_cost")
 EXTRA_SECTIONS = ("training_speed", "search_latency", "ocr", "review_loop", "backfill")
 THREADS = 2  # the size of the machines CI and the docs figures run on
 
@@ -329,6 +331,24 @@ def throughput(log: Callable[[str], None], *, photos: int = 300, batch: int = 10
     return result
 
 
+def embed_cost(log: Callable[[str], None], *, photos: int = 96) -> dict[str, float]:
+    """Decode + embed images/s per encoder on the same photos, one after the other."""
+    from tagsmith.encoder import decode_image
+
+    paths = split_paths((5,), (0,))[:photos]
+    data = [(GROCERY / p).read_bytes() for p in paths]
+    out = {}
+    for encoder_id in dict.fromkeys(e for v in variants() for e in v.encoder_ids):
+        encoder = _make_encoder(encoder_id)
+        encoder.embed([decode_image(data[0]).image])  # build + warm up
+        started = time.perf_counter()
+        for i in range(0, len(data), 16):
+            encoder.embed([decode_image(d).image for d in data[i : i + 16]])
+        out[encoder_id] = len(data) / (time.perf_counter() - started)
+        log(f"  {encoder_id}: {out[encoder_id]:.1f} images/s")
+    return out
+
+
 # --- output ---------------------------------------------------------------------------------------------
 def _pct(stat: dict[str, float]) -> str:
     if not stat.get("n"):
@@ -366,6 +386,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"{t['ingest_images_per_second']:.1f} |",
             f"| decode + embed only | {t['embed_only_images_per_second']:.1f} |",
         ]
+    if "embed_cost" in results:
+        lines += ["", "| encoder | decode + embed images/s |", "|---|---|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in results["embed_cost"].items()]
     for name in EXTRA_SECTIONS:
         if name in results:
             lines += ["", f"{name}: see var/bench-results.json"]
@@ -421,6 +444,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results["variants"][name] = evaluate_variant(variant, seeds, log)
             except Exception as e:  # e.g. optional weights missing: report, keep going
                 log(f"  {name} failed: {e}")
+    if "embed_cost" in own:
+        log("embed cost")
+        results["embed_cost"] = embed_cost(log)
     if "throughput" in own:
         log("throughput")
         results["throughput"] = throughput(log)
