@@ -584,7 +584,7 @@ class TrainingService:
         labels: Sequence[Any],
         kind: ModelKind,
         tags: tuple[str, ...],
-        threshold: float,
+        threshold: float | None,
         review_floor: float,
         taxonomy: Taxonomy,
     ) -> _CrossValidation | None:
