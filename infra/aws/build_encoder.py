@@ -1,4 +1,4 @@
-"""Build the EfficientNet-Lite0 ONNX graph into ``$TAGSMITH_ENCODER_CACHE`` at image build time.
+"""Build the default encoder's ONNX graph (see ``tagsmith.encoder.DEFAULT_RECIPE``) into ``$TAGSMITH_ENCODER_CACHE`` at image build time.
 
 Run by ``infra/aws/Dockerfile`` so that a cold start finds a verified graph (and its sha256 record)
 and never builds it: the Lambda file system outside ``/tmp`` is read-only anyway.
@@ -10,7 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-from tagsmith.encoder import default_encoder, ensure_lite0_onnx
+from PIL import Image
+from tagsmith.encoder import default_encoder
 
 
 def main() -> int:
@@ -21,9 +22,9 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    path = ensure_lite0_onnx(Path(cache))
-    encoder = default_encoder(Path(cache), threads=1)  # proves the graph loads before the image ships
-    print(f"encoder {encoder.encoder_id} ({encoder.dim}-d) built at {path}")
+    encoder = default_encoder(Path(cache), threads=1)  # builds the graph once, verified by sha256
+    encoder.embed([Image.new("RGB", (64, 64))])  # proves it runs before the image ships
+    print(f"encoder {encoder.encoder_id} ({encoder.dim}-d) built at {encoder.spec.onnx_path}")
     return 0
 
 

@@ -5,7 +5,10 @@ Requests, in the data bucket:
 
 * ``tenants/<t>/training-requests/<name>.train.json``::
 
-      {"model": "product", "examples": "s3://bucket/prefix/", "kind": "exclusive", "threshold": 0.8}
+      {"model": "product", "examples": "s3://bucket/prefix/", "kind": "exclusive"}
+
+``"threshold": 0.8`` would apply every tag at or above that confidence; without it, thresholds are
+calibrated per tag by cross-validation for the model's target precision (98%).
 
   ``examples`` is an ``s3://`` prefix of tag folders or an ``s3://`` manifest (CSV, JSON lines,
   Ground Truth / Rekognition Custom Labels; see :mod:`tagsmith.manifests`), or a list of them.
@@ -63,7 +66,7 @@ class TrainingRequest:
     model: str
     examples: tuple[str, ...] = ()  # s3:// prefixes or manifests
     kind: ModelKind = ModelKind.EXCLUSIVE
-    threshold: float = 0.8
+    threshold: float | None = None  # None: calibrated per tag
     review_floor: float = 0.2
     force: bool = False
     corrections: bool = False
@@ -80,7 +83,7 @@ class TrainingRequest:
                 model=validate_model_id(str(d["model"])),
                 examples=examples,
                 kind=ModelKind(d.get("kind", "exclusive")),
-                threshold=float(d.get("threshold", 0.8)),
+                threshold=float(d["threshold"]) if d.get("threshold") is not None else None,
                 review_floor=float(d.get("review_floor", 0.2)),
                 force=bool(d.get("force", False)),
                 corrections=bool(d.get("corrections", False)),

@@ -55,6 +55,8 @@ def test_make_run_demo_completes_and_state_survives_a_restart(tmp_path: Path) ->
     assert "failed: not a supported image" in out
     assert "'veste bleu orage' (French): 2 hit(s)" in out
     assert "'storm blue jacket' (English): 2 hit(s)" in out
+    # kuromoji, and one CJK bigram shared with ストームブルー is not enough to be a hit
+    assert "'トートバッグ' (Japanese): 2 hit(s): sunset-tote-0.jpg, sunset-tote-1.jpg" in out
     assert "http://127.0.0.1:" in out  # endpoints are printed
     records = list(
         (tmp_path / "s3" / "tagsmith-data" / "tenants" / "acme" / "records" / "uploads").glob("*.json")

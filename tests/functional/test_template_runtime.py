@@ -39,6 +39,7 @@ def test_image_build_step_leaves_an_encoder_that_a_cold_start_only_verifies(tmp_
         raise AssertionError("a cold start rebuilt the encoder")
 
     monkeypatch.setattr(lite0, "build_lite0_model", no_build)
+    monkeypatch.setattr(lite0, "build_efficientnet_lite_model", no_build)
     encoder = default_encoder(cache, threads=1)
     # THEN it loads, and nothing in the folder was written
     assert encoder.dim > 0

@@ -81,8 +81,12 @@ def train(
     ] = False,
     kind: Annotated[str, typer.Option(help="exclusive (one tag per asset) or multilabel")] = "exclusive",
     threshold: Annotated[
-        float, typer.Option(help="confidence at or above which a tag is applied without review")
-    ] = 0.8,
+        float | None,
+        typer.Option(
+            help="apply every tag at or above this confidence without review "
+            "(default: thresholds calibrated per tag for 98% precision)"
+        ),
+    ] = None,
     review_floor: Annotated[
         float, typer.Option(help="confidence below which a tag is not even suggested")
     ] = 0.2,

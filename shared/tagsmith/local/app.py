@@ -61,7 +61,6 @@ def train_demo_model(c: Components, console: Console) -> None:
         "model": demo.MODEL,
         "examples": f"s3://{bucket}/{base}",
         "kind": "exclusive",
-        "threshold": 0.8,
     }
     c.store.put(
         bucket, f"tenants/{demo.TENANT}/training-requests/demo.train.json", json.dumps(request).encode()

@@ -313,7 +313,13 @@ def build_search_body(tenant: str, query: SearchQuery) -> dict[str, Any]:
     must: list[dict[str, Any]]
     should: list[dict[str, Any]] = []
     if words:
-        must = [_constant(_multi_match(words, text_fields(query), "or"), MATCH_ANY_WORD)]
+        # any word may match, except in the accent-folded field, whose CJK bigrams would make one
+        # shared pair ("トー" in both トートバッグ and ストームブルー) a hit: there most must match
+        fields = text_fields(query)
+        loose: list[dict[str, Any]] = [_multi_match(words, [f for f in fields if f != FOLDED], "or")]
+        if FOLDED in fields:
+            loose.append({"match": {FOLDED: {"query": words, "minimum_should_match": MOST_WORDS}}})
+        must = [_constant({"bool": {"should": loose, "minimum_should_match": 1}}, MATCH_ANY_WORD)]
         should.append(_constant(_multi_match(words, language_fields(query), "and"), ALL_WORDS_IN_LANGUAGE))
         should.append(
             _constant({"match": {"labels.folded": {"query": words, "operator": "and"}}}, ALL_WORDS_FOLDED)
@@ -344,6 +350,10 @@ def build_search_body(tenant: str, query: SearchQuery) -> dict[str, Any]:
 
 def _constant(query: dict[str, Any], boost: float) -> dict[str, Any]:
     return {"constant_score": {"filter": query, "boost": boost}}
+
+
+FOLDED = "labels.folded"
+MOST_WORDS = "2<75%"  # up to 2 tokens: all of them; more: three quarters
 
 
 def _multi_match(words: str, fields: list[str], operator: str) -> dict[str, Any]:
