@@ -68,7 +68,9 @@ class Tagger:
             raise UnsupportedMediaError(
                 f"object is {len(data):,} bytes, over the {self.limits.max_object_bytes:,}-byte limit for images"
             )
-        decoded = decode_image(data, max_pixels=self.limits.max_pixels, draft_size=self.limits.decode_draft_size)
+        decoded = decode_image(
+            data, max_pixels=self.limits.max_pixels, draft_size=self.limits.decode_draft_size
+        )
         return PreparedImage(hashlib.sha256(data).hexdigest(), decoded)
 
     def embed(self, tenant: str, images: Sequence[PreparedImage]) -> np.ndarray:

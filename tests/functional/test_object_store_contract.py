@@ -9,14 +9,22 @@ import boto3
 import pytest
 from moto import mock_aws
 from tagsmith.errors import InvalidKeyError, NotFoundError
-from tagsmith.storage import FileObjectStore, MemoryObjectStore, ObjectStore, PreconditionFailedError, S3ObjectStore
+from tagsmith.storage import (
+    FileObjectStore,
+    MemoryObjectStore,
+    ObjectStore,
+    PreconditionFailedError,
+    S3ObjectStore,
+)
 from tagsmith.storage.files import FileObjectStore as _Files
 
 BUCKET = "contract-bucket"
 
 
 @pytest.fixture(params=["memory", "files", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ObjectStore]:
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ObjectStore]:
     if request.param == "memory":
         yield MemoryObjectStore()
     elif request.param == "files":

@@ -9,7 +9,9 @@ import typer
 
 from tagsmith.cli import assets, backfill, dashboards, local, review, searching, training
 
-app = typer.Typer(help="Tagsmith: custom few-shot auto-tagging for digital asset libraries.", no_args_is_help=True)
+app = typer.Typer(
+    help="Tagsmith: custom few-shot auto-tagging for digital asset libraries.", no_args_is_help=True
+)
 for module in (training, assets, searching, local, backfill, review, dashboards):
     app.registered_commands.extend(module.app.registered_commands)
     app.registered_groups.extend(module.app.registered_groups)

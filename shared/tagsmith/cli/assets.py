@@ -22,6 +22,7 @@ from tagsmith.keys import validate_tenant
 
 app = typer.Typer()
 
+
 @app.command()
 def tag(
     tenant: TenantOpt,
@@ -36,7 +37,9 @@ def tag(
         s = open_session(target)
         tagger = s.components.tagger
         if not tagger.active_models(tenant):
-            raise TagsmithError(f"tenant {tenant!r} has no active model ({s.where}): train one with `tagsmith train`")
+            raise TagsmithError(
+                f"tenant {tenant!r} has no active model ({s.where}): train one with `tagsmith train`"
+            )
         failed = 0
         for path in paths:
             result: dict[str, Any] = {"file": str(path)}
@@ -44,9 +47,15 @@ def tag(
                 prepared = tagger.prepare(path.read_bytes())
                 proposal = tagger.propose(tenant, tagger.embed(tenant, [prepared]))[0]
                 result["tags"] = [
-                    {"model": a.model, "tag": a.tag, "confidence": a.confidence, "state": a.state.value,
-                     "threshold": a.threshold, "model_version": a.model_version,
-                     "alternatives": [{"tag": x.tag, "confidence": x.confidence} for x in a.alternatives]}
+                    {
+                        "model": a.model,
+                        "tag": a.tag,
+                        "confidence": a.confidence,
+                        "state": a.state.value,
+                        "threshold": a.threshold,
+                        "model_version": a.model_version,
+                        "alternatives": [{"tag": x.tag, "confidence": x.confidence} for x in a.alternatives],
+                    }
                     for a in proposal.assignments
                 ]
             except (TagsmithError, OSError) as e:
@@ -87,7 +96,9 @@ def upload(
         validate_tenant(tenant)
         s = open_session(target)
         if s.stack is None and target is not Target.AWS:
-            raise TagsmithError("upload needs a running stack (`make run`) or --target aws: files alone raise no events")
+            raise TagsmithError(
+                "upload needs a running stack (`make run`) or --target aws: files alone raise no events"
+            )
         bucket = s.components.settings.assets_bucket
         for p in paths:
             key = f"{tenant}/{prefix.strip('/')}/{p.name}" if prefix.strip("/") else f"{tenant}/{p.name}"

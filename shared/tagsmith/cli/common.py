@@ -51,7 +51,9 @@ def open_session(target: Target) -> Session:
     home = StackConfig.from_env().home
     running = StackInfo.read(home) if target in (Target.AUTO, Target.STACK) else None
     if target is Target.STACK and running is None:
-        raise TagsmithError(f"no local stack is running (looked in {home}/stack.json): start one with `make run`")
+        raise TagsmithError(
+            f"no local stack is running (looked in {home}/stack.json): start one with `make run`"
+        )
     if running is not None:
         # moto accepts any credentials, but boto3 refuses to sign without some
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
@@ -65,7 +67,8 @@ def open_session(target: Target) -> Session:
     from tagsmith.storage import FileObjectStore
 
     settings = Settings(
-        data_bucket=STACK.bucket_name("data"), assets_bucket=STACK.bucket_name("assets"),
+        data_bucket=STACK.bucket_name("data"),
+        assets_bucket=STACK.bucket_name("assets"),
         encoder_cache_dir=home / "cache",
     )
     store = FileObjectStore(root=home / "s3")
@@ -75,8 +78,6 @@ def open_session(target: Target) -> Session:
 def fail(message: str, code: int = 1) -> None:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
-
-
 
 
 def run_or_exit(fn: Any) -> Any:

@@ -14,6 +14,7 @@ from tagsmith.errors import TagsmithError
 
 app = typer.Typer()
 
+
 @app.command()
 def up(
     demo: Annotated[bool, typer.Option(help="run the demo tenant once the stack is ready")] = True,

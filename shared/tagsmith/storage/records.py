@@ -10,7 +10,6 @@ from tagsmith.keys import AssetKey, asset_from_record_key, record_key, records_p
 from tagsmith.records import AssetRecord, utc_now
 from tagsmith.storage.base import ObjectStore, PreconditionFailedError
 
-
 UNKNOWN = object()  # ``update(known=...)`` default: read the record first
 
 
@@ -35,7 +34,7 @@ class RecordStore:
         change: Callable[[AssetRecord | None], AssetRecord | None],
         *,
         attempts: int = 5,
-        known: tuple[AssetRecord, str] | None | object = UNKNOWN,
+        known: tuple[AssetRecord, str] | object | None = UNKNOWN,
     ) -> AssetRecord | None:
         """Read-modify-write: ``change`` gets the current record (or None) and returns the new one
         (or None to leave it as it is). Retried on a lost race, re-reading each time.
