@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## start the local stack, run the demo, serve until Ctrl-C
 	$(BIN)/tagsmith up
 
-test: $(STAMP) validate-template browser  ## the whole test suite (what CI runs)
+test: $(STAMP) lint typecheck validate-template browser  ## lint, types, template, the whole suite (what CI runs)
 	$(BIN)/pytest -q
 
 browser:  ## Debian's headless Chromium for the console's browser tests (Playwright drives it)
@@ -28,8 +28,8 @@ bench: $(STAMP)  ## accuracy and throughput figures for docs/benchmarks.md
 	$(BIN)/python -m benchmarks.run
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared functions tests
-	$(BIN)/ruff format --check shared functions tests
+	$(BIN)/ruff check shared functions tests benchmarks infra
+	$(BIN)/ruff format --check shared functions tests benchmarks infra
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
