@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tagsmith.errors import InvalidInputError, InvalidKeyError, NotFoundError, TagsmithError
 from tagsmith.events import ObjectRef
@@ -264,27 +264,13 @@ class IngestService:
             proposal = self._apply_text_rules(asset.tenant, proposal, lines)
 
         def change(record: AssetRecord | None) -> AssetRecord:
-            tags = merge_tags(
-                record.tags if record else (),
-                proposal.assignments,
-                models_run=set(proposal.models),
-                exclusive_models=proposal.exclusive_models,
-            )
-            return AssetRecord(
-                tenant=asset.tenant,
-                path=asset.path,
-                source=source,
-                status=AssetStatus.TAGGED,
-                media_type=decoded.mime,
-                width=decoded.width,
-                height=decoded.height,
+            return self._tagged_record(
+                asset, source, proposal, record,
+                media_type=decoded.mime, width=decoded.width, height=decoded.height,
                 content_sha256=prepared.sha256,
-                encoder_id=self.tagger.encoder.encoder_id,
-                models=dict(proposal.models),
-                tags=tags,
                 text_lines=tuple(lines or ()),
                 ocr_engine=ocr.engine_id if ocr is not None and lines is not None else None,
-            )
+            )  # fmt: skip
 
         record = self.records.update(asset, change, known=current)
         assert record is not None
@@ -403,34 +389,46 @@ class IngestService:
         proposal, info = analysis.proposal, analysis.info
 
         def change(record: AssetRecord | None) -> AssetRecord:
-            tags = merge_tags(
-                record.tags if record else (),
-                proposal.assignments,
-                models_run=set(proposal.models),
-                exclusive_models=proposal.exclusive_models,
-            )
-            return AssetRecord(
-                tenant=asset.tenant,
-                path=asset.path,
-                source=source,
-                status=AssetStatus.TAGGED,
-                media_type=info.mime,
-                width=info.width,
-                height=info.height,
-                encoder_id=self.tagger.encoder.encoder_id,
-                models=dict(proposal.models),
-                tags=tags,
-                duration=analysis.duration,
-                segments=analysis.segments,
+            return self._tagged_record(
+                asset, source, proposal, record,
+                media_type=info.mime, width=info.width, height=info.height,
+                duration=analysis.duration, segments=analysis.segments,
                 text_lines=analysis.text_lines or (),
                 ocr_engine=ocr.engine_id if ocr is not None and analysis.text_lines is not None else None,
-            )
+            )  # fmt: skip
 
         record = self.records.update(asset, change, known=job.current)
         assert record is not None
         self._sync_reviews(record, job.current[0] if job.current else None, set(proposal.models))
         self._project(record)
         return IngestOutcome(asset.key, "tagged", asset.tenant, record)
+
+    def _tagged_record(
+        self,
+        asset: AssetKey,
+        source: SourceObject,
+        proposal: Proposal,
+        record: AssetRecord | None,
+        **facts: Any,
+    ) -> AssetRecord:
+        """The record after tagging: the models' proposals merged with what ``record`` holds (human
+        decisions win, see :func:`merge_tags`), plus the media facts of this object version."""
+        tags = merge_tags(
+            record.tags if record else (),
+            proposal.assignments,
+            models_run=set(proposal.models),
+            exclusive_models=proposal.exclusive_models,
+        )
+        return AssetRecord(
+            tenant=asset.tenant,
+            path=asset.path,
+            source=source,
+            status=AssetStatus.TAGGED,
+            encoder_id=self.tagger.encoder.encoder_id,
+            models=dict(proposal.models),
+            tags=tags,
+            **facts,
+        )
 
     def _project(self, record: AssetRecord) -> None:
         taxonomies = {m.model_id: m.taxonomy for m in self.tagger.models.for_tenant(record.tenant)}
