@@ -174,8 +174,7 @@ def run_local(*, run_demo: bool = True, serve: bool = True, console: Console | N
         if run_demo:
             _run_demo(c, console)
         review = _start_review_console(c, stack, config.home)
-        _print_endpoints(info, console)
-        console.print("\n".join(review.banner()), soft_wrap=True, highlight=False)
+        _print_endpoints(info, console, review.banner(), config.home / "logs" / "functions.jsonl")
         if not serve:
             return 0
         console.print(f"\nServing. Press Ctrl-C to stop (state is saved to {config.home}).")
@@ -213,21 +212,19 @@ def _run_demo(c: Components, console: Console) -> None:
     show_searches(c, console)
 
 
-def _print_endpoints(info: Any, console: Console) -> None:
+def _print_endpoints(info: Any, console: Console, review_banner: list[str], logs: Path) -> None:
     console.rule("ready")
     console.print(
         f"S3 and SQS (moto):  {info.endpoint_url}   buckets {info.assets_bucket}, {info.data_bucket}"
     )
     console.print(f"OpenSearch (osmem): {info.opensearch_url}   alias tagsmith-assets-<tenant>")
-    console.print("Function logs:      var/logs/functions.jsonl")
+    console.print("\n".join(review_banner), soft_wrap=True, highlight=False)
+    console.print(f"Function logs:      {logs}", soft_wrap=True, highlight=False)
     console.print("\nTag your own photo (in another terminal):")
-    console.print(
-        "  .venv/bin/tagsmith tag --tenant acme path/to/photo.jpg          # dry run, prints the tags"
-    )
-    console.print(
-        "  .venv/bin/tagsmith upload --tenant acme path/to/photo.jpg       # upload: the handler tags it"
-    )
-    console.print('  .venv/bin/tagsmith search "veste bleu" --tenant acme')
-    console.print(
-        "  .venv/bin/tagsmith record --tenant acme uploads/photo.jpg        # the asset record (JSON)"
-    )
+    for command, what in (
+        ("tagsmith tag --tenant acme path/to/photo.jpg", "dry run: prints the tags"),
+        ("tagsmith upload --tenant acme path/to/photo.jpg", "upload: the ingest handler tags it"),
+        ("tagsmith record --tenant acme uploads/photo.jpg", "its asset record (JSON)"),
+        ('tagsmith search "veste bleu" --tenant acme', "search, in any language"),
+    ):
+        console.print(f"  .venv/bin/{command:<50} # {what}", soft_wrap=True, highlight=False)
