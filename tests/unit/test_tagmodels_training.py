@@ -118,33 +118,3 @@ def test_model_json_keeps_target_precision_and_reads_older_models() -> None:
     del meta["target_precision"]  # as written before calibration existed
     old = TagModel.from_files(json.dumps(meta).encode(), weights)
     assert old.target_precision == 0.98 and old.thresholds.tolist() == pytest.approx([0.9, 0.9])
-
-
-def test_ridge_fits_on_subsets_equal_fitting_the_subset_from_scratch() -> None:
-    # GIVEN more examples than dimensions (the moment-subtraction path) and a few fits that leave
-    # rows out (a fold) or leave whole tags out (a held-out tag group)
-    from tagsmith.tagmodels.training import _Ridge, _ridge
-
-    rng = np.random.default_rng(1)
-    n, d, c = 240, 32, 12
-    x = rng.normal(size=(n, d)).astype(np.float32)
-    y = np.arange(n) % c
-    ridge = _Ridge(x, y, c, alpha=0.5)
-    fold = np.arange(0, n, 4)
-    keep = np.ones(n, bool)
-    keep[fold] = False
-    seen = np.array([t for t in range(c) if t % 3])
-    held = ~np.isin(y, seen)
-    remap = np.full(c, -1)
-    remap[seen] = np.arange(len(seen))
-    # THEN each equals the plain fit on exactly those rows and tags
-    for got, want in (
-        (ridge.fit(), _ridge(x, y, c, 0.5)),
-        (ridge.fit(leave_out=fold), _ridge(x[keep], y[keep], c, 0.5)),
-        (
-            ridge.fit(leave_out=np.nonzero(held)[0], classes=seen),
-            _ridge(x[~held], remap[y[~held]], len(seen), 0.5),
-        ),
-    ):
-        np.testing.assert_allclose(got[0], want[0], atol=1e-9)
-        np.testing.assert_allclose(got[1], want[1], atol=1e-9)

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -127,46 +126,6 @@ def _ridge(x: np.ndarray, y: np.ndarray, n_classes: int, alpha: float) -> tuple[
     return coef, my - coef @ mx
 
 
-class _Ridge:
-    """Ridge fits of one-hot targets on subsets of the same examples (cross-validation folds, held-out
-    tag groups). With more examples than dimensions each fit is a d x d system: the moments of all
-    examples are computed once and each fit subtracts the rows it leaves out, instead of rebuilding
-    the covariance from scratch (100 tags x 30 examples: 11 fits share one 3,000-row product)."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, n_classes: int, alpha: float) -> None:
-        self.x, self.y, self.n_classes, self.alpha = x, y, n_classes, alpha
-        self.primal = x.shape[0] > x.shape[1]
-        if self.primal:
-            self.x64 = x.astype(np.float64)
-            self.t = np.zeros((len(y), n_classes))
-            self.t[np.arange(len(y)), y] = 1.0
-            self.xx, self.xy = self.x64.T @ self.x64, self.x64.T @ self.t
-            self.sx, self.sy = self.x64.sum(axis=0), self.t.sum(axis=0)
-
-    def fit(
-        self, leave_out: np.ndarray | None = None, classes: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Fit on every example except the ``leave_out`` rows, for ``classes`` (default all, in order;
-        the left-in examples must all belong to them)."""
-        keep = np.ones(len(self.y), bool)
-        if leave_out is not None:
-            keep[leave_out] = False
-        cols = np.arange(self.n_classes) if classes is None else classes
-        n = int(keep.sum())
-        if not self.primal or n <= self.x.shape[1]:
-            remap = np.full(self.n_classes, -1)
-            remap[cols] = np.arange(len(cols))
-            return _ridge(self.x[keep], remap[self.y[keep]], len(cols), self.alpha)
-        out = ~keep
-        xo, to = self.x64[out], self.t[out]
-        xx, xy = self.xx - xo.T @ xo, (self.xy - xo.T @ to)[:, cols]
-        mx, my = (self.sx - xo.sum(axis=0)) / n, (self.sy - to.sum(axis=0))[cols] / n
-        cov = xx - n * np.outer(mx, mx)
-        cov[np.diag_indices_from(cov)] += self.alpha
-        coef = scipy.linalg.solve(cov, xy - n * np.outer(mx, my), assume_a="pos").T
-        return coef, my - coef @ mx
-
-
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -202,8 +161,7 @@ def _fit_exclusive(
         raise TrainingInputError(f"an exclusive model needs at least 2 tags with examples, got {len(tags)}")
     index = {t: i for i, t in enumerate(tags)}
     y = np.array([index[lab] for lab in labels])
-    ridge = _Ridge(x, y, len(tags), alpha)
-    coef, intercept = ridge.fit()
+    coef, intercept = _ridge(x, y, len(tags), alpha)
 
     folds = min(CV_FOLDS, min(Counter(y.tolist()).values()))
     if folds < 2:
@@ -214,8 +172,8 @@ def _fit_exclusive(
         )
 
     oof_scores = np.zeros((len(y), len(tags)))
-    for _, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
-        w, b = ridge.fit(leave_out=test)
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
+        w, b = _ridge(x[train], y[train], len(tags), alpha)
         oof_scores[test] = x[test] @ w.T + b
     scale = _fit_temperature(oof_scores, y)
     oof_p = _softmax(scale * oof_scores)
@@ -235,16 +193,15 @@ def _fit_exclusive(
         tag=predicted, confidence=oof_p.max(axis=1), correct=predicted == y, unknown=np.zeros(len(y), bool)
     )
     calibration = calibrate_thresholds(
-        OutOfFold.concat([known, _unknown_predictions(ridge, scale)]),
+        OutOfFold.concat([known, _unknown_predictions(x, y, len(tags), alpha, scale)]),
         len(tags),
         target=target,
     )
     return _with_calibration(head, calibration, temperature=scale)
 
 
-def _unknown_predictions(ridge: _Ridge, scale: float) -> OutOfFold:
+def _unknown_predictions(x: np.ndarray, y: np.ndarray, n_tags: int, alpha: float, scale: float) -> OutOfFold:
     """Each group of tags' examples as predicted by a model that never saw those tags."""
-    x, y, n_tags = ridge.x, ridge.y, ridge.n_classes
     groups = min(UNKNOWN_GROUPS, n_tags)
     if groups < 2:
         return OutOfFold.concat([])
@@ -257,7 +214,9 @@ def _unknown_predictions(ridge: _Ridge, scale: float) -> OutOfFold:
         seen = np.nonzero(group_of != g)[0]
         if len(seen) < 2:
             continue
-        w, b = ridge.fit(leave_out=np.nonzero(held)[0], classes=seen)
+        remap = np.full(n_tags, -1)
+        remap[seen] = np.arange(len(seen))
+        w, b = _ridge(x[~held], remap[y[~held]], len(seen), alpha)
         p = _softmax(scale * (x[held] @ w.T + b))
         parts.append(
             OutOfFold(
