@@ -307,7 +307,7 @@ class CorrectionTracker:
             "examples": self.last_examples(tenant, model),
             "corrections": True,
             "kind": active.kind.value,
-            "threshold": float(active.thresholds.max()) if len(active.thresholds) else 0.8,
+            # no "threshold": the retrained version's thresholds are calibrated like any training's
             "review_floor": active.review_floor,
             "reason": "review corrections",
             "baseline": self._baseline(tenant, model),

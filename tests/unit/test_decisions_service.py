@@ -221,6 +221,7 @@ def test_corrections_trigger_a_retrain_on_the_reviewed_examples(components: Comp
     assert key == "tenants/acme/training-requests/colour-reviewed-000002.train.json"
     request = json.loads(components.store.get(DATA, key).body)
     assert (request["examples"], request["corrections"], request["kind"]) == ([examples], True, "exclusive")
+    assert "threshold" not in request  # the retrain calibrates its thresholds, never a flat one
     state = json.loads(components.store.get(DATA, corrections_key("acme", "colour")).body)
     assert (state["total"], state["since_request"]) == (2, 0)
     baseline = state["requests"][-1]["baseline"]
