@@ -134,6 +134,19 @@ class SearchIndex(Protocol):
         ...
 
 
+def bulk_document(
+    record: AssetRecord, taxonomies: Mapping[str, Taxonomy], tenant: str
+) -> dict[str, Any] | BulkItemError:
+    """The search document of one record of a bulk load into ``tenant``'s index, or why it is
+    refused (another tenant's record, a record that cannot be shaped). Shared by every backend."""
+    if record.tenant != tenant:
+        return BulkItemError(record.key, 400, "wrong_tenant", f"record belongs to tenant {record.tenant!r}")
+    try:
+        return document_from_record(record, taxonomies)
+    except TagsmithError as e:
+        return BulkItemError(record.key, 400, type(e).__name__, str(e))
+
+
 def check_asset_key(tenant: str, asset_key: str) -> str:
     """``asset_key`` if it lies inside ``tenant``; a key of another tenant is refused."""
     if not asset_key.startswith(validate_tenant(tenant) + "/"):
@@ -298,17 +311,9 @@ class OpenSearchIndex:
 
         def actions() -> Iterator[dict[str, Any]]:
             for record, taxonomies in items:
-                if record.tenant != tenant:
-                    errors.append(
-                        BulkItemError(
-                            record.key, 400, "wrong_tenant", f"record belongs to tenant {record.tenant!r}"
-                        )
-                    )
-                    continue
-                try:
-                    doc = document_from_record(record, taxonomies)
-                except TagsmithError as e:
-                    errors.append(BulkItemError(record.key, 400, type(e).__name__, str(e)))
+                doc = bulk_document(record, taxonomies, tenant)
+                if isinstance(doc, BulkItemError):
+                    errors.append(doc)
                     continue
                 keys[doc_id(record)] = record.key
                 yield {"_index": target, "_id": doc_id(record), "_source": doc, **_bulk_version(record)}

@@ -19,11 +19,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tagsmith.errors import TagsmithError
 from tagsmith.keys import validate_tenant
 from tagsmith.records import AssetRecord, TagState
 from tagsmith.search.documents import doc_id, doc_id_for_key, document_from_record
-from tagsmith.search.index import BulkItemError, RebuildReport, RecordWithTaxonomies, check_asset_key
+from tagsmith.search.index import (
+    BulkItemError,
+    RebuildReport,
+    RecordWithTaxonomies,
+    bulk_document,
+    check_asset_key,
+)
 from tagsmith.search.mapping import MAPPING_VERSION, new_index_name
 from tagsmith.search.query import (
     ALL_WORDS_FOLDED,
@@ -151,17 +156,9 @@ class InMemorySearchIndex:
     ) -> list[BulkItemError]:
         errors: list[BulkItemError] = []
         for record, taxonomies in items:
-            if record.tenant != tenant:
-                errors.append(
-                    BulkItemError(
-                        record.key, 400, "wrong_tenant", f"record belongs to tenant {record.tenant!r}"
-                    )
-                )
-                continue
-            try:
-                doc = document_from_record(record, taxonomies)
-            except TagsmithError as e:
-                errors.append(BulkItemError(record.key, 400, type(e).__name__, str(e)))
+            doc = bulk_document(record, taxonomies, tenant)
+            if isinstance(doc, BulkItemError):
+                errors.append(doc)
                 continue
             bad_date = next(
                 (f for f in ("uploaded_at", "updated_at") if f in doc and not _is_date(doc[f])), None
