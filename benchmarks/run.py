@@ -162,7 +162,8 @@ def variant_embeddings(
 
 
 # --- evaluation -----------------------------------------------------------------------------------
-def _model(head: Any, encoder_id: str) -> Any:
+def model_from_head(head: Any, encoder_id: str) -> Any:
+    """A bench model from a fitted head (calibrated thresholds, else a flat 0.8)."""
     from tagsmith.tagmodels import ModelKind, TagModel
 
     return TagModel(
@@ -178,7 +179,7 @@ def _model(head: Any, encoder_id: str) -> Any:
     )
 
 
-def _route(model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def route_rows(model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(top tag per row, whether the routing auto-applied it), through :func:`route_prediction`."""
     from tagsmith.records import TagState
     from tagsmith.tagmodels import route_prediction
@@ -201,7 +202,7 @@ def evaluate_split(x: np.ndarray, index: dict[str, int], split: Split, encoder_i
     started = time.perf_counter()
     head = fit_linear_head(xs, ys, kind=ModelKind.EXCLUSIVE)
     train_seconds = time.perf_counter() - started
-    top, applied = _route(_model(head, encoder_id), xt)
+    top, applied = route_rows(model_from_head(head, encoder_id), xt)
     right = top == yt
     return {
         "accuracy": float(right.mean()),
@@ -224,7 +225,7 @@ def evaluate_unknown(x: np.ndarray, index: dict[str, int], split: Split, encoder
     head = fit_linear_head(
         x[[index[p] for p, _ in support]], [lab for _, lab in support], kind=ModelKind.EXCLUSIVE
     )
-    _, applied = _route(_model(head, encoder_id), x[[index[p] for p in unseen]])
+    _, applied = route_rows(model_from_head(head, encoder_id), x[[index[p] for p in unseen]])
     return {"unknown_not_applied": float(1.0 - applied.mean()), "unknown_photos": len(unseen)}
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tagsmith.encoder import decode_image, default_encoder
-from tagsmith.records import TagState
-from tagsmith.tagmodels import ModelKind, TagModel, fit_linear_head, route_prediction
+from tagsmith.tagmodels import ModelKind, fit_linear_head
+
+from benchmarks.run import model_from_head, route_rows  # the figures' own code path
 
 pytestmark = [pytest.mark.grocery, pytest.mark.slow]
 
@@ -23,26 +24,6 @@ def embed(encoder, root: Path, paths: list[str]) -> np.ndarray:  # type: ignore[
             for i in range(0, len(paths), 32)
         ]
     )
-
-
-def model_of(head, encoder_id: str) -> TagModel:  # type: ignore[no-untyped-def]
-    return TagModel(
-        tenant="t",
-        model_id="grocery",
-        version="v",
-        kind=ModelKind.EXCLUSIVE,
-        encoder_id=encoder_id,
-        tags=head.tags,
-        coef=head.coef,
-        intercept=head.intercept,
-        thresholds=head.thresholds_or(0.8),
-    )
-
-
-def routed(model: TagModel, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    probs = model.predict(x)
-    applied = [any(a.state is TagState.APPLIED for a in route_prediction(model, p)) for p in probs]
-    return np.array(model.tags)[probs.argmax(axis=1)], np.array(applied)
 
 
 def test_default_encoder_and_head_on_one_grocery_split(grocery_dir: Path, tmp_path: Path) -> None:
@@ -57,7 +38,7 @@ def test_default_encoder_and_head_on_one_grocery_split(grocery_dir: Path, tmp_pa
 
     # Accuracy and honest confidence
     head = fit_linear_head(xs, ys, kind=ModelKind.EXCLUSIVE)
-    top, applied = routed(model_of(head, encoder.encoder_id), xt)
+    top, applied = route_rows(model_from_head(head, encoder.encoder_id), xt)
     accuracy = float((top == yt).mean())
     assert accuracy >= 0.62, f"top-1 {accuracy:.1%}"
     assert applied.any(), "nothing auto-applied"
@@ -69,5 +50,5 @@ def test_default_encoder_and_head_on_one_grocery_split(grocery_dir: Path, tmp_pa
     keep = [i for i, label in enumerate(ys) if label in known]
     half = fit_linear_head(xs[keep], [ys[i] for i in keep], kind=ModelKind.EXCLUSIVE)
     unseen = np.array([label not in known for label in yt])
-    _, applied_unseen = routed(model_of(half, encoder.encoder_id), xt[unseen])
+    _, applied_unseen = route_rows(model_from_head(half, encoder.encoder_id), xt[unseen])
     assert 1.0 - applied_unseen.mean() >= 0.95
