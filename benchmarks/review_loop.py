@@ -4,9 +4,10 @@ model's least certain predictions and the model is retrained on their answers.
 Per seed (``splits/dev_k5_seed<s>.csv``): start from k=5 photos per class (81 classes); the rest of
 ``train/`` is an unlabelled pool of uploads; ``val/`` is the test set. Each round:
 
-1. fit the tag model on every labelled photo (the production head: multinomial logistic regression
-   on L2-normalised EfficientNet-Lite0 embeddings, C=10) and route every pool photo with the
-   production router (auto-apply at >= ``threshold``, review between the review floor and it);
+1. fit the tag model on every labelled photo with the production head and calibration
+   (:func:`tagsmith.tagmodels.fit_linear_head` on the default encoder's embeddings, per-tag
+   thresholds for 98% precision) and route every pool photo with the production router
+   (auto-apply at or above a tag's threshold, review between the review floor and it);
 2. measure on ``val``: top-1 accuracy, coverage (share of photos whose tag would be applied without
    review) and the precision of those auto-applied tags;
 3. a reviewer answers the first ``batch`` items of the review queue in the console's order (most
@@ -15,7 +16,8 @@ Per seed (``splits/dev_k5_seed<s>.csv``): start from k=5 photos per class (81 cl
 
 For comparison the same loop runs with the reviewer taking ``batch`` random items from the queue.
 
-Run: ``python -m benchmarks.review_loop`` (embeddings are cached in ``var/bench-cache/``).
+Run: ``python -m benchmarks.review_loop`` or ``python -m benchmarks.run --only review_loop``
+(embeddings are shared with ``make bench``'s cache in ``var/bench-cache/<encoder id>.npz``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import random
 import statistics
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 GROCERY = ROOT.parent / "shared" / "datasets" / "grocery"
 CACHE = ROOT / "var" / "bench-cache"
-THRESHOLD = 0.8
-REVIEW_FLOOR = 0.2
-C = 10.0  # as tagsmith.tagmodels.fit_linear_head
+REVIEW_FLOOR = 0.2  # TagModel's default
 
 
 def _split(seed: int, k: int = 5) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -63,54 +62,22 @@ def _all_train() -> list[tuple[str, str]]:
 
 
 def embeddings(paths: list[str], *, log: Callable[[str], None] = print) -> dict[str, np.ndarray]:
-    """Lite0 embeddings of grocery photos, cached in ``var/bench-cache/``."""
-    from tagsmith.encoder import decode_image, default_encoder
+    """Default-encoder embeddings of grocery photos, from (and added to) ``make bench``'s cache."""
+    from tagsmith.encoder import DEFAULT_RECIPE
 
-    CACHE.mkdir(parents=True, exist_ok=True)
-    mine = CACHE / "grocery-lite0-review-loop.npz"
-    known: dict[str, np.ndarray] = {}
-    for file in (CACHE / "grocery-lite0-embeddings.npz", mine):  # reuse another benchmark's cache read-only
-        if file.exists():
-            with np.load(file, allow_pickle=False) as npz:
-                known.update(zip(npz["paths"].tolist(), npz["vectors"], strict=True))
-    missing = [p for p in paths if p not in known]
-    if missing:
-        encoder = default_encoder(CACHE / "encoder")
-        started = time.perf_counter()
-        for i in range(0, len(missing), 64):
-            batch = missing[i : i + 64]
-            images = [decode_image((GROCERY / p).read_bytes()).image for p in batch]
-            known.update(zip(batch, encoder.embed(images), strict=True))
-            log(
-                f"  embedded {min(i + 64, len(missing))}/{len(missing)} photos ({time.perf_counter() - started:.0f} s)"
-            )
-        keys = sorted(known)
-        np.savez(mine, paths=np.array(keys), vectors=np.stack([known[k] for k in keys]))
-    return {p: known[p] for p in paths}
+    from benchmarks.run import cached_embeddings
+
+    x, _ = cached_embeddings(DEFAULT_RECIPE.id, paths, log)
+    return dict(zip(paths, x, strict=True))
 
 
 def _fit(x: np.ndarray, y: list[str]) -> Any:
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from tagsmith.tagmodels import ModelKind, TagModel
+    from tagsmith.encoder import DEFAULT_RECIPE
+    from tagsmith.tagmodels import ModelKind, fit_linear_head
 
-    clf = LogisticRegression(C=C, max_iter=2000)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(x, np.asarray(y))
-    tags = tuple(str(t) for t in clf.classes_)
-    return TagModel(
-        tenant="bench",
-        model_id="grocery",
-        version="r",
-        kind=ModelKind.EXCLUSIVE,
-        encoder_id="lite0",
-        tags=tags,
-        coef=clf.coef_.astype(np.float32),
-        intercept=clf.intercept_.astype(np.float32),
-        thresholds=np.full(len(tags), THRESHOLD, dtype=np.float32),
-        review_floor=REVIEW_FLOOR,
-    )
+    from benchmarks.run import model_from_head
+
+    return model_from_head(fit_linear_head(x, y, kind=ModelKind.EXCLUSIVE), DEFAULT_RECIPE.id)
 
 
 def coverage_at_precision(conf: np.ndarray, correct: np.ndarray, precision: float) -> float:
@@ -123,12 +90,12 @@ def coverage_at_precision(conf: np.ndarray, correct: np.ndarray, precision: floa
 
 
 def _evaluate(model: Any, x: np.ndarray, truth: list[str]) -> dict[str, float]:
+    from benchmarks.run import route_rows
+
     p = model.predict(x)
-    top = p.argmax(axis=1)
     conf = p.max(axis=1)
-    predicted = [model.tags[i] for i in top]
-    correct = np.array([a == b for a, b in zip(predicted, truth, strict=True)])
-    applied = conf >= THRESHOLD
+    predicted, applied = route_rows(model, x)
+    correct = predicted == np.array(truth)
     return {
         "accuracy": round(float(correct.mean()), 4),
         "coverage": round(float(applied.mean()), 4),
@@ -159,7 +126,7 @@ def _queue(model: Any, pool: list[str], x: np.ndarray) -> list[Any]:
                         model_version="r",
                         suggestion=a.tag,
                         confidence=a.confidence or 0.0,
-                        threshold=THRESHOLD,
+                        threshold=model.threshold_for(a.tag),
                         alternatives=a.alternatives,
                         created_at="",
                     )
@@ -243,7 +210,7 @@ def run(
     vectors = embeddings(paths, log=log)
     results: dict[str, Any] = {
         "dataset": "grocery (81 classes): start k=5 per class, pool = rest of train/ (~2,235), test = val/ (296)",
-        "threshold": THRESHOLD,
+        "thresholds": "calibrated per tag for 98% precision (fit_linear_head)",
         "review_floor": REVIEW_FLOOR,
         "batch": batch,
         "rounds": rounds,
@@ -268,8 +235,8 @@ def run(
 def table(results: dict[str, Any]) -> str:
     """Markdown table of the run (mean ± std over seeds)."""
     lines = [
-        "| queue order | round | reviewed | accuracy | coverage at 0.8 | coverage at 90% precision "
-        "| coverage at 95% precision | suggestion was right |",
+        "| queue order | round | reviewed | accuracy | auto-applied (precision) | oracle coverage at 90% precision "
+        "| oracle coverage at 95% precision | suggestion was right |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for strategy, rows in results["strategies"].items():
@@ -278,7 +245,7 @@ def table(results: dict[str, Any]) -> str:
             right = f"{r['accepted'] / r['reviewed']:.0%}" if r["reviewed"] else "-"
             lines.append(
                 f"| {name} | {r['round']} | {r['reviewed']} | {r['accuracy']:.1%} ± {r['accuracy_std']:.1%} "
-                f"| {r['coverage']:.1%} | {r['coverage_at_90']:.1%} ± {r['coverage_at_90_std']:.1%} "
+                f"| {r['coverage']:.1%} ({r['applied_precision']:.1%}) | {r['coverage_at_90']:.1%} ± {r['coverage_at_90_std']:.1%} "
                 f"| {r['coverage_at_95']:.1%} ± {r['coverage_at_95_std']:.1%} | {right} |"
             )
     return "\n".join(lines)
