@@ -11,21 +11,12 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from tagsmith.config import Settings
 from tagsmith.errors import InvalidInputError
-from tagsmith.wiring import Components, build
+from tagsmith.lazy import lazy_components
 
 logger = Logger(service="tagsmith-backfill")
 copy_config_to_registered_loggers(source_logger=logger, include={"tagsmith"})
-_components: Components | None = None
-
-
-def components() -> Components:
-    # built on the first invocation, then reused by every warm invocation of this container
-    global _components
-    if _components is None:
-        _components = build(Settings.from_env())
-    return _components
+components = lazy_components()  # built on the first invocation, reused while warm
 
 
 @logger.inject_lambda_context

@@ -1,4 +1,8 @@
-"""Ingest: S3 object-created events (via SQS) -> tagged asset records, review items, search index."""
+"""Ingest: S3 object events (via SQS) -> asset records, review items, search index.
+
+Creations are tagged (:mod:`tagsmith.ingest`); removals turn the record into a tombstone, delete
+the search document and close the asset's review items (:mod:`tagsmith.deletion`).
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,16 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from tagsmith.config import Settings
-from tagsmith.sqsbatch import ingest_sqs_batch
-from tagsmith.wiring import Components, build
+from tagsmith.deletion import DeletionService, storage_sqs_batch
+from tagsmith.lazy import Lazy, lazy_components
 
 logger = Logger(service="tagsmith-ingest")
 copy_config_to_registered_loggers(source_logger=logger, include={"tagsmith"})
-_components: Components | None = None
-
-
-def components() -> Components:
-    # built on the first invocation, then reused by every warm invocation of this container
-    global _components
-    if _components is None:
-        _components = build(Settings.from_env())
-    return _components
+components = lazy_components()
+deletions = Lazy(lambda: DeletionService.from_components(components()))
 
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    response, _ = ingest_sqs_batch(event, components().ingest.ingest)
+    response, _ = storage_sqs_batch(event, ingest=components().ingest.ingest, remove=deletions().remove)
     return response

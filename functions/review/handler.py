@@ -12,20 +12,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from tagsmith.config import Settings
 from tagsmith.console import ConsoleServices, Request, Response, handle
-from tagsmith.wiring import build
+from tagsmith.lazy import Lazy, lazy_components
 
 logger = Logger(service="tagsmith-review")
 copy_config_to_registered_loggers(source_logger=logger, include={"tagsmith"})
-_services: ConsoleServices | None = None
-
-
-def services() -> ConsoleServices:
-    global _services
-    if _services is None:
-        _services = ConsoleServices.from_components(build(Settings.from_env()))
-    return _services
+components = lazy_components()
+services = Lazy(lambda: ConsoleServices.from_components(components()))  # built on first use
 
 
 def request_from_event(event: dict[str, Any]) -> Request:

@@ -19,21 +19,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from tagsmith.auth import AuthError, TokenStore
-from tagsmith.config import Settings
 from tagsmith.errors import InvalidInputError, TransientError
+from tagsmith.lazy import lazy_components
 from tagsmith.search import SearchIndexError, SearchQuery
 from tagsmith.search.query import query_from_params
-from tagsmith.wiring import Components, build
 
 logger = Logger(service="tagsmith-search")
-_components: Components | None = None
-
-
-def components() -> Components:
-    global _components
-    if _components is None:
-        _components = build(Settings.from_env())
-    return _components
+components = lazy_components()  # built on the first invocation, reused while warm
 
 
 def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:

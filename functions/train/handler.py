@@ -12,29 +12,28 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from tagsmith.config import Settings
 from tagsmith.errors import InvalidInputError, NotFoundError
 from tagsmith.events import parse_storage_event
+from tagsmith.lazy import Lazy, lazy_components
 from tagsmith.trainjobs import TrainingJobs
-from tagsmith.wiring import build
 
 logger = Logger(service="tagsmith-train")
 copy_config_to_registered_loggers(source_logger=logger, include={"tagsmith"})
-_jobs: TrainingJobs | None = None
+components = lazy_components()
 
 
-def jobs() -> TrainingJobs:
-    global _jobs
-    if _jobs is None:
-        c = build(Settings.from_env())
-        _jobs = TrainingJobs(
-            store=c.store,
-            data_bucket=c.settings.data_bucket,
-            trainer=c.trainer,
-            records=c.records,
-            assets_bucket=c.settings.assets_bucket,
-        )
-    return _jobs
+def _training_jobs() -> TrainingJobs:
+    c = components()
+    return TrainingJobs(
+        store=c.store,
+        data_bucket=c.settings.data_bucket,
+        trainer=c.trainer,
+        records=c.records,
+        assets_bucket=c.settings.assets_bucket,
+    )
+
+
+jobs = Lazy(_training_jobs)  # built on the first invocation, reused while warm
 
 
 @logger.inject_lambda_context

@@ -70,6 +70,7 @@ class FunctionAccess:
 
     data_read: tuple[str, ...] = ()
     data_write: tuple[str, ...] = ()
+    data_delete: tuple[str, ...] = ()
     data_list: bool = False  # a missing key is a 404 (not a 403) only with s3:ListBucket
     assets_read: bool = False
     sends_to: tuple[str, ...] = ()  # logical queue names
@@ -88,17 +89,26 @@ _INGEST_DATA_READ = (
     "tenants/*/reviews/*",
     "tenants/*/embeddings/*",
 )
-_INGEST_DATA_WRITE = ("tenants/*/records/*", "tenants/*/reviews/*", "tenants/*/embeddings/*")
+_INGEST_DATA_WRITE = (
+    "tenants/*/records/*",
+    "tenants/*/reviews/*",
+    "tenants/*/review-queue/*",
+    "tenants/*/embeddings/*",
+)
+# the review queue's ordering entries (tagsmith.review): replaced when an item changes, so deleted
+_QUEUE_DELETE = ("tenants/*/review-queue/*",)
 _INDEX_WRITER = ("Get", "Head", "Post", "Put")
 
 ACCESS: dict[str, FunctionAccess] = {
     "ingest": FunctionAccess(
         data_read=_INGEST_DATA_READ,
         data_write=_INGEST_DATA_WRITE,
+        data_delete=_QUEUE_DELETE,
         data_list=True,
         assets_read=True,
         sends_to=("review",),
-        opensearch=_INDEX_WRITER,
+        # a deleted object's document is deleted (tagsmith.deletion)
+        opensearch=(*_INDEX_WRITER, "Delete"),
     ),
     # examples may sit anywhere under the tenant's own prefix (or its assets folder), so the
     # trainer reads tenant data; it writes only models, embeddings and job status
@@ -127,9 +137,11 @@ ACCESS: dict[str, FunctionAccess] = {
         data_write=(
             "tenants/*/records/*",
             "tenants/*/reviews/*",
+            "tenants/*/review-queue/*",
             "tenants/*/models/*/corrections.json",
             "tenants/*/training-requests/*",
         ),
+        data_delete=_QUEUE_DELETE,
         data_list=True,
         assets_read=True,
         opensearch=_INDEX_WRITER,
@@ -137,6 +149,7 @@ ACCESS: dict[str, FunctionAccess] = {
     "backfill": FunctionAccess(
         data_read=(*_INGEST_DATA_READ, "tenants/*/backfills/*"),
         data_write=(*_INGEST_DATA_WRITE, "tenants/*/backfills/*"),
+        data_delete=_QUEUE_DELETE,
         data_list=True,
         assets_read=True,
         sends_to=("review", "backfill"),
@@ -408,8 +421,10 @@ def queue_policy(stack: StackDef, q: QueueDef) -> dict[str, Any]:
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         }
     ]
+    allowed: set[str] = set()  # one statement per bucket, however many event types it sends
     for n in stack.notifications:
-        if n.queue == q.name:
+        if n.queue == q.name and n.bucket not in allowed:
+            allowed.add(n.bucket)
             statements.append(
                 {
                     "Sid": f"S3Notifications{pascal(n.bucket)}",
@@ -489,6 +504,15 @@ def role(stack: StackDef, f: FunctionDef) -> dict[str, Any]:
                 "Effect": "Allow",
                 "Action": ["s3:PutObject"],
                 "Resource": [bucket_arn(stack, "data", f"/{p}") for p in a.data_write],
+            }
+        )
+    if a.data_delete:
+        statements.append(
+            {
+                "Sid": "DeleteData",
+                "Effect": "Allow",
+                "Action": ["s3:DeleteObject"],
+                "Resource": [bucket_arn(stack, "data", f"/{p}") for p in a.data_delete],
             }
         )
     listed = [b for b, yes in (("data", a.data_list), ("assets", a.assets_read)) if yes]

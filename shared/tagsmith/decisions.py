@@ -49,7 +49,7 @@ from typing import Any, Protocol
 
 from tagsmith.errors import InvalidInputError, NotFoundError, TransientError
 from tagsmith.keys import AssetKey, model_prefix, tenant_prefix, validate_tag_id
-from tagsmith.records import NONE_TAG, AssetRecord, Source, TagAssignment, TagState, utc_now
+from tagsmith.records import NONE_TAG, AssetRecord, AssetStatus, Source, TagAssignment, TagState, utc_now
 from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore
 from tagsmith.storage.base import ObjectStore, PreconditionFailedError
 from tagsmith.storage.records import RecordStore
@@ -417,14 +417,15 @@ class DecisionService:
         seen: dict[str, Any] = {}
 
         def change(record: AssetRecord | None) -> AssetRecord | None:
-            if record is None:
-                return None
+            if record is None or record.status is AssetStatus.DELETED:
+                return None  # nothing to decide on: the asset is gone
             seen["before"] = record
             return replace(record, tags=apply_decision(record.tags, decision, exclusive=exclusive))
 
         record = self.records.update(asset, change)
-        if record is None:
-            self.reviews.put(replace(item, status=ReviewStatus.SUPERSEDED))
+        if record is None or record.status is AssetStatus.DELETED:
+            if item.status is ReviewStatus.PENDING:
+                self.reviews.put(replace(item, status=ReviewStatus.SUPERSEDED))
             raise NotFoundError(f"asset {asset.key} no longer exists; the review item is closed")
         changed = record is not seen.get("before")
         stale = stale_reasons(item, record)

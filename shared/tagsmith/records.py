@@ -47,6 +47,7 @@ VISIBLE_STATES = frozenset({TagState.APPLIED, TagState.CONFIRMED})  # what the a
 class AssetStatus(StrEnum):
     TAGGED = "tagged"
     FAILED = "failed"
+    DELETED = "deleted"  # a tombstone: the object was deleted; human decisions are kept
 
 
 def utc_now() -> str:
@@ -194,6 +195,7 @@ class AssetRecord:
     segments: tuple[Segment, ...] = ()  # video segments, by model, tag and start
     text_lines: tuple[TextLine, ...] = ()  # printed text read by OCR
     ocr_engine: str | None = None  # set when OCR ran (even if it read nothing), else None
+    deleted_at: str | None = None  # tombstones only: when the object's deletion was recorded
 
     @property
     def key(self) -> str:
@@ -231,6 +233,8 @@ class AssetRecord:
         if self.ocr_engine is not None:
             d["ocr_engine"] = self.ocr_engine
             d["text_lines"] = [line.to_dict() for line in self.text_lines]
+        if self.deleted_at is not None:
+            d["deleted_at"] = self.deleted_at
         return json.dumps(d, ensure_ascii=False, indent=1).encode()
 
     @property
@@ -263,6 +267,7 @@ class AssetRecord:
                 segments=tuple(Segment.from_dict(x) for x in d.get("segments", ())),
                 text_lines=tuple(TextLine.from_dict(x) for x in d.get("text_lines", ())),
                 ocr_engine=d.get("ocr_engine"),
+                deleted_at=d.get("deleted_at"),
             )
         except (ValueError, KeyError, TypeError) as e:
             raise InvalidInputError(f"asset record is not valid JSON of schema {RECORD_SCHEMA}: {e}") from e

@@ -63,7 +63,7 @@ def handler(aws: dict[str, Any]) -> Any:
         for i in range(5)
     ]
     c.trainer.train(tenant="acme", model_id="colour", examples=examples, threshold=0.6)
-    module._components = c
+    module.components.set(c)
     return module.handler
 
 

@@ -41,7 +41,7 @@ def review(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    monkeypatch.setattr(module, "_services", scene.services)  # what services() builds from the environment
+    module.services.set(scene.services)  # instead of what services() builds from the environment
     return module
 
 

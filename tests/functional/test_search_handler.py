@@ -65,9 +65,7 @@ def wired(osmem_server: OsmemServer) -> Iterator[tuple[Any, OpenSearchIndex, dic
         ):
             opensearch_index.upsert(_record(tenant, path, name), {"garments": garments})
         module = load_function(REPO_ROOT / "functions", "search")
-        monkeypatch.setattr(
-            module, "_components", build(Settings(data_bucket=DATA), store=store, index=opensearch_index)
-        )
+        module.components.set(build(Settings(data_bucket=DATA), store=store, index=opensearch_index))
         yield module, opensearch_index, issued
     client.close()
     clone.close()

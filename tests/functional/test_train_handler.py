@@ -58,12 +58,14 @@ def components(aws: dict[str, Any]) -> Components:
 def handler(components: Components) -> Any:
     """functions/train/handler.py as deployed, with its jobs wired to moto and the fake encoder."""
     module = load_function(REPO_ROOT / "functions", "train")
-    module._jobs = TrainingJobs(
-        store=components.store,
-        data_bucket=DATA,
-        trainer=components.trainer,
-        records=components.records,
-        assets_bucket=ASSETS,
+    module.jobs.set(
+        TrainingJobs(
+            store=components.store,
+            data_bucket=DATA,
+            trainer=components.trainer,
+            records=components.records,
+            assets_bucket=ASSETS,
+        )
     )
     return module.handler
 

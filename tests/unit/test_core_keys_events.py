@@ -51,7 +51,9 @@ def test_s3_test_event_is_skipped() -> None:
 
 def test_eventbridge_object_created_is_understood() -> None:
     refs = parse_storage_event(load_event("eventbridge_object_created.json"))
-    assert refs == [ObjectRef("tagsmith-assets", "acme/a.jpg", "abc", 5)]
+    assert refs == [
+        ObjectRef("tagsmith-assets", "acme/a.jpg", "abc", 5, version_id="v1", sequencer="00617F08299329D189")
+    ]
 
 
 def test_removal_events_produce_nothing_to_ingest() -> None:

@@ -55,6 +55,8 @@ class StackDef:
     )
     notifications: tuple[NotificationDef, ...] = (
         NotificationDef("assets", "ingest"),
+        # deletions (and, in a versioned bucket, delete markers): tombstone, unindex, close reviews
+        NotificationDef("assets", "ingest", events=("s3:ObjectRemoved:*",)),
         NotificationDef("data", "training", prefix="tenants/", suffix=".train.json"),
         # a model version promoted (tenants/<t>/models/<m>/active.json written) -> re-tag the library
         NotificationDef("data", "backfill", prefix="tenants/", suffix="/active.json"),

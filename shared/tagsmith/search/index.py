@@ -23,7 +23,7 @@ from opensearchpy import helpers
 
 from tagsmith.errors import InvalidKeyError, TagsmithError, TransientError
 from tagsmith.keys import validate_tenant
-from tagsmith.records import AssetRecord
+from tagsmith.records import AssetRecord, AssetStatus
 from tagsmith.search.documents import doc_id, doc_id_for_key, document_from_record
 from tagsmith.search.mapping import MAPPING_VERSION, alias_name, is_tenant_index, load_mapping, new_index_name
 from tagsmith.search.query import SearchPage, SearchQuery, build_search_body, page_from_response
@@ -93,11 +93,14 @@ class SearchIndex(Protocol):
         ...
 
     def upsert(self, record: AssetRecord, taxonomies: Mapping[str, Taxonomy]) -> None:
-        """Index (or replace) the document of ``record``."""
+        """Index (or replace) the document of ``record``; a tombstone (status ``deleted``) removes
+        it instead, as :meth:`delete` with the tombstone's revision. Bulk loads skip tombstones."""
         ...
 
-    def delete(self, tenant: str, asset_key: str) -> None:
-        """Remove an asset's document; deleting a missing one is not an error."""
+    def delete(self, tenant: str, asset_key: str, *, revision: int | None = None) -> None:
+        """Remove an asset's document; deleting a missing one is not an error. With ``revision``
+        (a tombstone's) a document of a later revision is kept and, as far as the backend keeps
+        deleted versions (OpenSearch: ``index.gc_deletes``, 60 s), an older write is refused."""
         ...
 
     def bulk_upsert(
@@ -147,6 +150,11 @@ def bulk_document(
         return BulkItemError(record.key, 400, type(e).__name__, str(e))
 
 
+def searchable(record: AssetRecord) -> bool:
+    """False for a tombstone (the object was deleted): it has no search document."""
+    return record.status is not AssetStatus.DELETED
+
+
 def check_asset_key(tenant: str, asset_key: str) -> str:
     """``asset_key`` if it lies inside ``tenant``; a key of another tenant is refused."""
     if not asset_key.startswith(validate_tenant(tenant) + "/"):
@@ -193,6 +201,9 @@ class OpenSearchIndex:
     # -- writes -----------------------------------------------------------------------------
 
     def upsert(self, record: AssetRecord, taxonomies: Mapping[str, Taxonomy]) -> None:
+        if not searchable(record):
+            self.delete(record.tenant, record.key, revision=record.revision)
+            return
         doc = document_from_record(record, taxonomies)
         for attempt in range(2):
             try:
@@ -212,13 +223,18 @@ class OpenSearchIndex:
                 log.info("kept newer document of %s (revision %s is stale)", record.key, record.revision)
                 return
 
-    def delete(self, tenant: str, asset_key: str) -> None:
+    def delete(self, tenant: str, asset_key: str, *, revision: int | None = None) -> None:
         check_asset_key(tenant, asset_key)
+        # With the tombstone's revision the delete is versioned like every write: a document of a
+        # later revision (the asset came back) is kept, and an older write arriving late is refused.
+        params = {"version": revision, "version_type": "external_gte"} if revision is not None else {}
         try:
             with _translated(f"deleting {asset_key}", missing_ok=True, missing_doc_ok=True):
-                self._client.delete(index=alias_name(tenant), id=doc_id_for_key(asset_key))
+                self._client.delete(index=alias_name(tenant), id=doc_id_for_key(asset_key), params=params)
         except _AliasMissing:
             return
+        except _StaleRevision:
+            log.info("kept newer document of %s (the deletion is revision %s)", asset_key, revision)
 
     def bulk_upsert(
         self, records_with_taxonomies: Iterable[RecordWithTaxonomies], tenant: str
@@ -237,7 +253,8 @@ class OpenSearchIndex:
             self._client.indices.create(index=index, body=load_mapping(MAPPING_VERSION))
         counted = _Counter()
         try:
-            errors = self._bulk_load(index, ((r, taxonomies) for r in counted.wrap(records)), tenant)
+            live = (r for r in records if searchable(r))  # tombstones have no document
+            errors = self._bulk_load(index, ((r, taxonomies) for r in counted.wrap(live)), tenant)
             with _translated(f"reading the search aliases of tenant {tenant!r}"):
                 old = self._tenant_indices(tenant)
             # One update_aliases call: readers see either the old index or the new one, never none.
@@ -311,6 +328,8 @@ class OpenSearchIndex:
 
         def actions() -> Iterator[dict[str, Any]]:
             for record, taxonomies in items:
+                if not searchable(record):
+                    continue  # a tombstone: nothing to index (its old document is deleted on delete)
                 doc = bulk_document(record, taxonomies, tenant)
                 if isinstance(doc, BulkItemError):
                     errors.append(doc)

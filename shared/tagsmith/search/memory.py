@@ -28,6 +28,7 @@ from tagsmith.search.index import (
     RecordWithTaxonomies,
     bulk_document,
     check_asset_key,
+    searchable,
 )
 from tagsmith.search.mapping import MAPPING_VERSION, new_index_name
 from tagsmith.search.query import (
@@ -58,6 +59,7 @@ class _Tenant:
     index: str
     mapping_version: int = MAPPING_VERSION
     docs: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # id -> (revision, doc)
+    deleted: dict[str, int] = field(default_factory=dict)  # id -> revision of its versioned delete
 
 
 class InMemorySearchIndex:
@@ -77,14 +79,25 @@ class InMemorySearchIndex:
             self._tenants[tenant] = _Tenant(new_index_name(tenant))
 
     def upsert(self, record: AssetRecord, taxonomies: Mapping[str, Taxonomy]) -> None:
+        if not searchable(record):
+            self.delete(record.tenant, record.key, revision=record.revision)
+            return
         doc = document_from_record(record, taxonomies)
         self.ensure_tenant(record.tenant)
         self._put(self._tenants[record.tenant], record, doc)
 
-    def delete(self, tenant: str, asset_key: str) -> None:
+    def delete(self, tenant: str, asset_key: str, *, revision: int | None = None) -> None:
         check_asset_key(tenant, asset_key)
-        if tenant in self._tenants:
-            self._tenants[tenant].docs.pop(doc_id_for_key(asset_key), None)
+        state = self._tenants.get(tenant)
+        if state is None:
+            return
+        doc_key = doc_id_for_key(asset_key)
+        current = state.docs.get(doc_key)
+        if revision is not None and current is not None and current[0] > revision:
+            return  # external_gte, as OpenSearch: a later revision's document is kept
+        state.docs.pop(doc_key, None)
+        if revision is not None:
+            state.deleted[doc_key] = revision  # an older write arriving late is refused
 
     def bulk_upsert(
         self, records_with_taxonomies: Iterable[RecordWithTaxonomies], tenant: str
@@ -98,7 +111,7 @@ class InMemorySearchIndex:
         started = time.perf_counter()
         validate_tenant(tenant)
         fresh = _Tenant(new_index_name(tenant))
-        items = [(r, taxonomies) for r in records]
+        items = [(r, taxonomies) for r in records if searchable(r)]  # tombstones have no document
         errors = self._load(fresh, items, tenant)
         old = self._tenants.get(tenant)
         self._tenants[tenant] = fresh  # one assignment: readers see old or new, never neither
@@ -156,6 +169,8 @@ class InMemorySearchIndex:
     ) -> list[BulkItemError]:
         errors: list[BulkItemError] = []
         for record, taxonomies in items:
+            if not searchable(record):
+                continue  # a tombstone has no document
             doc = bulk_document(record, taxonomies, tenant)
             if isinstance(doc, BulkItemError):
                 errors.append(doc)
@@ -179,6 +194,8 @@ class InMemorySearchIndex:
         current = state.docs.get(doc_id(record))
         if current is not None and current[0] > record.revision:
             return  # external_gte versioning: a stale revision never replaces a newer one
+        if state.deleted.get(doc_id(record), -1) > record.revision:
+            return  # deleted at a later revision (OpenSearch keeps a deleted version for a while)
         state.docs[doc_id(record)] = (record.revision, doc)
 
 

@@ -14,6 +14,9 @@ step 2. Revisions, not clocks, decide what changed: no clock skew to allow for. 
 twice is harmless (documents are versioned by revision, ``external_gte``). The price is reading the
 records twice.
 
+Tombstones (records of deleted objects, status ``deleted``) are never indexed: the rebuild skips
+them, and one tombstoned during step 1 has its document deleted in step 2.
+
 A mapping migration (``MAPPING_VERSION`` raised, e.g. v1 -> v2) is the same operation: the rebuild
 creates the new index with the current mapping. :func:`reindex_tenants` with ``only_outdated`` does
 just the tenants whose live index has an older mapping.
@@ -36,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tagsmith.records import AssetRecord
-from tagsmith.search.index import BulkItemError, SearchIndex
+from tagsmith.search.index import BulkItemError, SearchIndex, searchable
 from tagsmith.search.mapping import MAPPING_VERSION
 from tagsmith.taxonomy import Taxonomy
 
@@ -99,14 +102,17 @@ def reindex_tenant(
     rebuilt = index.rebuild(tenant, listing(), taxonomies)
     # From here on the alias points at the new index: every new write lands there.
     changed: list[AssetRecord] = []
+    deleted: list[AssetRecord] = []  # tombstoned meanwhile: their document may have been loaded
     present: set[str] = set()
     for record in records.iter_tenant(tenant):
         present.add(record.key)
         if loaded.get(record.key) != record.revision:
-            changed.append(record)
+            (changed if searchable(record) else deleted).append(record)
     errors = list(rebuilt.errors)
     if changed:
         errors += index.bulk_upsert(((r, taxonomies) for r in changed), tenant)
+    for record in deleted:
+        index.delete(tenant, record.key, revision=record.revision)
     gone = sorted(set(loaded) - present)
     for key in gone:
         index.delete(tenant, key)
@@ -117,7 +123,7 @@ def reindex_tenant(
         mapping_version=MAPPING_VERSION,
         indexed=rebuilt.indexed,
         caught_up=len(changed),
-        removed=len(gone),
+        removed=len(gone) + len(deleted),
         errors=errors,
         deleted_indices=rebuilt.deleted_indices,
         seconds=time.perf_counter() - started,
