@@ -32,7 +32,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,7 @@ from tagsmith.tagmodels import (
     l2_normalise,
     route_prediction,
 )
+from tagsmith.tagmodels.store import PromotionConflictError
 from tagsmith.taxonomy import Taxonomy
 from tagsmith.training_report import (
     ConfusedPair,
@@ -284,16 +285,24 @@ def near_duplicate_pairs(
     """
     x = l2_normalise(embeddings)
     g = np.asarray(groups)
-    todo = np.arange(len(x)) if rows is None else np.asarray(sorted(rows), dtype=int)
     found: dict[tuple[int, int], float] = {}
-    for start in range(0, len(todo), 512):  # blocks bound memory at 512 x N similarities
-        idx = todo[start : start + 512]
-        block = x[idx] @ x.T
-        hit_rows, cols = np.nonzero(block >= similarity)
-        for r, c in zip(hit_rows.tolist(), cols.tolist(), strict=True):
-            i = int(idx[r])
-            if c != i and g[i] != g[c]:
-                found[(min(i, c), max(i, c))] = float(block[r, c])
+    n, block_rows = len(x), 512  # blocks bound memory at 512 x N similarities
+    if rows is None:
+        # Every pair once: each block of rows against itself and the rows after it (half the
+        # products of the full N x N similarity matrix).
+        blocks = [(np.arange(start, min(start + block_rows, n)), start) for start in range(0, n, block_rows)]
+    else:
+        todo = np.asarray(sorted(set(rows)), dtype=int)
+        blocks = [(todo[start : start + block_rows], 0) for start in range(0, len(todo), block_rows)]
+    for idx, first_col in blocks:
+        block = x[idx] @ x[first_col:].T
+        hit_rows, hit_cols = np.nonzero(block >= similarity)
+        i, j = idx[hit_rows], hit_cols + first_col
+        keep = (i != j) & (g[i] != g[j])
+        for a, b, sim in zip(
+            i[keep].tolist(), j[keep].tolist(), block[hit_rows[keep], hit_cols[keep]].tolist(), strict=True
+        ):
+            found[(min(a, b), max(a, b))] = float(sim)
     pairs = [(i, j, s) for (i, j), s in found.items()]
     return sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))
 
@@ -355,7 +364,7 @@ class TrainingService:
         if threshold is not None and not 0.0 < threshold <= 1.0:
             raise TrainingInputError(f"auto-apply threshold must be in (0, 1], got {threshold}")
         warnings = [*source_warnings, *check_examples(examples, kind)]
-        active, active_examples = self._active(tenant, model_id)
+        active_pointer, active, active_examples = self._active(tenant, model_id)
 
         mark = time.perf_counter()
         loaded, embedded, cached = self._load_and_embed(tenant, examples)
@@ -434,6 +443,22 @@ class TrainingService:
         self.models.save_version_file(
             tenant, model_id, version, "examples.json", _examples_json(model, loaded)
         )
+        if promotion.promoted:
+            try:
+                self.models.activate(
+                    tenant, model_id, version, reason=promotion.reason, expected=active_pointer
+                )
+            except PromotionConflictError as e:
+                # Another training (or a rollback) promoted a version since this one was compared:
+                # the comparison is stale, so this version stays saved but inactive.
+                log.warning("trained %s/%s version %s, not activated: %s", tenant, model_id, version, e)
+                promotion = replace(
+                    promotion, promoted=False, reason=f"{promotion.reason}; not activated: {e}"
+                )
+                report.promotion = promotion
+                report.warnings.append(str(e))
+            else:
+                self.tagger.models.invalidate(tenant)
         report.activated = promotion.promoted
         timings["save"] = time.perf_counter() - mark
         report.timings = {k: round(v, 3) for k, v in timings.items()}
@@ -447,9 +472,6 @@ class TrainingService:
             render_html(report).encode(),
             content_type="text/html; charset=utf-8",
         )
-        if promotion.promoted:
-            self.models.activate(tenant, model_id, version, reason=promotion.reason)
-            self.tagger.models.invalidate(tenant)
         log.info(
             "trained %s/%s version %s on %d examples (%d embedded, %d cached): %s, %s",
             tenant,
@@ -624,16 +646,18 @@ class TrainingService:
 
     def _active(
         self, tenant: str, model_id: str
-    ) -> tuple[TagModel | None, dict[str, tuple[str, ...]] | None]:
-        """The active version and what it was trained on (sha256 -> tags), if it kept a record."""
+    ) -> tuple[str | None, TagModel | None, dict[str, tuple[str, ...]] | None]:
+        """The version ``active.json`` names (what a promotion will expect to replace), that
+        version's model, and what it was trained on (sha256 -> tags), if it kept a record."""
+        pointer = self.models.active_version(tenant, model_id)
+        if pointer is None:
+            return None, None, None
         try:
-            active = self.models.load_active(tenant, model_id)
+            active = self.models.load_version(tenant, model_id, pointer)
         except (InvalidInputError, NotFoundError) as e:
             log.warning("active version of %s/%s cannot be read (%s): replacing it", tenant, model_id, e)
-            return None, None
-        if active is None:
-            return None, None
-        return active, self.models.training_examples(tenant, model_id, active.version)
+            return pointer, None, None
+        return pointer, active, self.models.training_examples(tenant, model_id, active.version)
 
     def _decide(
         self,

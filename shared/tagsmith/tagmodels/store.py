@@ -8,23 +8,46 @@
     tenants/<t>/models/<m>/versions/<v>/weights.npz
     tenants/<t>/models/<m>/versions/<v>/examples.json  content hash + tags of each training example
     tenants/<t>/models/<m>/versions/<v>/report.json|report.html
+
+Moving ``active.json`` is a compare-and-swap on its ETag: two trainings (or a training and a
+rollback) that decide from the same active version cannot both win silently; the loser gets a
+:class:`PromotionConflictError` naming the version that won.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final, Literal
 
-from tagsmith.errors import InvalidInputError, NotFoundError
+from tagsmith.errors import InvalidInputError, NotFoundError, TransientError
 from tagsmith.keys import model_prefix, models_prefix, validate_model_id
 from tagsmith.records import utc_now
-from tagsmith.storage.base import ObjectStore
+from tagsmith.storage.base import ObjectStore, PreconditionFailedError
 from tagsmith.tagmodels.model import TagModel
 from tagsmith.taxonomy import Taxonomy
+
+
+class PromotionConflictError(TransientError):
+    """``active.json`` moved while a promotion was being decided: another training or a rollback
+    won. Transient: deciding again against the version that is active now is the way out."""
+
+    def __init__(self, message: str, *, active: str | None) -> None:
+        super().__init__(message)
+        self.active = active  # the version active when the conflict was seen
+
+
+class _Whatever(enum.Enum):
+    ACTIVE = "whatever is active"
+
+
+#: ``activate(..., expected=WHATEVER_IS_ACTIVE)``: replace the active version, whichever it is
+#: (still refused if ``active.json`` changes between this call's read and write).
+WHATEVER_IS_ACTIVE: Final = _Whatever.ACTIVE
 
 
 class ModelStore:
@@ -83,16 +106,59 @@ class ModelStore:
         examples = self.training_examples(tenant, model_id, version)
         return None if examples is None else set(examples)
 
-    def activate(self, tenant: str, model_id: str, version: str, *, reason: str = "") -> None:
-        """Point ``active.json`` at ``version`` (promotion or rollback); the version must load."""
+    def activate(
+        self,
+        tenant: str,
+        model_id: str,
+        version: str,
+        *,
+        reason: str = "",
+        expected: str | Literal[_Whatever.ACTIVE] | None = WHATEVER_IS_ACTIVE,
+    ) -> None:
+        """Point ``active.json`` at ``version`` (promotion or rollback); the version must load.
+
+        ``expected``: the version the caller's decision was based on (``None``: no active version).
+        If another is active by now, or ``active.json`` changes before it is written (a
+        conditional write on its ETag), raises :class:`PromotionConflictError` and changes nothing.
+        """
         self.load_version(tenant, model_id, version)  # refuse to point at something unreadable
-        previous = self.active_version(tenant, model_id)
+        key = model_prefix(tenant, model_id) + "active.json"
+        previous, etag = self._active_pointer(tenant, model_id)
+        if expected is not WHATEVER_IS_ACTIVE and previous != expected:
+            raise PromotionConflictError(
+                f"cannot make {version} the active version of {tenant}/{model_id}: it was decided against "
+                f"{_describe(expected)}, but {_describe(previous)} is active now (another training or a "
+                "rollback promoted it meanwhile); train again to compare with it, or activate explicitly",
+                active=previous,
+            )
         body = json.dumps(
             {"version": version, "previous": previous, "at": utc_now(), "reason": reason}, ensure_ascii=False
         ).encode()
-        self.store.put(
-            self.bucket, model_prefix(tenant, model_id) + "active.json", body, content_type="application/json"
-        )
+        try:
+            self.store.put(
+                self.bucket,
+                key,
+                body,
+                content_type="application/json",
+                if_match=etag,
+                if_none_match=etag is None,
+            )
+        except PreconditionFailedError as e:
+            now, _ = self._active_pointer(tenant, model_id)
+            raise PromotionConflictError(
+                f"cannot make {version} the active version of {tenant}/{model_id}: active.json changed "
+                f"while it was being written (from {_describe(previous)} to {_describe(now)}); "
+                "train again to compare with it, or activate explicitly",
+                active=now,
+            ) from e
+
+    def _active_pointer(self, tenant: str, model_id: str) -> tuple[str | None, str | None]:
+        """(active version, ETag of ``active.json``), ``(None, None)`` when there is none."""
+        try:
+            stored = self.store.get(self.bucket, model_prefix(tenant, model_id) + "active.json")
+        except NotFoundError:
+            return None, None
+        return str(json.loads(stored.body)["version"]), stored.info.etag
 
     def read_status(self, tenant: str, model_id: str) -> dict[str, Any] | None:
         try:
@@ -193,6 +259,10 @@ class ModelStore:
     def save_taxonomy(self, tenant: str, model_id: str, taxonomy: Taxonomy) -> None:
         validate_model_id(model_id)
         self.store.put(self.bucket, model_prefix(tenant, model_id) + "taxonomy.json", taxonomy.to_json())
+
+
+def _describe(version: str | None) -> str:
+    return f"version {version}" if version else "no active version"
 
 
 class ActiveModels:
