@@ -12,7 +12,7 @@ Sections (``--only`` takes a comma-separated list; the default runs the first fo
   photos (the cached figures above come from whenever each cache was filled, under other load).
 * ``throughput``: images/s through the real :class:`IngestService` (decode, embed, every active
   model, record, review items, index) on in-memory adapters, and embed-only images/s.
-* ``training_speed``, ``search_latency``, ``video``, ``ocr``, ``review_loop``, ``backfill``: the other
+* ``training_speed``, ``search_latency``, ``video``, ``ocr``, ``review_loop``, ``backfill``, ``review_queue``: the other
   benchmark modules' ``run()``, only when named (some take long).
 
 Embeddings are computed once per encoder and cached in ``var/bench-cache/<encoder id>.npz`` (with
@@ -48,7 +48,7 @@ KS = (5, 10, 30)
 SEEDS = (0, 1, 2, 3, 4)
 UNKNOWN_K = 10
 OWN_SECTIONS = ("accuracy", "variants", "throughput", "embed_cost")
-EXTRA_SECTIONS = ("training_speed", "search_latency", "video", "ocr", "review_loop", "backfill")
+EXTRA_SECTIONS = ("training_speed", "search_latency", "video", "ocr", "review_loop", "backfill", "review_queue")
 THREADS = 2  # the size of the machines CI and the docs figures run on
 
 

@@ -2,19 +2,36 @@
 
 One item per asset and model, with a deterministic id, so re-processing the same asset updates the
 same item instead of piling up duplicates, and an at-least-once redelivery adds nothing.
+
+**The queue order, kept in key order.** Every pending item also has an empty *entry* object under
+``tenants/<t>/review-queue/`` whose key sorts exactly as the console orders the queue and carries
+what the console filters on::
+
+    <10000 - informativeness x 10000, 5 digits>~<created_at>~<item id>~<model>~<tag>~<confidence>
+
+so one page of the queue is a listing from a cursor (``list(prefix, start_after=...)``) plus one
+GET per item shown, whatever the backlog, and counts and the backlog come from the keys alone. The
+order is exact, not approximate: :func:`informativeness` depends only on the item's own confidences
+(rounded to 4 decimals, as the key), and ties fall back to age then id, as in ``order_queue``.
+
+:meth:`ReviewStore.put` keeps entries in step, entry first: (1) put the new entry, (2) put the item,
+(3) delete the previous entry. A crash leaves at worst an extra entry, never a pending item without
+one; readers GET each item and skip an entry that no longer matches it (a stale entry costs one GET
+until :meth:`ReviewStore.rebuild_queue_index` or the next change of that item removes it). Tenants
+whose items predate the entries get them on first use (:meth:`ReviewStore.ensure_queue_index`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from tagsmith.errors import NotFoundError
-from tagsmith.keys import review_item_key, reviews_prefix
+from tagsmith.keys import review_item_key, reviews_prefix, tenant_prefix
 from tagsmith.records import Alternative, utc_now
 from tagsmith.storage.base import ObjectStore
 
@@ -27,6 +44,55 @@ class ReviewStatus(StrEnum):
 
 def review_item_id(tenant: str, path: str, model: str) -> str:
     return hashlib.sha1(f"{tenant}\0{path}\0{model}".encode()).hexdigest()[:24]
+
+
+def informativeness(item: ReviewItem) -> float:
+    """0..1, higher = a human answer teaches more (1 = the model could not choose at all): margin
+    sampling, ``1 - (confidence - best alternative)``, the alternative counting as 0 when none was
+    listed (see :mod:`tagsmith.console.queue` for why the threshold is not used)."""
+    runner_up = max((a.confidence for a in item.alternatives), default=0.0)
+    return round(max(0.0, min(1.0, 1.0 - (item.confidence - runner_up))), 4)
+
+
+ENTRY_SEP = "~"  # in no tenant, model or tag id, nor in item ids or timestamps
+QUEUE_BUILT = "~built.json"  # sorts after every entry (entries start with a digit)
+
+
+def review_queue_prefix(tenant: str) -> str:
+    return tenant_prefix(tenant) + "review-queue/"
+
+
+def queue_entry_name(item: ReviewItem) -> str:
+    """The entry's key below :func:`review_queue_prefix`: sorts most informative first, then oldest."""
+    rank = 10_000 - round(informativeness(item) * 10_000)
+    fields = (f"{rank:05d}", item.created_at, item.id, item.model, item.suggestion, f"{item.confidence:.4f}")
+    return ENTRY_SEP.join(fields)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """One pending item as its queue entry's key tells it (no GET needed)."""
+
+    name: str  # the key below the tenant's review-queue prefix: the paging cursor
+    item_id: str
+    model: str
+    tag: str
+    confidence: float
+    informativeness: float
+    created_at: str
+
+    @classmethod
+    def parse(cls, name: str) -> QueueEntry | None:
+        parts = name.split(ENTRY_SEP)
+        if len(parts) != 6 or not parts[0].isdigit():
+            return None  # the built marker, or something that is not an entry
+        rank, created_at, item_id, model, tag, confidence = parts
+        try:
+            return cls(
+                name, item_id, model, tag, float(confidence), (10_000 - int(rank)) / 10_000, created_at
+            )
+        except ValueError:
+            return None
 
 
 @dataclass(frozen=True)
@@ -77,12 +143,21 @@ class ReviewStore:
         self.bucket = bucket
 
     def put(self, item: ReviewItem) -> None:
+        """Write the item and keep its queue entry in step (entry first; see the module docstring)."""
+        previous = self.get(item.tenant, item.id)
+        old = queue_entry_name(previous) if previous and previous.status is ReviewStatus.PENDING else None
+        new = queue_entry_name(item) if item.status is ReviewStatus.PENDING else None
+        prefix = review_queue_prefix(item.tenant)
+        if new is not None and new != old:
+            self.store.put(self.bucket, prefix + new, b"")
         self.store.put(
             self.bucket,
             review_item_key(item.tenant, item.id),
             item.to_json(),
             content_type="application/json",
         )
+        if old is not None and old != new:
+            self.store.delete(self.bucket, prefix + old)
 
     def get(self, tenant: str, item_id: str) -> ReviewItem | None:
         try:
@@ -91,6 +166,7 @@ class ReviewStore:
             return None
 
     def iter_tenant(self, tenant: str) -> Iterator[ReviewItem]:
+        """Every item of the tenant, whatever its status: one GET each (audits, exports)."""
         for info in self.store.list(self.bucket, reviews_prefix(tenant)):
             try:
                 yield ReviewItem.from_json(self.store.get(self.bucket, info.key).body)
@@ -101,3 +177,70 @@ class ReviewStore:
         """Pending items, most informative first."""
         items = [i for i in self.iter_tenant(tenant) if i.status is ReviewStatus.PENDING]
         return sorted(items, key=lambda i: (-i.uncertainty, i.created_at, i.id))
+
+    # --- the queue entries ---------------------------------------------------------------------
+    def entries(self, tenant: str, *, after: str = "") -> Iterator[QueueEntry]:
+        """Pending items' entries in queue order, from just after the entry named ``after``."""
+        prefix = review_queue_prefix(tenant)
+        start = prefix + after if after else ""
+        for info in self.store.list(self.bucket, prefix, start_after=start):
+            entry = QueueEntry.parse(info.key[len(prefix) :])
+            if entry is not None:
+                yield entry
+
+    def pending_page(
+        self,
+        tenant: str,
+        *,
+        match: Callable[[QueueEntry], bool] = lambda e: True,
+        check: Callable[[ReviewItem], bool] = lambda i: True,
+        after: str = "",
+        skip: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[ReviewItem], str | None]:
+        """Up to ``limit`` pending items whose entries ``match``, in queue order, after the entry
+        ``after`` and past the first ``skip`` matches; returns them and the cursor of the next page
+        (None at the end). Reads ``limit`` items, plus one per stale entry met, at most ``limit + 50``.
+        ``check`` is applied to each item read (the key rounds the confidence to 4 decimals).
+        """
+        items: list[ReviewItem] = []
+        reads = 0
+        last: str | None = None
+        for entry in self.entries(tenant, after=after):
+            if not match(entry):
+                continue
+            if skip:
+                skip -= 1
+                continue
+            if len(items) == limit or reads >= limit + 50:
+                return items, last  # there is more: the next page starts after the last one read
+            reads += 1
+            last = entry.name
+            item = self.get(tenant, entry.item_id)
+            if (
+                item is not None
+                and item.status is ReviewStatus.PENDING
+                and queue_entry_name(item) == entry.name
+                and check(item)
+            ):
+                items.append(item)
+        return items, None
+
+    def ensure_queue_index(self, tenant: str) -> int:
+        """Give every pending item its entry once per tenant (items written before entries existed);
+        returns how many entries were written (0 when the index was already built)."""
+        if self.store.head(self.bucket, review_queue_prefix(tenant) + QUEUE_BUILT) is not None:
+            return 0
+        return self.rebuild_queue_index(tenant)
+
+    def rebuild_queue_index(self, tenant: str) -> int:
+        """Rewrite the tenant's entries from the items (one GET per item) and drop stale ones."""
+        prefix = review_queue_prefix(tenant)
+        wanted = {queue_entry_name(i) for i in self.iter_tenant(tenant) if i.status is ReviewStatus.PENDING}
+        present = {info.key[len(prefix) :] for info in self.store.list(self.bucket, prefix)}
+        for name in sorted(wanted - present):
+            self.store.put(self.bucket, prefix + name, b"")
+        for name in sorted(present - wanted - {QUEUE_BUILT}):
+            self.store.delete(self.bucket, prefix + name)
+        self.store.put(self.bucket, prefix + QUEUE_BUILT, b"{}", content_type="application/json")
+        return len(wanted - present)

@@ -5,7 +5,9 @@ Examples::
     tagsmith review list -t acme --model product --max-confidence 0.6
     tagsmith review backlog -t acme
     tagsmith review decide -t acme 3f9a... --accept            # or --reject, --pick TAG, --none
-    tagsmith review token -t acme --name ana                   # a reviewer token for the console
+    tagsmith review token -t acme --name ana --lifetime 30d    # a reviewer token (default 90d)
+    tagsmith review tokens -t acme                             # list: id, holder, expiry, status
+    tagsmith review revoke -t acme 1f0c2a9e                    # revoke by id (8+ hex digits)
     tagsmith review retrain -t acme -m product                 # retrain on the corrections now
 """
 
@@ -45,14 +47,15 @@ def list_items(
     as_json: JsonOpt = False,
 ) -> None:
     """Pending review items, most informative first."""
-    from tagsmith.console import QueueFilter, informativeness, select
+    from tagsmith.console import QueueFilter, informativeness
+    from tagsmith.console.queue import pending_queue_page
 
     def go() -> None:
         validate_tenant(tenant)
         _, s = _services(target)
-        items = list(s.reviews.iter_tenant(tenant))
         flt = QueueFilter(model=model, tag=tag, min_confidence=min_confidence, max_confidence=max_confidence)
-        page = select(items, flt, limit=limit)
+        queue = pending_queue_page(s.reviews, tenant, flt, limit=limit)
+        page = queue.items
         if as_json:
             for i in page:
                 print(
@@ -83,7 +86,7 @@ def list_items(
             alts = ", ".join(f"{a.tag} {a.confidence:.2f}" for a in i.alternatives)
             table.add_row(i.id, i.asset_path, i.model, i.suggestion, f"{i.confidence:.2f}", alts)
         out.print(table)
-        out.print(f"{sum(1 for i in items if flt.matches(i))} item(s) match")
+        out.print(f"{queue.total} item(s) match")
 
     run_or_exit(go)
 
@@ -156,17 +159,71 @@ def token(
     tenant: TenantOpt,
     name: Annotated[str, typer.Option(help="who the token is for")],
     role: Annotated[str, typer.Option(help="reader, reviewer or admin")] = "reviewer",
+    lifetime: Annotated[
+        str, typer.Option(help="how long it works: 30m, 12h, 90d, 2w, or 'never' (ask for it explicitly)")
+    ] = "90d",
     target: TargetOpt = Target.AUTO,
 ) -> None:
-    """Issue a token for the console (printed once; only its hash is stored)."""
+    """Issue a token for the console and the search API (printed once; only its hash is stored)."""
+    from tagsmith.auth import parse_lifetime, token_id
 
     def go() -> None:
         validate_tenant(tenant)
+        span = parse_lifetime(lifetime)
         session, s = _services(target)
-        issued = s.tokens.issue(tenant, name=name, role=role)
+        issued = s.tokens.issue(tenant, name=name, role=role, lifetime=span)
         print(issued)
+        out.print(
+            f"[dim]id {token_id(issued)}, "
+            + (f"expires in {lifetime}" if span is not None else "never expires")
+            + f"; revoke with: tagsmith review revoke -t {tenant} {token_id(issued)}[/]",
+            soft_wrap=True,
+        )
         if session.stack is not None and session.stack.console_url:
             out.print(f"[dim]console: {session.stack.console_url}/review#token={issued}[/]", soft_wrap=True)
+
+    run_or_exit(go)
+
+
+@review_app.command("tokens")
+def list_tokens(tenant: TenantOpt, target: TargetOpt = Target.AUTO, as_json: JsonOpt = False) -> None:
+    """The tenant's tokens: id, holder, role, issued, expires, status (the tokens themselves are never stored)."""
+    from datetime import UTC, datetime
+
+    def go() -> None:
+        validate_tenant(tenant)
+        _, s = _services(target)
+        now = datetime.now(UTC)
+        infos = s.tokens.list_tokens(tenant)
+        if as_json:
+            for t in infos:
+                print(json.dumps(t.to_dict(now), ensure_ascii=False))
+            return
+        table = Table("id", "name", "role", "issued", "expires", "status", title=f"tokens of {tenant}")
+        for t in infos:
+            expires = t.expires_at or ("legacy, never expires" if t.legacy else "never")
+            status = t.status(now) + (f" {t.revoked_at}" if t.revoked_at else "")
+            table.add_row(t.id, t.name, t.role, t.created_at, expires, status)
+        out.print(table)
+
+    run_or_exit(go)
+
+
+@review_app.command()
+def revoke(
+    tenant: TenantOpt,
+    token_id: Annotated[
+        str, typer.Argument(help="the token's id (8+ hex digits, from 'tagsmith review tokens')")
+    ],
+    target: TargetOpt = Target.AUTO,
+) -> None:
+    """Revoke a token: it stops working at once and stays listed as revoked."""
+
+    def go() -> None:
+        validate_tenant(tenant)
+        _, s = _services(target)
+        done = s.tokens.revoke(tenant, token_id)
+        out.print(f"token {done.id}: {done.status}")
 
     run_or_exit(go)
 

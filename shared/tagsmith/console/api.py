@@ -13,8 +13,10 @@ Routes::
     GET  /static/<file>                       page assets
     GET  /api/me                              who the token is: tenant, name, role
     GET  /api/models                          active models, tags and labels, training status
-    GET  /api/queue?model&tag&min_confidence&max_confidence&status&offset&limit
+    GET  /api/queue?model&tag&min_confidence&max_confidence&status&cursor&offset&limit&counts
                                               review items, most informative first, plus backlog
+                                              (pending: paged by ``next_cursor``; counts=0 skips
+                                              the counts and backlog)
     GET  /api/items/<id>                      one item
     POST /api/items/<id>/decision             {"action": "accept|reject|pick|none", "tag": "..."}
     POST /api/decisions/bulk-accept           {"item_ids": [...], "tag": "..."}   (tag optional)
@@ -43,7 +45,7 @@ from urllib.parse import parse_qs
 
 from tagsmith.auth import AuthError, Principal, TokenStore
 from tagsmith.console.media import preview
-from tagsmith.console.queue import QueueFilter, backlog, informativeness, select
+from tagsmith.console.queue import QueueFilter, backlog, informativeness, pending_queue_page, select
 from tagsmith.decisions import CorrectionTracker, DecisionOutcome, DecisionService, RetrainPolicy
 from tagsmith.errors import InvalidInputError, NotFoundError, TagsmithError, TransientError
 from tagsmith.keys import model_prefix, parse_asset_key, tenant_prefix
@@ -372,14 +374,43 @@ def _queue(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -
         max_confidence=_float_arg(req, "max_confidence"),
         status=status,
     )
-    items = list(s.reviews.iter_tenant(who.tenant))  # the durable items: never only the queue messages
-    page = select(items, flt, offset=_int_arg(req, "offset", 0), limit=_int_arg(req, "limit", 50))
+    offset, limit = _int_arg(req, "offset", 0), _int_arg(req, "limit", 50)
+    if status is ReviewStatus.PENDING:
+        # the durable items through their ordered entries: ``limit`` item reads, whatever the backlog
+        queue = pending_queue_page(
+            s.reviews,
+            who.tenant,
+            flt,
+            cursor=req.arg("cursor") or None,
+            offset=offset,
+            limit=limit,
+            counts=req.arg("counts") not in ("0", "false"),
+        )
+        return Response.json(
+            200,
+            {
+                "items": [_item_json(i) for i in queue.items],
+                "next_cursor": queue.next_cursor,
+                "total": queue.total,
+                "pending": queue.pending,
+                "counts_exact": queue.counts_exact,
+                "backlog": [
+                    {"tenant": who.tenant, "model": b.model, "tag": b.tag, "pending": b.pending}
+                    for b in queue.backlog
+                ],
+            },
+        )
+    # decided / superseded items (an audit view, not the work queue): every item is read
+    items = list(s.reviews.iter_tenant(who.tenant))
+    page = select(items, flt, offset=offset, limit=limit)
     return Response.json(
         200,
         {
             "items": [_item_json(i) for i in page],
+            "next_cursor": None,
             "total": sum(1 for i in items if flt.matches(i)),
             "pending": sum(1 for i in items if i.status is ReviewStatus.PENDING),
+            "counts_exact": True,
             "backlog": [
                 {"tenant": who.tenant, "model": b.model, "tag": b.tag, "pending": b.pending}
                 for b in backlog(items)
