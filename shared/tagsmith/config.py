@@ -21,6 +21,9 @@ class Settings:
     review_queue_url: str = ""
     training_queue_url: str = ""
     backfill_queue_url: str = ""
+    video_jobs_queue_url: str = ""  # long videos run as jobs from this queue; "" = always inline
+    video_inline_seconds: float = 180.0  # longer videos become jobs
+    video_window_seconds: float = 120.0  # video time per job window
     backfill_rate: float = 50.0  # assets per second a backfill queues, at most
     opensearch_url: str = ""
     opensearch_auth: str = ""  # "sigv4" on Amazon OpenSearch Service; "" = none (osmem, local)
@@ -47,6 +50,9 @@ class Settings:
                 review_queue_url=e.get("TAGSMITH_REVIEW_QUEUE_URL", ""),
                 training_queue_url=e.get("TAGSMITH_TRAINING_QUEUE_URL", ""),
                 backfill_queue_url=e.get("TAGSMITH_BACKFILL_QUEUE_URL", ""),
+                video_jobs_queue_url=e.get("TAGSMITH_VIDEO_JOBS_QUEUE_URL", ""),
+                video_inline_seconds=float(e.get("TAGSMITH_VIDEO_INLINE_SECONDS", 180)),
+                video_window_seconds=float(e.get("TAGSMITH_VIDEO_WINDOW_SECONDS", 120)),
                 backfill_rate=float(e.get("TAGSMITH_BACKFILL_RATE", 50)),
                 opensearch_url=e.get("TAGSMITH_OPENSEARCH_URL", ""),
                 opensearch_auth=e.get("TAGSMITH_OPENSEARCH_AUTH", ""),

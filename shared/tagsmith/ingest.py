@@ -17,6 +17,8 @@ Per object the outcome is one of:
   codec); the reason is on the record and the message is NOT retried;
 * ``rejected``: the key is outside any tenant prefix; only a log line can say so;
 * ``skipped``: the object no longer exists;
+* ``queued``: a long video became a resumable job (:mod:`tagsmith.videojobs`); its record is
+  written when the job's last step has run;
 * an exception (transient): the caller reports the message as a batch failure so it is retried.
 """
 
@@ -52,10 +54,15 @@ from tagsmith.video import (
     SNIFF_BYTES,
     MediaKind,
     MediaSettings,
+    SamplingPolicy,
     TenantMediaSettings,
+    VideoAnalysis,
+    VideoReader,
     VideoTagger,
     sniff_media,
 )
+from tagsmith.video.analysis import thumbnails_prefix
+from tagsmith.videojobs import VideoJobPolicy, VideoJobService
 
 if TYPE_CHECKING:
     from tagsmith.ocr import OcrEngine
@@ -77,7 +84,7 @@ class VideoJob:
 @dataclass(frozen=True)
 class IngestOutcome:
     key: str
-    status: str  # tagged | unchanged | failed | rejected | skipped
+    status: str  # tagged | unchanged | failed | rejected | skipped | queued (a long video's job started)
     tenant: str | None = None
     record: AssetRecord | None = None
     message: str = ""
@@ -101,6 +108,8 @@ class IngestService:
         video: VideoTagger | None = None,
         ocr: OcrEngine | None = None,
         media_settings: TenantMediaSettings | None = None,
+        video_job_queue: Queue | None = None,
+        video_job_policy: VideoJobPolicy | None = None,
     ) -> None:
         self.store = store
         self.records = records
@@ -111,6 +120,12 @@ class IngestService:
         self.video = video or VideoTagger(tagger=tagger)
         self.ocr = ocr  # None: no OCR, whatever the tenants' settings say
         self.media_settings = media_settings
+        # long videos become resumable jobs on their own queue; without one they are tagged inline
+        self.video_jobs = (
+            VideoJobService(ingest=self, queue=video_job_queue, policy=video_job_policy or VideoJobPolicy())
+            if video_job_queue is not None
+            else None
+        )
 
     def ingest(self, refs: Sequence[ObjectRef]) -> list[IngestOutcome | Exception]:
         """Ingest a batch; returns one outcome (or the transient exception) per ref, in order."""
@@ -189,6 +204,10 @@ class IngestService:
         except InvalidInputError as e:
             return self._fail(asset, source, e)
         return asset, source, current, prepared
+
+    def is_current(self, record: AssetRecord, source: SourceObject, tenant: str) -> bool:
+        """Whether ``record`` already describes this object version as the tenant's models see it now."""
+        return self._is_current(record, source, tenant)
 
     def _is_current(self, record: AssetRecord, source: SourceObject, tenant: str) -> bool:
         if record.source.etag != source.etag or record.source.bucket != source.bucket:
@@ -276,6 +295,8 @@ class IngestService:
         assert record is not None
         self._sync_reviews(record, current[0] if current else None, set(proposal.models))
         self._project(record)
+        if current is not None and current[0].segments:  # an image replaced a video
+            self.delete_stale_thumbnails(record)
         for t in record.tags:
             if t.source.value == "ai":
                 log.info(
@@ -364,24 +385,58 @@ class IngestService:
             assignments = apply_text_rules(model, assignments, text)
         return replace(proposal, assignments=assignments)
 
-    def _ingest_video(self, job: VideoJob) -> IngestOutcome:
-        asset, source = job.asset, job.source
-        settings = self._settings(asset.tenant)
+    def _video_plan(self, tenant: str) -> tuple[SamplingPolicy, OcrEngine | None]:
+        settings = self._settings(tenant)
         sampling = replace(self.video.sampling, every=settings.sample_every, keyframes=settings.keyframes)
-        ocr = self._ocr_for(asset.tenant, video=True)
+        return sampling, self._ocr_for(tenant, video=True)
+
+    def _ingest_video(self, job: VideoJob) -> IngestOutcome:
+        """A short video is tagged here, in one pass; a long one (see :class:`VideoJobPolicy`)
+        becomes a job whose steps run from the video-jobs queue (:mod:`tagsmith.videojobs`)."""
+        asset, source = job.asset, job.source
+        sampling, ocr = self._video_plan(asset.tenant)
+        models = self.tagger.active_models(asset.tenant)
         try:
-            with self.store.open(source.bucket, source.key) as f:
-                analysis = self.video.analyse(
-                    asset.tenant, f, path=asset.path, etag=source.etag, ocr=ocr, sampling=sampling
-                )
+            with self.store.open(source.bucket, source.key) as f, VideoReader(f, sampling) as video:
+                info = video.info
+                if self.video_jobs is not None and self.video_jobs.policy.wants_job(info):
+                    state = self.video_jobs.start(
+                        asset, source, info, sampling=sampling, ocr_engine=ocr.engine_id if ocr else None
+                    )
+                    current = job.current[0] if job.current else None
+                    return IngestOutcome(
+                        asset.key,
+                        "queued",
+                        asset.tenant,
+                        current,
+                        f"tagged as a video job ({state.summary()})",
+                    )
+                scan = self.video.scan(video, ocr=ocr)
         except NotFoundError:
             return IngestOutcome(asset.key, "skipped", asset.tenant, message="object no longer exists")
         except InvalidInputError as e:
-            return self._fail(asset, source, e)
+            return self.fail_video(asset, source, e)
+        analysis = self.video.aggregate(
+            asset.tenant, path=asset.path, etag=source.etag, info=info, scan=scan, models=models,
+            thumbnail=scan.thumbnails.__getitem__,
+        )  # fmt: skip
+        return self.commit_video(asset, source, job.current, analysis, ocr.engine_id if ocr else None)
+
+    def commit_video(
+        self,
+        asset: AssetKey,
+        source: SourceObject,
+        current: Current,
+        analysis: VideoAnalysis,
+        ocr_engine: str | None,
+    ) -> IngestOutcome:
+        """Write a video's analysis: thumbnails, then the record (compare-and-swap), review items,
+        the index, and last the thumbnails of older versions that no record points at any more."""
         log.info(
             "video %.1f s: %d frames, %d segments (decode %.2f s, embed %.2f s, OCR %.2f s)",
             analysis.duration, analysis.frames, len(analysis.segments),
-            analysis.seconds["decode"], analysis.seconds["embed"], analysis.seconds["ocr"],
+            analysis.seconds.get("decode", 0.0), analysis.seconds.get("embed", 0.0),
+            analysis.seconds.get("ocr", 0.0),
             extra={"tenant": asset.tenant, "key": asset.key},
         )  # fmt: skip
         for key, jpeg in analysis.thumbnails.items():  # written before the record that points at them
@@ -394,14 +449,48 @@ class IngestService:
                 media_type=info.mime, width=info.width, height=info.height,
                 duration=analysis.duration, segments=analysis.segments,
                 text_lines=analysis.text_lines or (),
-                ocr_engine=ocr.engine_id if ocr is not None and analysis.text_lines is not None else None,
+                ocr_engine=ocr_engine if analysis.text_lines is not None else None,
             )  # fmt: skip
 
-        record = self.records.update(asset, change, known=job.current)
+        record = self.records.update(asset, change, known=current)
         assert record is not None
-        self._sync_reviews(record, job.current[0] if job.current else None, set(proposal.models))
+        self._sync_reviews(record, current[0] if current else None, set(proposal.models))
         self._project(record)
+        self.delete_stale_thumbnails(record)
         return IngestOutcome(asset.key, "tagged", asset.tenant, record)
+
+    def fail_video(self, asset: AssetKey, source: SourceObject, error: InvalidInputError) -> IngestOutcome:
+        """A video that cannot be tagged: a ``failed`` record, then its old thumbnails go."""
+        outcome = self._fail(asset, source, error)
+        if outcome.record is not None:
+            self.delete_stale_thumbnails(outcome.record)
+        return outcome
+
+    def delete_stale_thumbnails(self, record: AssetRecord) -> int:
+        """Delete the asset's segment thumbnails that ``record`` (just written) no longer points at:
+        those of replaced versions and of segments that are gone. Never before the record is
+        written (a reader of the old record would find its pictures gone), and never a thumbnail
+        of the object version now in the bucket (its own ingest may be about to point at it).
+        Idempotent: a second call finds nothing to delete. Returns how many were deleted."""
+        prefix = thumbnails_prefix(record.tenant, record.path)
+        keep = {s.thumbnail_key for s in record.segments}
+        stale = []
+        for info in self.store.list(self.records.bucket, prefix):
+            version, _, name = info.key[len(prefix) :].partition("/")
+            if not name or "/" in name or info.key in keep:
+                continue  # another asset's (a path below this one), or in use
+            stale.append((version, info.key))
+        if any(version != record.source.etag for version, _ in stale):
+            head = self.store.head(record.source.bucket, record.source.key)
+            newest = head.etag if head is not None else None
+            stale = [(v, k) for v, k in stale if v == record.source.etag or v != newest]
+        for _, key in stale:
+            self.store.delete(self.records.bucket, key)
+        if stale:
+            log.info(
+                "deleted %d stale thumbnails", len(stale), extra={"tenant": record.tenant, "key": record.key}
+            )
+        return len(stale)
 
     def _tagged_record(
         self,

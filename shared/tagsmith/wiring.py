@@ -20,6 +20,7 @@ from tagsmith.tagging import Limits, Tagger
 from tagsmith.tagmodels import ActiveModels, ModelStore
 from tagsmith.trainer import TrainingService
 from tagsmith.video import TenantMediaSettings
+from tagsmith.videojobs import VideoJobPolicy
 
 if TYPE_CHECKING:
     from tagsmith.backfill import BackfillService, DelayQueue
@@ -116,6 +117,15 @@ class Components:
             # OCR loads its models on first use, and only tenants whose settings turn it on use it
             ocr=RapidOcrEngine(),
             media_settings=TenantMediaSettings(store=self.store, bucket=self.settings.data_bucket),
+            video_job_queue=(
+                SqsQueue(client=boto3_client("sqs", self.settings), url=self.settings.video_jobs_queue_url)
+                if self.settings.video_jobs_queue_url
+                else None
+            ),
+            video_job_policy=VideoJobPolicy(
+                inline_seconds=self.settings.video_inline_seconds,
+                window_seconds=self.settings.video_window_seconds,
+            ),
         )
 
     @cached_property

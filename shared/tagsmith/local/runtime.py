@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,11 @@ class LambdaContext:
     memory_limit_in_mb: int = 2048
     aws_request_id: str = ""
     invoked_function_arn: str = ""
+    timeout: float = 60.0  # seconds, the function's timeout: remaining time counts down from it
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return max(0, int((self.timeout - (time.monotonic() - self.started)) * 1000))
 
 
 class SqsPoller:
@@ -42,6 +44,7 @@ class SqsPoller:
         batch_size: int = 10,
         wait_seconds: int = 1,
         on_batch: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+        timeout: float = 60.0,
     ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
@@ -51,6 +54,7 @@ class SqsPoller:
         self.batch_size = batch_size
         self.wait_seconds = wait_seconds
         self.on_batch = on_batch
+        self.timeout = timeout
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.invocations = 0
@@ -85,7 +89,7 @@ class SqsPoller:
                 for m in messages
             ]
         }
-        context = LambdaContext(self.function_name, aws_request_id=str(uuid.uuid4()))
+        context = LambdaContext(self.function_name, aws_request_id=str(uuid.uuid4()), timeout=self.timeout)
         try:
             response = self.handler(event, context) or {}
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}

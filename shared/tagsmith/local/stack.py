@@ -78,6 +78,7 @@ class StackInfo:
             review_queue_url=self.queue_urls.get("review", ""),
             training_queue_url=self.queue_urls.get("training", ""),
             backfill_queue_url=self.queue_urls.get("backfill", ""),
+            video_jobs_queue_url=self.queue_urls.get("video-jobs", ""),
             opensearch_url=self.opensearch_url,
             endpoint_url=self.endpoint_url,
             encoder_cache_dir=Path(self.home) / "cache",
@@ -96,6 +97,7 @@ class StackInfo:
             "TAGSMITH_REVIEW_QUEUE_URL": self.queue_urls.get("review", ""),
             "TAGSMITH_TRAINING_QUEUE_URL": self.queue_urls.get("training", ""),
             "TAGSMITH_BACKFILL_QUEUE_URL": self.queue_urls.get("backfill", ""),
+            "TAGSMITH_VIDEO_JOBS_QUEUE_URL": self.queue_urls.get("video-jobs", ""),
             "TAGSMITH_OPENSEARCH_URL": self.opensearch_url,
             "TAGSMITH_ENCODER_CACHE": str(Path(self.home) / "cache"),
         }
@@ -351,6 +353,7 @@ class LocalStack:
                 handler=handler,
                 function_name=f"tagsmith-{f.name}",
                 batch_size=f.batch_size,
+                timeout=f.timeout,
             )
             poller.start()
             self.pollers[f.name] = poller

@@ -11,18 +11,20 @@ Example::
     [('oat-milk', 0.0, 3.0), ('juice', 3.0, 5.0)]
 """
 
-from tagsmith.video.analysis import VideoAnalysis, VideoTagger, thumbnail_key
-from tagsmith.video.decode import SampledFrame, SamplingPolicy, VideoInfo, VideoReader
+from tagsmith.video.analysis import FrameScan, VideoAnalysis, VideoTagger, thumbnail_key
+from tagsmith.video.decode import SampledFrame, SamplingPolicy, ScanCursor, VideoInfo, VideoReader
 from tagsmith.video.segments import SegmentPolicy, Span, find_spans, hysteresis
 from tagsmith.video.settings import MediaSettings, TenantMediaSettings
 from tagsmith.video.sniff import SNIFF_BYTES, MediaKind, sniff_media
 
 __all__ = [
     "SNIFF_BYTES",
+    "FrameScan",
     "MediaKind",
     "MediaSettings",
     "SampledFrame",
     "SamplingPolicy",
+    "ScanCursor",
     "SegmentPolicy",
     "Span",
     "TenantMediaSettings",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO
 
@@ -27,7 +27,7 @@ from tagsmith.records import Segment, TagAssignment, TagState, TextLine
 from tagsmith.tagging import Proposal, Tagger
 from tagsmith.tagmodels import ModelKind, TagModel, route_prediction
 from tagsmith.tagmodels.text_rules import apply_text_rules
-from tagsmith.video.decode import SampledFrame, SamplingPolicy, VideoInfo, VideoReader
+from tagsmith.video.decode import SampledFrame, SamplingPolicy, ScanCursor, VideoInfo, VideoReader
 from tagsmith.video.segments import SegmentPolicy, find_spans
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,52 @@ class VideoAnalysis:
     seconds: dict[str, float] = field(default_factory=dict)  # decode / embed / ocr, for logs and benchmarks
 
 
+@dataclass(frozen=True)
+class FrameScan:
+    """The sampled frames of a video (or of one window of it), before any tag model: what a video
+    job checkpoints. Frame ``i`` is at ``times[i]`` s, a keyframe or not, with its embedding row and
+    the JPEG thumbnail a segment peaking there would show."""
+
+    times: np.ndarray  # (F,) float64, ascending
+    keyframes: np.ndarray  # (F,) bool
+    embeddings: np.ndarray  # (F, D) float32
+    thumbnails: list[bytes]
+    text_lines: tuple[TextLine, ...] | None  # None: OCR did not run
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def join(cls, parts: Sequence[FrameScan]) -> FrameScan:
+        """Windows end to end, as one scan (thumbnails are left out: read them per window)."""
+        lines: dict[str, TextLine] | None = None
+        for p in parts:
+            if p.text_lines is not None:
+                lines = lines if lines is not None else {}
+                for line in p.text_lines:
+                    lines.setdefault(line.text, line)  # first seen wins, as in one pass
+        dims = [p.embeddings.shape[1] for p in parts if len(p.embeddings)]
+        seconds: dict[str, float] = {}
+        for p in parts:
+            for k, v in p.seconds.items():
+                seconds[k] = round(seconds.get(k, 0.0) + v, 3)
+        return cls(
+            times=np.concatenate([p.times for p in parts]) if parts else np.zeros(0),
+            keyframes=np.concatenate([p.keyframes for p in parts]) if parts else np.zeros(0, bool),
+            embeddings=(
+                np.concatenate([p.embeddings for p in parts if len(p.embeddings)])
+                if dims
+                else np.zeros((0, 0), np.float32)
+            ),
+            thumbnails=[],
+            text_lines=None if lines is None else tuple(sorted(lines.values(), key=lambda x: x.time or 0.0)),
+            seconds=seconds,
+        )
+
+
+def thumbnails_prefix(tenant: str, path: str) -> str:
+    """Where every version's thumbnails of one asset live (see :func:`thumbnail_key`)."""
+    return f"tenants/{tenant}/thumbnails/{path}/"
+
+
 def thumbnail_key(tenant: str, path: str, etag: str, time_s: float) -> str:
     """``tenants/<t>/thumbnails/<asset path>/<etag>/<milliseconds>.jpg``: one object version's
     frame, so reprocessing writes the same keys.
@@ -56,7 +102,7 @@ def thumbnail_key(tenant: str, path: str, etag: str, time_s: float) -> str:
     >>> thumbnail_key("acme", "ads/spot.mp4", "abc", 12.5)
     'tenants/acme/thumbnails/ads/spot.mp4/abc/00012500.jpg'
     """
-    return f"tenants/{tenant}/thumbnails/{path}/{etag}/{round(time_s * 1000):08d}.jpg"
+    return f"{thumbnails_prefix(tenant, path)}{etag}/{round(time_s * 1000):08d}.jpg"
 
 
 class VideoTagger:
@@ -88,50 +134,94 @@ class VideoTagger:
         ocr: OcrEngine | None = None,
         sampling: SamplingPolicy | None = None,
     ) -> VideoAnalysis:
-        """Raises :class:`~tagsmith.errors.UnsupportedMediaError` for a file that is not a decodable video."""
-        policy = sampling or self.sampling
+        """The whole video in one pass: :meth:`scan` then :meth:`aggregate`. Raises
+        :class:`~tagsmith.errors.UnsupportedMediaError` for a file that is not a decodable video."""
         models = self.tagger.active_models(tenant)
+        with VideoReader(file, sampling or self.sampling) as video:
+            scan = self.scan(video, ocr=ocr)
+        return self.aggregate(
+            tenant, path=path, etag=etag, info=video.info, scan=scan, models=models,
+            thumbnail=scan.thumbnails.__getitem__,
+        )  # fmt: skip
+
+    def scan(
+        self,
+        video: VideoReader,
+        *,
+        ocr: OcrEngine | None = None,
+        cursor: ScanCursor | None = None,
+        until: float | None = None,
+    ) -> FrameScan:
+        """Sample, embed and thumbnail the frames of ``video`` (all of them, or the window from
+        ``cursor`` to the first keyframe at or after ``until``; ``video.cursor`` then says where
+        the next window starts), and read text in the few frames OCR looks at."""
+        info = video.info
         seconds = {"decode": 0.0, "embed": 0.0, "ocr": 0.0}
         times: list[float] = []
         keyframes: list[bool] = []
         thumbs: list[bytes] = []
-        scores: list[list[np.ndarray]] = [[] for _ in models]
+        embeddings: list[np.ndarray] = []
         ocr_candidates: list[SampledFrame] = []
-        with VideoReader(file, policy) as video:
-            info = video.info
-            # OCR reads a few frames spread over the video; only those are kept in memory
-            ocr_times = list(np.linspace(0.0, (info.duration or 0.0) * 0.9, self.ocr_frames)) if ocr else []
-            batch: list[SampledFrame] = []
-            started = time.perf_counter()
-            for frame in video.frames():
-                batch.append(frame)
-                keyframes.append(frame.keyframe)
-                if ocr_times and frame.time + 1e-6 >= ocr_times[0]:
-                    ocr_candidates.append(frame)
-                    while ocr_times and ocr_times[0] <= frame.time + 1e-6:
-                        ocr_times.pop(0)
-                if len(batch) >= self.batch_size:
-                    seconds["decode"] += time.perf_counter() - started
-                    self._score(batch, models, scores, times, thumbs, seconds)
-                    batch = []
-                    started = time.perf_counter()
-            seconds["decode"] += time.perf_counter() - started
-            if batch:
-                self._score(batch, models, scores, times, thumbs, seconds)
-            duration = info.duration or (times[-1] if times else 0.0)
-        t = np.asarray(times)
-        cuts = np.asarray(keyframes, dtype=bool)
-        text_lines: tuple[TextLine, ...] | None = None
+        # OCR reads a few frames spread over the video (those after the frames already read, when
+        # resuming); only those are kept in memory
+        ocr_times = list(np.linspace(0.0, (info.duration or 0.0) * 0.9, self.ocr_frames)) if ocr else []
+        if cursor is not None and cursor.last_time is not None:
+            ocr_times = [t for t in ocr_times if t > cursor.last_time + 1e-6]
+        batch: list[SampledFrame] = []
+        started = time.perf_counter()
+        for frame in video.frames(cursor=cursor, until=until):
+            batch.append(frame)
+            keyframes.append(frame.keyframe)
+            if ocr_times and frame.time + 1e-6 >= ocr_times[0]:
+                ocr_candidates.append(frame)
+                while ocr_times and ocr_times[0] <= frame.time + 1e-6:
+                    ocr_times.pop(0)
+            if len(batch) >= self.batch_size:
+                seconds["decode"] += time.perf_counter() - started
+                self._embed(batch, embeddings, times, thumbs, seconds)
+                batch = []
+                started = time.perf_counter()
+        seconds["decode"] += time.perf_counter() - started
+        if batch:
+            self._embed(batch, embeddings, times, thumbs, seconds)
+        text_lines: list[TextLine] | None = None
         if ocr is not None:
             started = time.perf_counter()
-            text_lines = tuple(self._read_text(ocr, ocr_candidates))
+            text_lines = self._read_text(ocr, ocr_candidates)
             seconds["ocr"] = time.perf_counter() - started
+        dim = embeddings[0].shape[1] if embeddings else 0
+        return FrameScan(
+            times=np.asarray(times, dtype=np.float64),
+            keyframes=np.asarray(keyframes, dtype=bool),
+            embeddings=np.concatenate(embeddings) if embeddings else np.zeros((0, dim), np.float32),
+            thumbnails=thumbs,
+            text_lines=None if text_lines is None else tuple(text_lines),
+            seconds={k: round(v, 3) for k, v in seconds.items()},
+        )
 
+    def aggregate(
+        self,
+        tenant: str,
+        *,
+        path: str,
+        etag: str,
+        info: VideoInfo,
+        scan: FrameScan,
+        models: Sequence[TagModel],
+        thumbnail: Callable[[int], bytes],
+    ) -> VideoAnalysis:
+        """Frame embeddings of the whole video -> every model per frame -> segments, thumbnails of
+        their peak frames (``thumbnail(i)``: the JPEG of frame ``i``) and asset-level proposals.
+        The same for a single pass and for windows joined end to end: segments never split at a
+        window boundary, since there is none here."""
+        t, cuts = scan.times, scan.keyframes
+        duration = info.duration or (float(t[-1]) if len(t) else 0.0)
+        text_lines = scan.text_lines
         segments: list[Segment] = []
         thumbnails: dict[str, bytes] = {}
         assignments: list[TagAssignment] = []
-        for model, per_batch in zip(models, scores, strict=True):
-            probs = np.concatenate(per_batch) if per_batch else np.zeros((0, len(model.tags)), np.float32)
+        for model in models:
+            probs = model.predict(scan.embeddings) if len(t) else np.zeros((0, len(model.tags)), np.float32)
             judged = _as_multilabel(model)
             peaks = np.zeros(len(model.tags))
             for j, tag in enumerate(model.tags):
@@ -145,7 +235,7 @@ class VideoTagger:
                     peaks[j] = max(peaks[j], span.peak)
                     peak_time = float(t[span.peak_index])
                     key = thumbnail_key(tenant, path, etag, peak_time)
-                    thumbnails[key] = thumbs[span.peak_index]
+                    thumbnails[key] = thumbnail(span.peak_index)
                     segments.append(
                         Segment(
                             model=model.model_id,
@@ -179,23 +269,20 @@ class VideoTagger:
             proposal=proposal,
             text_lines=text_lines,
             thumbnails=thumbnails,
-            frames=len(times),
-            seconds={k: round(v, 3) for k, v in seconds.items()},
+            frames=len(t),
+            seconds=dict(scan.seconds),
         )
 
-    def _score(
+    def _embed(
         self,
         batch: Sequence[SampledFrame],
-        models: Sequence[TagModel],
-        scores: list[list[np.ndarray]],
+        embeddings: list[np.ndarray],
         times: list[float],
         thumbs: list[bytes],
         seconds: dict[str, float],
     ) -> None:
         started = time.perf_counter()
-        embeddings = self.tagger.encoder.embed([f.image for f in batch])
-        for model, out in zip(models, scores, strict=True):
-            out.append(model.predict(embeddings))
+        embeddings.append(np.asarray(self.tagger.encoder.embed([f.image for f in batch]), dtype=np.float32))
         seconds["embed"] += time.perf_counter() - started
         times.extend(f.time for f in batch)
         thumbs.extend(_jpeg_thumbnail(f.image) for f in batch)

@@ -11,6 +11,12 @@ far as it must be:
 
 Keyframes matter beyond speed: encoders put one at each shot cut, so sampling them pins segment
 boundaries to the cut.
+
+Long videos are read in windows (:mod:`tagsmith.videojobs`): ``frames(until=t)`` stops at the first
+keyframe at or after ``t`` and leaves a :class:`ScanCursor` in ``reader.cursor``; a later reader
+(another invocation) given that cursor seeks straight to that keyframe (``container.seek``, ranged
+reads of the bytes it needs) and carries on. The cursor holds the sampler's whole state, so the
+frames of all windows are exactly the frames of one pass.
 """
 
 from __future__ import annotations
@@ -56,6 +62,49 @@ class SamplingPolicy:
         if duration and duration / self.every > self.max_frames / 2:
             return duration / (self.max_frames / 2)  # keep half the budget for keyframes
         return self.every
+
+
+@dataclass(frozen=True)
+class ScanCursor:
+    """Where a windowed scan stopped, and the sampler state to carry on with: JSON-able data.
+
+    ``resume_pts``: the keyframe (stream ticks) the next window starts at, ``resume_time`` the same
+    in seconds; ``origin``: the stream's first timestamp; ``next_grid``/``last_sample``: the sample planner; ``last_time``: the last
+    frame emitted; ``emitted``: frames so far; ``wanted``: planned sample times still waiting."""
+
+    resume_pts: int
+    resume_time: float
+    origin: int | None = None
+    next_grid: float = 0.0
+    last_sample: float | None = None
+    last_time: float | None = None
+    emitted: int = 0
+    wanted: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "resume_pts": self.resume_pts,
+            "resume_time": self.resume_time,
+            "origin": self.origin,
+            "next_grid": self.next_grid,
+            "last_sample": self.last_sample,
+            "last_time": self.last_time,
+            "emitted": self.emitted,
+            "wanted": list(self.wanted),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScanCursor:
+        return cls(
+            resume_pts=int(d["resume_pts"]),
+            resume_time=float(d["resume_time"]),
+            origin=None if d.get("origin") is None else int(d["origin"]),
+            next_grid=float(d.get("next_grid", 0.0)),
+            last_sample=None if d.get("last_sample") is None else float(d["last_sample"]),
+            last_time=None if d.get("last_time") is None else float(d["last_time"]),
+            emitted=int(d.get("emitted", 0)),
+            wanted=tuple(float(t) for t in d.get("wanted", ())),
+        )
 
 
 @dataclass(frozen=True)
@@ -106,6 +155,7 @@ class VideoReader:
             raise
         self.frames_decoded = 0
         self.decode_errors = 0
+        self.planned = 0  # sample times planned so far
 
     def __enter__(self) -> VideoReader:
         return self
@@ -160,19 +210,44 @@ class VideoReader:
             mime = "video/webm"
         return VideoInfo(mime, codec, width, height, duration, float(rate) if rate else None)
 
-    def frames(self) -> Iterator[SampledFrame]:
-        """The sampled frames in time order."""
+    def frames(
+        self, *, cursor: ScanCursor | None = None, until: float | None = None
+    ) -> Iterator[SampledFrame]:
+        """The sampled frames in time order: all of them, or one window.
+
+        ``cursor``: resume where an earlier window stopped (None: from the start). ``until``: stop
+        at the first keyframe at or after this many seconds; :attr:`cursor` then says where to
+        resume (it is None once the stream has ended). Raises :class:`UnsupportedMediaError` when
+        nothing decodes: the whole file, or (windowed) this window while packets failed to decode.
+        """
         import av
 
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         tb = stream.time_base or Fraction(1, 90_000)
-        origin = stream.start_time if stream.start_time is not None else None
+        if cursor is not None:
+            origin: int | None = cursor.origin
+        else:
+            origin = stream.start_time if stream.start_time is not None else None
         every = self.policy.interval_for(self.info.duration)
         planner = _Planner(every, self.policy)
         wanted: list[float] = []  # sample times still waiting for their frame, ascending
         emitted = 0
         last_time = -math.inf
+        skip_until: int | None = None  # after a seek: drop packets before the resume keyframe
+        if cursor is not None:
+            planner.next_grid = cursor.next_grid
+            planner.last_sample = -math.inf if cursor.last_sample is None else cursor.last_sample
+            wanted = list(cursor.wanted)
+            emitted = cursor.emitted
+            last_time = -math.inf if cursor.last_time is None else cursor.last_time
+            skip_until = cursor.resume_pts
+            # backward: the keyframe at or before the resume point, which is the resume keyframe
+            self._container.seek(cursor.resume_pts, stream=stream, backward=True, any_frame=False)
+        self.cursor: ScanCursor | None = None
+        emitted_before = emitted
+        errors_before = self.decode_errors
+        planned_before = self.planned - len(wanted)  # samples carried over count in this window
 
         def seconds(pts: int) -> float:
             return float((pts - (origin or 0)) * tb)
@@ -197,6 +272,10 @@ class VideoReader:
             for packet in self._container.demux(stream):
                 if packet.pts is None and packet.dts is None:
                     continue  # the demuxer's final empty packet
+                if skip_until is not None:
+                    if not (packet.is_keyframe and _ts(packet) >= skip_until):
+                        continue
+                    skip_until = None
                 if origin is None:
                     origin = packet.pts if packet.pts is not None else packet.dts
                 # a GOP ends at the next keyframe; a stream without keyframe flags is cut into chunks
@@ -210,6 +289,21 @@ class VideoReader:
                     gop = []
                     if emitted >= self.policy.max_frames:
                         break
+                    if until is not None and packet.is_keyframe and end >= until:
+                        # the window is over: drain the decoder (frames it still holds belong to
+                        # this window) and say where the next one starts
+                        yield from take(self._decode(stream, None))
+                        self.cursor = ScanCursor(
+                            resume_pts=_ts(packet),
+                            resume_time=end,
+                            origin=origin,
+                            next_grid=planner.next_grid,
+                            last_sample=None if planner.last_sample == -math.inf else planner.last_sample,
+                            last_time=None if last_time == -math.inf else last_time,
+                            emitted=emitted,
+                            wanted=tuple(wanted),
+                        )
+                        break
                 gop.append(packet)
             else:
                 if gop:
@@ -221,10 +315,22 @@ class VideoReader:
             # a broken tail (a truncated upload) still leaves the frames before it
             log.warning("video demuxing stopped early: %s", _reason(e))
             self.decode_errors += 1
-        if emitted == 0:
+            self.cursor = None
+        windowed = cursor is not None or until is not None
+        if emitted == 0 and (not windowed or self.cursor is None):
             raise UnsupportedMediaError(
                 f"no frame of the {self.info.codec} video could be decoded "
                 f"({self.decode_errors} decoding errors); the file is corrupt or truncated"
+            )
+        planned = self.planned - planned_before
+        if windowed and self.decode_errors > errors_before and (emitted - emitted_before) * 2 < planned:
+            # most of this window is unreadable: tagging the rest would pass off a hole as a scene
+            start = cursor.resume_time if cursor is not None else 0.0
+            stop = f"{self.cursor.resume_time:.1f} s" if self.cursor is not None else "the end"
+            raise UnsupportedMediaError(
+                f"{planned - emitted + emitted_before} of the {planned} frames sampled from {start:.1f} s to "
+                f"{stop} could not be decoded ({self.decode_errors - errors_before} decoding errors); that part "
+                "of the file is corrupt: re-encode it or upload it again"
             )
 
     def _decode_gop(
@@ -245,6 +351,7 @@ class VideoReader:
             return
         wanted.extend(times)
         wanted.sort()
+        self.planned += len(times)
         need_all = whole or any(t > start + 1e-6 for t in times)
         stream.codec_context.skip_frame = "DEFAULT" if need_all else "NONKEY"
         packets = gop if need_all else gop[:1]

@@ -1,0 +1,709 @@
+"""Long videos as resumable jobs: time windows, checkpoints as data, continuation messages.
+
+A video longer than :attr:`VideoJobPolicy.inline_seconds` (or of unknown length) is not tagged
+inside the ingest invocation. Ingest writes a job status object and sends a first message to the
+video-jobs queue; each message runs as many windows as the invocation's time allows::
+
+    ingest ──job.json + message(step 0)──> video-jobs queue ──> video handler: window 0, 1, ...
+                                              ^                     │ checkpoint per window (.npz)
+                                              └── message(step n) ──┘ when the time budget is spent
+    last step: join the windows -> models -> segments -> record (compare-and-swap) -> reviews -> index
+
+* **Windows** are cut at keyframes (:meth:`VideoReader.frames` with ``until``): a window seeks to
+  its keyframe (ranged reads, one block in memory) and carries the sampler's state from the one
+  before, so the frames of all windows are exactly those of one pass.
+* **Checkpoints** are data: per window an ``.npz`` (read with ``allow_pickle=False``) of sample
+  times, keyframe flags, embeddings, thumbnails and the text OCR read, under
+  ``tenants/<t>/video-jobs/<path>/<etag>/``. Tag models run only in the last step, over the joined
+  embeddings: segments never split at a window boundary, and a model promoted while the job runs
+  is simply the one applied.
+* **Job status** ``tenants/<t>/video-jobs/<path>/job.json``: one per asset path, written with
+  compare-and-swap. It names the object version (ETag) being processed, so a newer upload of the
+  same key replaces it, and the old job's next step finds itself superseded and stops.
+* **At-least-once**: a step claims a lease on the job (compare-and-swap) before working; a
+  duplicate or stale message finds the lease held or the step already done and does nothing; a
+  window done twice writes the same checkpoint. A crashed invocation's message comes back after
+  the visibility timeout, when its lease has expired, and takes over from the last checkpoint.
+* **Failures**: a window whose frames cannot be decoded ends the job with a ``failed`` record that
+  says which part of the file is broken (human tags kept); a step that keeps failing for transient
+  reasons ends the same way on its last delivery.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tagsmith.errors import InvalidInputError, NotFoundError, TransientError
+from tagsmith.keys import AssetKey, tenant_prefix, validate_tenant
+from tagsmith.queues import Queue
+from tagsmith.records import Failure, SourceObject, TextLine, utc_now
+from tagsmith.storage.base import ObjectStore, PreconditionFailedError
+from tagsmith.video import FrameScan, SamplingPolicy, ScanCursor, VideoInfo, VideoReader
+
+if TYPE_CHECKING:
+    from tagsmith.ingest import IngestService
+    from tagsmith.ocr import OcrEngine
+
+log = logging.getLogger(__name__)
+JOB_SCHEMA = 1
+
+
+class VideoJobMessageError(InvalidInputError):
+    """A video-jobs queue message that is not a job step."""
+
+
+class JobStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"  # a newer upload of the same key replaced the object
+
+
+@dataclass(frozen=True)
+class VideoJobPolicy:
+    """``inline_seconds``: videos up to this long are tagged inside the ingest invocation;
+    ``window_seconds``: video time per window (cut at the next keyframe); ``margin_seconds``: time
+    kept back at the end of an invocation for the last writes and the continuation message."""
+
+    inline_seconds: float = 180.0
+    window_seconds: float = 120.0
+    margin_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.window_seconds > 0 or self.inline_seconds < 0 or self.margin_seconds < 0:
+            raise ValueError(f"video job policy needs a positive window and non-negative bounds: {self}")
+
+    def wants_job(self, info: VideoInfo) -> bool:
+        """Too long to tag inline (a video that does not say its length is treated as long)."""
+        return info.duration is None or info.duration > self.inline_seconds
+
+
+# --- keys -----------------------------------------------------------------------------------------
+def job_key(tenant: str, path: str) -> str:
+    """``tenants/<t>/video-jobs/<asset path>/job.json``
+
+    >>> job_key("acme", "ads/spot.mp4")
+    'tenants/acme/video-jobs/ads/spot.mp4/job.json'
+    """
+    return f"{tenant_prefix(tenant)}video-jobs/{path}/job.json"
+
+
+def checkpoints_prefix(tenant: str, path: str, etag: str) -> str:
+    return f"{tenant_prefix(tenant)}video-jobs/{path}/{etag}/"
+
+
+def window_key(tenant: str, path: str, etag: str, step: int) -> str:
+    """One window's checkpoint; the same key whoever computes it, so a window done twice is
+    written twice with the same bytes.
+
+    >>> window_key("acme", "spot.mp4", "e1", 3)
+    'tenants/acme/video-jobs/spot.mp4/e1/w00003.npz'
+    """
+    return f"{checkpoints_prefix(tenant, path, etag)}w{step:05d}.npz"
+
+
+# --- the job status object ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WindowDone:
+    step: int
+    start: float  # seconds of video
+    end: float | None  # None: to the end of the video
+    frames: int
+    seconds: float  # processing time
+
+
+@dataclass(frozen=True)
+class VideoJobState:
+    tenant: str
+    path: str
+    source: SourceObject
+    status: JobStatus
+    info: dict[str, Any]  # VideoInfo fields
+    sampling: dict[str, Any]  # every, keyframes: pinned at the start so every window samples alike
+    encoder_id: str
+    ocr_engine: str | None = None
+    window_seconds: float = 120.0
+    step: int = 0  # the next step to run: a window, or (once scanned) the last step
+    cursor: dict[str, Any] | None = None  # where the next window starts (None: at the beginning)
+    scanned: bool = False  # every window is checkpointed; the next step aggregates
+    windows: tuple[WindowDone, ...] = ()
+    lease_until: float | None = None  # epoch seconds: an invocation is working on the job until then
+    continuation_sent: bool = False  # the message for ``step`` is in the queue
+    failure: Failure | None = None
+    created_at: str = field(default_factory=utc_now)
+    updated_at: str = field(default_factory=utc_now)
+    schema: int = JOB_SCHEMA
+
+    @property
+    def asset(self) -> AssetKey:
+        return AssetKey(self.tenant, self.path)
+
+    @property
+    def duration(self) -> float | None:
+        d = self.info.get("duration")
+        return None if d is None else float(d)
+
+    @property
+    def windows_estimate(self) -> int | None:
+        d = self.duration
+        return None if d is None else max(1, math.ceil(d / self.window_seconds))
+
+    @property
+    def progress(self) -> float:
+        """Share of the video scanned, 0..1."""
+        if self.scanned or self.status is JobStatus.DONE:
+            return 1.0
+        d = self.duration
+        if not d or self.cursor is None:
+            return 0.0
+        return min(1.0, float(self.cursor["resume_time"]) / d)
+
+    def summary(self) -> str:
+        """One line for humans, e.g. ``running: 3 of about 8 windows (37%), next step 3``."""
+        if self.status is JobStatus.FAILED and self.failure:
+            return f"failed: {self.failure.message}"
+        if self.status is not JobStatus.RUNNING:
+            return f"{self.status.value} after {len(self.windows)} windows"
+        about = f" of about {self.windows_estimate}" if self.windows_estimate else ""
+        what = "aggregating" if self.scanned else f"{len(self.windows)}{about} windows"
+        return f"running: {what} ({self.progress:.0%}), next step {self.step}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status.value
+        d["windows"] = [asdict(w) for w in self.windows]
+        d["failure"] = asdict(self.failure) if self.failure else None
+        d["progress"] = round(self.progress, 3)
+        d["summary"] = self.summary()
+        return d
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> VideoJobState:
+        try:
+            d = json.loads(data)
+            return cls(
+                tenant=d["tenant"],
+                path=d["path"],
+                source=SourceObject(**d["source"]),
+                status=JobStatus(d["status"]),
+                info=dict(d["info"]),
+                sampling=dict(d["sampling"]),
+                encoder_id=d["encoder_id"],
+                ocr_engine=d.get("ocr_engine"),
+                window_seconds=float(d.get("window_seconds", 120.0)),
+                step=int(d.get("step", 0)),
+                cursor=d.get("cursor"),
+                scanned=bool(d.get("scanned", False)),
+                windows=tuple(WindowDone(**w) for w in d.get("windows", ())),
+                lease_until=d.get("lease_until"),
+                continuation_sent=bool(d.get("continuation_sent", False)),
+                failure=Failure(**d["failure"]) if d.get("failure") else None,
+                created_at=d["created_at"],
+                updated_at=d.get("updated_at", d["created_at"]),
+                schema=int(d.get("schema", JOB_SCHEMA)),
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            raise InvalidInputError(f"video job status is not valid JSON of schema {JOB_SCHEMA}: {e}") from e
+
+    def message(self) -> dict[str, Any]:
+        """The continuation message for the job's next step."""
+        return {
+            "video_job": {
+                "tenant": self.tenant,
+                "path": self.path,
+                "etag": self.source.etag,
+                "step": self.step,
+            }
+        }
+
+
+@dataclass(frozen=True)
+class JobStep:
+    """A parsed video-jobs message."""
+
+    tenant: str
+    path: str
+    etag: str
+    step: int
+
+
+def parse_job_message(body: str | dict[str, Any]) -> JobStep:
+    """
+    >>> parse_job_message('{"video_job": {"tenant": "acme", "path": "a.mp4", "etag": "e", "step": 2}}')
+    JobStep(tenant='acme', path='a.mp4', etag='e', step=2)
+    """
+    try:
+        d = json.loads(body) if isinstance(body, str) else body
+        m = d["video_job"]
+        step = JobStep(validate_tenant(str(m["tenant"])), str(m["path"]), str(m["etag"]), int(m["step"]))
+    except (ValueError, KeyError, TypeError) as e:
+        raise VideoJobMessageError(f"not a video job message ({e}): expected {{'video_job': {{...}}}}") from e
+    if step.step < 0 or not step.path or not step.etag:
+        raise VideoJobMessageError(f"video job message with an empty path or etag, or a negative step: {m}")
+    return step
+
+
+# --- checkpoints -----------------------------------------------------------------------------------
+def encode_window(scan: FrameScan) -> bytes:
+    """A window's frames as an ``.npz`` of plain arrays (no pickles): thumbnails are one byte
+    array cut by offsets, OCR lines a UTF-8 JSON byte array."""
+    offsets = np.cumsum([0, *(len(t) for t in scan.thumbnails)]).astype(np.int64)
+    text = (
+        b"null"
+        if scan.text_lines is None
+        else json.dumps([x.to_dict() for x in scan.text_lines], ensure_ascii=False).encode()
+    )
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        times=scan.times.astype(np.float64),
+        keyframes=scan.keyframes.astype(bool),
+        embeddings=scan.embeddings.astype(np.float32),
+        thumbnails=np.frombuffer(b"".join(scan.thumbnails), dtype=np.uint8),
+        thumbnail_offsets=offsets,
+        text_lines=np.frombuffer(text, dtype=np.uint8),
+        seconds=np.asarray([scan.seconds.get(k, 0.0) for k in ("decode", "embed", "ocr")], np.float64),
+    )
+    return buf.getvalue()
+
+
+def decode_window(data: bytes, *, thumbnails: bool = False) -> FrameScan:
+    """Inverse of :func:`encode_window`; thumbnails only when asked (the last step reads them for
+    the few frames that become a segment's picture)."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            thumbs: list[bytes] = []
+            if thumbnails:
+                raw, off = z["thumbnails"].tobytes(), z["thumbnail_offsets"]
+                thumbs = [raw[int(a) : int(b)] for a, b in itertools.pairwise(off)]
+            text = json.loads(z["text_lines"].tobytes())
+            secs = z["seconds"]
+            return FrameScan(
+                times=z["times"],
+                keyframes=z["keyframes"],
+                embeddings=z["embeddings"],
+                thumbnails=thumbs,
+                text_lines=None if text is None else tuple(TextLine.from_dict(x) for x in text),
+                seconds={"decode": float(secs[0]), "embed": float(secs[1]), "ocr": float(secs[2])},
+            )
+    except (ValueError, KeyError, OSError) as e:
+        raise TransientError(f"a video job checkpoint is unreadable ({e}); the step will be redone") from e
+
+
+# --- the service -------------------------------------------------------------------------------------
+class VideoJobService:
+    """Starts jobs (from ingest) and runs their steps (from the video-jobs queue).
+
+    The ingest service does the tagging proper (:meth:`IngestService.commit_video`: thumbnails,
+    the record with compare-and-swap, review items, the index); this class cuts the work into
+    windows and keeps the job's state.
+    """
+
+    def __init__(
+        self,
+        *,
+        ingest: IngestService,
+        queue: Queue,
+        policy: VideoJobPolicy = VideoJobPolicy(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ingest = ingest
+        self.queue = queue
+        self.policy = policy
+        self.clock = clock
+
+    @property
+    def store(self) -> ObjectStore:
+        return self.ingest.store
+
+    @property
+    def bucket(self) -> str:
+        return self.ingest.records.bucket
+
+    # --- job status ---------------------------------------------------------------------------------
+    def get(self, tenant: str, path: str) -> VideoJobState | None:
+        got = self._read(AssetKey(tenant, path))
+        return got[0] if got else None
+
+    def _read(self, asset: AssetKey) -> tuple[VideoJobState, str] | None:
+        try:
+            obj = self.store.get(self.bucket, job_key(asset.tenant, asset.path))
+        except NotFoundError:
+            return None
+        return VideoJobState.from_json(obj.body), obj.info.etag
+
+    def _update(
+        self,
+        asset: AssetKey,
+        change: Callable[[VideoJobState | None], VideoJobState | None],
+        attempts: int = 5,
+    ) -> tuple[VideoJobState | None, bool]:
+        """Compare-and-swap on job.json; returns (the job as it now is, whether ``change`` wrote it)."""
+        for _ in range(attempts):
+            current = self._read(asset)
+            job, etag = current if current else (None, None)
+            new = change(job)
+            if new is None or new == job:
+                return job, False
+            new = replace(new, updated_at=utc_now())
+            try:
+                self.store.put(
+                    self.bucket,
+                    job_key(asset.tenant, asset.path),
+                    new.to_json(),
+                    content_type="application/json",
+                    if_match=etag,
+                    if_none_match=etag is None,
+                )
+            except PreconditionFailedError:
+                continue
+            return new, True
+        raise TransientError(f"video job for {asset.key} kept changing under us; retry later")
+
+    # --- start (called by ingest) ---------------------------------------------------------------------
+    def start(
+        self,
+        asset: AssetKey,
+        source: SourceObject,
+        info: VideoInfo,
+        *,
+        sampling: SamplingPolicy,
+        ocr_engine: str | None,
+    ) -> VideoJobState:
+        """Start (or, for a redelivered event, keep) the job for this object version; a job for
+        another version of the key is superseded. Sends the first message."""
+        fresh = VideoJobState(
+            tenant=asset.tenant,
+            path=asset.path,
+            source=source,
+            status=JobStatus.RUNNING,
+            info=asdict(info),
+            sampling={"every": sampling.every, "keyframes": sampling.keyframes},
+            encoder_id=self.ingest.tagger.encoder.encoder_id,
+            ocr_engine=ocr_engine,
+            window_seconds=self.policy.window_seconds,
+        )
+        replaced: list[VideoJobState] = []
+
+        def change(job: VideoJobState | None) -> VideoJobState | None:
+            replaced.clear()
+            if (
+                job is not None
+                and job.status is JobStatus.RUNNING
+                and job.source == source
+                and (job.encoder_id, job.sampling, job.ocr_engine)
+                == (fresh.encoder_id, fresh.sampling, fresh.ocr_engine)
+            ):
+                return None  # the same job, already running: a redelivered upload event
+            if job is not None:
+                replaced.append(job)
+            return fresh
+
+        job, _ = self._update(asset, change)
+        assert job is not None
+        for old in replaced:
+            if old.source.etag != source.etag:
+                self._delete_checkpoints(old.tenant, old.path, old.source.etag)
+        log.info(
+            "video %s s long: tagged as a job in windows of %.0f s (%s)",
+            "?" if info.duration is None else f"{info.duration:.0f}",
+            self.policy.window_seconds,
+            "superseding the job for an older upload" if replaced else "new job",
+            extra={"tenant": asset.tenant, "key": asset.key},
+        )
+        self._continue(job)
+        return job
+
+    # --- steps (called by the video handler) ---------------------------------------------------------
+    def handle(
+        self,
+        body: str | dict[str, Any],
+        *,
+        remaining: Callable[[], float],
+        last_attempt: bool = False,
+    ) -> str:
+        """Run one video-jobs message: as many steps as ``remaining()`` seconds allow (always at
+        least one). Returns what happened (``continued``, ``done``, ``failed``, ``superseded``,
+        ``duplicate``); raises for transient trouble (the message is retried) unless this is its
+        ``last_attempt``, when the job ends ``failed`` with the reason instead."""
+        msg = parse_job_message(body)
+        try:
+            return self._handle(msg, remaining)
+        except Exception as e:
+            if not last_attempt or isinstance(e, InvalidInputError):
+                raise
+            log.exception(
+                "video job step %d failed on its last delivery; the job ends failed",
+                msg.step,
+                extra={"tenant": msg.tenant, "key": f"{msg.tenant}/{msg.path}"},
+            )
+            self._fail(
+                msg,
+                f"step {msg.step} kept failing ({type(e).__name__}: {e}); upload the video again to retry",
+            )
+            return "failed"
+
+    def _handle(self, msg: JobStep, remaining: Callable[[], float]) -> str:
+        asset = AssetKey(msg.tenant, msg.path)
+        extra = {"tenant": msg.tenant, "key": asset.key}
+        started = time.monotonic()
+        claimed: list[bool] = []
+
+        def claim(job: VideoJobState | None) -> VideoJobState | None:
+            claimed.clear()
+            if job is None or job.source.etag != msg.etag or job.status is not JobStatus.RUNNING:
+                return None
+            if msg.step > job.step:
+                return None  # cannot happen: steps are sent only after the job moved on
+            if job.lease_until is not None and job.lease_until > self.clock():
+                return None  # another invocation is working on it
+            if msg.step < job.step and job.continuation_sent:
+                return None  # a duplicate: the message for the job's next step is queued
+            claimed.append(True)
+            return replace(job, lease_until=self.clock() + max(remaining(), 1.0), continuation_sent=False)
+
+        job, _ = self._update(asset, claim)
+        if job is None or job.source.etag != msg.etag:
+            # a newer upload replaced this job (or it was never started): drop its checkpoints
+            self._delete_checkpoints(msg.tenant, msg.path, msg.etag)
+            log.info("video job step %d: superseded by a newer upload", msg.step, extra=extra)
+            return "superseded"
+        if not claimed:
+            log.info("video job step %d: nothing to do (%s)", msg.step, job.summary(), extra=extra)
+            return "duplicate" if job.status is JobStatus.RUNNING else job.status.value
+        if msg.step < job.step:
+            log.info(
+                "video job: taking over at step %d after an interrupted invocation", job.step, extra=extra
+            )
+        try:
+            outcome = self._run(job, msg, remaining)
+        except BaseException:
+            # a failure (not a crash): let the retry take over at once instead of after the lease
+            self._release(job)
+            raise
+        if outcome != "continued":
+            return outcome
+        # out of time: release the job, then queue its next step
+        after = self._release(job)
+        if after is not None and after.status is JobStatus.RUNNING:
+            self._continue(after)
+        log.info(
+            "video job: %s after %.1f s in this invocation",
+            after.summary() if after else "gone", time.monotonic() - started, extra=extra,
+        )  # fmt: skip
+        return "continued"
+
+    def _run(self, job: VideoJobState, msg: JobStep, remaining: Callable[[], float]) -> str:
+        """Windows (and the last step) while time allows; ``continued`` when time ran out first."""
+        slowest = 0.0
+        while True:
+            head = self.store.head(job.source.bucket, job.source.key)
+            if head is None or head.etag != job.source.etag:
+                return self._supersede(job)
+            if job.scanned:
+                return self._finish(job)
+            t0 = time.monotonic()
+            try:
+                job = self._window(job)
+            except NotFoundError:
+                return self._supersede(job)  # replaced while being read
+            except InvalidInputError as e:
+                return self._fail(msg, str(e))
+            except _LostLease:
+                return "duplicate"
+            slowest = max(slowest, time.monotonic() - t0)
+            if remaining() < self.policy.margin_seconds + 1.5 * slowest:
+                return "continued"
+
+    def _release(self, job: VideoJobState) -> VideoJobState | None:
+        """Drop this invocation's lease (the job as it now is)."""
+
+        def release(j: VideoJobState | None) -> VideoJobState | None:
+            if j is None or j.source != job.source or j.lease_until is None:
+                return None
+            return replace(j, lease_until=None)
+
+        return self._update(job.asset, release)[0]
+
+    def _continue(self, job: VideoJobState) -> None:
+        """Queue the message for the job's next step unless it is queued or being worked on."""
+        if job.status is not JobStatus.RUNNING or job.continuation_sent:
+            return
+        if job.lease_until is not None and job.lease_until > self.clock():
+            return
+        self.queue.send(job.message(), group=f"{job.tenant}/{job.path}")
+
+        def sent(j: VideoJobState | None) -> VideoJobState | None:
+            if j is None or j.source != job.source or j.step != job.step or j.lease_until is not None:
+                return None  # moved on already (the message was quick): nothing to note
+            return replace(j, continuation_sent=True)
+
+        self._update(job.asset, sent)
+
+    def _window(self, job: VideoJobState) -> VideoJobState:
+        """Scan, embed and checkpoint one window; returns the job moved to its next step."""
+        sampling = replace(
+            self.ingest.video.sampling, every=job.sampling["every"], keyframes=job.sampling["keyframes"]
+        )
+        ocr = self._ocr(job)
+        cursor = ScanCursor.from_dict(job.cursor) if job.cursor else None
+        start = cursor.resume_time if cursor else 0.0
+        t0 = time.monotonic()
+        with self.store.open(job.source.bucket, job.source.key) as f, VideoReader(f, sampling) as video:
+            if self.ingest.tagger.encoder.encoder_id != job.encoder_id:
+                raise TransientError(
+                    f"the encoder changed from {job.encoder_id} while the job ran; upload the video again"
+                )
+            try:
+                scan = self.ingest.video.scan(video, ocr=ocr, cursor=cursor, until=start + job.window_seconds)
+            except InvalidInputError as e:
+                raise InvalidInputError(f"window {job.step} of the video: {e}") from e
+            after = video.cursor
+        self.store.put(
+            self.bucket,
+            window_key(job.tenant, job.path, job.source.etag, job.step),
+            encode_window(scan),
+            content_type="application/octet-stream",
+        )
+        done = WindowDone(
+            step=job.step,
+            start=round(start, 3),
+            end=None if after is None else round(after.resume_time, 3),
+            frames=len(scan.times),
+            seconds=round(time.monotonic() - t0, 3),
+        )
+        log.info(
+            "video job window %d: %.1f-%s s, %d frames in %.2f s",
+            done.step, done.start, "end" if done.end is None else f"{done.end:.1f}", done.frames, done.seconds,
+            extra={"tenant": job.tenant, "key": job.asset.key},
+        )  # fmt: skip
+
+        def advance(j: VideoJobState | None) -> VideoJobState | None:
+            if j is None or j.source != job.source or j.step != job.step or j.status is not JobStatus.RUNNING:
+                raise _LostLease()
+            return replace(
+                j,
+                step=job.step + 1,
+                cursor=None if after is None else after.to_dict(),
+                scanned=after is None,
+                windows=(*j.windows, done),
+            )
+
+        new, _ = self._update(job.asset, advance)
+        assert new is not None
+        return new
+
+    def _finish(self, job: VideoJobState) -> str:
+        """The last step: join the windows, tag, write the record, review items and index once."""
+        asset, source = job.asset, job.source
+        current = self.ingest.records.get(asset)
+        if current is not None and self.ingest.is_current(current[0], source, asset.tenant):
+            log.info("video job: the record is already written; cleaning up", extra={"tenant": asset.tenant})
+        else:
+            keys = [window_key(job.tenant, job.path, source.etag, w.step) for w in job.windows]
+            parts = [decode_window(self._get(k)) for k in keys]
+            scan = FrameScan.join(parts)
+            where = [(n, i) for n, p in enumerate(parts) for i in range(len(p.times))]
+            cache: dict[int, list[bytes]] = {}
+
+            def thumbnail(index: int) -> bytes:
+                n, i = where[index]
+                if n not in cache:
+                    cache.clear()  # one window's thumbnails in memory at a time
+                    cache[n] = decode_window(self._get(keys[n]), thumbnails=True).thumbnails
+                return cache[n][i]
+
+            info = VideoInfo(**job.info)
+            models = self.ingest.tagger.active_models(asset.tenant)
+            analysis = self.ingest.video.aggregate(
+                asset.tenant, path=asset.path, etag=source.etag, info=info, scan=scan, models=models,
+                thumbnail=thumbnail,
+            )  # fmt: skip
+            self.ingest.commit_video(asset, source, current, analysis, job.ocr_engine)
+        self._delete_checkpoints(job.tenant, job.path, source.etag)
+        self._update(
+            asset,
+            lambda j: (
+                replace(j, status=JobStatus.DONE, lease_until=None) if j and j.source == source else None
+            ),
+        )
+        log.info(
+            "video job done after %d windows",
+            len(job.windows),
+            extra={"tenant": asset.tenant, "key": asset.key},
+        )
+        return "done"
+
+    def _supersede(self, job: VideoJobState) -> str:
+        self._update(
+            job.asset,
+            lambda j: (
+                replace(j, status=JobStatus.SUPERSEDED, lease_until=None)
+                if j is not None and j.source == job.source and j.status is JobStatus.RUNNING
+                else None
+            ),
+        )
+        self._delete_checkpoints(job.tenant, job.path, job.source.etag)
+        log.info("video job: the object was replaced or deleted; stopped", extra={"tenant": job.tenant})
+        return "superseded"
+
+    def _fail(self, msg: JobStep, reason: str) -> str:
+        """End the job ``failed``: the reason on the record (human tags kept) and on the job."""
+        asset = AssetKey(msg.tenant, msg.path)
+        failure = Failure("unsupported_media", reason)
+        job, _ = self._update(
+            asset,
+            lambda j: (
+                replace(j, status=JobStatus.FAILED, failure=failure, lease_until=None)
+                if j is not None and j.source.etag == msg.etag and j.status is JobStatus.RUNNING
+                else None
+            ),
+        )
+        if job is not None and job.source.etag == msg.etag and job.status is JobStatus.FAILED:
+            from tagsmith.errors import UnsupportedMediaError
+
+            self.ingest.fail_video(asset, job.source, UnsupportedMediaError(reason))
+        self._delete_checkpoints(msg.tenant, msg.path, msg.etag)
+        log.warning("video job failed: %s", reason, extra={"tenant": msg.tenant, "key": asset.key})
+        return "failed"
+
+    # --- helpers ----------------------------------------------------------------------------------------
+    def _ocr(self, job: VideoJobState) -> OcrEngine | None:
+        engine = self.ingest.ocr
+        if job.ocr_engine is None or engine is None:
+            return None
+        return engine
+
+    def _get(self, key: str) -> bytes:
+        try:
+            return self.store.get(self.bucket, key).body
+        except NotFoundError as e:
+            raise TransientError(f"video job checkpoint {key} is missing; the step is retried") from e
+
+    def _delete_checkpoints(self, tenant: str, path: str, etag: str) -> None:
+        for info in list(self._checkpoints(tenant, path, etag)):
+            self.store.delete(self.bucket, info.key)
+
+    def _checkpoints(self, tenant: str, path: str, etag: str) -> Iterator[Any]:
+        prefix = checkpoints_prefix(tenant, path, etag)
+        for info in self.store.list(self.bucket, prefix):
+            if "/" not in info.key[len(prefix) :]:
+                yield info
+
+
+class _LostLease(Exception):
+    """The job moved on under this invocation (a newer upload, or another invocation took over)."""
