@@ -2,6 +2,10 @@
 
 decode (validated, size-limited) -> embed (cached by content hash) -> every active tag model of the
 tenant -> route each prediction (applied / review / dropped).
+
+A model that reads text (:attr:`TagModel.text`) is given the asset's OCR text when the caller read
+it with that model's OCR engine; otherwise (no text passed, OCR failed, another engine) it scores
+the image alone, with the thresholds calibrated for the image alone (:meth:`TagModel.image_only`).
 """
 
 from __future__ import annotations
@@ -93,14 +97,38 @@ class Tagger:
         )
 
     def active_models(self, tenant: str) -> list[TagModel]:
+        """The tenant's active models for this encoder, as they score an image *alone*: a model
+        that reads text comes as its :meth:`~TagModel.image_only` view (same id, version and
+        taxonomy), so a caller without text (video frames) routes with the matching thresholds.
+        :meth:`propose` gives the text models their text."""
+        return [m.image_only() for m in self.models_with_text(tenant)]
+
+    def models_with_text(self, tenant: str) -> list[TagModel]:
+        """The tenant's active models for this encoder as stored (text halves included)."""
         return [m for m in self.models.for_tenant(tenant) if m.encoder_id == self.encoder.encoder_id]
 
-    def propose(self, tenant: str, embeddings: np.ndarray) -> list[Proposal]:
-        models = self.active_models(tenant)
-        per_model = [(m, m.predict(embeddings)) for m in models]
+    def reads_text(self, tenant: str) -> bool:
+        """Whether any active model of the tenant uses OCR text as a feature."""
+        return any(m.text is not None for m in self.models_with_text(tenant))
+
+    def propose(
+        self,
+        tenant: str,
+        embeddings: np.ndarray,
+        texts: Sequence[str | None] | None = None,
+        *,
+        ocr_engine: str | None = None,
+    ) -> list[Proposal]:
+        """One proposal per embedding row. ``texts[i]``: the OCR text of row ``i`` as read by
+        ``ocr_engine`` (``""``: nothing printed), or None when it was not read."""
+        models = self.models_with_text(tenant)
+        n = embeddings.shape[0]
+        if texts is not None and len(texts) != n:
+            raise ValueError(f"{len(texts)} texts for {n} embeddings")
+        per_model = [_score(m, embeddings, texts, ocr_engine) for m in models]
         proposals = []
-        for row in range(embeddings.shape[0]):
-            assignments = [a for m, probs in per_model for a in route_prediction(m, probs[row])]
+        for row in range(n):
+            assignments = [a for scored in per_model for a in route_prediction(*scored[row])]
             proposals.append(
                 Proposal(
                     models={m.model_id: m.version for m in models},
@@ -109,3 +137,24 @@ class Tagger:
                 )
             )
         return proposals
+
+
+def _score(
+    model: TagModel, embeddings: np.ndarray, texts: Sequence[str | None] | None, ocr_engine: str | None
+) -> list[tuple[TagModel, np.ndarray]]:
+    """Per row, the model to route with and its probabilities: a text model gets the rows whose
+    text its engine read; the other rows are scored by its image half alone."""
+    if model.text is None:
+        return [(model, p) for p in model.predict(embeddings)]
+    usable = (
+        [i for i, t in enumerate(texts) if t is not None]
+        if texts is not None and ocr_engine == model.text.features.engine
+        else []
+    )
+    image_model = model.image_only()
+    out: list[tuple[TagModel, np.ndarray]] = [(image_model, p) for p in image_model.predict(embeddings)]
+    if usable:
+        fused = model.predict(embeddings[usable], [texts[i] or "" for i in usable])  # type: ignore[index]
+        for i, p in zip(usable, fused, strict=True):
+            out[i] = (model, p)
+    return out
