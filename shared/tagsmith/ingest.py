@@ -4,7 +4,12 @@ Media-type dispatch: the first bytes decide (:func:`tagsmith.video.sniff_media`)
 decoded in memory and embedded in one batch per tenant; videos are streamed from the store and
 handled one at a time by :class:`tagsmith.video.VideoTagger` (segments, thumbnails). OCR runs on
 both when the tenant's settings turn it on (``tenants/<t>/tenant.json``, off by default), and the
-tag models' text rules then apply to what it read.
+tag models' text rules then apply to what it read. On images OCR also runs, whatever those settings
+say, when an active tag model of the tenant reads text (:attr:`TagModel.text`): the text is read
+before the models score the image (or reused: from the record when it describes the same content
+with the same engine, else from the per-tenant OCR cache), and an OCR failure falls back to the
+models' image-only scoring (logged; the record then has no ``ocr_engine``, so a reprocessing reads
+the text again). Videos are scored on image features only.
 
 Order matters: the record (source of truth) is written first, then review items, then the index.
 Every step is idempotent, keyed on bucket, key and ETag: a redelivered event whose record already
@@ -67,6 +72,7 @@ from tagsmith.videojobs import VideoJobPolicy, VideoJobService
 if TYPE_CHECKING:
     from tagsmith.ocr import OcrEngine
     from tagsmith.search import SearchIndex
+    from tagsmith.storage.texts import TextCache
 
 log = logging.getLogger(__name__)
 Current = tuple[AssetRecord, str] | None  # a record as read, with its ETag (None: no record yet)
@@ -108,6 +114,7 @@ class IngestService:
         video: VideoTagger | None = None,
         ocr: OcrEngine | None = None,
         media_settings: TenantMediaSettings | None = None,
+        texts: TextCache | None = None,
         video_job_queue: Queue | None = None,
         video_job_policy: VideoJobPolicy | None = None,
     ) -> None:
@@ -120,6 +127,7 @@ class IngestService:
         self.video = video or VideoTagger(tagger=tagger)
         self.ocr = ocr  # None: no OCR, whatever the tenants' settings say
         self.media_settings = media_settings
+        self.texts = texts  # OCR results by content hash: read once, reused by training
         # long videos become resumable jobs on their own queue; without one they are tagged inline
         self.video_jobs = (
             VideoJobService(ingest=self, queue=video_job_queue, policy=video_job_policy or VideoJobPolicy())
@@ -252,18 +260,23 @@ class IngestService:
         for n, (_, asset, *_rest) in enumerate(todo):
             by_tenant.setdefault(asset.tenant, []).append(n)
         for tenant, members in by_tenant.items():
+            ocr = self._ocr_for(tenant, video=False)
             try:
                 embeddings = self.tagger.embed(tenant, [todo[n][4] for n in members])
-                proposals = self.tagger.propose(tenant, embeddings)
+                read = [self._text_for(ocr, *todo[n][1:]) if ocr is not None else None for n in members]
+                texts = [None if lines is None else "\n".join(x.text for x in lines) for lines in read]
+                proposals = self.tagger.propose(
+                    tenant, embeddings, texts, ocr_engine=ocr.engine_id if ocr is not None else None
+                )
             except Exception as e:  # the whole tenant batch is retried
                 log.exception("embedding failed", extra={"tenant": tenant})
                 for n in members:
                     results[todo[n][0]] = e
                 continue
-            for n, proposal in zip(members, proposals, strict=True):
+            for n, proposal, lines in zip(members, proposals, read, strict=True):
                 i, asset, source, current, prepared = todo[n]
                 try:
-                    results[i] = self._commit(asset, source, prepared, proposal, current)
+                    results[i] = self._commit(asset, source, prepared, proposal, current, ocr, lines)
                 except Exception as e:
                     log.exception("committing tags failed", extra={"tenant": tenant, "key": asset.key})
                     results[i] = e
@@ -275,10 +288,11 @@ class IngestService:
         prepared: PreparedImage,
         proposal: Proposal,
         current: Current,
+        ocr: OcrEngine | None = None,
+        lines: list[TextLine] | None = None,
     ) -> IngestOutcome:
+        """``lines``: what ``ocr`` read (None: OCR did not run or failed)."""
         decoded = prepared.decoded
-        ocr = self._ocr_for(asset.tenant, video=False)
-        lines = self._read_text(ocr, decoded.image, asset) if ocr is not None else None
         if lines:
             proposal = self._apply_text_rules(asset.tenant, proposal, lines)
 
@@ -364,7 +378,45 @@ class IngestService:
         if self.ocr is None:
             return None
         settings = self._settings(tenant)
-        return self.ocr if (settings.ocr_video if video else settings.ocr_images) else None
+        if video:
+            return self.ocr if settings.ocr_video else None
+        # a tag model that reads text needs it, whatever the search setting says
+        return self.ocr if settings.ocr_images or self.tagger.reads_text(tenant) else None
+
+    def _text_for(
+        self, ocr: OcrEngine, asset: AssetKey, source: SourceObject, current: Current, prepared: PreparedImage
+    ) -> list[TextLine] | None:
+        """The image's text as ``ocr`` reads it: from the record when it already holds that for
+        the same content, else from the tenant's OCR cache, else read now (and cached). None when
+        OCR failed (the models then score the image alone)."""
+        record = current[0] if current else None
+        if (
+            record is not None
+            and record.ocr_engine == ocr.engine_id
+            and record.content_sha256 == prepared.sha256
+        ):
+            return list(record.text_lines)
+        cached = self._cached_text(ocr, asset, prepared.sha256)
+        if cached is not None:
+            return cached
+        lines = self._read_text(ocr, prepared.decoded.image, asset)
+        if lines is not None and self.texts is not None:
+            try:
+                self.texts.put(asset.tenant, ocr.engine_id, prepared.sha256, lines)
+            except Exception:  # the cache only saves work: never lose the tags over it
+                log.warning("OCR cache write failed", extra={"tenant": asset.tenant, "key": asset.key})
+        return lines
+
+    def _cached_text(self, ocr: OcrEngine, asset: AssetKey, sha256: str) -> list[TextLine] | None:
+        if self.texts is None:
+            return None
+        try:
+            return self.texts.get(asset.tenant, ocr.engine_id, sha256)
+        except Exception:
+            log.warning(
+                "OCR cache read failed; reading the text", extra={"tenant": asset.tenant, "key": asset.key}
+            )
+            return None
 
     def _read_text(self, ocr: OcrEngine, image: object, asset: AssetKey) -> list[TextLine] | None:
         """What OCR reads, or None when it failed: a broken OCR run must not lose the tags."""
@@ -372,7 +424,8 @@ class IngestService:
             lines = ocr.read(image)  # type: ignore[arg-type]
         except Exception:
             log.exception(
-                "OCR failed; tagging without text", extra={"tenant": asset.tenant, "key": asset.key}
+                "OCR failed; tagging without text (models that read text score the image alone)",
+                extra={"tenant": asset.tenant, "key": asset.key},
             )
             return None
         log.info("OCR read %d lines", len(lines), extra={"tenant": asset.tenant, "key": asset.key})

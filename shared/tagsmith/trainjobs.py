@@ -72,6 +72,7 @@ class TrainingRequest:
     corrections: bool = False
     label_attribute: str | None = None
     allow_near_duplicates: bool = False
+    text: bool | None = None  # OCR text as a feature; None: as the active version does
 
     @classmethod
     def from_dict(cls, tenant: str, d: dict[str, Any], *, where: str) -> TrainingRequest:
@@ -89,6 +90,7 @@ class TrainingRequest:
                 corrections=bool(d.get("corrections", False)),
                 label_attribute=d.get("label_attribute"),
                 allow_near_duplicates=bool(d.get("allow_near_duplicates", False)),
+                text=_optional_bool(d.get("text"), "text"),
             )
         except InvalidKeyError as e:
             raise InvalidInputError(f"training request {where}: {e}") from e
@@ -121,7 +123,15 @@ class TrainingRequest:
                 d[name] = True
         if self.label_attribute:
             d["label_attribute"] = self.label_attribute
+        if self.text is not None:
+            d["text"] = self.text
         return d
+
+
+def _optional_bool(value: Any, name: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ValueError(f"{name!r} must be true, false or absent, got {value!r}")
 
 
 def is_request_key(key: str) -> bool:
@@ -259,6 +269,7 @@ class TrainingJobs:
                 review_floor=req.review_floor,
                 force=req.force,
                 allow_near_duplicates=req.allow_near_duplicates,
+                text=req.text,
                 source=examples.source,
                 source_warnings=examples.warnings,
             )

@@ -16,6 +16,7 @@ from tagsmith.ocr import RapidOcrEngine
 from tagsmith.queues import MemoryQueue, Queue, SqsQueue
 from tagsmith.review import ReviewStore
 from tagsmith.storage import EmbeddingCache, ObjectStore, RecordStore, S3ObjectStore
+from tagsmith.storage.texts import TextCache
 from tagsmith.tagging import Limits, Tagger
 from tagsmith.tagmodels import ActiveModels, ModelStore
 from tagsmith.trainer import TrainingService
@@ -95,6 +96,16 @@ class Components:
         return ReviewStore(store=self.store, bucket=self.settings.data_bucket)
 
     @cached_property
+    def ocr(self) -> RapidOcrEngine:
+        # loads its models on first use: only tenants whose settings turn OCR on, or whose tag
+        # models read text, pay for it
+        return RapidOcrEngine()
+
+    @cached_property
+    def texts(self) -> TextCache:
+        return TextCache(store=self.store, bucket=self.settings.data_bucket)
+
+    @cached_property
     def tagger(self) -> Tagger:
         return Tagger(
             encoder=self.encoder,
@@ -114,8 +125,8 @@ class Components:
             reviews=self.reviews,
             review_queue=self.review_queue,
             index=self.index,
-            # OCR loads its models on first use, and only tenants whose settings turn it on use it
-            ocr=RapidOcrEngine(),
+            ocr=self.ocr,
+            texts=self.texts,
             media_settings=TenantMediaSettings(store=self.store, bucket=self.settings.data_bucket),
             video_job_queue=(
                 SqsQueue(client=boto3_client("sqs", self.settings), url=self.settings.video_jobs_queue_url)
@@ -130,7 +141,7 @@ class Components:
 
     @cached_property
     def trainer(self) -> TrainingService:
-        return TrainingService(tagger=self.tagger, models=self.models)
+        return TrainingService(tagger=self.tagger, models=self.models, ocr=self.ocr, texts=self.texts)
 
     @cached_property
     def backfill(self) -> BackfillService:

@@ -103,6 +103,14 @@ def train(
             help="Ground Truth manifests: the label attribute to read (default: every classification)"
         ),
     ] = None,
+    text: Annotated[
+        bool | None,
+        typer.Option(
+            "--text/--no-text",
+            help="also learn from the text printed on the examples (OCR, about 1 s per new photo; "
+            "uploads are then read by OCR too); default: as the active version does",
+        ),
+    ] = None,
     submit: Annotated[
         bool, typer.Option(help="do not wait: write a training request for the train handler")
     ] = False,
@@ -140,6 +148,7 @@ def train(
             corrections=corrections,
             label_attribute=label_attribute,
             allow_near_duplicates=allow_near_duplicates,
+            text=text,
         )
         if submit:
             local = [e for e in req.examples if not e.startswith("s3://")]
