@@ -12,7 +12,9 @@ so authentication and JSON shaping are included:
 * ``first_page``: ``/api/queue`` now: one page of 50 items plus counts and backlog from the entry
   keys (no item reads for the counts);
 * ``next_page``: the following page by ``cursor`` with ``counts=0`` (what "more" costs);
-* ``filtered``: a model + tag + min_confidence filter, first page with counts.
+* ``filtered``: a model + tag + min_confidence filter, first page with counts;
+* ``bulk_accept``: 100 items accepted one ``decide`` at a time against one ``bulk_accept``, on an
+  object store that sleeps 5 ms per call (simulated S3 round trips; the in-memory store has none).
 
 Object reads per request are counted too (GETs of review items). The in-memory store lists by
 sorting every key of the bucket, so listing costs more here than an S3 LIST page would; on S3 the
@@ -166,7 +168,90 @@ def run(n_pending: int = 10_000, n_decided: int = 2_000, repeat: int = 20) -> di
         results["before"]["median_ms"] / results["first_page"]["median_ms"], 1
     )
     results["populate_seconds"] = round(populate_s, 1)
+    results["bulk_accept"] = bulk_accept_run()
     return results
+
+
+class _SlowStore:
+    """Adds a fixed delay to every object-store call: S3's round trip, which bulk accept is bound by."""
+
+    def __init__(self, inner: Any, seconds: float) -> None:
+        self.inner, self.seconds = inner, seconds
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self.inner, name)
+
+        def slow(*args: Any, **kw: Any) -> Any:
+            time.sleep(self.seconds)
+            return call(*args, **kw)
+
+        return slow
+
+
+def bulk_accept_run(n: int = 100, latency_ms: float = 5.0) -> dict[str, Any]:
+    """Accepting ``n`` items one request at a time (each its own ``decide``) against one bulk accept,
+    on an object store with ``latency_ms`` per call (simulated; the in-memory store has none)."""
+    from tagsmith.decisions import CorrectionTracker, DecisionService, RetrainPolicy
+    from tagsmith.records import AssetRecord, AssetStatus, Source, SourceObject, TagAssignment, TagState
+    from tagsmith.review import ReviewItem, ReviewStore
+    from tagsmith.search import InMemorySearchIndex
+    from tagsmith.storage import MemoryObjectStore, RecordStore
+
+    class _NoModels:
+        def for_tenant(self, tenant: str) -> list[Any]:
+            return []
+
+        def invalidate(self, tenant: str | None = None) -> None:
+            return None
+
+    out: dict[str, Any] = {"items": n, "simulated_store_latency_ms": latency_ms}
+    for mode in ("one_by_one", "bulk"):
+        memory = MemoryObjectStore()
+        records = RecordStore(store=memory, bucket="data")
+        reviews = ReviewStore(store=memory, bucket="data")
+        ids = []
+        for i in range(n):
+            path = f"p/{i:05d}.jpg"
+            tag = TagAssignment("sku", "milk", TagState.REVIEW, Source.AI, confidence=0.5, model_version="v1")
+            records.update(
+                _asset(TENANT, path),
+                lambda _r, path=path, tag=tag: AssetRecord(
+                    TENANT,
+                    path,
+                    SourceObject("assets", f"{TENANT}/{path}", "e", 1),
+                    AssetStatus.TAGGED,
+                    tags=(tag,),
+                ),
+            )
+            item = ReviewItem(f"{i:024x}", TENANT, path, "sku", "v1", "milk", 0.5, 0.9)
+            reviews.put(item)
+            ids.append(item.id)
+        slow = _SlowStore(memory, latency_ms / 1000)
+        service = DecisionService(
+            records=RecordStore(store=slow, bucket="data"),
+            reviews=ReviewStore(store=slow, bucket="data"),
+            models=_NoModels(),
+            index=InMemorySearchIndex(),
+            corrections=CorrectionTracker(
+                store=slow, data_bucket="data", models=_NoModels(), policy=RetrainPolicy(0)
+            ),
+        )
+        t0 = time.perf_counter()
+        if mode == "bulk":
+            results = service.bulk_accept(TENANT, ids, reviewer="bench")
+        else:
+            results = [service.decide(TENANT, i, "accept", reviewer="bench") for i in ids]
+        seconds = time.perf_counter() - t0
+        assert all(not isinstance(r, Exception) and r.changed for r in results)
+        out[mode] = {"seconds": round(seconds, 2), "items_per_s": round(n / seconds, 1)}
+    out["speedup"] = round(out["one_by_one"]["seconds"] / out["bulk"]["seconds"], 1)
+    return out
+
+
+def _asset(tenant: str, path: str) -> Any:
+    from tagsmith.keys import AssetKey
+
+    return AssetKey(tenant, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,10 +42,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from tagsmith.errors import InvalidInputError, NotFoundError, TransientError
 from tagsmith.keys import AssetKey, model_prefix, tenant_prefix, validate_tag_id
@@ -388,9 +390,28 @@ class DecisionService:
     def decide(
         self, tenant: str, item_id: str, action: str | Action, *, reviewer: str, tag: str | None = None
     ) -> DecisionOutcome:
+        return self._decide(tenant, item_id, action, reviewer=reviewer, tag=tag)
+
+    def _decide(
+        self,
+        tenant: str,
+        item_id: str,
+        action: str | Action,
+        *,
+        reviewer: str,
+        tag: str | None = None,
+        expect_suggestion: str | None = None,
+        deferred: _Deferred | None = None,
+    ) -> DecisionOutcome:
+        """:meth:`decide`; with ``deferred`` the index write and the correction count are collected
+        there for the caller to do once for a whole batch (:meth:`bulk_accept`)."""
         item = self.reviews.get(tenant, item_id)
         if item is None:
             raise NotFoundError(f"no review item {item_id!r} in tenant {tenant!r}")
+        if expect_suggestion is not None and item.suggestion != expect_suggestion:
+            raise DecisionError(
+                f"item {item_id} suggests {item.suggestion!r}, not {expect_suggestion!r}: not accepted"
+            )
         try:
             act = Action(action)
         except ValueError:
@@ -451,10 +472,16 @@ class DecisionService:
                     or {"action": act.value, "tag": decision.tag, "stale": stale},
                 )
             )
-        self.index.upsert(record, {m.model_id: m.taxonomy for m in models.values()})
+        taxonomies = {m.model_id: m.taxonomy for m in models.values()}
+        counts = changed and self.corrections is not None and _yields_example(decision)
         retrain = None
-        if changed and self.corrections is not None and _yields_example(decision):
-            retrain = self.corrections.record(tenant, item.model)
+        if deferred is not None:
+            deferred.add(record, taxonomies, item.model if counts else None)
+        else:
+            self.index.upsert(record, taxonomies)
+            if counts:
+                assert self.corrections is not None
+                retrain = self.corrections.record(tenant, item.model)
         log.info(
             "review decision %s on %s/%s by %s%s",
             act.value,
@@ -481,23 +508,76 @@ class DecisionService:
     ) -> list[DecisionOutcome | Exception]:
         """Accept each item's suggestion; with ``tag``, only items suggesting that tag (others fail).
 
-        Returns one outcome or error per id, in order: one bad id never blocks the rest.
+        Returns one outcome or error per id, in order: one bad id never blocks the rest. Items are
+        decided :data:`BULK_WORKERS` at a time (each is its own record's compare-and-swap, so two
+        items of one asset simply retry), then the index gets one bulk request and each model's
+        correction count one update, instead of one of each per item.
         """
-        results: list[DecisionOutcome | Exception] = []
-        for item_id in dict.fromkeys(item_ids):
+        ids = list(dict.fromkeys(item_ids))
+        deferred = _Deferred()
+
+        def one(item_id: str) -> DecisionOutcome | Exception:
             try:
-                if tag is not None:
-                    item = self.reviews.get(tenant, item_id)
-                    if item is None:
-                        raise NotFoundError(f"no review item {item_id!r} in tenant {tenant!r}")
-                    if item.suggestion != tag:
-                        raise DecisionError(
-                            f"item {item_id} suggests {item.suggestion!r}, not {tag!r}: not accepted"
-                        )
-                results.append(self.decide(tenant, item_id, Action.ACCEPT, reviewer=reviewer))
+                return self._decide(
+                    tenant,
+                    item_id,
+                    Action.ACCEPT,
+                    reviewer=reviewer,
+                    expect_suggestion=tag,
+                    deferred=deferred,
+                )
             except (InvalidInputError, NotFoundError) as e:
-                results.append(e)
+                return e
+
+        if len(ids) > 1:
+            with ThreadPoolExecutor(max_workers=min(BULK_WORKERS, len(ids))) as pool:
+                results = list(pool.map(one, ids))
+        else:
+            results = [one(i) for i in ids]
+        if deferred.records:
+            errors = self.index.bulk_upsert(deferred.records, tenant)
+            for error in errors:  # the record is written; a reindex repairs the projection
+                log.warning(
+                    "bulk accept: indexing %s failed: %s",
+                    error.asset_key,
+                    error.reason,
+                    extra={"tenant": tenant},
+                )
+        if self.corrections is not None:
+            for model, count in sorted(deferred.corrections.items()):
+                retrain = self.corrections.record(tenant, model, count=count)
+                if retrain is not None:  # shown on the batch's last outcome of that model
+                    last = max(
+                        i
+                        for i, r in enumerate(results)
+                        if isinstance(r, DecisionOutcome) and r.model == model
+                    )
+                    results[last] = replace(cast(DecisionOutcome, results[last]), retrain=retrain)
         return results
+
+
+BULK_WORKERS = 8  # decisions of one bulk accept in flight at once (S3 round trips dominate)
+
+
+class _Deferred:
+    """What a batch of decisions leaves for the end: index writes and correction counts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.latest: dict[str, tuple[AssetRecord, dict[str, Any]]] = {}
+        self.corrections: dict[str, int] = {}
+
+    def add(self, record: AssetRecord, taxonomies: dict[str, Any], counted_model: str | None) -> None:
+        with self._lock:
+            held = self.latest.get(record.key)
+            if held is None or held[0].revision <= record.revision:
+                self.latest[record.key] = (record, taxonomies)  # two items of one asset: the later write
+            if counted_model is not None:
+                self.corrections[counted_model] = self.corrections.get(counted_model, 0) + 1
+
+    @property
+    def records(self) -> list[tuple[AssetRecord, dict[str, Any]]]:
+        return list(self.latest.values())
 
 
 def _yields_example(decision: Decision) -> bool:

@@ -228,3 +228,15 @@ def test_the_ingest_batch_routes_creations_and_removals_and_fails_only_bad_messa
     assert response == {"batchItemFailures": []}
     assert [o.status for o in outcomes] == ["deleted"]
     assert c.records.get(ASSET)[0].status is AssetStatus.DELETED
+
+
+def test_a_deleted_assets_decisions_are_kept_but_no_longer_train(c: Components) -> None:
+    from tagsmith.trainer import examples_from_corrections
+
+    upload(c, blend())
+    [item] = c.reviews.pending("acme")
+    ConsoleServices.from_components(c).decisions.decide("acme", item.id, "accept", reviewer="ana")
+    assert len(examples_from_corrections(c.records.iter_tenant("acme"), "colour", c.store, ASSETS)) == 1
+    c.store.delete(ASSETS, KEY)
+    deletions(c).remove([removal()])
+    assert examples_from_corrections(c.records.iter_tenant("acme"), "colour", c.store, ASSETS) == []
