@@ -13,6 +13,13 @@ What one training writes, beside the model (see :mod:`tagsmith.tagmodels.store`)
     versions/<v>/report.json, report.html  the training report (:mod:`tagsmith.training_report`)
     active.json                            moved to <v> only if promoted
 
+OCR text as a feature (``text=True``, ``tagsmith train --text``, ``"text": true`` in a training
+request; by default a retrain keeps what the active version does): every example's printed text is
+read with the OCR engine, through the per-tenant OCR cache (:class:`tagsmith.storage.texts.TextCache`,
+keyed by content hash, so a retrain never reads a photo twice), and the head is an image + text
+late fusion (:mod:`tagsmith.tagmodels.text_head`). An example without text is fine (no text
+features); one whose OCR fails is trained as if it had none, with a warning.
+
 Promotion rule (``TrainingService.train``): the held-out data are the examples the active version
 has never seen (by content hash, from its ``examples.json``) whose tags it knows. The new version
 is scored on them by cross-validation (each is predicted by a fold model trained without it, so the
@@ -59,7 +66,9 @@ from tagsmith.tagmodels import (
     l2_normalise,
     route_prediction,
 )
+from tagsmith.tagmodels.model import TextFeatures
 from tagsmith.tagmodels.store import PromotionConflictError
+from tagsmith.tagmodels.text_head import FusedHead, fit_fused_head
 from tagsmith.taxonomy import Taxonomy
 from tagsmith.training_report import (
     ConfusedPair,
@@ -74,6 +83,9 @@ from tagsmith.training_report import (
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from tagsmith.ocr import OcrEngine
+    from tagsmith.storage.texts import TextCache
 
 log = logging.getLogger(__name__)
 
@@ -336,9 +348,18 @@ class TrainingService:
         report.promotion.promoted, report.per_tag["oat-milk"]["recall"]  # (True, 0.9)
     """
 
-    def __init__(self, *, tagger: Tagger, models: ModelStore) -> None:
+    def __init__(
+        self,
+        *,
+        tagger: Tagger,
+        models: ModelStore,
+        ocr: OcrEngine | None = None,
+        texts: TextCache | None = None,
+    ) -> None:
         self.tagger = tagger
         self.models = models
+        self.ocr = ocr  # reads the examples' text for models that use it
+        self.texts = texts  # OCR results by tenant, engine and content hash
 
     def train(
         self,
@@ -355,9 +376,11 @@ class TrainingService:
         allow_near_duplicates: bool = False,
         source: str = "",
         source_warnings: Sequence[str] = (),
+        text: bool | None = None,
     ) -> TrainingReport:
         """Check, embed, fit, evaluate and save a new version; promote it if it is not worse than
         the active one (or ``force``). ``activate=False`` saves the version without promoting it.
+        ``text``: also learn from the OCR text of the examples (None: as the active version does).
         Raises :class:`TrainingInputError` naming what to fix."""
         started = time.perf_counter()
         timings: dict[str, float] = {}
@@ -367,6 +390,7 @@ class TrainingService:
             raise TrainingInputError(f"auto-apply threshold must be in (0, 1], got {threshold}")
         warnings = [*source_warnings, *check_examples(examples, kind)]
         active_pointer, active, active_examples = self._active(tenant, model_id)
+        use_text = self._wants_text(text, active, kind)
 
         mark = time.perf_counter()
         loaded, embedded, cached = self._load_and_embed(tenant, examples)
@@ -385,6 +409,12 @@ class TrainingService:
         new_rows = [i for i, item in enumerate(loaded) if checked.get(item.sha256) != item.example.tags]
         warnings += self._check_near_duplicates(loaded, x, rows=new_rows, allow=allow_near_duplicates)
         timings["checks"] = time.perf_counter() - mark
+        texts: list[str] | None = None
+        if use_text:
+            mark = time.perf_counter()
+            texts, ocr_warnings = self._read_texts(tenant, loaded)
+            warnings += ocr_warnings
+            timings["ocr"] = time.perf_counter() - mark
 
         labels: list[str] | list[frozenset[str]]
         if kind is ModelKind.EXCLUSIVE:
@@ -394,7 +424,8 @@ class TrainingService:
         mark = time.perf_counter()
         version = new_version()
         stored_taxonomy = taxonomy or self.models.taxonomy(tenant, model_id) or Taxonomy(())
-        head = self._fit(x, labels, kind)
+        # (two calls: subclasses in tests override _fit without the texts argument)
+        head = self._fit(x, labels, kind) if texts is None else self._fit(x, labels, kind, texts)
         model = self._assemble(
             tenant, model_id, version, kind, head, threshold, review_floor, stored_taxonomy
         )
@@ -411,7 +442,7 @@ class TrainingService:
         truth = [set(item.example.tags) for item in loaded]
         seen = set(active_examples) if active is not None and active_examples is not None else None
         promotion, changes = self._decide(
-            model, active, seen, x, shas, truth, cv, activate=activate, force=force
+            model, active, seen, x, shas, truth, cv, activate=activate, force=force, texts=texts
         )
         timings["compare"] = time.perf_counter() - mark
 
@@ -489,10 +520,69 @@ class TrainingService:
 
     # --- stages -------------------------------------------------------------------------------------
     def _fit(
-        self, x: np.ndarray, labels: Sequence[str] | Sequence[frozenset[str]], kind: ModelKind
+        self,
+        x: np.ndarray,
+        labels: Sequence[str] | Sequence[frozenset[str]],
+        kind: ModelKind,
+        texts: Sequence[str] | None = None,
     ) -> LinearHead:
         """The one place a head is fitted: the final model and every cross-validation fold."""
+        if texts is not None:
+            assert self.ocr is not None
+            features = TextFeatures(engine=self.ocr.engine_id)
+            return fit_fused_head(x, texts, [str(lab) for lab in labels], features=features)
         return fit_linear_head(x, labels, kind=kind)
+
+    def _wants_text(self, text: bool | None, active: TagModel | None, kind: ModelKind) -> bool:
+        if text is None:
+            text = active is not None and active.text is not None
+        if not text:
+            return False
+        if kind is not ModelKind.EXCLUSIVE:
+            raise TrainingInputError(
+                "OCR text features are available for exclusive models only; train without --text"
+            )
+        if self.ocr is None:
+            raise TrainingInputError("this deployment has no OCR engine: train without --text")
+        return True
+
+    def _read_texts(self, tenant: str, loaded: Sequence[_Loaded]) -> tuple[list[str], list[str]]:
+        """Each example's OCR text (lines joined by newlines), from the tenant's OCR cache where
+        possible; what is read now is cached. Examples whose OCR fails count as having no text."""
+        assert self.ocr is not None
+        engine = self.ocr.engine_id
+        out, failed = [], []
+        read = from_cache = 0
+        for item in loaded:
+            lines = self.texts.get(tenant, engine, item.sha256) if self.texts is not None else None
+            if lines is not None:
+                from_cache += 1
+            else:
+                try:
+                    image = self.tagger.prepare(item.example.load()).decoded.image
+                    lines = self.ocr.read(image)
+                except Exception as e:  # one bad OCR run must not sink the training
+                    log.warning("OCR failed on %s: %s", item.example.source, e, extra={"tenant": tenant})
+                    failed.append(f"{item.example.source}: {e}")
+                    out.append("")
+                    continue
+                read += 1
+                if self.texts is not None:
+                    self.texts.put(tenant, engine, item.sha256, lines)
+            out.append("\n".join(line.text for line in lines))
+        log.info(
+            "OCR text of %d examples: %d read, %d from the cache, %d failed",
+            len(loaded), read, from_cache, len(failed), extra={"tenant": tenant},
+        )  # fmt: skip
+        warnings = (
+            [
+                f"OCR failed on {len(failed)} example(s); they were trained as having no text:"
+                + _listed(failed)
+            ]
+            if failed
+            else []
+        )
+        return out, warnings
 
     def _assemble(
         self,
@@ -514,6 +604,11 @@ class TrainingService:
             tags=head.tags,
             coef=head.coef,
             intercept=head.intercept,
+            text=(
+                head.text_head(threshold=threshold, default=DEFAULT_THRESHOLD)
+                if isinstance(head, FusedHead)
+                else None
+            ),
             # A threshold the caller sets applies to every tag; by default each tag's is calibrated
             # by cross-validation for the target precision (0.8 when there are too few examples).
             thresholds=(
@@ -673,6 +768,7 @@ class TrainingService:
         *,
         activate: bool,
         force: bool,
+        texts: Sequence[str] | None = None,
     ) -> tuple[Promotion, dict[str, Any]]:
         changes: dict[str, Any] = {}
         if active is not None:
@@ -720,7 +816,10 @@ class TrainingService:
                 True, f"{why}; no unseen examples of the active version's tags to compare on", active.version
             ), changes
         new_correct, new_wrong = _score_cv(model, cv, held, truth, known)
-        old_correct, old_wrong = _score_model(active, x[held], [truth[i] for i in held], known)
+        old_correct, old_wrong = _score_model(
+            _as_scoring(active, texts), x[held], [truth[i] for i in held], known,
+            [texts[i] for i in held] if texts is not None and active.text is not None else None,
+        )  # fmt: skip
         not_worse = new_correct >= old_correct - PROMOTION_SLACK and new_wrong <= old_wrong + PROMOTION_SLACK
         unit = "examples" if model.kind is ModelKind.EXCLUSIVE else "tag decisions"
         verdict = "not worse than" if not_worse else "worse than"
@@ -859,9 +958,20 @@ def _score_cv(
     return right, wrong
 
 
-def _score_model(model: TagModel, x: np.ndarray, truth: list[set[str]], known: set[str]) -> tuple[int, int]:
+def _as_scoring(model: TagModel, texts: Sequence[str] | None) -> TagModel:
+    """``model`` as it can score these examples: without their text, its image half alone."""
+    return model if texts is not None else model.image_only()
+
+
+def _score_model(
+    model: TagModel,
+    x: np.ndarray,
+    truth: list[set[str]],
+    known: set[str],
+    texts: Sequence[str] | None = None,
+) -> tuple[int, int]:
     """(right, wrongly auto-applied) of a stored model on embeddings it never saw, with its own routing."""
-    probs = model.predict(x)
+    probs = model.predict(x, texts if model.text is not None else None)
     right = wrong = 0
     for row, tags in zip(probs, truth, strict=True):
         applied = {a.tag for a in route_prediction(model, row) if a.state is TagState.APPLIED}
