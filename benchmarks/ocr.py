@@ -1,63 +1,57 @@
-"""OCR benchmark: time per image, and what reading the print adds to few-shot accuracy on
-../shared/datasets/grocery (overall, and on the packaged products: milk, juice, yoghurt, oat drinks...).
+"""OCR benchmark: what reading the print adds to the product's tag models on ../shared/datasets/grocery
+(overall, and on the packaged products: milk, juice, yoghurt, oat drinks... under ``Packages/``),
+and what OCR costs per image.
 
-Protocol: the team's few-shot splits ``splits/dev_k{K}_seed{S}.csv`` (K support photos per class from
-train/, all of val/ as test). For each split a logistic regression is fitted on
+Protocol: the team's few-shot splits ``splits/dev_k{5,10,30}_seed{0..4}.csv`` (k support photos per
+class from train/, all of val/ as test), the product's default encoder (embeddings cached by
+``benchmarks.run`` in ``var/bench-cache/<encoder id>.npz``), and the product's own fitting, exactly
+what :class:`tagsmith.trainer.TrainingService` runs (calibrated per-tag thresholds for 98%
+precision, never-seen groups simulated):
 
-* ``image``: the L2-normalised EfficientNet-Lite0 embedding (what tag models use today);
-* ``image+text``: the embedding concatenated with ``TEXT_WEIGHT`` x the hashed character n-grams of
-  the OCR text (:func:`tagsmith.ocr.text_features`);
-* ``late-fusion``: image-head and text-head probabilities multiplied (text head fitted on text only).
+* ``image``: :func:`tagsmith.tagmodels.fit_linear_head` (a model trained without ``--text``);
+* ``image+text``: :func:`tagsmith.tagmodels.text_head.fit_fused_head` over the same embeddings and
+  the rapidocr text of each photo (a model trained with ``--text``).
 
-OCR results and embeddings are cached under ``var/bench-cache/`` (OCR of ~2,000 photos takes about
-half an hour on 2 cores the first time). ``python -m benchmarks.ocr`` prints the figures as JSON.
+Each model is applied with its stored form (:class:`TagModel`, ``predict`` then the product's
+routing), giving top-1 (all test photos and packaged products), the precision and coverage of the
+auto-applied tags, and, for k=10, the share of never-seen products (a model trained on a random
+half of the classes, tested on the other half) that is *not* auto-applied.
+
+OCR results are cached in ``var/bench-cache/ocr-grocery-<engine>.jsonl`` (about 2,900 photos, ~1 s
+each on 2 cores the first time; ``fill=False`` refuses to start OCR and reports what is missing).
+
+    python -m benchmarks.run --only ocr      # or: python -m benchmarks.ocr [--seeds 0] [--no-fill]
 """
 
 from __future__ import annotations
 
-import csv
+import argparse
 import json
 import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-GROCERY = ROOT.parent / "shared" / "datasets" / "grocery"
+GROCERY = Path(os.environ.get("TAGSMITH_GROCERY_DIR", ROOT.parent / "shared" / "datasets" / "grocery"))
 CACHE = ROOT / "var" / "bench-cache"
-SEEDS = (0,)
-SHOTS = (5, 10)
-TEXT_WEIGHT = 0.7
-PACKAGED_PREFIX = "train/Packages/", "val/Packages/"
-
-
-def _split(k: int, seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    support, test = [], []
-    with open(GROCERY / "splits" / f"dev_k{k}_seed{seed}.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            (support if row["split"] == "support" else test).append((row["path"], row["label"]))
-    return support, test
-
-
-def _needed_paths(shots: Iterable[int], seeds: Iterable[int]) -> list[str]:
-    paths: dict[str, None] = {}
-    for k in shots:
-        for s in seeds:
-            support, test = _split(k, s)
-            paths.update(dict.fromkeys(p for p, _ in test))  # test first: every split needs it
-            paths.update(dict.fromkeys(p for p, _ in support))
-    return list(paths)
+SEEDS = (0, 1, 2, 3, 4)
+SHOTS = (5, 10, 30)
+UNKNOWN_K = 10
+PACKAGED_PREFIX = ("train/Packages/", "val/Packages/")
+VARIANTS = ("image", "image+text")
 
 
 def ocr_cache(
-    paths: list[str], *, progress: Callable[[str], None] = lambda _m: None
+    paths: Sequence[str], *, fill: bool = True, progress: Callable[[str], None] = lambda _m: None
 ) -> dict[str, dict[str, Any]]:
-    """``{path: {"text": ..., "seconds": ...}}``, reading and appending ``ocr-grocery-<engine>.jsonl``."""
+    """``{path: {"text": ..., "seconds": ...}}``, reading (and with ``fill``, appending to)
+    ``ocr-grocery-<engine>.jsonl``. Without ``fill`` a missing photo is an error naming how many."""
     from PIL import Image
     from tagsmith.ocr import RAPIDOCR_ENGINE_ID, RapidOcrEngine
 
@@ -67,9 +61,16 @@ def ocr_cache(
     if file.exists():
         for line in file.read_text().splitlines():
             if line.strip():
-                row = json.loads(line)
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # a line being written by a running fill
                 done[row["path"]] = row
     missing = [p for p in paths if p not in done]
+    if missing and not fill:
+        raise RuntimeError(
+            f"{len(missing)} of {len(paths)} photos have no cached OCR in {file}; run with fill"
+        )
     if missing:
         engine = RapidOcrEngine()
         with file.open("a") as out:
@@ -92,33 +93,7 @@ def ocr_cache(
     return {p: done[p] for p in paths}
 
 
-def embedding_cache(paths: list[str]) -> dict[str, np.ndarray]:
-    from PIL import Image
-    from tagsmith.encoder import default_encoder
-
-    CACHE.mkdir(parents=True, exist_ok=True)
-    file = CACHE / "grocery-lite0-embeddings.npz"
-    known: dict[str, np.ndarray] = {}
-    if file.exists():
-        with np.load(file, allow_pickle=False) as npz:
-            known = dict(zip(npz["paths"].tolist(), npz["vectors"], strict=True))
-    missing = [p for p in paths if p not in known]
-    if missing:
-        encoder = default_encoder(CACHE / "encoder")
-        for i in range(0, len(missing), 64):
-            batch = missing[i : i + 64]
-            images = []
-            for p in batch:
-                with Image.open(GROCERY / p) as im:
-                    images.append(im.convert("RGB"))
-            for p, v in zip(batch, encoder.embed(images), strict=True):
-                known[p] = v
-        keys = sorted(known)
-        np.savez(file, paths=np.array(keys), vectors=np.stack([known[k] for k in keys]))
-    return {p: known[p] for p in paths}
-
-
-def fresh_timing(paths: list[str], n: int = 24) -> dict[str, Any]:
+def fresh_timing(paths: Sequence[str], n: int = 24) -> dict[str, Any]:
     """OCR of ``n`` images timed now (the cache's timings were taken whenever it was filled), with
     the process CPU time: on a busy machine wall time overstates the cost."""
     import resource
@@ -127,7 +102,7 @@ def fresh_timing(paths: list[str], n: int = 24) -> dict[str, Any]:
     from tagsmith.ocr import RapidOcrEngine
 
     engine = RapidOcrEngine()
-    sample = paths[:: max(len(paths) // n, 1)][:n]
+    sample = list(paths[:: max(len(paths) // n, 1)][:n])
     images = []
     for p in sample:
         with Image.open(GROCERY / p) as im:
@@ -150,90 +125,220 @@ def fresh_timing(paths: list[str], n: int = 24) -> dict[str, Any]:
     }
 
 
-def _fit_predict(train_x: np.ndarray, train_y: list[str], test_x: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    from sklearn.linear_model import LogisticRegression
+# --- the product's fit ----------------------------------------------------------------------------
+def fit_model(variant: str, x: np.ndarray, labels: list[str], texts: list[str], encoder_id: str) -> Any:
+    """The stored model a training would produce (``--text`` for ``image+text``)."""
+    from tagsmith.ocr import RAPIDOCR_ENGINE_ID
+    from tagsmith.tagmodels import ModelKind, TagModel, fit_linear_head
+    from tagsmith.tagmodels.model import TextFeatures
+    from tagsmith.tagmodels.text_head import fit_fused_head
+    from tagsmith.trainer import DEFAULT_THRESHOLD
 
-    clf = LogisticRegression(C=10.0, max_iter=2000)
-    clf.fit(train_x, train_y)
-    return clf.predict_proba(test_x), list(clf.classes_)
+    if variant == "image":
+        head: Any = fit_linear_head(x, labels, kind=ModelKind.EXCLUSIVE)
+        text = None
+    else:
+        head = fit_fused_head(x, texts, labels, features=TextFeatures(engine=RAPIDOCR_ENGINE_ID))
+        text = head.text_head(threshold=None, default=DEFAULT_THRESHOLD)
+    return TagModel(
+        tenant="bench",
+        model_id="grocery",
+        version=variant,
+        kind=ModelKind.EXCLUSIVE,
+        encoder_id=encoder_id,
+        tags=head.tags,
+        coef=head.coef,
+        intercept=head.intercept,
+        thresholds=head.thresholds_or(DEFAULT_THRESHOLD),
+        text=text,
+    )
 
 
-def _accuracy(pred: list[str], truth: list[str], mask: list[bool] | None = None) -> float:
-    pairs = [(p, t) for i, (p, t) in enumerate(zip(pred, truth, strict=True)) if mask is None or mask[i]]
-    return sum(p == t for p, t in pairs) / max(len(pairs), 1)
+def route(model: Any, x: np.ndarray, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(top tag, auto-applied?) per row, through the product's routing."""
+    from tagsmith.records import TagState
+    from tagsmith.tagmodels import route_prediction
+
+    probs = model.predict(x, texts if model.text is not None else None)
+    top = np.array(model.tags)[probs.argmax(axis=1)]
+    applied = np.array(
+        [any(a.state is TagState.APPLIED for a in route_prediction(model, row)) for row in probs], dtype=bool
+    )
+    return top, applied
+
+
+def evaluate_split(
+    variant: str,
+    x: np.ndarray,
+    index: dict[str, int],
+    ocr: dict[str, dict[str, Any]],
+    split: Any,
+    encoder_id: str,
+) -> dict[str, float]:
+    support_x = x[[index[p] for p, _ in split.support]]
+    started = time.perf_counter()
+    model = fit_model(
+        variant,
+        support_x,
+        [label for _, label in split.support],
+        [ocr[p]["text"] for p, _ in split.support],
+        encoder_id,
+    )
+    fit_seconds = time.perf_counter() - started
+    top, applied = route(model, x[[index[p] for p, _ in split.test]], [ocr[p]["text"] for p, _ in split.test])
+    truth = np.array([label for _, label in split.test])
+    packaged = np.array([p.startswith(PACKAGED_PREFIX) for p, _ in split.test])
+    right = top == truth
+    return {
+        "accuracy": float(right.mean()),
+        "packaged_accuracy": float(right[packaged].mean()),
+        "precision": float(right[applied].mean()) if applied.any() else float("nan"),
+        "coverage": float(applied.mean()),
+        "packaged_coverage": float(applied[packaged].mean()),
+        "fit_seconds": fit_seconds,
+        "text_weight": float(model.text.weight) if model.text is not None else 0.0,
+    }
+
+
+def evaluate_unknown(
+    variant: str,
+    x: np.ndarray,
+    index: dict[str, int],
+    ocr: dict[str, dict[str, Any]],
+    split: Any,
+    encoder_id: str,
+) -> float:
+    """A model trained on a random half of the classes: the share of the other half's test photos
+    it does not auto-apply (the same halves as ``benchmarks.run.evaluate_unknown``)."""
+    classes = sorted({label for _, label in split.support})
+    known = set(np.random.default_rng(split.seed).permutation(classes)[: len(classes) // 2].tolist())
+    support = [(p, label) for p, label in split.support if label in known]
+    unseen = [p for p, label in split.test if label not in known]
+    model = fit_model(
+        variant,
+        x[[index[p] for p, _ in support]],
+        [label for _, label in support],
+        [ocr[p]["text"] for p, _ in support],
+        encoder_id,
+    )
+    _, applied = route(model, x[[index[p] for p in unseen]], [ocr[p]["text"] for p in unseen])
+    return float(1.0 - applied.mean())
+
+
+def _stat(values: Iterable[float]) -> dict[str, float]:
+    arr = np.asarray([v for v in values if not np.isnan(v)], dtype=np.float64)
+    if arr.size == 0:
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    return {"mean": round(float(arr.mean()), 4), "std": round(float(arr.std()), 4), "n": int(arr.size)}
 
 
 def run(
-    *, shots: Iterable[int] = SHOTS, seeds: Iterable[int] = SEEDS, log: Callable[[str], None] = print
+    *,
+    shots: Iterable[int] = SHOTS,
+    seeds: Iterable[int] = SEEDS,
+    fill: bool = True,
+    timing: bool = True,
+    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
 ) -> dict[str, Any]:
-    """Accuracy with and without OCR features, and OCR seconds per image."""
-    from tagsmith.ocr import text_features
+    """Accuracy, honest confidence and never-seen items with and without OCR text; OCR cost."""
+    from tagsmith.encoder import DEFAULT_RECIPE
 
-    if not GROCERY.is_dir():
+    from benchmarks.run import cached_embeddings, load_split, split_paths
+
+    if not (GROCERY / "splits").is_dir():
         return {"skipped": f"the grocery dataset is not at {GROCERY}"}
     shots, seeds = tuple(shots), tuple(seeds)
-    paths = _needed_paths(shots, seeds)
-    ocr = ocr_cache(paths, progress=log)
-    vectors = embedding_cache(paths)
-    timings = [ocr[p]["seconds"] for p in paths]
-    with_text = sum(1 for p in paths if ocr[p]["text"].strip())
+    paths = split_paths(tuple(sorted({*shots, UNKNOWN_K})), seeds)
+    ocr = ocr_cache(paths, fill=fill, progress=log)
+    encoder_id = DEFAULT_RECIPE.id
+    x, _ = cached_embeddings(encoder_id, paths, log)
+    index = {p: i for i, p in enumerate(paths)}
+    timings = [float(ocr[p]["seconds"]) for p in paths]
     results: dict[str, Any] = {
-        "ocr_timed_now": fresh_timing(paths),
+        "encoder_id": encoder_id,
+        "seeds": list(seeds),
+        "images_with_text": round(sum(1 for p in paths if ocr[p]["text"].strip()) / len(paths), 3),
         "ocr_seconds_per_image_while_caching": {
             "mean": round(statistics.fmean(timings), 3),
             "median": round(statistics.median(timings), 3),
-            "p90": round(float(np.percentile(timings, 90)), 3),
             "images": len(timings),
-            "image_size": "348x348 (some 348x464)",
-            "threads": os.cpu_count(),
         },
-        "images_with_text": round(with_text / len(paths), 3),
-        "text_weight": TEXT_WEIGHT,
-        "accuracy": {},
+        "load_average_at_start": round(os.getloadavg()[0], 1),
+        "per_k": {},
+        "unknown": {},
     }
     for k in shots:
-        scores: dict[str, dict[str, list[float]]] = {}
-        for seed in seeds:
-            support, test = _split(k, seed)
-            train_x = np.stack([vectors[p] for p, _ in support])
-            test_x = np.stack([vectors[p] for p, _ in test])
-            train_t = text_features([ocr[p]["text"] for p, _ in support])
-            test_t = text_features([ocr[p]["text"] for p, _ in test])
-            train_y = [y for _, y in support]
-            truth = [y for _, y in test]
-            packaged = [p.startswith(PACKAGED_PREFIX) for p, _ in test]
-
-            img_p, classes = _fit_predict(train_x, train_y, test_x)
-            cat_p, cat_classes = _fit_predict(
-                np.hstack([train_x, TEXT_WEIGHT * train_t]),
-                train_y,
-                np.hstack([test_x, TEXT_WEIGHT * test_t]),
+        splits = [load_split(k, s) for s in seeds]
+        row: dict[str, Any] = {}
+        for variant in VARIANTS:
+            runs = [evaluate_split(variant, x, index, ocr, split, encoder_id) for split in splits]
+            row[variant] = {key: _stat(r[key] for r in runs) for key in runs[0]}
+            r = row[variant]
+            log(
+                f"k={k} {variant}: top-1 {r['accuracy']['mean']:.3f} (packaged {r['packaged_accuracy']['mean']:.3f}), "
+                f"auto-applied precision {r['precision']['mean']:.3f} coverage {r['coverage']['mean']:.3f}, "
+                f"fit {r['fit_seconds']['mean']:.2f} s"
             )
-            txt_p, txt_classes = _fit_predict(train_t, train_y, test_t)
-            assert classes == cat_classes == txt_classes
-            fused = img_p * txt_p**0.5
-            variants = {
-                "image": img_p,
-                "image+text": cat_p,
-                "late-fusion": fused,
-                "text-only": txt_p,
-            }
-            for name, probs in variants.items():
-                pred = [classes[i] for i in probs.argmax(axis=1)]
-                s = scores.setdefault(name, {"overall": [], "packaged": []})
-                s["overall"].append(_accuracy(pred, truth))
-                s["packaged"].append(_accuracy(pred, truth, packaged))
-            log(f"k={k} seed={seed}: " + ", ".join(f"{n} {scores[n]['overall'][-1]:.3f}" for n in variants))
-        results["accuracy"][f"k{k}"] = {
-            name: {
-                part: {"mean": round(statistics.fmean(v), 4), "std": round(statistics.pstdev(v), 4)}
-                for part, v in parts.items()
-            }
-            for name, parts in scores.items()
+        row["test_photos"] = {
+            "overall": len(splits[0].test),
+            "packaged": sum(p.startswith(PACKAGED_PREFIX) for p, _ in splits[0].test),
         }
-        results["accuracy"][f"k{k}"]["test_images"] = {"overall": len(test), "packaged": sum(packaged)}
+        results["per_k"][str(k)] = row
+    unknown_splits = [load_split(UNKNOWN_K, s) for s in seeds]
+    for variant in VARIANTS:
+        results["unknown"][variant] = _stat(
+            evaluate_unknown(variant, x, index, ocr, split, encoder_id) for split in unknown_splits
+        )
+        log(f"never-seen not applied (k={UNKNOWN_K}) {variant}: {results['unknown'][variant]['mean']:.3f}")
+    if timing:
+        results["ocr_timed_now"] = fresh_timing(paths)
+        log(f"OCR timed now: {results['ocr_timed_now']}")
     return results
 
 
+def markdown(results: dict[str, Any]) -> str:
+    def pct(s: dict[str, float]) -> str:
+        return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}%" if s.get("n") else "n/a"
+
+    lines = [
+        "| k | top-1: image -> image+text | packaged products | auto-applied precision / coverage: image "
+        "| image+text | fit s (image / +text) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k, row in results["per_k"].items():
+        a, b = row["image"], row["image+text"]
+        lines.append(
+            f"| {k} | {pct(a['accuracy'])} -> **{pct(b['accuracy'])}** | {pct(a['packaged_accuracy'])} -> "
+            f"**{pct(b['packaged_accuracy'])}** | {pct(a['precision'])} / {pct(a['coverage'])} | "
+            f"{pct(b['precision'])} / {pct(b['coverage'])} | {a['fit_seconds']['mean']:.2f} / "
+            f"{b['fit_seconds']['mean']:.2f} |"
+        )
+    u = results["unknown"]
+    lines.append(
+        f"\nnever-seen products not auto-applied (k={UNKNOWN_K}): image {pct(u['image'])}, "
+        f"image+text {pct(u['image+text'])}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ocr", description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument("--shots", default=",".join(map(str, SHOTS)))
+    parser.add_argument("--no-fill", action="store_true", help="never run OCR; fail if a photo is not cached")
+    parser.add_argument("--no-timing", action="store_true", help="skip timing OCR on 24 photos now")
+    args = parser.parse_args(argv)
+    results = run(
+        shots=[int(k) for k in args.shots.split(",")],
+        seeds=[int(s) for s in args.seeds.split(",")],
+        fill=not args.no_fill,
+        timing=not args.no_timing,
+    )
+    print(json.dumps(results, indent=1))
+    if "per_k" in results:
+        print(markdown(results), file=sys.stderr)
+    return 0
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(log=lambda m: print(m, file=sys.stderr)), indent=1))
+    raise SystemExit(main())
