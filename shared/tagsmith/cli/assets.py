@@ -41,11 +41,24 @@ def tag(
                 f"tenant {tenant!r} has no active model ({s.where}): train one with `tagsmith train`"
             )
         failed = 0
+        ocr = s.components.ocr if tagger.reads_text(tenant) else None  # a model reads the print
         for path in paths:
             result: dict[str, Any] = {"file": str(path)}
             try:
                 prepared = tagger.prepare(path.read_bytes())
-                proposal = tagger.propose(tenant, tagger.embed(tenant, [prepared]))[0]
+                texts = None
+                if ocr is not None:
+                    try:
+                        texts = ["\n".join(line.text for line in ocr.read(prepared.decoded.image))]
+                        result["text"] = texts[0]
+                    except Exception as e:  # as at ingest: the image alone still tags
+                        result["ocr_error"] = f"OCR failed ({e}); scored on the image alone"
+                proposal = tagger.propose(
+                    tenant,
+                    tagger.embed(tenant, [prepared]),
+                    texts,
+                    ocr_engine=ocr.engine_id if ocr is not None else None,
+                )[0]
                 result["tags"] = [
                     {
                         "model": a.model,
