@@ -88,25 +88,30 @@ _INGEST_DATA_READ = (
     "tenants/*/records/*",
     "tenants/*/reviews/*",
     "tenants/*/embeddings/*",
+    "tenants/*/video-jobs/*",
 )
 _INGEST_DATA_WRITE = (
     "tenants/*/records/*",
     "tenants/*/reviews/*",
     "tenants/*/review-queue/*",
     "tenants/*/embeddings/*",
+    "tenants/*/thumbnails/*",
+    "tenants/*/video-jobs/*",
 )
 # the review queue's ordering entries (tagsmith.review): replaced when an item changes, so deleted
 _QUEUE_DELETE = ("tenants/*/review-queue/*",)
+# a video's segment thumbnails of replaced versions, and a long video's job checkpoints once used
+_VIDEO_DELETE = ("tenants/*/thumbnails/*", "tenants/*/video-jobs/*")
 _INDEX_WRITER = ("Get", "Head", "Post", "Put")
 
 ACCESS: dict[str, FunctionAccess] = {
     "ingest": FunctionAccess(
         data_read=_INGEST_DATA_READ,
         data_write=_INGEST_DATA_WRITE,
-        data_delete=_QUEUE_DELETE,
+        data_delete=(*_QUEUE_DELETE, *_VIDEO_DELETE),
         data_list=True,
         assets_read=True,
-        sends_to=("review",),
+        sends_to=("review", "video-jobs"),  # a long video's first job step
         # a deleted object's document is deleted (tagsmith.deletion)
         opensearch=(*_INDEX_WRITER, "Delete"),
     ),
@@ -133,6 +138,7 @@ ACCESS: dict[str, FunctionAccess] = {
             "tenants/*/records/*",
             "tenants/*/reviews/*",
             "tenants/*/training-requests/*",
+            "tenants/*/thumbnails/*",  # a video item's frame
         ),
         data_write=(
             "tenants/*/records/*",
@@ -149,10 +155,20 @@ ACCESS: dict[str, FunctionAccess] = {
     "backfill": FunctionAccess(
         data_read=(*_INGEST_DATA_READ, "tenants/*/backfills/*"),
         data_write=(*_INGEST_DATA_WRITE, "tenants/*/backfills/*"),
-        data_delete=_QUEUE_DELETE,
+        data_delete=(*_QUEUE_DELETE, *_VIDEO_DELETE),
         data_list=True,
         assets_read=True,
-        sends_to=("review", "backfill"),
+        sends_to=("review", "backfill", "video-jobs"),
+        opensearch=_INDEX_WRITER,
+    ),
+    # the steps of long-video jobs (tagsmith.videojobs): ingest's rights, and its own queue
+    "video": FunctionAccess(
+        data_read=_INGEST_DATA_READ,
+        data_write=_INGEST_DATA_WRITE,
+        data_delete=(*_QUEUE_DELETE, *_VIDEO_DELETE),
+        data_list=True,
+        assets_read=True,
+        sends_to=("review", "video-jobs"),
         opensearch=_INDEX_WRITER,
     ),
 }
@@ -294,7 +310,7 @@ def globals_section(stack: StackDef) -> dict[str, Any]:
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
     for q in stack.queues:
-        env[f"TAGSMITH_{q.name.upper()}_QUEUE_URL"] = Ref(queue_id(q.name))
+        env[f"TAGSMITH_{q.name.upper().replace('-', '_')}_QUEUE_URL"] = Ref(queue_id(q.name))
     return {
         "Function": {
             "Architectures": ["x86_64"],

@@ -47,6 +47,7 @@ ROLES: dict[str, dict[str, Any]] = {
 ROLE_OF_FUNCTION = {
     "IngestRoleArn": "tagsmith_writer",
     "BackfillRoleArn": "tagsmith_writer",
+    "VideoRoleArn": "tagsmith_writer",  # the last step of a long video job indexes it
     "ReviewRoleArn": "tagsmith_writer",
     "SearchRoleArn": "tagsmith_reader",
 }

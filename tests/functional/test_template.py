@@ -187,7 +187,8 @@ def test_template_functions_match_resources_py(resources):
 def test_template_functions_read_the_settings_handlers_read(template):
     env = template["Globals"]["Function"]["Environment"]["Variables"]
     for q in STACK.queues:
-        assert env[f"TAGSMITH_{q.name.upper()}_QUEUE_URL"] == {"Ref": generate.queue_id(q.name)}
+        name = q.name.upper().replace("-", "_")
+        assert env[f"TAGSMITH_{name}_QUEUE_URL"] == {"Ref": generate.queue_id(q.name)}
     assert env["TAGSMITH_ENCODER_CACHE"] == generate.ENCODER_CACHE
     assert env["TAGSMITH_OPENSEARCH_AUTH"] == "sigv4"
     from tagsmith.config import Settings

@@ -51,6 +51,10 @@ class StackDef:
             QueueDef("review", visibility_timeout=60, max_receive_count=5),
             QueueDef("training", visibility_timeout=960, max_receive_count=2),
             QueueDef("backfill", visibility_timeout=720, max_receive_count=3),
+            # long videos, one job step per message (tagsmith.videojobs): its own queue because a
+            # step runs for up to 15 minutes (ingest's messages time out after 6), and its own DLQ
+            # and concurrency so long videos can never hold up the uploads behind them
+            QueueDef("video-jobs", visibility_timeout=960, max_receive_count=3),
         )
     )
     notifications: tuple[NotificationDef, ...] = (
@@ -96,6 +100,16 @@ class StackDef:
                 "GET /api/{proxy+}",
                 "POST /api/{proxy+}",
             ),
+        ),
+        # steps of long-video jobs; the time a step may take is what its windows are planned against
+        FunctionDef(
+            "video",
+            "functions/video/handler.handler",
+            "video-jobs",
+            batch_size=1,
+            max_concurrency=4,
+            memory_mb=3008,
+            timeout=900,
         ),
         # below ingest's concurrency on purpose: a re-tag of the whole library must not starve uploads
         FunctionDef(
