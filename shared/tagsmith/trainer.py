@@ -35,6 +35,7 @@ import hashlib
 import json
 import logging
 import secrets
+import stat
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -112,7 +113,10 @@ class Example:
 
     ``tag`` is the example's tag; a multi-label example lists its other tags in ``more_tags``
     (a multi-label example with no tag at all is a negative: ``tag=""``). ``sha256``, when known
-    (e.g. from an asset record), lets a cached embedding skip reading the image.
+    (e.g. from an asset record), lets a cached embedding skip reading the image. ``version`` is a
+    cheap identity of the bytes at ``source`` (an S3 ETag from the listing, a file's size and
+    modification time): a retraining that finds the same source and version in the active
+    version's ``examples.json`` takes the content hash from there instead of reading the image.
     """
 
     tag: str
@@ -120,6 +124,7 @@ class Example:
     load: Callable[[], bytes]
     more_tags: tuple[str, ...] = ()
     sha256: str | None = None
+    version: str | None = None
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -150,8 +155,9 @@ def examples_from_folder(root: Path) -> tuple[list[Example], Taxonomy | None]:
     examples = []
     for tag_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for f in sorted(tag_dir.rglob("*")):
-            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
-                examples.append(Example(tag_dir.name, str(f), f.read_bytes))
+            if f.suffix.lower() in IMAGE_SUFFIXES and stat.S_ISREG((st := f.stat()).st_mode):
+                version = f"{st.st_size}-{st.st_mtime_ns}"  # changes whenever the file is rewritten
+                examples.append(Example(tag_dir.name, str(f), f.read_bytes, version=version))
     tax_file = root / "taxonomy.json"
     taxonomy = Taxonomy.from_json(tax_file.read_bytes()) if tax_file.is_file() else None
     return examples, taxonomy
@@ -170,7 +176,9 @@ def examples_from_prefix(
         tag, sep, name = rest.partition("/")
         if sep and Path(name).suffix.lower() in IMAGE_SUFFIXES:
             key = info.key
-            examples.append(Example(tag, f"s3://{bucket}/{key}", object_loader(store, bucket, key)))
+            examples.append(
+                Example(tag, f"s3://{bucket}/{key}", object_loader(store, bucket, key), version=info.etag)
+            )
     return examples, taxonomy
 
 
@@ -393,6 +401,10 @@ class TrainingService:
         use_text = self._wants_text(text, active, kind)
 
         mark = time.perf_counter()
+        if active is not None:
+            examples = _with_recorded_hashes(
+                examples, self.models.example_hashes(tenant, model_id, active.version)
+            )
         loaded, embedded, cached = self._load_and_embed(tenant, examples)
         timings["load_and_embed"] = time.perf_counter() - mark
         mark = time.perf_counter()
@@ -920,6 +932,17 @@ def _cv_from_head(head: LinearHead, model: TagModel) -> _CrossValidation | None:
     return _CrossValidation(int(getattr(head, "cv_folds", 0) or 0), probs, applied, predicted)
 
 
+def _with_recorded_hashes(examples: Sequence[Example], recorded: dict[tuple[str, str], str]) -> list[Example]:
+    """``examples`` with the content hash an earlier training recorded for the same source and
+    version (see :class:`Example`), so that an example whose embedding is cached is not read."""
+    return [
+        replace(ex, sha256=recorded[(ex.source, ex.version)])
+        if ex.sha256 is None and ex.version is not None and (ex.source, ex.version) in recorded
+        else ex
+        for ex in examples
+    ]
+
+
 def _drop_exact_duplicates(loaded: list[_Loaded]) -> tuple[list[_Loaded], list[str]]:
     by_hash: dict[str, list[_Loaded]] = defaultdict(list)
     for item in loaded:
@@ -998,7 +1021,12 @@ def _with_metrics(
 
 def _examples_json(model: TagModel, loaded: list[_Loaded]) -> bytes:
     rows = [
-        {"sha256": item.sha256, "tags": list(item.example.tags), "source": item.example.source}
+        {
+            "sha256": item.sha256,
+            "tags": list(item.example.tags),
+            "source": item.example.source,
+            "version": item.example.version,
+        }
         for item in loaded
     ]
     return json.dumps({"encoder_id": model.encoder_id, "examples": rows}, ensure_ascii=False).encode()

@@ -101,6 +101,22 @@ class ModelStore:
         except (ValueError, KeyError, TypeError):
             return None
 
+    def example_hashes(self, tenant: str, model_id: str, version: str) -> dict[tuple[str, str], str]:
+        """(source, content version) -> sha256 of the examples ``version`` was trained on that
+        recorded a content version (an ETag, a file's size and mtime); empty without a record."""
+        body = self.version_file(tenant, model_id, version, "examples.json")
+        if body is None:
+            return {}
+        try:
+            rows = json.loads(body)["examples"]
+            return {
+                (str(row["source"]), str(row["version"])): str(row["sha256"])
+                for row in rows
+                if row.get("version") and row.get("source") and row.get("sha256")
+            }
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return {}
+
     def training_set(self, tenant: str, model_id: str, version: str) -> set[str] | None:
         """Content hashes of the examples ``version`` was trained on; None if it kept no record."""
         examples = self.training_examples(tenant, model_id, version)
