@@ -1,8 +1,9 @@
 """OCR: printed text read from images and video frames, stored on the asset record and indexed.
 
 Text is also evidence for tagging: tag models may declare text rules
-(:mod:`tagsmith.tagmodels.text_rules`), and :func:`text_features` turns text into a vector that a
-text head can learn from.
+(:mod:`tagsmith.tagmodels.text_rules`), and a model trained with ``--text`` learns from it:
+:func:`text_features` turns text into the vector its text head reads
+(:mod:`tagsmith.tagmodels.text_head`).
 
 Example::
 
