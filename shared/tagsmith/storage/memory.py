@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
 import threading
@@ -16,6 +17,7 @@ from tagsmith.storage.base import ObjectInfo, PreconditionFailedError, StoredObj
 class MemoryObjectStore:
     def __init__(self) -> None:
         self._objects: dict[tuple[str, str], StoredObject] = {}
+        self._keys: dict[str, list[str]] = {}  # per bucket, sorted: listings bisect instead of sorting
         self._lock = threading.Lock()
 
     def get(self, bucket: str, key: str) -> StoredObject:
@@ -52,19 +54,36 @@ class MemoryObjectStore:
                 raise PreconditionFailedError(f"s3://{bucket}/{key} changed since it was read")
             etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
             now = datetime.now(UTC).isoformat()
+            if current is None:
+                bisect.insort(self._keys.setdefault(bucket, []), key)
             self._objects[(bucket, key)] = StoredObject(
                 body, ObjectInfo(key, etag, len(body), content_type, now)
             )
             return etag
 
     def delete(self, bucket: str, key: str) -> None:
-        self._objects.pop((bucket, key), None)
+        with self._lock:
+            if self._objects.pop((bucket, key), None) is not None:
+                keys = self._keys[bucket]
+                del keys[bisect.bisect_left(keys, key)]
 
     def list(self, bucket: str, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectInfo]:
-        items = sorted(
-            (k, o)
-            for (b, k), o in list(self._objects.items())
-            if b == bucket and k.startswith(prefix) and k > start_after
-        )
-        for _, obj in items:
-            yield obj.info
+        # Read in pages of 1,000 keys from the sorted index, as S3 lists: a listing that stops
+        # early costs what it read, and writes between pages are seen or not, never torn.
+        after = max(start_after, prefix) if start_after >= prefix else ""
+        while True:
+            with self._lock:
+                keys = self._keys.get(bucket, [])
+                i = bisect.bisect_right(keys, after) if after else bisect.bisect_left(keys, prefix)
+                page = []
+                for key in keys[i : i + 1000]:
+                    if not key.startswith(prefix):
+                        break
+                    obj = self._objects.get((bucket, key))
+                    if obj is not None:
+                        page.append(obj.info)
+                more = len(page) == 1000
+            yield from page
+            if not more:
+                return
+            after = page[-1].key
