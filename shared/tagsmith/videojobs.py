@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tagsmith.errors import InvalidInputError, NotFoundError, TransientError
+from tagsmith.errors import InvalidInputError, InvalidKeyError, NotFoundError, TransientError
 from tagsmith.keys import AssetKey, tenant_prefix, validate_tenant
 from tagsmith.queues import Queue
 from tagsmith.records import Failure, SourceObject, TextLine, utc_now
@@ -250,11 +250,19 @@ def parse_job_message(body: str | dict[str, Any]) -> JobStep:
         d = json.loads(body) if isinstance(body, str) else body
         m = d["video_job"]
         step = JobStep(validate_tenant(str(m["tenant"])), str(m["path"]), str(m["etag"]), int(m["step"]))
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, InvalidKeyError) as e:
         raise VideoJobMessageError(f"not a video job message ({e}): expected {{'video_job': {{...}}}}") from e
     if step.step < 0 or not step.path or not step.etag:
         raise VideoJobMessageError(f"video job message with an empty path or etag, or a negative step: {m}")
     return step
+
+
+def read_job(store: ObjectStore, bucket: str, tenant: str, path: str) -> VideoJobState | None:
+    """The video job status of an asset (the last one started for its key), or None."""
+    try:
+        return VideoJobState.from_json(store.get(bucket, job_key(tenant, path)).body)
+    except NotFoundError:
+        return None
 
 
 # --- checkpoints -----------------------------------------------------------------------------------
@@ -336,8 +344,7 @@ class VideoJobService:
 
     # --- job status ---------------------------------------------------------------------------------
     def get(self, tenant: str, path: str) -> VideoJobState | None:
-        got = self._read(AssetKey(tenant, path))
-        return got[0] if got else None
+        return read_job(self.store, self.bucket, tenant, path)
 
     def _read(self, asset: AssetKey) -> tuple[VideoJobState, str] | None:
         try:

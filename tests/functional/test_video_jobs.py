@@ -340,3 +340,38 @@ def test_stale_thumbnails_spare_the_version_being_processed(stack) -> None:
     assert c.ingest.delete_stale_thumbnails(r) == 1
     assert c.store.head(DATA, early) is not None and c.store.head(DATA, stale) is None
     assert all(c.store.head(DATA, s.thumbnail_key or "") for s in r.segments)
+
+
+def test_tagsmith_record_shows_a_running_job(tmp_path, monkeypatch) -> None:
+    from tagsmith.cli import app
+    from tagsmith.cli.common import Session
+    from tagsmith.storage import FileObjectStore
+    from typer.testing import CliRunner
+
+    # GIVEN a folder store (no AWS at all) and a job half done
+    c = build(
+        Settings(data_bucket=DATA, assets_bucket=ASSETS),
+        store=FileObjectStore(root=tmp_path / "s3"),
+        queue=MemoryQueue(),
+        index=InMemorySearchIndex(),
+        encoder=FakeEncoder(),
+    )
+    install_colour_model(c)
+    queue = MemoryQueue()
+    c.ingest.video_jobs = VideoJobService(
+        ingest=c.ingest, queue=queue, policy=VideoJobPolicy(inline_seconds=10.0, window_seconds=4.0)
+    )
+    c.ingest.ingest([upload(c, "acme/long.mp4", CLIP)])
+    c.ingest.video_jobs.handle(json.dumps(queue.messages.pop(0)), remaining=ONE_WINDOW)
+    monkeypatch.setattr("tagsmith.cli.assets.open_session", lambda target: Session(c, "test store"))
+    runner = CliRunner()
+    # WHEN the record is asked for before the job's last step: the job's progress is printed
+    result = runner.invoke(app, ["record", "--tenant", "acme", "long.mp4"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert (shown["status"], shown["step"], len(shown["windows"])) == ("running", 1, 1)
+    assert shown["summary"].startswith("running: 1 of about 5 windows")
+    # THEN, once done, the record itself
+    drain(c, queue)
+    result = runner.invoke(app, ["record", "--tenant", "acme", "long.mp4"])
+    assert json.loads(result.stdout)["status"] == "tagged" and json.loads(result.stdout)["segments"]

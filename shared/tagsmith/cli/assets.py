@@ -127,15 +127,25 @@ def record(
     path: Annotated[str, typer.Argument(help="the asset's path inside the tenant (or its full key)")],
     target: TargetOpt = Target.AUTO,
 ) -> None:
-    """Print an asset record (the source of truth) as JSON."""
+    """Print an asset record (the source of truth) as JSON; for a long video still being tagged,
+    its job's progress (the job status as JSON when there is no record yet)."""
     from tagsmith.keys import AssetKey
+    from tagsmith.videojobs import JobStatus, read_job
 
     def go() -> None:
         validate_tenant(tenant)
         rel = path.removeprefix(f"{tenant}/")
-        got = open_session(target).components.records.get(AssetKey(tenant, rel))
-        if got is None:
+        c = open_session(target).components
+        got = c.records.get(AssetKey(tenant, rel))
+        job = read_job(c.store, c.settings.data_bucket, tenant, rel)
+        if got is None and job is None:
             raise TagsmithError(f"no record for {tenant}/{rel}")
+        if got is None:
+            assert job is not None
+            print(job.to_json().decode())  # a long video's first upload: the job is all there is
+            return
         print(got[0].to_json().decode())
+        if job is not None and job.source.etag != got[0].source.etag and job.status is not JobStatus.DONE:
+            typer.echo(f"video job for a newer upload (ETag {job.source.etag}): {job.summary()}", err=True)
 
     run_or_exit(go)
