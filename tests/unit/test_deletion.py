@@ -240,3 +240,22 @@ def test_a_deleted_assets_decisions_are_kept_but_no_longer_train(c: Components) 
     c.store.delete(ASSETS, KEY)
     deletions(c).remove([removal()])
     assert examples_from_corrections(c.records.iter_tenant("acme"), "colour", c.store, ASSETS) == []
+
+
+def test_a_backfill_after_a_deletion_leaves_the_tombstone_alone(c: Components) -> None:
+    upload(c, blend())
+    upload(c, solid_jpeg(COLOURS["red"]), key="acme/other.jpg")
+    c.store.delete(ASSETS, KEY)
+    deletions(c).remove([removal()])
+    before = c.records.get(ASSET)
+    backfill = c.backfill
+    backfill.start("acme", reason="test")
+    for _ in range(100):
+        messages = backfill.queue.take()  # type: ignore[attr-defined]  # the in-memory delay queue
+        if not messages:
+            break
+        for m in messages:
+            backfill.handle(json.dumps(m))
+    assert backfill.status("acme").done == 1  # only the object that exists
+    assert c.records.get(ASSET) == before
+    assert searchable_keys(c) == ["acme/other.jpg"]
