@@ -6,16 +6,25 @@ is :meth:`VideoTagger.analyse` end to end, read through ``ObjectStore.open`` of 
 decode, downscale, embed with the real EfficientNet-Lite0 ONNX encoder, one 20-tag model per frame,
 segments, thumbnails. OCR is off (it is per tenant; its cost is in ``benchmarks/ocr.py``).
 
-``python -m benchmarks.video`` prints the figures as JSON.
+A second clip, 10 minutes of the same kind (generated once, cached), is processed as a long-video
+job (:mod:`tagsmith.videojobs`): windows of 120 s, one window per invocation (the most
+continuations a job can take), checkpoints in a folder store. Each mode runs in a fresh process so
+its peak RSS is its own: the job, and the same clip in one pass, whose segments the job must equal.
+
+``python -m benchmarks.video`` prints the figures as JSON; ``python -m benchmarks.video --long``
+only the long-clip ones.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,10 +35,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "var" / "bench-cache"
 SECONDS, FPS, SIZE = 60, 30, (1280, 720)
+LONG_SECONDS, LONG_WINDOW = 600, 120.0
 
 
-def make_clip(path: Path) -> Path:
-    """Moving discs and a sweeping bar over a background whose colour changes every 7.5 s (8 shots)."""
+def make_clip(path: Path, seconds: int = SECONDS) -> Path:
+    """Moving discs and a sweeping bar over a background whose colour changes every 7.5 s."""
     import av
     from PIL import Image, ImageDraw
 
@@ -39,12 +49,14 @@ def make_clip(path: Path) -> Path:
     tmp = path.with_suffix(".tmp.mp4")
     rng = np.random.default_rng(7)
     w, h = SIZE
-    backgrounds = [tuple(int(v) for v in rng.integers(30, 220, size=3)) for _ in range(8)]
+    backgrounds = [
+        tuple(int(v) for v in rng.integers(30, 220, size=3)) for _ in range(math.ceil(seconds / 7.5))
+    ]
     with av.open(str(tmp), "w") as out:
         stream = out.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"preset": "veryfast", "crf": "23"}
-        for i in range(SECONDS * FPS):
+        for i in range(seconds * FPS):
             t = i / FPS
             image = Image.new("RGB", SIZE, backgrounds[int(t // 7.5)])
             draw = ImageDraw.Draw(image)
@@ -211,10 +223,114 @@ def run(*, log: Callable[[str], None] = print) -> dict[str, Any]:
         encoder,
     )
     log(f"bikes.mp4: {results['bikes_mp4']}")
+    results["long_clip_job"] = long_clip(log=log)
     results["goal_seconds"] = 10.0
     results["meets_goal"] = results["runs"]["default (keyframes + every 2 s)"]["total_seconds"] < 10.0
     return results
 
 
+def _long_mode(mode: str) -> dict[str, Any]:
+    """One mode of the long-clip benchmark, in this (fresh) process: ``job`` or ``single``."""
+    from PIL import Image
+    from tagsmith.config import Settings
+    from tagsmith.encoder import default_encoder
+    from tagsmith.events import ObjectRef
+    from tagsmith.keys import AssetKey
+    from tagsmith.queues import MemoryQueue
+    from tagsmith.search import InMemorySearchIndex
+    from tagsmith.storage import FileObjectStore
+    from tagsmith.videojobs import VideoJobPolicy, VideoJobService
+    from tagsmith.wiring import build
+
+    clip = make_clip(CACHE / "video" / f"bench-{LONG_SECONDS // 60}min-720p-h264.mp4", LONG_SECONDS)
+    encoder = default_encoder(CACHE / "encoder", batch_size=32)
+    encoder.embed([Image.new("RGB", (224, 224))])  # load the ONNX session before timing
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "assets" / "bench").mkdir(parents=True)
+        (Path(tmp) / "assets" / "bench" / "long.mp4").symlink_to(clip)
+        c = build(
+            Settings(data_bucket="data", assets_bucket="assets"),
+            store=FileObjectStore(root=Path(tmp)),
+            queue=MemoryQueue(),
+            index=InMemorySearchIndex(),
+            encoder=encoder,
+        )
+        c.ingest.ocr = None
+        model = _model(encoder.dim, encoder.encoder_id)
+        c.models.save_version(model)
+        c.models.activate("bench", model.model_id, model.version)
+        queue = MemoryQueue()
+        if mode == "job":
+            policy = VideoJobPolicy(inline_seconds=0.0, window_seconds=LONG_WINDOW, margin_seconds=0.0)
+            c.ingest.video_jobs = VideoJobService(ingest=c.ingest, queue=queue, policy=policy)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        info = c.store.head("assets", "bench/long.mp4")
+        assert info is not None
+        started, cpu = time.perf_counter(), _cpu_seconds()
+        [outcome] = c.ingest.ingest([ObjectRef("assets", "bench/long.mp4", info.etag, info.size)])
+        invocations = [round(time.perf_counter() - started, 2)]
+        while queue.messages:  # one window per invocation: the most continuations a job can take
+            t0 = time.perf_counter()
+            assert c.ingest.video_jobs is not None
+            c.ingest.video_jobs.handle(json.dumps(queue.messages.pop(0)), remaining=lambda: 0.0)
+            invocations.append(round(time.perf_counter() - t0, 2))
+        total = time.perf_counter() - started
+        found = c.records.get(AssetKey("bench", "long.mp4"))
+        assert found is not None, f"no record after the {mode} run ({outcome})"
+        record = found[0]
+        out: dict[str, Any] = {
+            "total_seconds": round(total, 2),
+            "cpu_seconds": round(_cpu_seconds() - cpu, 2),
+            "load_average_1min": round(os.getloadavg()[0], 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "rss_before_mb": round(rss_before / 1024, 1),
+            "segments": [[s.tag, s.start, s.end, s.peak_confidence] for s in record.segments],
+        }
+        if mode == "job":
+            job = c.ingest.video_jobs.get("bench", "long.mp4") if c.ingest.video_jobs else None
+            assert job is not None
+            out["invocations"] = len(invocations)
+            out["invocation_seconds"] = invocations
+            out["windows"] = [
+                {"start": w.start, "end": w.end, "frames": w.frames, "seconds": w.seconds}
+                for w in job.windows
+            ]
+            out["window_seconds_max"] = max(w.seconds for w in job.windows)
+        return out
+
+
+def long_clip(*, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The 10-minute clip as a job and in one pass, each in a fresh process (its own peak RSS)."""
+    make_clip(CACHE / "video" / f"bench-{LONG_SECONDS // 60}min-720p-h264.mp4", LONG_SECONDS)
+    results: dict[str, Any] = {"clip_seconds": LONG_SECONDS, "window_seconds": LONG_WINDOW}
+    for mode in ("job", "single"):
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.video", "--mode", mode],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        results[mode] = json.loads(done.stdout)
+        log(
+            f"long clip, {mode}: {results[mode]['total_seconds']} s, peak RSS {results[mode]['peak_rss_mb']} MB"
+        )
+    job, single = results["job"], results["single"]
+    results["segments_equal"] = job["segments"] == single["segments"]
+    results["segments"] = len(job["segments"])
+    for mode in ("job", "single"):
+        del results[mode]["segments"]
+    return results
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(log=lambda m: print(m, file=sys.stderr)), indent=1))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--long", action="store_true", help="only the 10-minute clip (job vs one pass)")
+    parser.add_argument("--mode", choices=("job", "single"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if args.mode:
+        print(json.dumps(_long_mode(args.mode)))
+    elif args.long:
+        print(json.dumps(long_clip(log=say), indent=1))
+    else:
+        print(json.dumps(run(log=say), indent=1))
