@@ -521,6 +521,12 @@ class VideoJobService:
             head = self.store.head(job.source.bucket, job.source.key)
             if head is None or head.etag != job.source.etag:
                 return self._supersede(job)
+            encoder_id = self.ingest.tagger.encoder.encoder_id
+            if encoder_id != job.encoder_id:
+                try:
+                    job = self._restart(job, encoder_id)  # a deploy changed the encoder mid-job
+                except _LostLease:
+                    return "duplicate"
             if job.scanned:
                 return self._finish(job)
             t0 = time.monotonic()
@@ -535,6 +541,23 @@ class VideoJobService:
             slowest = max(slowest, time.monotonic() - t0)
             if remaining() < self.policy.margin_seconds + 1.5 * slowest:
                 return "continued"
+
+    def _restart(self, job: VideoJobState, encoder_id: str) -> VideoJobState:
+        """Embeddings of two encoders cannot be joined: scan again from the start with the new one."""
+        log.warning(
+            "the encoder changed from %s to %s while the job ran: starting its windows again",
+            job.encoder_id, encoder_id, extra={"tenant": job.tenant, "key": job.asset.key},
+        )  # fmt: skip
+
+        def restart(j: VideoJobState | None) -> VideoJobState | None:
+            if j is None or j.source != job.source or j.step != job.step or j.status is not JobStatus.RUNNING:
+                raise _LostLease()
+            return replace(j, encoder_id=encoder_id, step=0, cursor=None, scanned=False, windows=())
+
+        new, _ = self._update(job.asset, restart)
+        assert new is not None
+        self._delete_checkpoints(job.tenant, job.path, job.source.etag)
+        return new
 
     def _release(self, job: VideoJobState) -> VideoJobState | None:
         """Drop this invocation's lease (the job as it now is)."""
@@ -571,10 +594,6 @@ class VideoJobService:
         start = cursor.resume_time if cursor else 0.0
         t0 = time.monotonic()
         with self.store.open(job.source.bucket, job.source.key) as f, VideoReader(f, sampling) as video:
-            if self.ingest.tagger.encoder.encoder_id != job.encoder_id:
-                raise TransientError(
-                    f"the encoder changed from {job.encoder_id} while the job ran; upload the video again"
-                )
             try:
                 scan = self.ingest.video.scan(video, ocr=ocr, cursor=cursor, until=start + job.window_seconds)
             except InvalidInputError as e:

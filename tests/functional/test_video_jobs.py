@@ -375,3 +375,23 @@ def test_tagsmith_record_shows_a_running_job(tmp_path, monkeypatch) -> None:
     drain(c, queue)
     result = runner.invoke(app, ["record", "--tenant", "acme", "long.mp4"])
     assert json.loads(result.stdout)["status"] == "tagged" and json.loads(result.stdout)["segments"]
+
+
+def test_an_encoder_changed_mid_job_restarts_its_windows(stack) -> None:
+    c, queue, _clock = stack
+    c.ingest.ingest([upload(c, "acme/long.mp4", CLIP)])
+    for _ in range(2):
+        c.ingest.video_jobs.handle(json.dumps(queue.messages.pop(0)), remaining=ONE_WINDOW)
+
+    class NewEncoder(FakeEncoder):
+        encoder_id = "fake-hist-v2"
+
+    # WHEN a deploy brings another encoder (embeddings of two encoders cannot be joined)
+    c.ingest.tagger.encoder = NewEncoder()
+    outcomes = drain(c, queue)
+    # THEN the job scans again from the start with it, and the record says which encoder tagged it
+    job = c.ingest.video_jobs.get("acme", "long.mp4")
+    assert outcomes[-1] == "done" and job is not None and job.encoder_id == "fake-hist-v2"
+    assert [w.step for w in job.windows] == list(range(len(job.windows))) and job.windows[0].start == 0.0
+    assert len(outcomes) == len(job.windows) + 1  # every window again (one per message), then the last step
+    assert record(c, "long.mp4").encoder_id == "fake-hist-v2"
