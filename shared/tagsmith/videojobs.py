@@ -537,6 +537,11 @@ class VideoJobService:
             except InvalidInputError as e:
                 return self._fail(msg, str(e))
             except _LostLease:
+                now = self.get(job.tenant, job.path)
+                if now is None or now.source.etag != job.source.etag:
+                    # a newer upload took the key while this window ran: its checkpoint is litter
+                    self._delete_checkpoints(job.tenant, job.path, job.source.etag)
+                    return "superseded"
                 return "duplicate"
             slowest = max(slowest, time.monotonic() - t0)
             if remaining() < self.policy.margin_seconds + 1.5 * slowest:

@@ -395,3 +395,24 @@ def test_an_encoder_changed_mid_job_restarts_its_windows(stack) -> None:
     assert [w.step for w in job.windows] == list(range(len(job.windows))) and job.windows[0].start == 0.0
     assert len(outcomes) == len(job.windows) + 1  # every window again (one per message), then the last step
     assert record(c, "long.mp4").encoder_id == "fake-hist-v2"
+
+
+def test_a_newer_upload_during_a_window_leaves_no_checkpoint_behind(stack, monkeypatch) -> None:
+    c, queue, _clock = stack
+    old = upload(c, "acme/long.mp4", CLIP)
+    c.ingest.ingest([old])
+    jobs = c.ingest.video_jobs
+    scan = c.ingest.video.scan
+
+    def scan_then_new_upload(*a: Any, **k: Any) -> Any:
+        result = scan(*a, **k)
+        monkeypatch.setattr(c.ingest.video, "scan", scan)
+        # the key is overwritten and ingested while this window is being computed
+        c.ingest.ingest([upload(c, "acme/long.mp4", colour_clip((("green", 20.0),), gop=25))])
+        return result
+
+    monkeypatch.setattr(c.ingest.video, "scan", scan_then_new_upload)
+    assert jobs.handle(json.dumps(queue.messages.pop(0)), remaining=ONE_WINDOW) == "superseded"
+    assert keys_under(c, checkpoints_prefix("acme", "long.mp4", old.etag or "")) == []
+    assert drain(c, queue)[-1] == "done"
+    assert [(s.tag, s.start) for s in record(c, "long.mp4").segments] == [("green", 0.0)]
