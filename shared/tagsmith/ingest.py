@@ -221,7 +221,9 @@ class IngestService:
         if record.source.etag != source.etag or record.source.bucket != source.bucket:
             return False
         if record.status is AssetStatus.FAILED:
-            return True  # the same bad bytes fail the same way: do not redo the work
+            # the same bad bytes fail the same way: do not redo the work (unless a video job gave
+            # up for reasons that were not the file's)
+            return record.failure is None or record.failure.code != "video_job_gave_up"
         models = {m.model_id: m.version for m in self.tagger.active_models(tenant)}
         if self._ocr_for(tenant, video=record.duration is not None) is not None and record.ocr_engine is None:
             return False  # the tenant turned OCR on since: read the text now

@@ -63,6 +63,11 @@ class VideoJobMessageError(InvalidInputError):
     """A video-jobs queue message that is not a job step."""
 
 
+class VideoJobGaveUpError(InvalidInputError):
+    """A job step failed on every delivery for reasons that were not the video's. Recorded on the
+    asset like a bad file, but not final: the next upload event or backfill tries again."""
+
+
 class JobStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
@@ -460,7 +465,9 @@ class VideoJobService:
             )
             self._fail(
                 msg,
-                f"step {msg.step} kept failing ({type(e).__name__}: {e}); upload the video again to retry",
+                f"step {msg.step} kept failing ({type(e).__name__}: {e}); it is tried again at the next "
+                "upload event or backfill",
+                gave_up=True,
             )
             return "failed"
 
@@ -692,10 +699,14 @@ class VideoJobService:
         log.info("video job: the object was replaced or deleted; stopped", extra={"tenant": job.tenant})
         return "superseded"
 
-    def _fail(self, msg: JobStep, reason: str) -> str:
+    def _fail(self, msg: JobStep, reason: str, *, gave_up: bool = False) -> str:
         """End the job ``failed``: the reason on the record (human tags kept) and on the job."""
+        from tagsmith.errors import UnsupportedMediaError
+        from tagsmith.ingest import failure_code
+
         asset = AssetKey(msg.tenant, msg.path)
-        failure = Failure("unsupported_media", reason)
+        error = VideoJobGaveUpError(reason) if gave_up else UnsupportedMediaError(reason)
+        failure = Failure(failure_code(error), reason)
         job, _ = self._update(
             asset,
             lambda j: (
@@ -705,9 +716,7 @@ class VideoJobService:
             ),
         )
         if job is not None and job.source.etag == msg.etag and job.status is JobStatus.FAILED:
-            from tagsmith.errors import UnsupportedMediaError
-
-            self.ingest.fail_video(asset, job.source, UnsupportedMediaError(reason))
+            self.ingest.fail_video(asset, job.source, error)
         self._delete_checkpoints(msg.tenant, msg.path, msg.etag)
         log.warning("video job failed: %s", reason, extra={"tenant": msg.tenant, "key": asset.key})
         return "failed"

@@ -294,7 +294,16 @@ def test_a_step_that_keeps_failing_ends_the_job_on_its_last_delivery(stack, monk
         jobs.handle(body, remaining=ONE_WINDOW)
     assert jobs.handle(body, remaining=ONE_WINDOW, last_attempt=True) == "failed"
     r = record(c, "long.mp4")
-    assert r.status is AssetStatus.FAILED and "kept failing" in (r.failure.message if r.failure else "")
+    assert r.status is AssetStatus.FAILED and r.failure is not None
+    assert (
+        r.failure.code == "video_job_gave_up"
+        and "kept failing (ConnectionError: S3 is down)" in r.failure.message
+    )
+    # not final: the next upload event of those bytes tries again (a bad file would be "unchanged")
+    monkeypatch.undo()
+    [again] = c.ingest.ingest([ObjectRef(ASSETS, "acme/long.mp4", r.source.etag, r.source.size)])
+    assert again.status == "queued"
+    assert drain(c, queue)[-1] == "done" and record(c, "long.mp4").status is AssetStatus.TAGGED
 
 
 def test_reupload_deletes_the_old_thumbnails_after_the_new_record(stack, monkeypatch) -> None:
