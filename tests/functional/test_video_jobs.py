@@ -425,3 +425,10 @@ def test_a_newer_upload_during_a_window_leaves_no_checkpoint_behind(stack, monke
     assert keys_under(c, checkpoints_prefix("acme", "long.mp4", old.etag or "")) == []
     assert drain(c, queue)[-1] == "done"
     assert [(s.tag, s.start) for s in record(c, "long.mp4").segments] == [("green", 0.0)]
+
+
+def test_a_video_within_the_inline_bound_is_tagged_at_once(stack) -> None:
+    c, queue, _clock = stack
+    [outcome] = c.ingest.ingest([upload(c, "acme/short.mp4", colour_clip())])  # 8 s, the bound is 10 s
+    assert outcome.status == "tagged" and not queue.messages
+    assert c.ingest.video_jobs.get("acme", "short.mp4") is None
