@@ -308,25 +308,52 @@ def near_duplicate_pairs(
     x = l2_normalise(embeddings)
     g = np.asarray(groups)
     found: dict[tuple[int, int], float] = {}
-    n, block_rows = len(x), 512  # blocks bound memory at 512 x N similarities
+    n, block_rows = len(x), 512  # blocks bound memory at 512 x N
+    if n < 2 or len(np.unique(g)) < 2:
+        return []
+    # An exact pre-filter: for unit rows |a - b|^2 = 2 - 2 cos(a, b), and projecting onto
+    # orthonormal directions never lengthens a vector, so a pair whose projections are already
+    # farther apart than 2 - 2 * similarity cannot be a near-duplicate. The directions span the
+    # groups' centres (what tells different tags apart): few pairs of different tags survive, and
+    # only those are compared in full (~k / dim of the products of comparing all pairs).
+    basis = _group_directions(x, g)
+    p = x @ basis
+    p_sq = np.einsum("ij,ij->i", p, p)
+    limit = 2.0 - 2.0 * similarity + 1e-4  # slack for float32 rounding
     if rows is None:
-        # Every pair once: each block of rows against itself and the rows after it (half the
-        # products of the full N x N similarity matrix).
+        # Every pair once: each block of rows against itself and the rows after it.
         blocks = [(np.arange(start, min(start + block_rows, n)), start) for start in range(0, n, block_rows)]
     else:
         todo = np.asarray(sorted(set(rows)), dtype=int)
         blocks = [(todo[start : start + block_rows], 0) for start in range(0, len(todo), block_rows)]
     for idx, first_col in blocks:
-        block = x[idx] @ x[first_col:].T
-        hit_rows, hit_cols = np.nonzero(block >= similarity)
+        dist = p_sq[idx, None] + p_sq[None, first_col:] - 2.0 * (p[idx] @ p[first_col:].T)
+        hit_rows, hit_cols = np.nonzero(dist <= limit)
         i, j = idx[hit_rows], hit_cols + first_col
         keep = (i != j) & (g[i] != g[j])
-        for a, b, sim in zip(
-            i[keep].tolist(), j[keep].tolist(), block[hit_rows[keep], hit_cols[keep]].tolist(), strict=True
-        ):
+        i, j = i[keep], j[keep]
+        if len(i) > 32 * len(idx):  # the filter let many through (a low threshold): one product
+            sims = (x[idx] @ x[first_col:].T)[hit_rows[keep], hit_cols[keep]]
+        else:
+            sims = np.einsum("ij,ij->i", x[i], x[j])
+        close = sims >= similarity
+        for a, b, sim in zip(i[close].tolist(), j[close].tolist(), sims[close].tolist(), strict=True):
             found[(min(a, b), max(a, b))] = float(sim)
     pairs = [(i, j, s) for (i, j), s in found.items()]
     return sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))
+
+
+def _group_directions(x: np.ndarray, groups: np.ndarray, most: int = 256) -> np.ndarray:
+    """Orthonormal columns (dim, k) spanning the mean rows of each group (a random mix of them when
+    there are more than ``most`` groups)."""
+    order = np.argsort(groups, kind="stable")
+    ordered = groups[order]
+    starts = np.nonzero(np.r_[True, ordered[1:] != ordered[:-1]])[0]
+    centres = np.add.reduceat(x[order], starts, axis=0).astype(np.float64)  # sums: same span as means
+    if len(centres) > most:
+        centres = np.random.default_rng(0).standard_normal((most, len(centres))) @ centres
+    q, _ = np.linalg.qr(centres.T)
+    return q.astype(np.float32)
 
 
 # --- the service ------------------------------------------------------------------------------------

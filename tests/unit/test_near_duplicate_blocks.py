@@ -1,5 +1,6 @@
-"""``near_duplicate_pairs`` computes each similarity once, block by block: it must find exactly the
-pairs a brute-force comparison of every row with every other finds, across block boundaries."""
+"""``near_duplicate_pairs`` computes each similarity at most once, block by block, after an exact
+pre-filter (projections onto the groups' centres): it must find exactly the pairs a brute-force
+comparison of every row with every other finds, across block boundaries and at any threshold."""
 
 from __future__ import annotations
 
@@ -21,29 +22,46 @@ def brute_force(
     }
 
 
-@pytest.fixture
-def planted() -> tuple[np.ndarray, list[int]]:
+def planted(dim: int) -> tuple[np.ndarray, list[int]]:
     """1,300 rows in 40 groups (three blocks of 512) with near-copies planted far apart."""
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((1300, 24)).astype(np.float32)
+    x = rng.standard_normal((1300, dim)).astype(np.float32)
     groups = [i % 40 for i in range(1300)]
     for a, b in [(3, 1290), (600, 601), (511, 512), (1024, 7), (100, 140)]:  # 100/140: same group
-        x[b] = x[a] + 0.01 * rng.standard_normal(24).astype(np.float32)
+        x[b] = x[a] + 0.01 * rng.standard_normal(dim).astype(np.float32)
     return x, groups
 
 
-def test_near_duplicate_pairs_finds_every_pair_across_blocks(planted: tuple[np.ndarray, list[int]]) -> None:
-    x, groups = planted
-    found = near_duplicate_pairs(x, groups, similarity=0.99)
-    assert {(i, j) for i, j, _ in found} == brute_force(x, groups, 0.99, None)
-    assert {(i, j) for i, j, _ in found} >= {(3, 1290), (600, 601), (511, 512), (7, 1024)}
+PLANTED = {(3, 1290), (600, 601), (511, 512), (7, 1024)}
+
+
+@pytest.mark.parametrize(
+    ("dim", "similarity"),
+    [
+        (24, 0.99),  # fewer dimensions than groups: the projection keeps everything
+        (200, 0.99),  # more: the projection filters
+        (200, 0.2),  # a low threshold lets many pairs through the filter
+    ],
+)
+def test_near_duplicate_pairs_finds_every_pair_across_blocks(dim: int, similarity: float) -> None:
+    x, groups = planted(dim)
+    found = near_duplicate_pairs(x, groups, similarity=similarity)
+    assert {(i, j) for i, j, _ in found} == brute_force(x, groups, similarity, None)
+    assert {(i, j) for i, j, _ in found} >= PLANTED
     assert all(i < j for i, j, _ in found)
     assert [s for _, _, s in found] == sorted((s for _, _, s in found), reverse=True)
 
 
-def test_near_duplicate_pairs_of_some_rows_only(planted: tuple[np.ndarray, list[int]]) -> None:
-    x, groups = planted
+@pytest.mark.parametrize("dim", [24, 200])
+def test_near_duplicate_pairs_of_some_rows_only(dim: int) -> None:
+    x, groups = planted(dim)
     rows = {1290, 512, 5}
     found = near_duplicate_pairs(x, groups, similarity=0.99, rows=sorted(rows))
     assert {(i, j) for i, j, _ in found} == brute_force(x, groups, 0.99, rows)
     assert {(i, j) for i, j, _ in found} >= {(3, 1290), (511, 512)}
+
+
+def test_near_duplicate_pairs_needs_two_groups() -> None:
+    x, _ = planted(24)
+    assert near_duplicate_pairs(x, [0] * len(x), similarity=0.5) == []
+    assert near_duplicate_pairs(x[:1], [0], similarity=0.5) == []
