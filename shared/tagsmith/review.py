@@ -174,9 +174,10 @@ class ReviewStore:
                 continue
 
     def pending(self, tenant: str) -> list[ReviewItem]:
-        """Pending items, most informative first."""
+        """Every pending item in the console's order (reads every item: for tests, demos, audits;
+        the console pages through :meth:`pending_page`)."""
         items = [i for i in self.iter_tenant(tenant) if i.status is ReviewStatus.PENDING]
-        return sorted(items, key=lambda i: (-i.uncertainty, i.created_at, i.id))
+        return sorted(items, key=lambda i: (-informativeness(i), i.created_at, i.id))
 
     # --- the queue entries ---------------------------------------------------------------------
     def entries(self, tenant: str, *, after: str = "") -> Iterator[QueueEntry]:
