@@ -100,3 +100,33 @@ def test_parse_lifetime_refuses_what_it_cannot_read(text: str) -> None:
 def test_revoke_needs_eight_hex_digits(tokens: TokenStore, bad: str) -> None:
     with pytest.raises(InvalidInputError, match="8 hex digits"):
         tokens.revoke("acme", bad)
+
+
+def test_the_console_answers_401_naming_the_reason_for_an_expired_or_revoked_token(
+    tokens: TokenStore, clock: Clock
+) -> None:
+    from typing import Any, cast
+
+    from tagsmith.console import ConsoleServices, Request, handle
+
+    services = ConsoleServices(
+        store=tokens.store,
+        data_bucket="data",
+        tokens=tokens,
+        **cast(
+            dict[str, Any],
+            dict.fromkeys(("records", "reviews", "models", "index", "decisions", "corrections")),
+        ),
+    )
+
+    def me(token: str) -> tuple[int, str]:
+        response = handle(Request.build("GET", "/api/me", {"Authorization": f"Bearer {token}"}), services)
+        return response.status, json.loads(response.body).get("error", "")
+
+    short = tokens.issue("acme", name="ana", lifetime=timedelta(minutes=5))
+    revoked = tokens.issue("acme", name="bo")
+    tokens.revoke("acme", token_id(revoked))
+    assert me(short)[0] == 200
+    clock.now += timedelta(minutes=6)
+    assert me(short)[0] == 401 and "expired" in me(short)[1]
+    assert me(revoked)[0] == 401 and "revoked" in me(revoked)[1]
