@@ -10,8 +10,8 @@ EventBridge the S3 event documentation's samples only show plain keys, but AWS's
 (Powertools for AWS Lambda, ``S3EventBridgeNotificationObject.key``) decode the EventBridge key the
 same way, so Tagsmith does too. Plain keys (letters, digits, ``/ . _ -``) are unchanged either way;
 the one difference would be a key holding a literal ``+`` or ``%`` if an emitter (moto's EventBridge
-path, for one) sent it raw: such a key would be mis-decoded, its head finds nothing and the event
-is skipped, which the reconcile step of the local stack and a backfill repair.
+path, for one) sent it raw: such a key would be mis-decoded and its event skipped (a creation is
+picked up again by a backfill or the local stack's reconcile step; a removal would be missed).
 
 :func:`parse_storage_event` returns the objects *created* (what the training and backfill queues
 care about); :func:`parse_storage_changes` returns creations and removals, in message order, for
