@@ -137,6 +137,7 @@ ACCESS: dict[str, FunctionAccess] = {
             "tenants/*/models/*",
             "tenants/*/records/*",
             "tenants/*/reviews/*",
+            "tenants/*/review-queue/*",  # HEAD of the queue's built marker (tagsmith.review)
             "tenants/*/training-requests/*",
             "tenants/*/thumbnails/*",  # a video item's frame
         ),
