@@ -93,13 +93,14 @@ def list_items(
 
 @review_app.command()
 def backlog(tenant: TenantOpt, target: TargetOpt = Target.AUTO, as_json: JsonOpt = False) -> None:
-    """Pending items per model and suggested tag."""
-    from tagsmith.console import backlog as count_backlog
+    """Pending items per model and suggested tag (counted from the queue's entries, no item reads)."""
+    from tagsmith.console import QueueFilter
+    from tagsmith.console.queue import pending_queue_page
 
     def go() -> None:
         validate_tenant(tenant)
         _, s = _services(target)
-        entries = count_backlog(s.reviews.iter_tenant(tenant))
+        entries = pending_queue_page(s.reviews, tenant, QueueFilter(), limit=1).backlog
         if as_json:
             for b in entries:
                 print(json.dumps({"tenant": tenant, "model": b.model, "tag": b.tag, "pending": b.pending}))
