@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -222,3 +223,30 @@ def test_video_and_other_image_only_callers_see_the_image_half(
     assert model.version == stored.version
     assert np.array_equal(model.thresholds, stored.text.image_thresholds)
     assert components.tagger.reads_text("acme")
+
+
+def test_a_video_is_tagged_by_the_image_half_of_a_text_model(components: Components, ocr: LayoutOcr) -> None:
+    from tagsmith.records import TagState
+    from tagsmith.tagmodels.model import TextFeatures, TextHead
+
+    from tests.videoclips import colour_clip, install_colour_model
+
+    base = install_colour_model(components)  # image thresholds 0.6
+    text = TextHead(
+        features=TextFeatures("layout-ocr-v1", dim=64),
+        coef=np.zeros((3, 64), np.float32),
+        intercept=np.zeros(3, np.float32),
+        image_scale=1.0,
+        image_thresholds=base.thresholds,
+    )
+    # fused thresholds above 1: were the frames scored as if they had text, nothing would apply
+    model = replace(base, version="v2", text=text, thresholds=np.full(3, 1.000001, np.float32))
+    components.models.save_version(model)
+    components.models.activate("acme", "colour", "v2")
+    components.active_models.invalidate("acme")
+    [outcome] = components.ingest.ingest([upload(components, "acme/spot.mp4", colour_clip())])
+    assert outcome.status == "tagged" and outcome.record is not None
+    assert outcome.record.models == {"colour": "v2"}
+    applied = {t.tag for t in outcome.record.tags if t.state is TagState.APPLIED}
+    assert applied == {"blue", "red"}
+    assert ocr.calls == 0  # frames are not read for the model; the tenant's OCR setting is off
