@@ -11,6 +11,7 @@ the image alone, with the thresholds calibrated for the image alone (:meth:`TagM
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,8 @@ from tagsmith.tagmodels import ActiveModels, TagModel, route_prediction
 
 if TYPE_CHECKING:
     from tagsmith.encoder import DecodedImage, Encoder
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,12 @@ def _score(
         if texts is not None and ocr_engine == model.text.features.engine
         else []
     )
+    if texts is not None and ocr_engine != model.text.features.engine:
+        log.warning(
+            "model %s %s reads text from %s, not %s: scored on the image alone",
+            model.model_id, model.version, model.text.features.engine, ocr_engine,
+            extra={"tenant": model.tenant},
+        )  # fmt: skip
     image_model = model.image_only()
     out: list[tuple[TagModel, np.ndarray]] = [(image_model, p) for p in image_model.predict(embeddings)]
     if usable:
