@@ -432,3 +432,19 @@ def test_a_video_within_the_inline_bound_is_tagged_at_once(stack) -> None:
     [outcome] = c.ingest.ingest([upload(c, "acme/short.mp4", colour_clip())])  # 8 s, the bound is 10 s
     assert outcome.status == "tagged" and not queue.messages
     assert c.ingest.video_jobs.get("acme", "short.mp4") is None
+
+
+def test_text_read_in_the_windows_equals_the_single_pass(stack) -> None:
+    from tests.functional.test_ingest_video import FakeOcr
+
+    c, queue, _clock = stack
+    c.ingest.ocr = FakeOcr()  # reads LAKTOSFRI on blue frames
+    c.store.put(DATA, "tenants/acme/tenant.json", json.dumps({"ocr": True}).encode())
+    jobs, c.ingest.video_jobs = c.ingest.video_jobs, None
+    c.ingest.ingest([upload(c, "acme/inline.mp4", CLIP)])
+    c.ingest.video_jobs = jobs
+    c.ingest.ingest([upload(c, "acme/long.mp4", CLIP)])
+    drain(c, queue)
+    single, windowed = record(c, "inline.mp4"), record(c, "long.mp4")
+    assert single.text_lines and [x.text for x in single.text_lines] == ["LAKTOSFRI"]
+    assert (windowed.text_lines, windowed.ocr_engine) == (single.text_lines, "fake-ocr-v1")
