@@ -32,9 +32,12 @@ def unit_clusters(n_tags: int, per_tag: int, dim: int, *, seed: int = 0) -> tupl
     ("n_tags", "per_tag", "dim"),
     [(6, 20, 16), (12, 5, 64)],  # more rows than dimensions (primal), fewer (dual)
 )
-def test_ridge_held_out_equals_fitting_without_the_rows(n_tags: int, per_tag: int, dim: int) -> None:
+@pytest.mark.parametrize("max_woodbury_rows", [10**9, 0])  # always one factorisation; always refit
+def test_ridge_held_out_equals_fitting_without_the_rows(
+    n_tags: int, per_tag: int, dim: int, max_woodbury_rows: int
+) -> None:
     x, y = unit_clusters(n_tags, per_tag, dim)
-    fit = _RidgeFit(x, y, n_tags, 0.3)
+    fit = _RidgeFit(x, y, n_tags, 0.3, max_woodbury_rows=max_woodbury_rows)
     rng = np.random.default_rng(1)
     for rows in (
         np.sort(rng.choice(len(y), size=len(y) // 5, replace=False)),  # a cross-validation fold
@@ -42,6 +45,19 @@ def test_ridge_held_out_equals_fitting_without_the_rows(n_tags: int, per_tag: in
         np.array([3]),
     ):
         np.testing.assert_allclose(fit.held_out(rows), refit_scores(x, y, n_tags, 0.3, rows), atol=2e-4)
+
+
+def test_ridge_refits_when_the_left_out_block_is_large() -> None:
+    x, y = unit_clusters(6, 20, 16)
+    fit = _RidgeFit(x, y, 6, 0.3)  # default: up to max(1024, 1.5 d) rows by one factorisation
+    assert fit.max_woodbury_rows == 1024
+    fit.held_out(np.arange(10))
+    assert fit._m is not None  # the factorisation was used
+    small = _RidgeFit(x, y, 6, 0.3, max_woodbury_rows=5)
+    np.testing.assert_allclose(
+        small.held_out(np.arange(10)), refit_scores(x, y, 6, 0.3, np.arange(10)), atol=2e-4
+    )
+    assert small._m is None  # ten rows > 5: refitted, the d x n solve never made
 
 
 def test_ridge_full_fit_matches_the_normal_equations() -> None:

@@ -115,31 +115,36 @@ class _RidgeFit:
     Leaving rows ``S`` out of a ridge fit is a low-rank change of the normal equations, so
     ``pred_S = y_S - (I - H_SS)^-1 (y_S - fitted_S)`` exactly, where ``H`` is the fit's hat matrix
     (Sherman-Morrison-Woodbury). Cross-validation folds and the never-seen tag groups are all such
-    fits: one factorisation serves them all (``docs/benchmarks.md``, training speed).
+    fits: one factorisation serves them all (``docs/benchmarks.md``, training speed). Past
+    ``max_woodbury_rows`` left-out rows the ``|S| x |S|`` system costs more than a new fit, which is
+    then what :meth:`held_out` does.
 
     The large products and the factorisation run in float32 (about twice as fast as float64 on
     the same BLAS); the small ``|S| x |S|`` systems in float64. Rows ``n`` > dimension ``d``: the
     primal ``d x d`` system; otherwise the dual ``n x n`` one.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, n_classes: int, alpha: float) -> None:
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        n_classes: int,
+        alpha: float,
+        *,
+        max_woodbury_rows: int | None = None,
+    ) -> None:
         n, d = x.shape
-        self.n, self.alpha = n, alpha
+        self.x, self.y, self.n_classes, self.n, self.alpha = x, y, n_classes, n, alpha
+        self.max_woodbury_rows = max(1024, 3 * d // 2) if max_woodbury_rows is None else max_woodbury_rows
         self.targets = np.zeros((n, n_classes), dtype=np.float64)
         self.targets[np.arange(n), y] = 1.0
         mean_x, mean_y = x.mean(axis=0, dtype=np.float64), self.targets.mean(axis=0)
-        xc = (x - mean_x).astype(np.float32)
+        self._xc = xc = (x - mean_x).astype(np.float32)
         yc = (self.targets - mean_y).astype(np.float32)
         self._primal = n > d
         if self._primal:
-            cov = xc.T @ xc
-            cov[np.diag_indices_from(cov)] += np.float32(alpha)
-            chol = scipy.linalg.cholesky(cov, lower=True, check_finite=False)
-            # m = L^-1 xc^T: the hat matrix is m^T m (+ 1/n for the intercept)
-            self._m = scipy.linalg.solve_triangular(chol, xc.T, lower=True, check_finite=False)
-            my = self._m @ yc
-            coef = scipy.linalg.solve_triangular(chol, my, lower=True, trans="T", check_finite=False).T
-            self.residuals = self.targets - mean_y - (self._m.T @ my).astype(np.float64)
+            self._chol, coef = _primal_ridge(xc, yc, alpha)
+            self.residuals = self.targets - mean_y - (xc @ coef.T).astype(np.float64)
         else:
             gram = xc.astype(np.float64) @ xc.T.astype(np.float64)
             gram[np.diag_indices_from(gram)] += alpha
@@ -150,11 +155,20 @@ class _RidgeFit:
             self.residuals = alpha * dual  # yc - K G^-1 yc = alpha G^-1 yc
         self.coef = np.asarray(coef, dtype=np.float64)
         self.intercept = mean_y - self.coef @ mean_x
+        self._m: np.ndarray | None = None
 
     def held_out(self, rows: np.ndarray) -> np.ndarray:
         """Scores of ``rows`` (every class) by the ridge fit on all the other rows."""
         rows = np.asarray(rows)
+        if self._primal and len(rows) > self.max_woodbury_rows:
+            keep = np.setdiff1d(np.arange(self.n), rows)
+            fit = _RidgeFit(self.x[keep], self.y[keep], self.n_classes, self.alpha)
+            return np.asarray(self.x[rows] @ fit.coef.T + fit.intercept)
         if self._primal:
+            if self._m is None:  # L^-1 xc^T: the hat matrix is m^T m (+ 1/n for the intercept)
+                self._m = scipy.linalg.solve_triangular(
+                    self._chol, self._xc.T, lower=True, check_finite=False
+                )
             part = self._m[:, rows]
             i_minus_h = -(part.T @ part).astype(np.float64) - 1.0 / self.n
             i_minus_h[np.diag_indices_from(i_minus_h)] += 1.0
@@ -162,6 +176,15 @@ class _RidgeFit:
             i_minus_h = self.alpha * self._gram_inverse[np.ix_(rows, rows)] - 1.0 / self.n
         correction = scipy.linalg.solve(i_minus_h, self.residuals[rows], assume_a="pos", check_finite=False)
         return self.targets[rows] - correction
+
+
+def _primal_ridge(xc: np.ndarray, yc: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(Cholesky factor of ``xc^T xc + alpha I``, coefficients (classes, d)) for centred rows."""
+    cov = xc.T @ xc
+    cov[np.diag_indices_from(cov)] += np.float32(alpha)
+    chol = scipy.linalg.cholesky(cov, lower=True, check_finite=False)
+    coef = scipy.linalg.cho_solve((chol, True), xc.T @ yc, check_finite=False).T
+    return chol, coef
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
