@@ -10,8 +10,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from tagsmith.deletion import DeletionService, storage_sqs_batch
+from tagsmith.deletion import DeletionService
 from tagsmith.lazy import Lazy, lazy_components
+from tagsmith.sqsbatch import storage_sqs_batch
 
 logger = Logger(service="tagsmith-ingest")
 copy_config_to_registered_loggers(source_logger=logger, include={"tagsmith"})

@@ -49,6 +49,7 @@ from tagsmith.events import ObjectRef
 from tagsmith.ingest import IngestOutcome
 from tagsmith.keys import tenant_prefix, validate_model_id, validate_tenant
 from tagsmith.records import utc_now
+from tagsmith.sqsbatch import IngestFn
 from tagsmith.storage.base import ObjectStore, PreconditionFailedError
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,6 @@ log = logging.getLogger(__name__)
 BACKFILL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 MAX_SQS_DELAY = 900  # seconds: SQS refuses longer per-message delays
 OUTCOMES = ("tagged", "unchanged", "failed", "skipped", "rejected")
-
-IngestFn = Callable[[Sequence[ObjectRef]], list[IngestOutcome | Exception]]
 
 
 class BackfillError(InvalidInputError):

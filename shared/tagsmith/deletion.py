@@ -2,7 +2,7 @@
 
 An ``ObjectRemoved:*`` notification (``ObjectRemoved:DeleteMarkerCreated`` on a versioned bucket) or
 an EventBridge "Object Deleted" event reaches the ingest queue like any upload;
-:func:`storage_sqs_batch` hands creations to ingestion and removals to :class:`DeletionService`.
+:func:`tagsmith.sqsbatch.storage_sqs_batch` hands creations to ingestion and removals to :class:`DeletionService`.
 
 What a deletion does, in this order (the record is the truth, so it is written first):
 
@@ -43,19 +43,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
-from tagsmith.errors import InvalidInputError, InvalidKeyError
-from tagsmith.events import ObjectRef, parse_storage_changes
+from tagsmith.errors import InvalidKeyError
+from tagsmith.events import ObjectRef
 from tagsmith.ingest import IngestOutcome
 from tagsmith.keys import parse_asset_key
 from tagsmith.records import AssetRecord, AssetStatus, utc_now
 from tagsmith.review import ReviewStatus, ReviewStore, review_item_id
+from tagsmith.sqsbatch import IngestFn
 from tagsmith.storage.base import ObjectStore
 from tagsmith.storage.records import RecordStore
 
 log = logging.getLogger(__name__)
-
-IngestFn = Callable[[Sequence[ObjectRef]], list[IngestOutcome | Exception]]
-BatchResponse = dict[str, list[dict[str, str]]]
 
 
 class DocumentIndex(Protocol):
@@ -188,48 +186,9 @@ class DeletionService:
         return closed
 
 
-def storage_sqs_batch(
-    event: dict[str, Any], *, ingest: IngestFn, remove: IngestFn
-) -> tuple[BatchResponse, list[IngestOutcome]]:
-    """One SQS event of the ingest queue: creations to ``ingest`` (one batch, so images are embedded
-    together), removals to ``remove``. Returns Lambda's partial batch response and the outcomes.
-
-    A message fails only for a malformed body or a transient error of one of its objects; the
-    order of creations and removals inside a batch does not matter, because both re-check the
-    object itself.
-    """
-    failures: list[str] = []
-    created: list[tuple[str, ObjectRef]] = []
-    removed: list[tuple[str, ObjectRef]] = []
-    for message in event.get("Records", ()):
-        message_id = message["messageId"]
-        try:
-            changes = parse_storage_changes(message["body"])
-        except (InvalidInputError, KeyError, TypeError) as e:
-            log.error("malformed message %s left for the dead-letter queue: %s", message_id, e)
-            failures.append(message_id)
-            continue
-        for ref in changes:
-            (removed if ref.removed else created).append((message_id, ref))
-    outcomes: list[IngestOutcome] = []
-    for batch, run in ((created, ingest), (removed, remove)):
-        if not batch:
-            continue
-        results = run([ref for _, ref in batch])
-        for (message_id, _), result in zip(batch, results, strict=True):
-            if isinstance(result, Exception):
-                log.warning("message %s will be retried: %s", message_id, result)
-                if message_id not in failures:
-                    failures.append(message_id)
-            else:
-                outcomes.append(result)
-    return {"batchItemFailures": [{"itemIdentifier": m} for m in failures]}, outcomes
-
-
 __all__ = [
     "DeletionService",
     "DocumentIndex",
     "is_tombstone",
-    "storage_sqs_batch",
     "tombstone",
 ]

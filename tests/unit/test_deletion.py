@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 from tagsmith.console import ConsoleServices
-from tagsmith.deletion import DeletionService, storage_sqs_batch, tombstone
+from tagsmith.deletion import DeletionService, tombstone
 from tagsmith.errors import NotFoundError
 from tagsmith.events import ObjectRef
 from tagsmith.keys import AssetKey
@@ -18,6 +18,7 @@ from tagsmith.records import AssetStatus, TagState
 from tagsmith.review import ReviewStatus
 from tagsmith.search import SearchQuery
 from tagsmith.search.reindex import reindex_tenant
+from tagsmith.sqsbatch import storage_sqs_batch
 from tagsmith.storage.base import ObjectInfo
 from tagsmith.trainer import Example
 from tagsmith.wiring import Components
