@@ -56,7 +56,9 @@ log = logging.getLogger(__name__)
 
 BACKFILL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 MAX_SQS_DELAY = 900  # seconds: SQS refuses longer per-message delays
-OUTCOMES = ("tagged", "unchanged", "failed", "skipped", "rejected")
+#: What ingestion answers per asset; all but ``failed`` count as done. ``queued``: a long video was
+#: handed to its own resumable job (:mod:`tagsmith.videojobs`), which writes the record later.
+OUTCOMES = ("tagged", "unchanged", "queued", "failed", "skipped", "rejected")
 
 
 class BackfillError(InvalidInputError):

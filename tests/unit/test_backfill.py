@@ -9,7 +9,9 @@ import pytest
 from tagsmith.backfill import (
     BackfillError,
     BackfillOptions,
+    BackfillProgress,
     BackfillService,
+    BackfillStatus,
     MemoryDelayQueue,
     backfill_id_for,
     batch_key,
@@ -255,3 +257,18 @@ def test_start_uses_the_configured_default_rate(store, queue, ingest):
     svc = service(store, queue, ingest, default_options=BackfillOptions(rate=7.0))
     assert svc.start("acme").options.rate == 7.0
     assert svc.start("acme", backfill_id="other", options=BackfillOptions(rate=3.0)).options.rate == 3.0
+
+
+def test_a_long_video_handed_to_its_job_counts_as_done() -> None:
+    # ingestion answers "queued" for a video that became a resumable job: the backfill must finish
+    progress = BackfillProgress(
+        id="b1",
+        tenant="acme",
+        assets_bucket="assets",
+        models={},
+        options=BackfillOptions(),
+        state="listed",
+        listed=3,
+    )
+    status = BackfillStatus(progress, counts={"tagged": 1, "queued": 1, "failed": 1})
+    assert (status.done, status.failed, status.pending, status.complete) == (2, 1, 0, True)
