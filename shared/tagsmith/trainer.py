@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from tagsmith.errors import (
     InvalidInputError,
@@ -307,10 +308,21 @@ def near_duplicate_pairs(
     """
     x = l2_normalise(embeddings)
     g = np.asarray(groups)
+    if len(x) < 2 or len(np.unique(g)) < 2:
+        return []
+    # One BLAS thread, as for fitting (tagmodels/training.py): spinning OpenBLAS threads made this
+    # check 2-20x slower on a busy 2-core machine.
+    with threadpool_limits(limits=1, user_api="blas"):
+        found = _near_duplicates(x, g, similarity, rows)
+    pairs = [(i, j, s) for (i, j), s in found.items()]
+    return sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))
+
+
+def _near_duplicates(
+    x: np.ndarray, g: np.ndarray, similarity: float, rows: Sequence[int] | None
+) -> dict[tuple[int, int], float]:
     found: dict[tuple[int, int], float] = {}
     n, block_rows = len(x), 512  # blocks bound memory at 512 x N
-    if n < 2 or len(np.unique(g)) < 2:
-        return []
     # An exact pre-filter: for unit rows |a - b|^2 = 2 - 2 cos(a, b), and projecting onto
     # orthonormal directions never lengthens a vector, so a pair whose projections are already
     # farther apart than 2 - 2 * similarity cannot be a near-duplicate. The directions span the
@@ -339,8 +351,7 @@ def near_duplicate_pairs(
         close = sims >= similarity
         for a, b, sim in zip(i[close].tolist(), j[close].tolist(), sims[close].tolist(), strict=True):
             found[(min(a, b), max(a, b))] = float(sim)
-    pairs = [(i, j, s) for (i, j), s in found.items()]
-    return sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))
+    return found
 
 
 def _group_directions(x: np.ndarray, groups: np.ndarray, most: int = 256) -> np.ndarray:

@@ -31,6 +31,7 @@ import scipy.linalg
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from tagsmith.errors import TrainingInputError
 from tagsmith.tagmodels.calibration import (
@@ -51,6 +52,7 @@ UNKNOWN_GROUPS = 5
 _TEMPERATURES = np.geomspace(1.0, 300.0, 60)
 #: Probability mass the temperature fit moves off the true tag (see ``_fit_temperature``).
 LABEL_SMOOTHING = 0.02
+_FIT_BLAS_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,11 @@ def fit_linear_head(
     """
     x = l2_normalise(embeddings)
     if kind is ModelKind.EXCLUSIVE:
-        return _fit_exclusive(x, [str(lab) for lab in labels], alpha, target_precision, calibrate)
+        # One BLAS thread: OpenBLAS threads spin while they wait, and NumPy and SciPy each bring their
+        # own OpenBLAS. With two threads each on a shared 2-core machine the fit of 3,000 x 1632 took
+        # 2.4-21 s instead of 0.6-1.6 s (docs/benchmarks.md, training speed).
+        with threadpool_limits(limits=_FIT_BLAS_THREADS, user_api="blas"):
+            return _fit_exclusive(x, [str(lab) for lab in labels], alpha, target_precision, calibrate)
     sets = [frozenset(lab) if not isinstance(lab, str) else frozenset([lab]) for lab in labels]
     return _fit_multilabel(x, sets, c, target_precision, calibrate)
 
