@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from tagsmith.errors import (
     InvalidInputError,
@@ -71,6 +70,7 @@ from tagsmith.tagmodels import (
 from tagsmith.tagmodels.model import TextFeatures
 from tagsmith.tagmodels.store import PromotionConflictError
 from tagsmith.tagmodels.text_head import FusedHead, fit_fused_head
+from tagsmith.tagmodels.training import one_blas_thread
 from tagsmith.taxonomy import Taxonomy
 from tagsmith.training_report import (
     ConfusedPair,
@@ -310,9 +310,7 @@ def near_duplicate_pairs(
     g = np.asarray(groups)
     if len(x) < 2 or len(np.unique(g)) < 2:
         return []
-    # One BLAS thread, as for fitting (tagmodels/training.py): spinning OpenBLAS threads made this
-    # check 2-20x slower on a busy 2-core machine.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():  # spinning OpenBLAS threads made this 2-20x slower on a busy machine
         found = _near_duplicates(x, g, similarity, rows)
     pairs = [(i, j, s) for (i, j), s in found.items()]
     return sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))

@@ -3,9 +3,19 @@ fitting again without those rows, and the bisected temperature equals the full g
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
-from tagsmith.tagmodels.training import _TEMPERATURES, LABEL_SMOOTHING, _fit_temperature, _RidgeFit
+from tagsmith.tagmodels.training import (
+    _TEMPERATURES,
+    LABEL_SMOOTHING,
+    _fit_temperature,
+    _RidgeFit,
+    one_blas_thread,
+)
+from threadpoolctl import threadpool_info
 
 
 def refit_scores(x: np.ndarray, y: np.ndarray, n_classes: int, alpha: float, rows: np.ndarray) -> np.ndarray:
@@ -103,3 +113,39 @@ def test_temperature_at_the_ends_of_the_grid() -> None:
     assert _fit_temperature(separated, y) == grid_temperature(separated, y) == float(_TEMPERATURES[-1])
     swapped = np.eye(4)[(y + 1) % 4]  # always wrong: the smallest scale hedges most
     assert _fit_temperature(swapped, y) == grid_temperature(swapped, y) == float(_TEMPERATURES[0])
+
+
+def blas_threads() -> dict[str, int]:
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def test_one_blas_thread_limits_inside_and_restores_even_when_two_threads_overlap() -> None:
+    before = blas_threads()
+    assert before  # NumPy's (and SciPy's) OpenBLAS are loaded
+    with one_blas_thread():
+        assert set(blas_threads().values()) == {1}
+        with one_blas_thread():  # nested blocks are fine
+            assert set(blas_threads().values()) == {1}
+    assert blas_threads() == before
+    # WHEN a second thread enters while the first is inside, and leaves after it
+    first_inside, second_starting = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with one_blas_thread():
+            first_inside.set()
+            second_starting.wait(5)
+            time.sleep(0.2)
+
+    def second() -> None:
+        first_inside.wait(5)
+        second_starting.set()
+        with one_blas_thread():
+            time.sleep(0.3)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    # THEN the settings are back to what they were (not left at the first block's limit)
+    assert blas_threads() == before

@@ -20,9 +20,11 @@ Example::
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,7 +44,7 @@ from tagsmith.tagmodels.calibration import (
 )
 from tagsmith.tagmodels.model import ModelKind
 
-__all__ = ["DEFAULT_RIDGE_ALPHA", "LinearHead", "fit_linear_head", "l2_normalise"]
+__all__ = ["DEFAULT_RIDGE_ALPHA", "LinearHead", "fit_linear_head", "l2_normalise", "one_blas_thread"]
 
 #: Ridge penalty for exclusive heads, tuned on the grocery dev splits (0.1..3 tried).
 DEFAULT_RIDGE_ALPHA = 0.3
@@ -52,7 +54,20 @@ UNKNOWN_GROUPS = 5
 _TEMPERATURES = np.geomspace(1.0, 300.0, 60)
 #: Probability mass the temperature fit moves off the true tag (see ``_fit_temperature``).
 LABEL_SMOOTHING = 0.02
-_FIT_BLAS_THREADS = 1
+_BLAS_LIMIT = threading.RLock()
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run BLAS/LAPACK single-threaded inside the block.
+
+    OpenBLAS threads spin while they wait, and NumPy and SciPy each bring their own OpenBLAS: with
+    two threads each on a shared 2-core machine, fitting 3,000 x 1632 took 2.4-21 s instead of
+    0.6-1.6 s (docs/benchmarks.md, training speed). The limit is process-wide, so blocks run one at
+    a time (a lock): two overlapping blocks would otherwise restore each other's settings wrongly.
+    """
+    with _BLAS_LIMIT, threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 @dataclass(frozen=True)
@@ -104,10 +119,7 @@ def fit_linear_head(
     """
     x = l2_normalise(embeddings)
     if kind is ModelKind.EXCLUSIVE:
-        # One BLAS thread: OpenBLAS threads spin while they wait, and NumPy and SciPy each bring their
-        # own OpenBLAS. With two threads each on a shared 2-core machine the fit of 3,000 x 1632 took
-        # 2.4-21 s instead of 0.6-1.6 s (docs/benchmarks.md, training speed).
-        with threadpool_limits(limits=_FIT_BLAS_THREADS, user_api="blas"):
+        with one_blas_thread():
             return _fit_exclusive(x, [str(lab) for lab in labels], alpha, target_precision, calibrate)
     sets = [frozenset(lab) if not isinstance(lab, str) else frozenset([lab]) for lab in labels]
     return _fit_multilabel(x, sets, c, target_precision, calibrate)
