@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageEnhance
+from PIL import Image
 
 __all__ = ["DEFAULT_AUGMENT", "AugmentSettings", "augment_view", "augmented_views", "seed_for_bytes"]
 
@@ -96,42 +96,51 @@ def augment_view(
     width, height = image.size
     if width < 2 or height < 2:
         raise ValueError(f"image is too small to augment: {width}x{height}")
-    angle = float(rng.uniform(-settings.max_rotation, settings.max_rotation))
-    view = image
-    box_w, box_h = float(width), float(height)
-    if angle:
-        view = image.rotate(angle, resample=Image.Resampling.BICUBIC, expand=False)
-        # The largest upright rectangle of the original's proportions inside the turned photo:
-        # crops stay inside it, so no blank corner ever reaches the encoder.
-        shrink = _inner_rectangle_shrink(width, height, math.radians(abs(angle)))
-        box_w, box_h = width * shrink, height * shrink
+    angle = math.radians(float(rng.uniform(-settings.max_rotation, settings.max_rotation)))
+    # The largest upright rectangle of the photo's proportions inside the turned photo: crops stay
+    # inside it, so no blank corner ever reaches the encoder.
+    shrink = _inner_rectangle_shrink(width, height, abs(angle))
+    box_w, box_h = width * shrink, height * shrink
     area = box_w * box_h * float(rng.uniform(settings.min_scale, 1.0))
     aspect = math.exp(float(rng.uniform(-math.log(settings.max_aspect), math.log(settings.max_aspect))))
-    # The crop keeps the photo's proportions up to the aspect factor.
-    aspect *= box_w / box_h
-    crop_w = min(math.sqrt(area * aspect), box_w)
-    crop_h = min(math.sqrt(area / aspect), box_h)
-    left = (width - box_w) / 2 + float(rng.uniform(0.0, box_w - crop_w))
-    top = (height - box_h) / 2 + float(rng.uniform(0.0, box_h - crop_h))
-    box = (
-        round(left),
-        round(top),
-        max(round(left + crop_w), round(left) + 1),
-        max(round(top + crop_h), round(top) + 1),
-    )
-    view = view.crop(box)
+    aspect *= box_w / box_h  # the crop keeps the photo's proportions up to the aspect factor
+    crop_w = max(1, min(round(math.sqrt(area * aspect)), math.floor(box_w)))
+    crop_h = max(1, min(round(math.sqrt(area / aspect)), math.floor(box_h)))
+    left = (width - box_w) / 2 + float(rng.uniform(0.0, max(box_w - crop_w, 0.0)))
+    top = (height - box_h) / 2 + float(rng.uniform(0.0, max(box_h - crop_h, 0.0)))
+    if angle:
+        # Turn and crop in one affine resampling of only the output's pixels (Pillow's rotate()
+        # resamples the whole photo and costs ten times as much): output pixel (u, v) of the crop
+        # comes from the photo turned by ``angle`` about its centre.
+        cos, sin = math.cos(angle), math.sin(angle)
+        cx, cy = width / 2, height / 2
+        x0 = cos * (left - cx) + sin * (top - cy) + cx
+        y0 = -sin * (left - cx) + cos * (top - cy) + cy
+        view = image.transform(
+            (crop_w, crop_h),
+            Image.Transform.AFFINE,
+            (cos, sin, x0, -sin, cos, y0),
+            resample=Image.Resampling.BILINEAR,
+        )
+    else:
+        view = image.crop((round(left), round(top), round(left) + crop_w, round(top) + crop_h))
     if rng.uniform() < settings.flip_probability:
         view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     # Draw all three factors whatever their ranges, so one setting never shifts another's draws.
-    factors = rng.uniform(-1.0, 1.0, 3)
-    for enhancer, spread, factor in (
-        (ImageEnhance.Brightness, settings.brightness, factors[0]),
-        (ImageEnhance.Contrast, settings.contrast, factors[1]),
-        (ImageEnhance.Color, settings.saturation, factors[2]),
-    ):
-        if spread:
-            view = enhancer(view).enhance(1.0 + spread * float(factor))
+    factors = 1.0 + rng.uniform(-1.0, 1.0, 3) * (settings.brightness, settings.contrast, settings.saturation)
+    if np.any(factors != 1.0):
+        view = _jitter(view, brightness=factors[0], contrast=factors[1], saturation=factors[2])
     return view
+
+
+def _jitter(image: Image.Image, *, brightness: float, contrast: float, saturation: float) -> Image.Image:
+    """Scale the light, pull towards / push from the mean grey, and towards / from each pixel's grey."""
+    x = np.asarray(image, dtype=np.float32) * np.float32(brightness)
+    grey = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    x = (x - grey.mean()) * np.float32(contrast) + grey.mean()
+    grey = (grey - grey.mean()) * np.float32(contrast) + grey.mean()
+    x = (x - grey[..., None]) * np.float32(saturation) + grey[..., None]
+    return Image.fromarray(np.clip(np.rint(x), 0, 255).astype(np.uint8))
 
 
 def _inner_rectangle_shrink(width: int, height: int, angle: float) -> float:
