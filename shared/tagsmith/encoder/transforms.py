@@ -256,9 +256,12 @@ def to_model_input(
     size: int = 224,
     mean: Sequence[float] = (127.0, 127.0, 127.0),
     std: Sequence[float] = (128.0, 128.0, 128.0),
+    crop: float = 1.0,
 ) -> np.ndarray:
     """Resize the shorter side to ``size``, centre-crop to a square, normalise: (N, 3, size, size).
 
+    ``crop`` < 1 keeps only that share of the shorter side around the centre (a zoom: 0.7 keeps
+    the central 70% square, see ``docs/benchmarks.md``, "Variants tried in session 2").
     ``mean`` and ``std`` are per RGB channel in 0..255 units; the result is ``(x - mean) / std``
     in float32, channels first. Resizing is bicubic with antialiasing (Pillow's filters widen
     their support when shrinking), done in one step on the crop box.
@@ -271,13 +274,15 @@ def to_model_input(
     """
     if size <= 0:
         raise ValueError(f"size must be positive, got {size}")
+    if not 0.0 < crop <= 1.0:
+        raise ValueError(f"crop must be in (0, 1], got {crop}")
     mean_arr = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
     scale_arr = (1.0 / np.asarray(std, dtype=np.float32)).reshape(3, 1, 1)
     batch = np.empty((len(images), 3, size, size), dtype=np.float32)
     for i, image in enumerate(images):
         rgb = image if image.mode == "RGB" else _to_rgb(image)
         width, height = rgb.size
-        side = min(width, height)
+        side = min(width, height) * crop
         # Resizing the centred square box straight to size x size equals resize-then-crop, but
         # never resamples the pixels that the crop would throw away.
         left = (width - side) / 2

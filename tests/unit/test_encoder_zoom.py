@@ -1,0 +1,58 @@
+"""The zoomed encoder recipe: ``to_model_input(crop=)`` keeps the centre, ``FeatureRecipe.crop`` passes it on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from tagsmith.encoder import DEFAULT_RECIPE, RECIPES, FeatureRecipe, to_model_input
+
+
+def framed(width: int, height: int, inner: float) -> Image.Image:
+    """A red square of ``inner`` times the shorter side, centred, on a blue background."""
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[..., 2] = 255
+    side = round(inner * min(width, height))
+    top, left = (height - side) // 2, (width - side) // 2
+    pixels[top : top + side, left : left + side] = (255, 0, 0)
+    return Image.fromarray(pixels)
+
+
+@pytest.mark.parametrize(("width", "height"), [(200, 200), (300, 200), (200, 320)])
+def test_crop_keeps_only_the_centre_of_the_shorter_side(width: int, height: int) -> None:
+    image = framed(width, height, inner=0.6)
+
+    zoomed = to_model_input([image], size=64, mean=(0, 0, 0), std=(1, 1, 1), crop=0.5)[0]
+    whole = to_model_input([image], size=64, mean=(0, 0, 0), std=(1, 1, 1))[0]
+
+    # Zoomed into half of the shorter side, only the red square is left; the whole view shows blue.
+    assert zoomed[0].min() > 240 and zoomed[2].max() < 15
+    assert whole[2].max() > 240
+
+
+def test_crop_one_is_the_plain_centre_square() -> None:
+    image = framed(300, 200, inner=0.3)
+
+    np.testing.assert_array_equal(
+        to_model_input([image], size=32, crop=1.0), to_model_input([image], size=32)
+    )
+
+
+@pytest.mark.parametrize("crop", [0.0, -0.2, 1.01])
+def test_crop_out_of_range_is_refused(crop: float) -> None:
+    with pytest.raises(ValueError, match="crop must be in"):
+        to_model_input([framed(50, 50, 0.5)], size=16, crop=crop)
+    with pytest.raises(ValueError, match="crop must be in"):
+        FeatureRecipe("x", "lite2", 260, ("embedding",), (1280,), crop=crop)
+
+
+def test_zoomed_recipe_is_the_default_graph_on_the_central_70_percent() -> None:
+    zoomed = RECIPES["effnet-lite2-260-s7-c70-v1"]
+
+    assert zoomed.crop == 0.7 and DEFAULT_RECIPE.crop == 1.0
+    assert (zoomed.variant, zoomed.input_size, zoomed.outputs, zoomed.dims) == (
+        DEFAULT_RECIPE.variant,
+        DEFAULT_RECIPE.input_size,
+        DEFAULT_RECIPE.outputs,
+        DEFAULT_RECIPE.dims,
+    )
