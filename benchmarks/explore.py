@@ -24,7 +24,7 @@ taps) with one more output, ``prehead_map``: the (352, 9, 9) map that feeds the 
 
 * ``orig.npz``: every split photo, the product's centre crop (features and pre-head maps);
 * ``aug<A>.npz``: ``A`` augmented views (:mod:`tagsmith.encoder.augment`) of every support photo;
-* ``centre70.npz``: the central 70% of every photo (multi-crop variants).
+* ``crop<pct>.npz``: the central <pct>% of every photo, through ``to_model_input(crop=)``.
 
 Results go to ``var/explore-results.json`` (merged with earlier runs, one entry per variant).
 """
@@ -32,6 +32,7 @@ Results go to ``var/explore-results.json`` (merged with earlier runs, one entry 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -113,10 +114,10 @@ class MapEncoder:
             str(prehead_graph_path()), sess_options=options, providers=["CPUExecutionProvider"]
         )
 
-    def run(self, images: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, images: Sequence[Any], crop: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         from tagsmith.encoder import to_model_input
 
-        batch = to_model_input(images, size=260)
+        batch = to_model_input(images, size=260, crop=crop)
         emb, s7, pre = self.session.run(["embedding", "stage7", self.prehead_name], {"image": batch})
         return product_features(emb, s7), pre.astype(np.float16)
 
@@ -129,7 +130,11 @@ def product_features(embedding: np.ndarray, stage7: np.ndarray) -> np.ndarray:
 
 # --- caches ---------------------------------------------------------------------------------------------
 def _embed_all(
-    name: str, items: list[tuple[str, int]], view: Callable[[Any, str, int], Any], maps: bool
+    name: str,
+    items: list[tuple[str, int]],
+    view: Callable[[Any, str, int], Any],
+    maps: bool,
+    crop: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Embed (path, view index) items through ``view(image, path, index)``; cache as ``name``.npz."""
     from tagsmith.encoder import decode_image
@@ -146,7 +151,7 @@ def _embed_all(
     for i in range(0, len(items), batch):
         chunk = items[i : i + batch]
         images = [view(decode_image((GROCERY / p).read_bytes()).image, p, j) for p, j in chunk]
-        f, m = encoder.run(images)
+        f, m = encoder.run(images, crop)
         feats.append(f)
         if maps:
             pres.append(m)
@@ -199,15 +204,12 @@ def aug_cache(views: int = AUG_VIEWS) -> dict[str, np.ndarray]:
     return {k: np.concatenate([part[k] for part in parts]) for k in ("paths", "views", "features", "prehead")}
 
 
+@functools.lru_cache(maxsize=4)
 def centre_cache(share: float = 0.7) -> dict[str, np.ndarray]:
-    def view(image: Any, path: str, index: int) -> Any:
-        w, h = image.size
-        side = share * min(w, h)
-        left, top = (w - side) / 2, (h - side) / 2
-        return image.crop((round(left), round(top), round(left + side), round(top + side)))
-
-    name = f"centre{round(share * 100)}"
-    return _embed_all(name, [(p, 0) for p in split_paths(KS, SEEDS)], view, maps=False)
+    """Every photo through the product's own zoom (``to_model_input(crop=share)``, the
+    ``effnet-lite2-260-s7-c70-v1`` recipe's preprocessing at 0.7)."""
+    items = [(p, 0) for p in split_paths(KS, SEEDS)]
+    return _embed_all(f"crop{round(share * 100)}", items, lambda im, p, j: im, maps=False, crop=share)
 
 
 # --- heads and metrics -------------------------------------------------------------------------------
@@ -322,7 +324,7 @@ def margin(probs: np.ndarray) -> np.ndarray:
 class Data:
     """Cached features, looked up by photo path (and augmented views by source path)."""
 
-    def __init__(self, *, aug: int = 0, centre: bool = False, maps: bool = False) -> None:
+    def __init__(self, *, aug: int = 0, maps: bool = False) -> None:
         orig = orig_cache()
         self.paths = {p: i for i, p in enumerate(orig["paths"].tolist())}
         self.x = orig["features"]
@@ -339,7 +341,6 @@ class Data:
                     self.aug_rows.setdefault(p, []).append(row)
             self.aug_x = a["features"]
             self.aug_maps = a["prehead"] if maps else None
-        self.centre_x = centre_cache()["features"] if centre else None
         self.classes: dict[int, list[str]] = {}
 
     def split(
@@ -382,13 +383,13 @@ class Variant:
     train_cost: float = 1.0  # network passes per example photo
 
 
-_DATA: dict[tuple[int, bool, bool], Data] = {}
+_DATA: dict[tuple[int, bool], Data] = {}
 
 
-def data(aug: int = 0, centre: bool = False, maps: bool = False) -> Data:
-    key = (aug, centre, maps)
+def data(aug: int = 0, maps: bool = False) -> Data:
+    key = (aug, maps)
     if key not in _DATA:
-        _DATA[key] = Data(aug=aug, centre=centre, maps=maps)
+        _DATA[key] = Data(aug=aug, maps=maps)
     return _DATA[key]
 
 
@@ -415,17 +416,17 @@ def v_ridge(
     return run
 
 
-def v_centre(mode: str) -> Callable[[Split], dict[str, float]]:
+def v_centre(mode: str, share: float = 0.7) -> Callable[[Split], dict[str, float]]:
     """Multi-crop: the product view and the central 70%, averaged or concatenated, or the central
     70% alone (the same view on both sides: support and test)."""
 
     def run(split: Split) -> dict[str, float]:
-        d = data(centre=True)
+        d = data()
         train, _, yt, extra = d.split(split)
-        assert d.centre_x is not None
+        centre_x = centre_cache(share)["features"]
 
         def join(rows: list[int]) -> np.ndarray:
-            a, b = d.x[rows], d.centre_x[rows]
+            a, b = d.x[rows], centre_x[rows]
             if mode == "only":
                 return b
             if mode == "avg":
@@ -698,7 +699,7 @@ def v_product(source: str, share: float = 0.7) -> Callable[[Split], dict[str, fl
     from benchmarks.run import evaluate_split, evaluate_unknown
 
     def run(split: Split) -> dict[str, float]:
-        d = data(centre=source == "centre")
+        d = data()
         x = d.x if source == "orig" else centre_cache(share)["features"]
         out = evaluate_split(x, d.paths, split, DEFAULT_ID)
         out.update(evaluate_unknown(x, d.paths, split, DEFAULT_ID))
@@ -709,6 +710,21 @@ def v_product(source: str, share: float = 0.7) -> Callable[[Split], dict[str, fl
             "unknown_not_applied": out["unknown_not_applied"],
             "fit_s": out["train_seconds"],
         }
+
+    return run
+
+
+def v_check_recipe(recipe_id: str, share: float) -> Callable[[Split], dict[str, float]]:
+    """The explore cache's zoomed features against the product recipe's encoder (32 photos)."""
+
+    def run(split: Split) -> dict[str, float]:
+        from tagsmith.encoder import decode_image, feature_encoder
+
+        encoder = feature_encoder(CACHE / "onnx", recipe_id, threads=THREADS)
+        paths = [p for p, _ in split.support[:32]]
+        product = encoder.embed([decode_image((GROCERY / p).read_bytes()).image for p in paths])
+        cached = centre_cache(share)["features"][[data().paths[p] for p in paths]]
+        return {"max_abs_diff": float(np.abs(product - cached).max())}
 
     return run
 
@@ -731,6 +747,11 @@ def variants() -> dict[str, Variant]:
     a = AUG_VIEWS
     vs = [
         Variant("check-default", "explore features == make bench's default-encoder cache", v_check_default()),
+        Variant(
+            "check-c70",
+            "explore's zoomed features == the effnet-lite2-260-s7-c70-v1 recipe's encoder",
+            v_check_recipe("effnet-lite2-260-s7-c70-v1", 0.7),
+        ),
         Variant("default", "product default: ridge a=0.3 on the 1632-d features", v_ridge()),
         Variant("product-default", "product head + calibrated routing, product view", v_product("orig")),
         Variant("product-centre70", "product head + calibrated routing, central 70%", v_product("centre")),
@@ -754,6 +775,10 @@ def variants() -> dict[str, Variant]:
             v_centre("avg"),
             ingest_cost=2.0,
             train_cost=2.0,
+        ),
+        Variant("centre85-only", "the central 85% instead of the product view", v_centre("only", 0.85)),
+        Variant(
+            "product-centre85", "product head + calibrated routing, central 85%", v_product("centre", 0.85)
         ),
         Variant(
             "centre70-only",
@@ -849,14 +874,48 @@ def _fmt(key: str, st: dict[str, float]) -> str:
     return f"{key} {st['mean']:.3g}"
 
 
+def markdown_rows(results: dict[str, Any]) -> list[str]:
+    """One docs row per variant: top-1 and oracle coverage at 98% / 95% per k, costs."""
+
+    def cell(row: dict[str, Any], key: str) -> str:
+        st = row.get(key)
+        if not st or not st.get("n"):
+            return "n/a"
+        return f"{100 * st['mean']:.1f} ± {100 * st['std']:.1f}"
+
+    lines = []
+    for name, r in results.items():
+        per_k = r["per_k"]
+        if not any("top1" in row for row in per_k.values()):
+            continue
+        top = " | ".join(cell(per_k.get(str(k), {}), "top1") for k in KS)
+        cov = " | ".join(
+            f"{cell(per_k.get(str(k), {}), 'cov98')} / {cell(per_k.get(str(k), {}), 'cov95')}"
+            if "cov98" in per_k.get(str(k), {})
+            else f"{cell(per_k.get(str(k), {}), 'precision')} / {cell(per_k.get(str(k), {}), 'coverage')} (calibrated)"
+            for k in KS
+        )
+        fit = max(row["fit_s"]["mean"] for row in per_k.values() if "fit_s" in row)
+        seeds = len(r["seeds"])
+        lines.append(
+            f"| `{name}`: {r['note']} | {top} | {cov} | {r['ingest_cost']:g} / {r['train_cost']:g} "
+            f"| {fit:.2g} s | {seeds} |"
+        )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.explore", description=__doc__.split("\n")[0])
     parser.add_argument("--only", default="", help="comma-separated variant names, 'all', or 'cache'")
     parser.add_argument("--list", action="store_true", help="list the variants and exit")
+    parser.add_argument("--table", action="store_true", help="print docs rows from the results file")
     parser.add_argument("--ks", default=",".join(map(str, KS)))
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     args = parser.parse_args(argv)
     table = variants()
+    if args.table:
+        print("\n".join(markdown_rows(json.loads(RESULTS.read_text()))))
+        return 0
     if args.list or not args.only:
         for v in table.values():
             print(f"{v.name:24} {v.note}")
@@ -866,9 +925,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.only == "cache":
         orig_cache()
-        aug_cache(2)
-        centre_cache()
         aug_cache(AUG_VIEWS)
+        centre_cache(0.7)
+        centre_cache(0.85)
         return 0
     names = list(table) if args.only == "all" else [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in table]
