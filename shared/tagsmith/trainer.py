@@ -118,6 +118,8 @@ class Example:
     cheap identity of the bytes at ``source`` (an S3 ETag from the listing, a file's size and
     modification time): a retraining that finds the same source and version in the active
     version's ``examples.json`` takes the content hash from there instead of reading the image.
+    ``negative``: a photo a reviewer said shows none of the model's tags ("none of these"); it has
+    no tag and teaches an exclusive model what is not any of its tags.
     """
 
     tag: str
@@ -126,6 +128,7 @@ class Example:
     more_tags: tuple[str, ...] = ()
     sha256: str | None = None
     version: str | None = None
+    negative: bool = False
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -187,8 +190,9 @@ def examples_from_corrections(
     records: Iterable[AssetRecord], model_id: str, assets_store: ObjectStore, assets_bucket: str
 ) -> list[Example]:
     """Examples from what reviewers confirmed for ``model_id``: every human-confirmed tag of that
-    model becomes a tag of the asset's example. Rejected tags and "none of these" are not examples
-    of anything; assets without a confirmed tag of the model are skipped.
+    model becomes a tag of the asset's example. An exclusive model's "none of these" (a confirmed
+    :data:`NONE_TAG`) becomes a *negative* example (no tag, ``negative=True``); rejected tags are
+    not examples of anything; assets without a confirmed tag of the model are skipped.
 
     The record's content hash travels with the example, so an asset embedded at ingest is not read
     again when its embedding is cached.
@@ -200,22 +204,13 @@ def examples_from_corrections(
     for record in records:
         if record.status is AssetStatus.DELETED:
             continue  # the object was deleted: its decisions are kept on the record, not trained on
-        confirmed = [
-            t.tag
-            for t in record.tags
-            if t.model == model_id and t.state is TagState.CONFIRMED and t.tag != NONE_TAG
-        ]
-        if not confirmed:
-            continue
+        confirmed = {t.tag for t in record.tags if t.model == model_id and t.state is TagState.CONFIRMED}
         key = record.key
-        out.append(
-            Example.of(
-                sorted(set(confirmed)),
-                f"s3://{assets_bucket}/{key}",
-                object_loader(assets_store, assets_bucket, key),
-                sha256=record.content_sha256,
-            )
-        )
+        source, load = f"s3://{assets_bucket}/{key}", object_loader(assets_store, assets_bucket, key)
+        if confirmed - {NONE_TAG}:
+            out.append(Example.of(sorted(confirmed - {NONE_TAG}), source, load, sha256=record.content_sha256))
+        elif confirmed:  # "none of these": the model's tags all fit this photo badly
+            out.append(Example("", source, load, sha256=record.content_sha256, negative=True))
     return out
 
 
@@ -256,7 +251,7 @@ def check_examples(examples: Sequence[Example], kind: ModelKind = ModelKind.EXCL
                 "exactly one; keep one tag per example or train a multi-label model (--kind multilabel):"
                 + _listed(several)
             )
-        untagged = [ex.source for ex in examples if not ex.tags]
+        untagged = [ex.source for ex in examples if not ex.tags and not ex.negative]
         if untagged:
             raise TrainingInputError(
                 f"{len(untagged)} example(s) have no tag; give each one a tag or remove it:"
@@ -450,6 +445,19 @@ class TrainingService:
             warnings += [
                 w for w in check_examples([item.example for item in loaded], kind) if w not in warnings
             ]
+        negatives: np.ndarray | None = None
+        if kind is ModelKind.EXCLUSIVE and any(item.example.negative for item in loaded):
+            # "None of these" answers: all-zero targets in the fit and always-wrong items in the
+            # calibration (tagsmith.tagmodels.training); not examples of any tag.
+            if not use_text:
+                negatives = l2_normalise(
+                    np.stack(
+                        [item.vector for item in loaded if item.example.negative and item.vector is not None]
+                    )
+                )
+            else:
+                warnings.append("'none of these' answers are not used by models that read text yet")
+            loaded = [item for item in loaded if not item.example.negative]
         x = np.stack([item.vector for item in loaded if item.vector is not None]).astype(np.float32)
         x = l2_normalise(x)
         same_encoder = active is not None and active.encoder_id == self.tagger.encoder.encoder_id
@@ -473,7 +481,12 @@ class TrainingService:
         version = new_version()
         stored_taxonomy = taxonomy or self.models.taxonomy(tenant, model_id) or Taxonomy(())
         # (two calls: subclasses in tests override _fit without the texts argument)
-        head = self._fit(x, labels, kind) if texts is None else self._fit(x, labels, kind, texts)
+        if texts is not None:
+            head = self._fit(x, labels, kind, texts)
+        elif negatives is not None:
+            head = self._fit(x, labels, kind, negatives=negatives)
+        else:
+            head = self._fit(x, labels, kind)
         model = self._assemble(
             tenant, model_id, version, kind, head, threshold, review_floor, stored_taxonomy
         )
@@ -573,13 +586,16 @@ class TrainingService:
         labels: Sequence[str] | Sequence[frozenset[str]],
         kind: ModelKind,
         texts: Sequence[str] | None = None,
+        *,
+        negatives: np.ndarray | None = None,
     ) -> LinearHead:
-        """The one place a head is fitted: the final model and every cross-validation fold."""
+        """The one place a head is fitted: the final model and every cross-validation fold.
+        ``negatives``: embeddings of "none of these" photos (exclusive models)."""
         if texts is not None:
             assert self.ocr is not None
             features = TextFeatures(engine=self.ocr.engine_id)
             return fit_fused_head(x, texts, [str(lab) for lab in labels], features=features)
-        return fit_linear_head(x, labels, kind=kind)
+        return fit_linear_head(x, labels, kind=kind, negatives=negatives)
 
     def _wants_text(self, text: bool | None, active: TagModel | None, kind: ModelKind) -> bool:
         if text is None:

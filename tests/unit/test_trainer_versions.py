@@ -175,7 +175,7 @@ def human(model: str, tag: str, state: TagState = TagState.CONFIRMED) -> TagAssi
     return TagAssignment(model, tag, state, Source.HUMAN)
 
 
-def test_examples_from_corrections_keeps_confirmed_tags_of_the_model_only() -> None:
+def test_examples_from_corrections_keeps_confirmed_tags_of_the_model_and_none_answers() -> None:
     records = [
         record("a.jpg", human("colour", "red"), human("colour", "blue", TagState.REJECTED)),
         record("b.jpg", human("colour", "__none__")),
@@ -184,10 +184,33 @@ def test_examples_from_corrections_keeps_confirmed_tags_of_the_model_only() -> N
         record("e.jpg", human("colour", "green"), human("colour", "blue"), sha="ab" * 32),
     ]
     got = examples_from_corrections(records, "colour", None, ASSETS)  # type: ignore[arg-type]
-    assert [(e.source, e.tags, e.sha256) for e in got] == [
-        (f"s3://{ASSETS}/acme/a.jpg", ("red",), None),
-        (f"s3://{ASSETS}/acme/e.jpg", ("blue", "green"), "ab" * 32),
+    assert [(e.source, e.tags, e.sha256, e.negative) for e in got] == [
+        (f"s3://{ASSETS}/acme/a.jpg", ("red",), None, False),
+        (f"s3://{ASSETS}/acme/b.jpg", (), None, True),  # "none of these": a negative example
+        (f"s3://{ASSETS}/acme/e.jpg", ("blue", "green"), "ab" * 32, False),
     ]
+
+
+def test_none_answers_reach_the_exclusive_fit_as_negatives(components: Components) -> None:
+    # GIVEN colour examples plus two photos a reviewer answered "none of these" for
+    seen: list[int] = []
+
+    class Spy(TrainingService):
+        def _fit(self, x, labels, kind, texts=None, *, negatives=None):  # type: ignore[no-untyped-def, override]
+            seen.append(0 if negatives is None else len(negatives))
+            return super()._fit(x, labels, kind, texts, negatives=negatives)
+
+    nones = [
+        Example(
+            "", f"none/{i}.jpg", lambda i=i: solid_jpeg(PALETTE["yellow"], noise=25, seed=i), negative=True
+        )
+        for i in range(2)
+    ]
+    service = Spy(tagger=components.tagger, models=components.models)
+    report = service.train(tenant="acme", model_id="colour", examples=examples(5) + nones)
+    # THEN the fit gets them as negatives; they are examples of no tag
+    assert seen == [2]
+    assert report.examples == 15 and report.tags == ["blue", "green", "red"]
 
 
 def test_corrections_train_a_model_and_reuse_embeddings_cached_at_ingest(components: Components) -> None:

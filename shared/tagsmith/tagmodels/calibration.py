@@ -37,6 +37,7 @@ __all__ = [
     "OutOfFold",
     "calibrate_thresholds",
     "lowest_threshold",
+    "unknown_gate",
 ]
 
 DEFAULT_TARGET_PRECISION = 0.98
@@ -98,20 +99,22 @@ def lowest_threshold(
     target: float,
     prior: Callable[[np.ndarray], np.ndarray] | None = None,
     prior_weight: float = PRIOR_WEIGHT,
+    weight: np.ndarray | None = None,
 ) -> float:
     """The lowest confidence ``t`` (one of the given ones) such that the (smoothed) precision of
     ``confidence >= t`` reaches ``target``; :data:`NEVER` when no ``t`` does.
 
     ``prior(t)`` gives the model-wide precision at each candidate ``t``; it is pooled with the
-    counts here as ``prior_weight`` pseudo-examples.
+    counts here as ``prior_weight`` pseudo-examples. ``weight``: how much each item counts (1).
     """
     conf = np.asarray(confidence, dtype=np.float64)
     if conf.size == 0:
         return NEVER
     order = np.argsort(-conf, kind="stable")
     conf = conf[order]
-    right = np.cumsum(np.asarray(correct, dtype=np.float64)[order])
-    total = np.arange(1, conf.size + 1, dtype=np.float64)
+    w = np.ones(conf.size) if weight is None else np.asarray(weight, dtype=np.float64)[order]
+    right = np.cumsum(np.asarray(correct, dtype=np.float64)[order] * w)
+    total = np.cumsum(w)
     # Ties: only the last of a run of equal confidences is a real cut.
     last_of_run = np.append(conf[1:] != conf[:-1], True)
     if prior is not None:
@@ -130,11 +133,13 @@ def lowest_threshold(
     return float(conf[good[-1]])
 
 
-def _global_precision(oof: OutOfFold) -> Callable[[np.ndarray], np.ndarray]:
-    """``precision_at(t)``: the precision of every out-of-fold prediction with confidence >= t."""
-    desc = np.sort(oof.confidence)[::-1]
-    right = np.cumsum(oof.correct[np.argsort(-oof.confidence, kind="stable")].astype(np.float64))
-    precision = right / np.arange(1, desc.size + 1, dtype=np.float64)
+def _global_precision(oof: OutOfFold, weight: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``precision_at(t)``: the (weighted) precision of every out-of-fold prediction with
+    confidence >= t."""
+    order = np.argsort(-oof.confidence, kind="stable")
+    desc = oof.confidence[order]
+    right = np.cumsum(oof.correct[order].astype(np.float64) * weight[order])
+    precision = right / np.cumsum(weight[order])
     ascending = desc[::-1]
 
     def precision_at(t: np.ndarray) -> np.ndarray:
@@ -151,21 +156,73 @@ def calibrate_thresholds(
     *,
     target: float = DEFAULT_TARGET_PRECISION,
     prior_weight: float = PRIOR_WEIGHT,
+    unknown_pass: float | None = None,
+    unknown_share: float | None = None,
 ) -> Calibration:
-    """Per-tag thresholds for ``target`` precision from out-of-fold predictions (see module doc)."""
+    """Per-tag thresholds for ``target`` precision from out-of-fold predictions (see module doc).
+
+    ``unknown_pass``: the simulated never-seen items no longer count in the tags' precision; a
+    model-wide gate instead (every threshold at least :func:`unknown_gate`) lets at most this share
+    of them through. ``None``: they count as mistakes of the tag they were given (the strict rule).
+
+    ``unknown_share``: with the strict rule, the simulated never-seen items are weighted to make
+    this share of all items (the share of uploads expected to show none of the tags); ``None``:
+    each counts as one item (about as many as the known ones).
+    """
     if not 0.0 < target < 1.0:
         raise ValueError(f"target precision must be in (0, 1), got {target}")
+    if unknown_pass is not None:
+        if not 0.0 <= unknown_pass < 1.0:
+            raise ValueError(f"unknown_pass must be in [0, 1), got {unknown_pass}")
+        known_only = OutOfFold(
+            oof.tag[~oof.unknown],
+            oof.confidence[~oof.unknown],
+            oof.correct[~oof.unknown],
+            oof.unknown[~oof.unknown],
+        )
+        per_tag = calibrate_thresholds(known_only, n_tags, target=target, prior_weight=prior_weight)
+        if unknown_share is not None:
+            per_tag = calibrate_thresholds(
+                oof, n_tags, target=target, prior_weight=prior_weight, unknown_share=unknown_share
+            )
+        gate = unknown_gate(oof.confidence[oof.unknown], unknown_pass)
+        return _summarise(oof, np.maximum(per_tag.thresholds.astype(np.float64), gate), target)
     # The prior counts the simulated never-seen items as mistakes too. Measured on the grocery
     # benchmark (docs/benchmarks.md): leaving them out of the prior triples coverage but lets ~10%
     # of never-seen products and ~8% wrong tags through; with them, precision and the unknown-item
     # rule hold. Precision first: an auto-applied tag must be right.
-    prior = _global_precision(oof)
+    weight = np.ones(oof.confidence.size)
+    n_unknown, n_known = int(oof.unknown.sum()), int((~oof.unknown).sum())
+    if unknown_share is not None and n_unknown and n_known:
+        if not 0.0 < unknown_share < 1.0:
+            raise ValueError(f"unknown_share must be in (0, 1), got {unknown_share}")
+        weight[oof.unknown] = unknown_share / (1.0 - unknown_share) * n_known / n_unknown
+    prior = _global_precision(oof, weight)
     thresholds = np.full(n_tags, NEVER, dtype=np.float64)
     for t in range(n_tags):
         mine = oof.tag == t
         thresholds[t] = lowest_threshold(
-            oof.confidence[mine], oof.correct[mine], target=target, prior=prior, prior_weight=prior_weight
+            oof.confidence[mine],
+            oof.correct[mine],
+            target=target,
+            prior=prior,
+            prior_weight=prior_weight,
+            weight=weight[mine],
         )
+    return _summarise(oof, thresholds, target)
+
+
+def unknown_gate(confidence: np.ndarray, share: float) -> float:
+    """The lowest confidence that at most ``share`` of these (never-seen) items reach; ``MIN_THRESHOLD``
+    when there are none."""
+    conf = np.sort(np.asarray(confidence, dtype=np.float64))[::-1]
+    allowed = int(np.floor(share * conf.size))
+    if allowed >= conf.size:
+        return MIN_THRESHOLD
+    return float(np.nextafter(conf[allowed], np.inf))
+
+
+def _summarise(oof: OutOfFold, thresholds: np.ndarray, target: float) -> Calibration:
     thresholds = np.maximum(thresholds, MIN_THRESHOLD)
     applied = oof.confidence >= thresholds[oof.tag]
     known = ~oof.unknown
