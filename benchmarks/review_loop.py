@@ -16,7 +16,7 @@ Per seed (``splits/dev_k5_seed<s>.csv``): start from k=5 photos per class (81 cl
 
 For comparison the same loop runs with the reviewer taking ``batch`` random items from the queue.
 
-Run: ``python -m benchmarks.review_loop`` or ``python -m benchmarks.run --only review_loop``
+Run: ``python -m benchmarks.review_loop`` (``--unbalanced``: heads without class balancing) or ``python -m benchmarks.run --only review_loop``
 (embeddings are shared with ``make bench``'s cache in ``var/bench-cache/<encoder id>.npz``).
 """
 
@@ -71,13 +71,18 @@ def embeddings(paths: list[str], *, log: Callable[[str], None] = print) -> dict[
     return dict(zip(paths, x, strict=True))
 
 
+#: The product fits class-balanced heads; ``--unbalanced`` measures the loop without (the "before").
+BALANCED = True
+
+
 def _fit(x: np.ndarray, y: list[str]) -> Any:
     from tagsmith.encoder import DEFAULT_RECIPE
     from tagsmith.tagmodels import ModelKind, fit_linear_head
 
     from benchmarks.run import model_from_head
 
-    return model_from_head(fit_linear_head(x, y, kind=ModelKind.EXCLUSIVE), DEFAULT_RECIPE.id)
+    head = fit_linear_head(x, y, kind=ModelKind.EXCLUSIVE, balanced=BALANCED)
+    return model_from_head(head, DEFAULT_RECIPE.id)
 
 
 def coverage_at_precision(conf: np.ndarray, correct: np.ndarray, precision: float) -> float:
@@ -252,6 +257,8 @@ def table(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    global BALANCED
+    BALANCED = "--unbalanced" not in sys.argv[1:]
     results = run()
     if "skipped" in results:
         print(results["skipped"])

@@ -10,6 +10,9 @@ Sections (``--only`` takes a comma-separated list; the default runs the first fo
 * ``variants``: the same figures for every other encoder recipe tried (docs/benchmarks.md).
 * ``embed_cost``: decode + embed images/s of every encoder, measured back to back on the same 96
   photos (the cached figures above come from whenever each cache was filled, under other load).
+* ``calibration`` (only when named): the accuracy figures under each calibration setting tried
+  (series-aware folds, never-seen gate, never-seen share; docs/benchmarks.md, "How the confidence
+  is made honest"), with the out-of-fold top-1 beside the test top-1.
 * ``throughput``: images/s through the real :class:`IngestService` (decode, embed, every active
   model, record, review items, index) on in-memory adapters, and embed-only images/s.
 * ``training_speed``, ``search_latency``, ``video``, ``ocr``, ``review_loop``, ``backfill``, ``review_queue``: the other
@@ -48,7 +51,16 @@ KS = (5, 10, 30)
 SEEDS = (0, 1, 2, 3, 4)
 UNKNOWN_K = 10
 OWN_SECTIONS = ("accuracy", "variants", "throughput", "embed_cost")
-EXTRA_SECTIONS = ("training_speed", "search_latency", "video", "ocr", "review_loop", "backfill", "review_queue")
+NAMED_SECTIONS = ("calibration",)  # own sections run only when named
+EXTRA_SECTIONS = (
+    "training_speed",
+    "search_latency",
+    "video",
+    "ocr",
+    "review_loop",
+    "backfill",
+    "review_queue",
+)
 THREADS = 2  # the size of the machines CI and the docs figures run on
 
 
@@ -267,6 +279,57 @@ def evaluate_variant(variant: Variant, seeds: Sequence[int], log: Callable[[str]
     return out
 
 
+# --- calibration settings ---------------------------------------------------------------------------
+#: (name, settings of tagsmith.tagmodels.training): the variants measured for issue 3.
+CALIBRATION_VARIANTS: tuple[tuple[str, dict[str, float | None]], ...] = (
+    ("shipped: stratified folds, never-seen counted one for one", {}),
+    ("series folds q=0.95, never-seen counted one for one", {"SERIES_QUANTILE": 0.95}),
+    ("series folds q=0.95, never-seen share 0.2", {"SERIES_QUANTILE": 0.95, "UNKNOWN_SHARE": 0.2}),
+    ("series folds q=0.95, never-seen gate 3%", {"SERIES_QUANTILE": 0.95, "UNKNOWN_PASS": 0.03}),
+    ("series folds q=0.99, never-seen share 0.2", {"SERIES_QUANTILE": 0.99, "UNKNOWN_SHARE": 0.2}),
+    ("series folds q=0.99, never-seen gate 3%", {"SERIES_QUANTILE": 0.99, "UNKNOWN_PASS": 0.03}),
+    ("stratified folds, never-seen share 0.2", {"UNKNOWN_SHARE": 0.2}),
+    ("stratified folds, never-seen share 0.1", {"UNKNOWN_SHARE": 0.1}),
+    ("stratified folds, never-seen gate 3%", {"UNKNOWN_PASS": 0.03}),
+)
+
+
+def calibration_variants(seeds: Sequence[int], log: Callable[[str], None]) -> dict[str, Any]:
+    """:func:`evaluate_variant` (default encoder) under each of :data:`CALIBRATION_VARIANTS`."""
+    import tagsmith.tagmodels.training as training
+
+    out: dict[str, Any] = {}
+    default = {v.name: v for v in variants()}["default"]
+    for name, settings in CALIBRATION_VARIANTS:
+        saved = {key: getattr(training, key) for key in settings}
+        try:
+            for key, value in settings.items():
+                setattr(training, key, value)
+            log(f"calibration: {name}")
+            out[name] = evaluate_variant(default, seeds, log)
+        finally:
+            for key, value in saved.items():
+                setattr(training, key, value)
+    return out
+
+
+def calibration_markdown(results: dict[str, Any]) -> str:
+    lines = [
+        "| setting | k=5 prec / cov | k=10 prec / cov | k=30 prec / cov | OOF top-1 vs test, k=5/10/30 "
+        "| never-seen not applied |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        per_k = r["per_k"]
+        cells = [f"{_pct(per_k[str(k)]['precision'])} / {_pct(per_k[str(k)]['coverage'])}" for k in KS]
+        oof = ", ".join(
+            f"{per_k[str(k)]['cv_accuracy']['mean'] * 100:.1f} vs {per_k[str(k)]['accuracy']['mean'] * 100:.1f}"
+            for k in KS
+        )
+        lines.append(f"| {name} | {' | '.join(cells)} | {oof} | {_pct(r['unknown']['not_applied'])} |")
+    return "\n".join(lines)
+
+
 # --- throughput ---------------------------------------------------------------------------------------
 def throughput(log: Callable[[str], None], *, photos: int = 300, batch: int = 10) -> dict[str, Any]:
     """Ingest ``photos`` grocery photos through the real IngestService, ``batch`` objects per call."""
@@ -411,20 +474,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=",".join(OWN_SECTIONS),
-        help=f"comma-separated: {', '.join(OWN_SECTIONS + EXTRA_SECTIONS)}",
+        help=f"comma-separated: {', '.join(OWN_SECTIONS + NAMED_SECTIONS + EXTRA_SECTIONS)}",
     )
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = set(sections) - set(OWN_SECTIONS + EXTRA_SECTIONS)
+    unknown = set(sections) - set(OWN_SECTIONS + NAMED_SECTIONS + EXTRA_SECTIONS)
     if unknown:
         parser.error(
-            f"unknown section(s) {sorted(unknown)}; choose from {', '.join(OWN_SECTIONS + EXTRA_SECTIONS)}"
+            f"unknown section(s) {sorted(unknown)}; "
+            f"choose from {', '.join(OWN_SECTIONS + NAMED_SECTIONS + EXTRA_SECTIONS)}"
         )
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    own = [s for s in sections if s in OWN_SECTIONS]
+    own = [s for s in sections if s in OWN_SECTIONS + NAMED_SECTIONS]
     if own and not (GROCERY / "splits").is_dir():
         log(f"SKIPPED {', '.join(own)}: the grocery dataset is not at {GROCERY} (set TAGSMITH_GROCERY_DIR)")
         own = []
@@ -445,6 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results["variants"][name] = evaluate_variant(variant, seeds, log)
             except Exception as e:  # e.g. optional weights missing: report, keep going
                 log(f"  {name} failed: {e}")
+    if "calibration" in own:
+        results["calibration"] = calibration_variants(seeds, log)
     if "embed_cost" in own:
         log("embed cost")
         results["embed_cost"] = embed_cost(log)
@@ -458,6 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=float) + "\n")
     print(markdown(results))
+    if "calibration" in results:
+        print("\n" + calibration_markdown(results["calibration"]))
     print(f"\n{results['seconds']:.0f} s; results in {RESULTS.relative_to(ROOT)}")
     return 0
 
