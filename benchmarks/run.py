@@ -214,8 +214,16 @@ def evaluate_split(x: np.ndarray, index: dict[str, int], split: Split, encoder_i
     started = time.perf_counter()
     head = fit_linear_head(xs, ys, kind=ModelKind.EXCLUSIVE)
     train_seconds = time.perf_counter() - started
-    top, applied = route_rows(model_from_head(head, encoder_id), xt)
+    model = model_from_head(head, encoder_id)
+    top, applied = route_rows(model, xt)
     right = top == yt
+    # Honesty check: does the examples' out-of-fold confidence behave like new photos' at one cut?
+    test_conf = model.predict(xt).max(axis=1)
+    oof = head.oof_probabilities
+    oof_conf = oof.max(axis=1) if oof is not None else np.zeros(0)
+    oof_right = (
+        np.array(head.tags)[oof.argmax(axis=1)] == np.array(ys) if oof is not None else np.zeros(0, bool)
+    )
     return {
         "accuracy": float(right.mean()),
         "coverage": float(applied.mean()),
@@ -223,7 +231,19 @@ def evaluate_split(x: np.ndarray, index: dict[str, int], split: Split, encoder_i
         "applied": int(applied.sum()),
         "train_seconds": train_seconds,
         "cv_accuracy": float(head.cv_accuracy or float("nan")),
+        "oof_coverage_at_0.9": float((oof_conf >= HONESTY_CUT).mean()) if oof_conf.size else float("nan"),
+        "oof_precision_at_0.9": _precision_at(oof_conf, oof_right),
+        "test_coverage_at_0.9": float((test_conf >= HONESTY_CUT).mean()),
+        "test_precision_at_0.9": _precision_at(test_conf, right),
     }
+
+
+HONESTY_CUT = 0.9
+
+
+def _precision_at(conf: np.ndarray, right: np.ndarray) -> float:
+    above = conf >= HONESTY_CUT
+    return float(right[above].mean()) if above.any() else float("nan")
 
 
 def evaluate_unknown(x: np.ndarray, index: dict[str, int], split: Split, encoder_id: str) -> dict[str, float]:
@@ -310,6 +330,60 @@ def calibration_variants(seeds: Sequence[int], log: Callable[[str], None]) -> di
         finally:
             for key, value in saved.items():
                 setattr(training, key, value)
+    out["oracle"] = oracle_coverage(seeds, log)
+    return out
+
+
+def _coverage_at(conf: np.ndarray, right: np.ndarray, precision: float) -> float:
+    """The largest share auto-applied, most confident first, with at least ``precision`` right."""
+    order = np.argsort(-conf, kind="stable")
+    ranked = conf[order]
+    last_of_tie = np.append(ranked[1:] != ranked[:-1], True)  # a threshold cannot split equal scores
+    ok = (np.cumsum(right[order]) / np.arange(1, len(order) + 1) >= precision) & last_of_tie
+    return float((np.nonzero(ok)[0].max() + 1) / len(order)) if ok.any() else 0.0
+
+
+def oracle_coverage(seeds: Sequence[int], log: Callable[[str], None]) -> dict[str, Any]:
+    """Coverage of a threshold on the top softmax confidence chosen *on the test set* (an upper
+    bound for any calibration of this ranking), at 98% and 95% precision: one threshold per seed
+    (mean over seeds; picks each seed's luckiest cut) and one threshold for all seeds pooled."""
+    from tagsmith.tagmodels import ModelKind, fit_linear_head
+
+    variant = {v.name: v for v in variants()}["default"]
+    paths = split_paths(KS, seeds)
+    x, _ = variant_embeddings(variant, paths, log)
+    index = {p: i for i, p in enumerate(paths)}
+    out: dict[str, Any] = {}
+    for k in KS:
+        confs, rights = [], []
+        for seed in seeds:
+            split = load_split(k, seed)
+            head = fit_linear_head(
+                x[[index[p] for p, _ in split.support]],
+                [label for _, label in split.support],
+                kind=ModelKind.EXCLUSIVE,
+                calibrate=False,
+            )
+            probs = model_from_head(head, variant.encoder_ids[0]).predict(
+                x[[index[p] for p, _ in split.test]]
+            )
+            confs.append(probs.max(axis=1))
+            rights.append(
+                np.array(head.tags)[probs.argmax(axis=1)] == np.array([lab for _, lab in split.test])
+            )
+        out[str(k)] = {
+            f"{kind}_{round(precision * 100)}": value
+            for precision in (0.98, 0.95)
+            for kind, value in (
+                (
+                    "per_seed",
+                    float(
+                        np.mean([_coverage_at(c, r, precision) for c, r in zip(confs, rights, strict=True)])
+                    ),
+                ),
+                ("pooled", _coverage_at(np.concatenate(confs), np.concatenate(rights), precision)),
+            )
+        }
     return out
 
 
@@ -320,6 +394,8 @@ def calibration_markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
+        if name == "oracle":
+            continue
         per_k = r["per_k"]
         cells = [f"{_pct(per_k[str(k)]['precision'])} / {_pct(per_k[str(k)]['coverage'])}" for k in KS]
         oof = ", ".join(
@@ -327,6 +403,27 @@ def calibration_markdown(results: dict[str, Any]) -> str:
             for k in KS
         )
         lines.append(f"| {name} | {' | '.join(cells)} | {oof} | {_pct(r['unknown']['not_applied'])} |")
+    oracle = results.get("oracle")
+    if oracle:
+        for kind, what in (("per_seed", "one threshold per seed"), ("pooled", "one threshold, seeds pooled")):
+            cells = [
+                f"{oracle[str(k)][f'{kind}_98'] * 100:.1f}% at 98% / {oracle[str(k)][f'{kind}_95'] * 100:.1f}% at 95%"
+                for k in KS
+            ]
+            lines.append(f"| oracle on the test set ({what}): coverage | {' | '.join(cells)} | - | - |")
+    lines += [
+        "",
+        "| setting (k=10) | out-of-fold: coverage / precision at confidence >= 0.9 | test set: same |",
+        "|---|---|---|",
+    ]
+    for name, r in results.items():
+        if name == "oracle":
+            continue
+        row = r["per_k"]["10"]
+        lines.append(
+            f"| {name} | {row['oof_coverage_at_0.9']['mean'] * 100:.1f}% / {row['oof_precision_at_0.9']['mean'] * 100:.1f}% "
+            f"| {row['test_coverage_at_0.9']['mean'] * 100:.1f}% / {row['test_precision_at_0.9']['mean'] * 100:.1f}% |"
+        )
     return "\n".join(lines)
 
 
