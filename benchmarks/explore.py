@@ -182,9 +182,10 @@ def orig_cache() -> dict[str, np.ndarray]:
     return _embed_all("orig", [(p, 0) for p in split_paths(KS, SEEDS)], lambda im, p, j: im, maps=True)
 
 
-def aug_cache(views: int = AUG_VIEWS) -> dict[str, np.ndarray]:
+def aug_cache(views: int = AUG_VIEWS, crop: float = 1.0) -> dict[str, np.ndarray]:
     """Views ``0..views-1`` of every support photo, one cache file per view index (so that a
-    short run can stop after a few views and still be useful)."""
+    short run can stop after a few views and still be useful); ``crop`` < 1: each view through
+    the zoomed recipe's preprocessing (what a tenant on that encoder would train on), no maps."""
     from tagsmith.encoder.augment import augmented_views, seed_for_bytes
 
     last: dict[str, list[Any]] = {}  # the views of the photo being embedded
@@ -198,10 +199,14 @@ def aug_cache(views: int = AUG_VIEWS) -> dict[str, np.ndarray]:
             last[key] = augmented_views(image, count=index + 1, seed=seed)
         return last[key][index]
 
+    prefix = "aug" if crop == 1.0 else f"aug-crop{round(crop * 100)}"
+    maps = crop == 1.0
     parts = [
-        _embed_all(f"aug-view{j}", [(p, j) for p in _support_paths()], view, maps=True) for j in range(views)
+        _embed_all(f"{prefix}-view{j}", [(p, j) for p in _support_paths()], view, maps=maps, crop=crop)
+        for j in range(views)
     ]
-    return {k: np.concatenate([part[k] for part in parts]) for k in ("paths", "views", "features", "prehead")}
+    keys = ("paths", "views", "features", "prehead") if maps else ("paths", "views", "features")
+    return {k: np.concatenate([part[k] for part in parts]) for k in keys}
 
 
 @functools.lru_cache(maxsize=4)
@@ -324,16 +329,16 @@ def margin(probs: np.ndarray) -> np.ndarray:
 class Data:
     """Cached features, looked up by photo path (and augmented views by source path)."""
 
-    def __init__(self, *, aug: int = 0, maps: bool = False) -> None:
+    def __init__(self, *, aug: int = 0, maps: bool = False, crop: float = 1.0) -> None:
         orig = orig_cache()
         self.paths = {p: i for i, p in enumerate(orig["paths"].tolist())}
-        self.x = orig["features"]
+        self.x = orig["features"] if crop == 1.0 else centre_cache(crop)["features"]
         self.maps = orig["prehead"] if maps else None
         self.seconds_per_image = float(orig["seconds_per_image"])
         self.aug_x: np.ndarray | None = None
         self.aug_maps: np.ndarray | None = None
         if aug:
-            a = aug_cache(aug)
+            a = aug_cache(aug, crop)
             keep = a["views"] < aug
             self.aug_rows: dict[str, list[int]] = {}
             for row, p in enumerate(a["paths"].tolist()):
@@ -383,13 +388,13 @@ class Variant:
     train_cost: float = 1.0  # network passes per example photo
 
 
-_DATA: dict[tuple[int, bool], Data] = {}
+_DATA: dict[tuple[int, bool, float], Data] = {}
 
 
-def data(aug: int = 0, maps: bool = False) -> Data:
-    key = (aug, maps)
+def data(aug: int = 0, maps: bool = False, crop: float = 1.0) -> Data:
+    key = (aug, maps, crop)
     if key not in _DATA:
-        _DATA[key] = Data(aug=aug, maps=maps)
+        _DATA[key] = Data(aug=aug, maps=maps, crop=crop)
     return _DATA[key]
 
 
@@ -402,10 +407,15 @@ def timed(fn: Callable[[], tuple[np.ndarray, np.ndarray | None]], yt: np.ndarray
 
 
 def v_ridge(
-    *, aug: int = 0, aug_weight: float = 1.0, alpha: float = ALPHA, use_margin: bool = False
+    *,
+    aug: int = 0,
+    aug_weight: float = 1.0,
+    alpha: float = ALPHA,
+    use_margin: bool = False,
+    crop: float = 1.0,
 ) -> Callable[[Split], dict[str, float]]:
     def run(split: Split) -> dict[str, float]:
-        train, xt, yt, _ = data(aug).split(split)
+        train, xt, yt, _ = data(aug, crop=crop).split(split)
 
         def fit() -> tuple[np.ndarray, np.ndarray | None]:
             p, _ = ridge_probs(train, xt, alpha=alpha, aug_weight=aug_weight)
@@ -776,6 +786,20 @@ def variants() -> dict[str, Variant]:
             ingest_cost=2.0,
             train_cost=2.0,
         ),
+        Variant(
+            "c70-aug2",
+            "zoomed recipe (central 70%) + 2 augmented views per photo, each zoomed too",
+            v_ridge(aug=2, crop=0.7),
+            train_cost=3.0,
+        ),
+        Variant(
+            "c70-aug4",
+            "zoomed recipe + 4 augmented views per photo",
+            v_ridge(aug=4, crop=0.7),
+            train_cost=5.0,
+        ),
+        Variant("centre60-only", "the central 60% instead of the product view", v_centre("only", 0.6)),
+        Variant("centre80-only", "the central 80% instead of the product view", v_centre("only", 0.8)),
         Variant("centre85-only", "the central 85% instead of the product view", v_centre("only", 0.85)),
         Variant(
             "product-centre85", "product head + calibrated routing, central 85%", v_product("centre", 0.85)
@@ -927,7 +951,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         orig_cache()
         aug_cache(AUG_VIEWS)
         centre_cache(0.7)
+        aug_cache(2, 0.7)
         centre_cache(0.85)
+        aug_cache(AUG_VIEWS, 0.7)
         return 0
     names = list(table) if args.only == "all" else [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in table]
