@@ -31,6 +31,7 @@ class Settings:
     endpoint_url: str | None = None  # moto or another S3/SQS-compatible endpoint; None = AWS
     encoder_cache_dir: Path = Path.home() / ".cache" / "tagsmith"
     encoder_spec: Path | None = None  # an ONNX encoder spec JSON; None = the built-in EfficientNet-Lite0
+    encoder_recipe: str | None = None  # a built-in recipe id (tagsmith.encoder.RECIPES); None = the default
     max_object_bytes: int = 64 * 1024 * 1024
     max_pixels: int = 100_000_000
     model_cache_seconds: float = 30.0
@@ -62,6 +63,7 @@ class Settings:
                     e.get("TAGSMITH_ENCODER_CACHE", str(Path.home() / ".cache" / "tagsmith"))
                 ),
                 encoder_spec=Path(e["TAGSMITH_ENCODER_SPEC"]) if e.get("TAGSMITH_ENCODER_SPEC") else None,
+                encoder_recipe=e.get("TAGSMITH_ENCODER_RECIPE") or None,
                 max_object_bytes=int(e.get("TAGSMITH_MAX_OBJECT_BYTES", 64 * 1024 * 1024)),
                 max_pixels=int(e.get("TAGSMITH_MAX_PIXELS", 100_000_000)),
                 model_cache_seconds=float(e.get("TAGSMITH_MODEL_CACHE_SECONDS", 30)),

@@ -57,10 +57,17 @@ def opensearch_index(url: str, *, auth: str = "", region: str = "us-east-1") -> 
 
 
 def load_encoder(settings: Settings) -> Any:
-    from tagsmith.encoder import EncoderSpec, OnnxEncoder, default_encoder
+    from tagsmith.encoder import RECIPES, EncoderSpec, OnnxEncoder, default_encoder, feature_encoder
 
     if settings.encoder_spec is not None:
         return OnnxEncoder(EncoderSpec.from_json_file(settings.encoder_spec))
+    if settings.encoder_recipe is not None:
+        if settings.encoder_recipe not in RECIPES:
+            raise ConfigurationError(
+                f"TAGSMITH_ENCODER_RECIPE {settings.encoder_recipe!r} is not a built-in recipe; "
+                f"known: {', '.join(sorted(RECIPES))}"
+            )
+        return feature_encoder(settings.encoder_cache_dir, settings.encoder_recipe)
     return default_encoder(settings.encoder_cache_dir)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -56,3 +58,33 @@ def test_zoomed_recipe_is_the_default_graph_on_the_central_70_percent() -> None:
         DEFAULT_RECIPE.outputs,
         DEFAULT_RECIPE.dims,
     )
+
+
+def test_an_operator_can_choose_the_zoomed_recipe_by_environment(encoder_cache_dir: Path) -> None:
+    from tagsmith.config import Settings
+    from tagsmith.wiring import load_encoder
+
+    settings = Settings.from_env(
+        {
+            "TAGSMITH_DATA_BUCKET": "data",
+            "TAGSMITH_ENCODER_RECIPE": "effnet-lite2-260-s7-c70-v1",
+            "TAGSMITH_ENCODER_CACHE": str(encoder_cache_dir),
+        }
+    )
+
+    encoder = load_encoder(settings)
+
+    assert (encoder.encoder_id, encoder.dim, encoder.recipe.crop) == ("effnet-lite2-260-s7-c70-v1", 1632, 0.7)
+    assert load_encoder(Settings(data_bucket="data", encoder_cache_dir=encoder_cache_dir)).encoder_id == (
+        DEFAULT_RECIPE.id
+    )
+
+
+def test_an_unknown_recipe_is_a_configuration_error_naming_the_known_ones(tmp_path: Path) -> None:
+    from tagsmith.config import ConfigurationError, Settings
+    from tagsmith.wiring import load_encoder
+
+    settings = Settings(data_bucket="data", encoder_cache_dir=tmp_path, encoder_recipe="effnet-nope")
+
+    with pytest.raises(ConfigurationError, match=r"effnet-nope.*known: .*effnet-lite2-260-s7-c70-v1"):
+        load_encoder(settings)
