@@ -19,12 +19,18 @@ photo): ``ingest_cost`` per uploaded photo, ``train_cost`` network passes per ex
 
 Features come from one ONNX graph per input size, the default encoder's graph (Lite2 at 260 px with
 taps) with one more output, ``prehead_map``: the (352, 9, 9) map that feeds the head's 1x1 conv
-(the "deep" variants adapt that conv). Everything is embedded at most once and cached under
+(the "deep" variants adapt that conv; the graph is built here, the product's graphs are
+unchanged). Everything is embedded at most once and cached under
 ``var/bench-cache/explore/`` (npz, ``allow_pickle=False``):
 
 * ``orig.npz``: every split photo, the product's centre crop (features and pre-head maps);
-* ``aug<A>.npz``: ``A`` augmented views (:mod:`tagsmith.encoder.augment`) of every support photo;
+* ``aug-view<j>.npz``: view ``j`` (:mod:`tagsmith.encoder.augment`, seeded by the photo's bytes) of
+  every support photo, with maps; ``aug-crop70-view<j>.npz``: the same views through the zoom;
 * ``crop<pct>.npz``: the central <pct>% of every photo, through ``to_model_input(crop=)``.
+
+``--ks`` / ``--seeds`` restrict a run (stored as ``<variant>@k<ks>-s<seeds>``, never over a full run).
+The ``product-*`` rows run the product's own ``fit_linear_head`` and routing, so they follow
+``tagmodels/training.py`` and ``calibration.py`` as they are when run.
 
 Results go to ``var/explore-results.json`` (merged with earlier runs, one entry per variant).
 """
@@ -345,7 +351,6 @@ class Data:
         self.paths = {p: i for i, p in enumerate(orig["paths"].tolist())}
         self.x = orig["features"] if crop == 1.0 else centre_cache(crop)["features"]
         self.maps = orig["prehead"] if maps else None
-        self.seconds_per_image = float(orig["seconds_per_image"])
         self.aug_x: np.ndarray | None = None
         self.aug_maps: np.ndarray | None = None
         if aug:
@@ -357,7 +362,6 @@ class Data:
                     self.aug_rows.setdefault(p, []).append(row)
             self.aug_x = a["features"]
             self.aug_maps = a["prehead"] if maps else None
-        self.classes: dict[int, list[str]] = {}
 
     def split(
         self, split: Split, *, with_aug: bool = True
@@ -977,7 +981,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = evaluate(table[name], ks, seeds)
         # Re-read just before writing: another run may have added its variants meanwhile.
         results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-        results[name] = result
+        # A partial run never replaces a full one: it is stored under its own key.
+        partial = (tuple(ks), tuple(seeds)) != (tuple(KS), tuple(SEEDS))
+        key = f"{name}@k{'+'.join(map(str, ks))}-s{'+'.join(map(str, seeds))}" if partial else name
+        results[key] = result
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         tmp = RESULTS.with_suffix(".tmp")
         tmp.write_text(json.dumps(results, indent=2) + "\n")
