@@ -237,7 +237,9 @@ class IngestService:
             extra={"tenant": asset.tenant, "key": asset.key, "code": failure.code},
         )
 
-        def change(record: AssetRecord | None) -> AssetRecord:
+        def change(record: AssetRecord | None) -> AssetRecord | None:
+            if self._deleted_meanwhile(record, source):
+                return None
             tags = record.tags if record else ()
             return AssetRecord(
                 tenant=asset.tenant,
@@ -249,9 +251,27 @@ class IngestService:
             )
 
         record = self.records.update(asset, change)
+        if record is not None and record.status is AssetStatus.DELETED:
+            return self._skipped_deleted(asset, record)
         if record is not None:
             self._project(record)
         return IngestOutcome(asset.key, "failed", asset.tenant, record, failure.message)
+
+    def _deleted_meanwhile(self, record: AssetRecord | None, source: SourceObject) -> bool:
+        """Whether the record became a tombstone for the object version this ingestion read: writing
+        would bring a deleted asset back to life. Only a tombstone costs a HEAD: an upload after the
+        deletion finds its object there and revives the asset as usual."""
+        if record is None or record.status is not AssetStatus.DELETED:
+            return False
+        info = self.store.head(source.bucket, source.key)
+        return info is None or info.etag != source.etag
+
+    def _skipped_deleted(self, asset: AssetKey, record: AssetRecord) -> IngestOutcome:
+        log.info(
+            "object deleted while it was being tagged: the tombstone stays",
+            extra={"tenant": asset.tenant, "key": asset.key},
+        )
+        return IngestOutcome(asset.key, "skipped", asset.tenant, record, "deleted while it was being tagged")
 
     def _tag(
         self,
@@ -298,7 +318,9 @@ class IngestService:
         if lines:
             proposal = self._apply_text_rules(asset.tenant, proposal, lines)
 
-        def change(record: AssetRecord | None) -> AssetRecord:
+        def change(record: AssetRecord | None) -> AssetRecord | None:
+            if self._deleted_meanwhile(record, source):
+                return None
             return self._tagged_record(
                 asset, source, proposal, record,
                 media_type=decoded.mime, width=decoded.width, height=decoded.height,
@@ -309,6 +331,8 @@ class IngestService:
 
         record = self.records.update(asset, change, known=current)
         assert record is not None
+        if record.status is AssetStatus.DELETED:
+            return self._skipped_deleted(asset, record)
         self._sync_reviews(record, current[0] if current else None, set(proposal.models))
         self._project(record)
         if current is not None and current[0].segments:  # an image replaced a video
@@ -498,7 +522,9 @@ class IngestService:
             self.store.put(self.records.bucket, key, jpeg, content_type="image/jpeg")
         proposal, info = analysis.proposal, analysis.info
 
-        def change(record: AssetRecord | None) -> AssetRecord:
+        def change(record: AssetRecord | None) -> AssetRecord | None:
+            if self._deleted_meanwhile(record, source):
+                return None
             return self._tagged_record(
                 asset, source, proposal, record,
                 media_type=info.mime, width=info.width, height=info.height,
@@ -509,6 +535,10 @@ class IngestService:
 
         record = self.records.update(asset, change, known=current)
         assert record is not None
+        if record.status is AssetStatus.DELETED:
+            for key in analysis.thumbnails:  # nothing will ever point at them
+                self.store.delete(self.records.bucket, key)
+            return self._skipped_deleted(asset, record)
         self._sync_reviews(record, current[0] if current else None, set(proposal.models))
         self._project(record)
         self.delete_stale_thumbnails(record)

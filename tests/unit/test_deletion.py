@@ -260,3 +260,34 @@ def test_a_backfill_after_a_deletion_leaves_the_tombstone_alone(c: Components) -
     assert backfill.status("acme").done == 1  # only the object that exists
     assert c.records.get(ASSET) == before
     assert searchable_keys(c) == ["acme/other.jpg"]
+
+
+def test_a_deletion_while_the_upload_is_being_tagged_is_not_undone(c: Components, monkeypatch) -> None:
+    # the ingestion read the object, then the object was deleted and tombstoned before it wrote
+    upload(c, blend())
+    body = solid_jpeg(COLOURS["red"], noise=3, seed=9)
+    etag = c.store.put(ASSETS, KEY, body)
+    propose = c.ingest.tagger.propose
+
+    def delete_then_propose(*args: Any, **kwargs: Any) -> Any:
+        c.store.delete(ASSETS, KEY)
+        deletions(c).remove([removal()])
+        return propose(*args, **kwargs)
+
+    monkeypatch.setattr(c.ingest.tagger, "propose", delete_then_propose)
+    [outcome] = c.ingest.ingest([ObjectRef(ASSETS, KEY, etag, len(body))])
+    assert not isinstance(outcome, Exception)
+    assert (outcome.status, outcome.message) == ("skipped", "deleted while it was being tagged")
+    record = c.records.get(ASSET)
+    assert record is not None and record[0].status is AssetStatus.DELETED
+    assert "acme/mix.jpg" not in searchable_keys(c)
+
+
+def test_a_reupload_after_a_deletion_still_revives_the_asset(c: Components) -> None:
+    upload(c, blend())
+    c.store.delete(ASSETS, KEY)
+    deletions(c).remove([removal()])
+    outcome_ref = upload(c, blend())  # the same bytes: the same ETag as the tombstone's version
+    record = c.records.get(ASSET)
+    assert record is not None and record[0].status is not AssetStatus.DELETED
+    assert outcome_ref.key in searchable_keys(c)
