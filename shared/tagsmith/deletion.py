@@ -12,14 +12,15 @@ What a deletion does, in this order (the record is the truth, so it is written f
    uploaded again, ingestion merges the new predictions with those decisions exactly as for any
    re-upload (a confirmed tag stays, a rejected tag never comes back);
 2. the search document is deleted, versioned by the tombstone's revision;
-3. the asset's pending review items are closed (``superseded``, with the reason in ``decision``).
+3. the asset's pending review items are closed (``superseded``, with the reason in ``decision``);
+4. a video's segment thumbnails are deleted.
 
 Order-safe and idempotent, without trusting event order: a removal event is only a hint. The
 object is looked up (``head``) first; if it exists (a late delete of an older version, the delete of
 a non-current version, or a re-upload since), nothing is deleted and the key goes through ingestion,
 which makes the record describe what is really there. After the tombstone is written the object is
 looked up again, and if it came back meanwhile it is re-ingested, which revives the record. A
-repeated removal finds the tombstone and only redoes steps 2-3 (which repairs a crash between
+repeated removal finds the tombstone and only redoes steps 2-4 (which repairs a crash between
 steps). A creation arriving after the removal revives the asset through ordinary ingestion
 (a tombstone is never "up to date": its ``encoder_id`` is cleared).
 
@@ -45,7 +46,7 @@ from typing import Any, Protocol
 
 from tagsmith.errors import InvalidKeyError
 from tagsmith.events import ObjectRef
-from tagsmith.ingest import IngestOutcome
+from tagsmith.ingest import IngestOutcome, delete_stale_thumbnails
 from tagsmith.keys import parse_asset_key
 from tagsmith.records import AssetRecord, AssetStatus, utc_now
 from tagsmith.review import ReviewStatus, ReviewStore, review_item_id
@@ -159,10 +160,13 @@ class DeletionService:
         if self.store.head(ref.bucket, ref.key) is not None:
             log.info("object came back while it was being deleted: reviving", extra={"key": ref.key})
             return self._reingest(ref)
+        thumbnails = delete_stale_thumbnails(self.store, self.records.bucket, record)
         log.info(
-            "asset deleted: record kept as a tombstone with %d human decisions, %d review items closed",
+            "asset deleted: record kept as a tombstone with %d human decisions, %d review items closed, "
+            "%d video thumbnails deleted",
             len(record.tags),
             closed,
+            thumbnails,
             extra={"tenant": asset.tenant, "key": asset.key, "deleted_at": record.deleted_at},
         )
         return IngestOutcome(asset.key, "deleted", asset.tenant, record)

@@ -552,30 +552,8 @@ class IngestService:
         return outcome
 
     def delete_stale_thumbnails(self, record: AssetRecord) -> int:
-        """Delete the asset's segment thumbnails that ``record`` (just written) no longer points at:
-        those of replaced versions and of segments that are gone. Never before the record is
-        written (a reader of the old record would find its pictures gone), and never a thumbnail
-        of the object version now in the bucket (its own ingest may be about to point at it).
-        Idempotent: a second call finds nothing to delete. Returns how many were deleted."""
-        prefix = thumbnails_prefix(record.tenant, record.path)
-        keep = {s.thumbnail_key for s in record.segments}
-        stale = []
-        for info in self.store.list(self.records.bucket, prefix):
-            version, _, name = info.key[len(prefix) :].partition("/")
-            if not name or "/" in name or info.key in keep:
-                continue  # another asset's (a path below this one), or in use
-            stale.append((version, info.key))
-        if any(version != record.source.etag for version, _ in stale):
-            head = self.store.head(record.source.bucket, record.source.key)
-            newest = head.etag if head is not None else None
-            stale = [(v, k) for v, k in stale if v == record.source.etag or v != newest]
-        for _, key in stale:
-            self.store.delete(self.records.bucket, key)
-        if stale:
-            log.info(
-                "deleted %d stale thumbnails", len(stale), extra={"tenant": record.tenant, "key": record.key}
-            )
-        return len(stale)
+        """See :func:`delete_stale_thumbnails`."""
+        return delete_stale_thumbnails(self.store, self.records.bucket, record)
 
     def _tagged_record(
         self,
@@ -607,6 +585,34 @@ class IngestService:
     def _project(self, record: AssetRecord) -> None:
         taxonomies = {m.model_id: m.taxonomy for m in self.tagger.models.for_tenant(record.tenant)}
         self.index.upsert(record, taxonomies)
+
+
+def delete_stale_thumbnails(store: ObjectStore, bucket: str, record: AssetRecord) -> int:
+    """Delete the asset's segment thumbnails that ``record`` (just written) no longer points at:
+    those of replaced versions and of segments that are gone. Never before the record is
+    written (a reader of the old record would find its pictures gone), and never a thumbnail
+    of the object version now in the bucket (its own ingest may be about to point at it). For a
+    tombstone (no segments, no object) that is every thumbnail of the asset.
+    Idempotent: a second call finds nothing to delete. Returns how many were deleted."""
+    prefix = thumbnails_prefix(record.tenant, record.path)
+    keep = {s.thumbnail_key for s in record.segments}
+    stale = []
+    for info in store.list(bucket, prefix):
+        version, _, name = info.key[len(prefix) :].partition("/")
+        if not name or "/" in name or info.key in keep:
+            continue  # another asset's (a path below this one), or in use
+        stale.append((version, info.key))
+    if any(version != record.source.etag for version, _ in stale):
+        head = store.head(record.source.bucket, record.source.key)
+        newest = head.etag if head is not None else None
+        stale = [(v, k) for v, k in stale if v == record.source.etag or v != newest]
+    for _, key in stale:
+        store.delete(bucket, key)
+    if stale:
+        log.info(
+            "deleted %d stale thumbnails", len(stale), extra={"tenant": record.tenant, "key": record.key}
+        )
+    return len(stale)
 
 
 def _best_segment(record: AssetRecord, model: str, tag: str) -> Segment | None:

@@ -291,3 +291,18 @@ def test_a_reupload_after_a_deletion_still_revives_the_asset(c: Components) -> N
     record = c.records.get(ASSET)
     assert record is not None and record[0].status is not AssetStatus.DELETED
     assert outcome_ref.key in searchable_keys(c)
+
+
+def test_a_deleted_video_loses_its_segment_thumbnails(c: Components) -> None:
+    from tagsmith.video.analysis import thumbnails_prefix
+
+    ref = upload(c, blend())
+    prefix = thumbnails_prefix("acme", "mix.jpg")
+    frames = [f"{prefix}{ref.etag}/00001000.jpg", f"{prefix}older-etag/00002000.jpg"]
+    for key in frames:  # as a video's ingest would have left them (this one's and a replaced version's)
+        c.store.put(c.records.bucket, key, b"jpeg")
+    neighbour = f"{thumbnails_prefix('acme', 'mix.jpg/inner.mp4')}e/00000000.jpg"  # another asset's
+    c.store.put(c.records.bucket, neighbour, b"jpeg")
+    c.store.delete(ASSETS, KEY)
+    deletions(c).remove([removal()])
+    assert [i.key for i in c.store.list(c.records.bucket, prefix)] == [neighbour]
