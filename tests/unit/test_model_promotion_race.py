@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -86,11 +87,11 @@ class RacedService(TrainingService):
 
     during_fit: Callable[[], object] | None = None
 
-    def _fit(self, x: np.ndarray, labels: Sequence[object], kind: ModelKind) -> LinearHead:  # type: ignore[override]
+    def _fit(self, x: np.ndarray, labels: Sequence[object], kind: ModelKind, **kw: Any) -> LinearHead:  # type: ignore[override]
         if self.during_fit is not None:
             during, self.during_fit = self.during_fit, None
             during()
-        return super()._fit(x, labels, kind)  # type: ignore[arg-type]
+        return super()._fit(x, labels, kind, **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("already_active", [False, True])

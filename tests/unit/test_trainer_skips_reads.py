@@ -61,7 +61,7 @@ def test_retraining_from_a_folder_reads_only_new_and_changed_files(
     assert set(reads) == {str(changed), str(added)}
     assert (report.embedded, report.cached) == (2, 14)
     encoder: FakeEncoder = components.encoder
-    assert encoder.images_embedded == 17
+    assert encoder.images_embedded == 17 * 3  # each photo and its two augmented views (default)
 
 
 def test_retraining_from_a_prefix_rereads_an_object_whose_etag_changed(components: Components) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from tagsmith.records import AssetRecord, AssetStatus, Source, SourceObject, TagAssignment, TagState
@@ -30,8 +31,8 @@ def examples(n: int, *, seed: int = 0, tags: Sequence[str] = ("red", "green", "b
 class SabotagedService(TrainingService):
     """Fits normally, then swaps the first two tags' weights: a model that is reliably wrong."""
 
-    def _fit(self, x: np.ndarray, labels: Sequence[object], kind: ModelKind) -> LinearHead:  # type: ignore[override]
-        head = super()._fit(x, labels, kind)  # type: ignore[arg-type]
+    def _fit(self, x: np.ndarray, labels: Sequence[object], kind: ModelKind, **kw: Any) -> LinearHead:  # type: ignore[override]
+        head = super()._fit(x, labels, kind, **kw)  # type: ignore[arg-type]
         coef, intercept = head.coef.copy(), head.intercept.copy()
         coef[[0, 1]], intercept[[0, 1]] = coef[[1, 0]], intercept[[1, 0]]
         # The head's own out-of-fold predictions must be as wrong as its weights.
@@ -65,14 +66,14 @@ def test_retraining_with_new_examples_hits_the_embedding_cache_and_reports_count
 ) -> None:
     encoder: FakeEncoder = components.encoder
     components.trainer.train(tenant="acme", model_id="colour", examples=examples(5))
-    assert encoder.images_embedded == 15
+    assert encoder.images_embedded == 15 * 3  # each photo and its two augmented views (default)
     # WHEN two examples per tag are added
     report = components.trainer.train(
         tenant="acme", model_id="colour", examples=examples(5) + examples(2, seed=100)
     )
     # THEN only the six new images go through the encoder
     assert (report.embedded, report.cached) == (6, 15)
-    assert encoder.images_embedded == 21
+    assert encoder.images_embedded == 21 * 3
     assert report.changes["examples_added"] == 6 and report.changes["examples_removed"] == 0
 
 
@@ -196,9 +197,9 @@ def test_none_answers_reach_the_exclusive_fit_as_negatives(components: Component
     seen: list[int] = []
 
     class Spy(TrainingService):
-        def _fit(self, x, labels, kind, texts=None, *, negatives=None):  # type: ignore[no-untyped-def, override]
+        def _fit(self, x, labels, kind, texts=None, *, negatives=None, **kw):  # type: ignore[no-untyped-def, override]
             seen.append(0 if negatives is None else len(negatives))
-            return super()._fit(x, labels, kind, texts, negatives=negatives)
+            return super()._fit(x, labels, kind, texts, negatives=negatives, **kw)
 
     nones = [
         Example(
@@ -230,9 +231,10 @@ def test_corrections_train_a_model_and_reuse_embeddings_cached_at_ingest(compone
     # WHEN training from the corrections
     exs = examples_from_corrections(records, "colour", components.store, ASSETS)
     report = components.trainer.train(tenant="acme", model_id="colour", examples=exs)
-    # THEN nothing is embedded again and the model knows the confirmed tags
+    # THEN no photo is embedded again (only each one's two augmented views, new to the cache)
+    # and the model knows the confirmed tags
     assert (report.embedded, report.cached) == (0, 12)
-    assert components.encoder.images_embedded == embedded_before
+    assert components.encoder.images_embedded == embedded_before + 12 * 2
     assert report.tags == ["blue", "green", "red"]
 
 
@@ -249,9 +251,9 @@ def test_out_of_fold_predictions_from_the_fitting_are_reused_instead_of_refittin
     class CountingService(TrainingService):
         fits = 0
 
-        def _fit(self, x: np.ndarray, labels: Sequence[object], kind: ModelKind) -> LinearHead:  # type: ignore[override]
+        def _fit(self, x: np.ndarray, labels: Sequence[object], kind: ModelKind, **kw: Any) -> LinearHead:  # type: ignore[override]
             CountingService.fits += 1
-            head = super()._fit(x, labels, kind)  # type: ignore[arg-type]
+            head = super()._fit(x, labels, kind, **kw)  # type: ignore[arg-type]
             # GIVEN fitting that reports out-of-fold predictions: every example taken for "blue"
             oof = np.tile(np.array([[0.9, 0.05, 0.05]], np.float32), (len(labels), 1))
             return HeadWithOof(

@@ -57,6 +57,8 @@ from tagsmith.tagmodels.training import (
     LABEL_SMOOTHING,
     UNKNOWN_GROUPS,
     LinearHead,
+    _checked_views,
+    _with_views,
     l2_normalise,
 )
 
@@ -167,10 +169,16 @@ def fit_fused_head(
     target_precision: float = DEFAULT_TARGET_PRECISION,
     calibrate: bool = True,
     weights: Sequence[float] = TEXT_WEIGHTS,
+    views: np.ndarray | None = None,
+    view_source: np.ndarray | Sequence[int] | None = None,
 ) -> FusedHead:
     """Fit an exclusive image + text head (see the module docstring) and calibrate its thresholds.
 
-    ``texts[i]`` is the OCR text of example ``i`` (``""`` when nothing was read).
+    ``texts[i]`` is the OCR text of example ``i`` (``""`` when nothing was read). ``views``:
+    embeddings of augmented views, extra training rows of both heads carrying their source
+    example's (``view_source[i]``) label and text; as in :func:`tagsmith.tagmodels.training.fit_linear_head`
+    a fold or never-seen group that leaves an example out leaves its views out, and views are
+    never scored.
     """
     if len(texts) != len(labels) or len(embeddings) != len(labels):
         raise TrainingInputError(
@@ -185,11 +193,23 @@ def fit_fused_head(
     n_tags = len(tags)
 
     x = l2_normalise(embeddings).astype(np.float64)
-    f = scipy.sparse.csr_matrix(features.vectors(list(texts)).astype(np.float64))
-    image = _KernelRidge(x @ x.T, y, n_tags, alpha)
-    text = _KernelRidge(np.asarray((f @ f.T).todense()), y, n_tags, text_alpha)
-    w_img, b_img = image.primal(x)
-    w_txt, b_txt = text.primal(f)
+    v, source = _checked_views(views, view_source, len(x), x.shape[1])
+    n = len(y)
+    texts = list(texts)
+    if v is not None:  # a view reads as its source: same label, same text
+        x = np.concatenate([x, v.astype(np.float64)])
+        texts += [texts[i] for i in source]
+        y_all = np.concatenate([y, y[source]])
+    else:
+        y_all = y
+    f = scipy.sparse.csr_matrix(features.vectors(texts).astype(np.float64))
+    image = _HeldOutWithViews(_KernelRidge(x @ x.T, y_all, n_tags, alpha), source, n)
+    text = _HeldOutWithViews(
+        _KernelRidge(np.asarray((f @ f.T).todense()), y_all, n_tags, text_alpha), source, n
+    )
+    w_img, b_img = image.fit.primal(x)
+    w_txt, b_txt = text.fit.primal(f)
+    x = x[:n]
 
     folds = min(CV_FOLDS, min(Counter(y.tolist()).values()))
     if folds < 2:
@@ -254,6 +274,17 @@ def fit_fused_head(
     )
 
 
+class _HeldOutWithViews:
+    """A :class:`_KernelRidge` whose held-out rows take their augmented views out with them."""
+
+    def __init__(self, fit: _KernelRidge, source: np.ndarray, first_view: int) -> None:
+        self.fit, self.source, self.first_view = fit, source, first_view
+
+    def held_out(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows)
+        return self.fit.held_out(_with_views(rows, self.source, self.first_view))[: len(rows)]
+
+
 def _image_metrics(cal: Calibration) -> dict[str, float | None]:
     m = cal.metrics()
     return {k: m[k] for k in ("cv_precision", "cv_coverage", "cv_unknown_applied")}
@@ -267,7 +298,13 @@ def _known(p: np.ndarray, y: np.ndarray) -> OutOfFold:
 
 
 def _unknown_predictions(
-    image: _KernelRidge, text: _KernelRidge, y: np.ndarray, n_tags: int, s0: float, s: float, w: float
+    image: _HeldOutWithViews,
+    text: _HeldOutWithViews,
+    y: np.ndarray,
+    n_tags: int,
+    s0: float,
+    s: float,
+    w: float,
 ) -> tuple[OutOfFold, OutOfFold]:
     """Each group of tags' examples as predicted, fused and image-only, by heads that never saw
     those tags (the same groups as ``training._unknown_predictions``)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -137,6 +137,8 @@ def fit_linear_head(
     calibrate: bool = True,
     negatives: np.ndarray | None = None,
     balanced: bool = True,
+    views: np.ndarray | None = None,
+    view_source: np.ndarray | Sequence[int] | None = None,
 ) -> LinearHead:
     """Fit a head over L2-normalised embeddings and calibrate its thresholds.
 
@@ -147,18 +149,58 @@ def fit_linear_head(
     Exclusive only: ``negatives`` are embeddings of photos that show none of the tags ("none of
     these" review answers): all-zero targets in the fit and always-wrong items in the calibration.
     ``balanced`` weighs each tag equally in the fit (:func:`class_balanced_weights`).
+
+    ``views``: embeddings of augmented views (:mod:`tagsmith.encoder.augment`), extra *training*
+    rows only; ``view_source[i]`` is the row its source photo has among ``embeddings`` (``0..N-1``)
+    or, for a view of a negative, ``N + j`` for ``negatives[j]``. A view takes its source's label
+    and class-balance weight (the balance counts originals only, so a tag's weight does not depend
+    on how many views were made). Every cross-validation fold and never-seen group that leaves an
+    example out leaves its views out too, and views are never scored: out-of-fold predictions,
+    ``cv_accuracy`` and the calibration are over the originals (and negatives) alone.
     """
     x = l2_normalise(embeddings)
+    n_neg = len(negatives) if negatives is not None else 0
+    v, source = _checked_views(views, view_source, len(x) + n_neg, x.shape[1])
     if kind is ModelKind.EXCLUSIVE:
         neg = l2_normalise(negatives) if negatives is not None and len(negatives) else None
         with one_blas_thread():
             return _fit_exclusive(
-                x, [str(lab) for lab in labels], alpha, target_precision, calibrate, neg, balanced
+                x, [str(lab) for lab in labels], alpha, target_precision, calibrate, neg, balanced, v, source
             )
     if negatives is not None and len(negatives):
         raise TrainingInputError("negatives ('none of these' examples) are for exclusive models only")
     sets = [frozenset(lab) if not isinstance(lab, str) else frozenset([lab]) for lab in labels]
-    return _fit_multilabel(x, sets, c, target_precision, calibrate)
+    return _fit_multilabel(x, sets, c, target_precision, calibrate, v, source)
+
+
+def _checked_views(
+    views: np.ndarray | None, view_source: np.ndarray | Sequence[int] | None, n_rows: int, dim: int
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """(L2-normalised views or None, source row of each) after checking they fit together."""
+    if views is None or len(views) == 0:
+        if view_source is not None and len(view_source):
+            raise TrainingInputError("view_source given without views")
+        return None, np.zeros(0, dtype=np.int64)
+    views = np.asarray(views)
+    if views.ndim != 2 or views.shape[1] != dim:
+        raise TrainingInputError(f"views must be (M, {dim}) like the embeddings, got {views.shape}")
+    if view_source is None:
+        raise TrainingInputError("views need view_source: the row of each view's source example")
+    source = np.asarray(view_source)
+    if source.shape != (len(views),) or not np.issubdtype(source.dtype, np.integer):
+        raise TrainingInputError(
+            f"view_source must hold one integer row per view ({len(views)}), got {source.shape}"
+        )
+    if len(source) and (source.min() < 0 or source.max() >= n_rows):
+        raise TrainingInputError(f"view_source rows must be in 0..{n_rows - 1} (examples, then negatives)")
+    return l2_normalise(views), source.astype(np.int64)
+
+
+def _with_views(rows: np.ndarray, source: np.ndarray, first_view: int) -> np.ndarray:
+    """``rows`` (scored rows) followed by the rows of their views (views start at ``first_view``)."""
+    if not len(source):
+        return rows
+    return np.concatenate([rows, first_view + np.nonzero(np.isin(source, rows))[0]])
 
 
 # --- exclusive: ridge + temperature -----------------------------------------------------------------
@@ -375,6 +417,8 @@ def _fit_exclusive(
     calibrate: bool,
     negatives: np.ndarray | None = None,
     balanced: bool = True,
+    views: np.ndarray | None = None,
+    view_source: np.ndarray | None = None,
 ) -> LinearHead:
     tags = tuple(sorted(set(labels)))
     if len(tags) < 2:
@@ -387,9 +431,20 @@ def _fit_exclusive(
         y = np.concatenate([y_tagged, np.full(len(negatives), -1)])
     else:
         y = y_tagged
-    weights = class_balanced_weights(y, len(tags)) if balanced else None
+    n_scored = len(y)  # originals and negatives; views (training rows only) follow them
+    weights = class_balanced_weights(y, len(tags)) if balanced else np.ones(n_scored)
+    source = np.zeros(0, dtype=np.int64) if view_source is None else view_source
+    if views is not None and len(source):
+        # A view is its source's label with its source's weight (the balance counts originals).
+        x = np.concatenate([x, views.astype(x.dtype)])
+        y = np.concatenate([y, y[source]])
+        weights = np.concatenate([weights, weights[source]])
     fit = _RidgeFit(x, y, len(tags), alpha, weights=weights)
     coef, intercept = fit.coef, fit.intercept
+
+    def held_out(rows: np.ndarray) -> np.ndarray:
+        # Scores of ``rows`` by the fit without them AND their views (no leak through a view).
+        return fit.held_out(_with_views(rows, source, n_scored))[: len(rows)]
 
     folds = min(CV_FOLDS, min(Counter(y_tagged.tolist()).values()))
     if folds < 2:
@@ -399,17 +454,18 @@ def _fit_exclusive(
             tags, (scale * coef).astype(np.float32), (scale * intercept).astype(np.float32), None
         )
 
-    oof_scores = np.zeros((len(y), len(tags)))
+    x_scored, y = x[:n_scored], y[:n_scored]
+    oof_scores = np.zeros((n_scored, len(tags)))
     if SERIES_QUANTILE is None:
         stratified = StratifiedKFold(folds, shuffle=True, random_state=0).split(x[:n_tagged], y_tagged)
         splits = [test for _, test in stratified]
-        spread = np.random.default_rng(0).permutation(len(y) - n_tagged) % folds  # negatives
+        spread = np.random.default_rng(0).permutation(n_scored - n_tagged) % folds  # negatives
         splits = [np.concatenate([t, n_tagged + np.nonzero(spread == f)[0]]) for f, t in enumerate(splits)]
     else:
-        similarity = series_similarity(x, y, SERIES_QUANTILE)
-        splits = series_folds(y, series_groups(x, y, similarity), folds)
+        similarity = series_similarity(x_scored, y, SERIES_QUANTILE)
+        splits = series_folds(y, series_groups(x_scored, y, similarity), folds)
     for test in splits:
-        oof_scores[test] = fit.held_out(test)  # as if fitted on the other folds
+        oof_scores[test] = held_out(test)  # as if fitted on the other folds
     scale = _fit_temperature(oof_scores[:n_tagged], y_tagged)
     oof_p = _softmax(scale * oof_scores)
     predicted = oof_p.argmax(axis=1)
@@ -430,7 +486,7 @@ def _fit_exclusive(
         tag=predicted, confidence=oof_p.max(axis=1), correct=predicted == y, unknown=np.zeros(len(y), bool)
     )
     calibration = calibrate_thresholds(
-        OutOfFold.concat([known, _unknown_predictions(fit, y, len(tags), scale)]),
+        OutOfFold.concat([known, _unknown_predictions(held_out, y, len(tags), scale)]),
         len(tags),
         target=target,
         unknown_pass=UNKNOWN_PASS,
@@ -440,12 +496,14 @@ def _fit_exclusive(
     return _with_calibration(head, calibration, temperature=scale)
 
 
-def _unknown_predictions(fit: _RidgeFit, y: np.ndarray, n_tags: int, scale: float) -> OutOfFold:
+def _unknown_predictions(
+    held_out: Callable[[np.ndarray], np.ndarray], y: np.ndarray, n_tags: int, scale: float
+) -> OutOfFold:
     """Each group of tags' examples as predicted by a model that never saw those tags.
 
     Such a model is the ridge fit without the group's examples (the other tags' targets are zero
-    on them), restricted to the tags it saw: ``fit.held_out`` gives it without fitting again.
-    Negatives (``y == -1``) belong to no group.
+    on them), restricted to the tags it saw: ``held_out`` (the fit's, leaving views out with their
+    sources) gives it without fitting again. Negatives (``y == -1``) belong to no group.
     """
     groups = min(UNKNOWN_GROUPS, n_tags)
     if groups < 2:
@@ -459,7 +517,7 @@ def _unknown_predictions(fit: _RidgeFit, y: np.ndarray, n_tags: int, scale: floa
         seen = np.nonzero(group_of != g)[0]
         if len(seen) < 2:
             continue
-        p = _softmax(scale * fit.held_out(np.nonzero(held)[0])[:, seen])
+        p = _softmax(scale * held_out(np.nonzero(held)[0])[:, seen])
         parts.append(
             OutOfFold(
                 tag=seen[p.argmax(axis=1)],
@@ -486,7 +544,13 @@ def _fit_binary(x: np.ndarray, yb: np.ndarray, c: float) -> tuple[np.ndarray, fl
 
 
 def _fit_multilabel(
-    x: np.ndarray, sets: list[frozenset[str]], c: float, target: float, calibrate: bool
+    x: np.ndarray,
+    sets: list[frozenset[str]],
+    c: float,
+    target: float,
+    calibrate: bool,
+    views: np.ndarray | None = None,
+    view_source: np.ndarray | None = None,
 ) -> LinearHead:
     tags = tuple(sorted(set().union(*sets)))
     if len(tags) < 1:
@@ -495,7 +559,11 @@ def _fit_multilabel(
     for j, tag in enumerate(tags):
         if truth[:, j].all():
             raise TrainingInputError(f"tag {tag!r} is on every example: add examples without it")
-    fitted = [_fit_binary(x, truth[:, j], c) for j in range(len(tags))]
+    source = np.zeros(0, dtype=np.int64) if views is None or view_source is None else view_source
+    # Views are extra training rows with their source's tags; never scored.
+    x_all = x if not len(source) else np.concatenate([x, np.asarray(views, dtype=x.dtype)])
+    truth_all = truth if not len(source) else np.concatenate([truth, truth[source]])
+    fitted = [_fit_binary(x_all, truth_all[:, j], c) for j in range(len(tags))]
     head = LinearHead(
         tags,
         np.asarray([w for w, _ in fitted], np.float32),
@@ -507,11 +575,12 @@ def _fit_multilabel(
         return head
     oof = np.full(truth.shape, np.nan)
     for train, test in KFold(folds, shuffle=True, random_state=0).split(x):
+        train = _with_views(train, source, len(x))  # the views of the held-out examples stay out
         for j in range(len(tags)):
-            yb = truth[train, j]
+            yb = truth_all[train, j]
             if yb.all() or not yb.any():
                 continue  # this fold cannot learn the tag: its examples give no evidence
-            w, b = _fit_binary(x[train], yb, c)
+            w, b = _fit_binary(x_all[train], yb, c)
             oof[test, j] = 1.0 / (1.0 + np.exp(-(x[test] @ w + b)))
     head = replace(head, oof_probabilities=np.nan_to_num(oof, nan=0.0).astype(np.float32), cv_folds=folds)
     rows, cols = np.nonzero(~np.isnan(oof))
