@@ -66,6 +66,7 @@ class Tagger:
         self.models = models
         self.embeddings = embeddings
         self.limits = limits
+        self._warned_stale: set[tuple[str, str, str, str]] = set()
 
     def prepare(self, data: bytes) -> PreparedImage:
         """Validate and decode; raises an :class:`~tagsmith.errors.InvalidInputError` saying what is wrong."""
@@ -107,8 +108,31 @@ class Tagger:
         return [m.image_only() for m in self.models_with_text(tenant)]
 
     def models_with_text(self, tenant: str) -> list[TagModel]:
-        """The tenant's active models for this encoder as stored (text halves included)."""
-        return [m for m in self.models.for_tenant(tenant) if m.encoder_id == self.encoder.encoder_id]
+        """The tenant's active models for this encoder as stored (text halves included).
+
+        A model trained for another encoder cannot score this one's embeddings: it is left out,
+        with a warning (once per model version) saying to retrain it (docs/training.md)."""
+        current = self.encoder.encoder_id
+        usable = []
+        for m in self.models.for_tenant(tenant):
+            if m.encoder_id == current:
+                usable.append(m)
+                continue
+            key = (tenant, m.model_id, m.version, m.encoder_id)
+            if key not in self._warned_stale:
+                self._warned_stale.add(key)
+                log.warning(
+                    "model %s/%s version %s was trained for encoder %s, not this deployment's %s: "
+                    "it tags nothing until retrained (tagsmith train --tenant %s --model %s "
+                    "--corrections, or from its examples; docs/training.md)",
+                    tenant, m.model_id, m.version, m.encoder_id, current, tenant, m.model_id,
+                    extra={"tenant": tenant},
+                )  # fmt: skip
+        return usable
+
+    def stale_models(self, tenant: str) -> list[TagModel]:
+        """The tenant's active models trained for another encoder than this deployment's."""
+        return [m for m in self.models.for_tenant(tenant) if m.encoder_id != self.encoder.encoder_id]
 
     def reads_text(self, tenant: str) -> bool:
         """Whether any active model of the tenant uses OCR text as a feature."""

@@ -14,7 +14,8 @@ calibrated per tag by cross-validation for the model's target precision (98%).
   Ground Truth / Rekognition Custom Labels; see :mod:`tagsmith.manifests`), or a list of them.
   Optional: ``"corrections": true`` adds what reviewers confirmed, ``"force": true`` promotes
   without comparison, ``"label_attribute"`` picks a Ground Truth attribute,
-  ``"allow_near_duplicates": true``, ``"review_floor"``.
+  ``"allow_near_duplicates": true``, ``"review_floor"``, ``"augment": N`` (augmented views per
+  example photo, 0-8, default 2; see :mod:`tagsmith.trainer`).
 * ``tenants/<t>/training-requests/<model>/<name>.csv|.jsonl|.manifest``: a manifest dropped as is
   trains ``<model>`` with the defaults (relative paths resolve beside it).
 
@@ -45,7 +46,12 @@ from tagsmith.manifests import MANIFEST_SUFFIXES, ExampleSet, combine, load_exam
 from tagsmith.records import utc_now
 from tagsmith.storage import ObjectStore, RecordStore
 from tagsmith.tagmodels import ModelKind
-from tagsmith.trainer import TrainingService, examples_from_corrections
+from tagsmith.trainer import (
+    DEFAULT_AUGMENT_VIEWS,
+    TrainingService,
+    examples_from_corrections,
+    validate_augment,
+)
 from tagsmith.training_report import TrainingReport
 
 log = logging.getLogger(__name__)
@@ -73,6 +79,7 @@ class TrainingRequest:
     label_attribute: str | None = None
     allow_near_duplicates: bool = False
     text: bool | None = None  # OCR text as a feature; None: as the active version does
+    augment: int | None = None  # augmented views per example photo; None: the trainer's default
 
     @classmethod
     def from_dict(cls, tenant: str, d: dict[str, Any], *, where: str) -> TrainingRequest:
@@ -91,6 +98,7 @@ class TrainingRequest:
                 label_attribute=d.get("label_attribute"),
                 allow_near_duplicates=bool(d.get("allow_near_duplicates", False)),
                 text=_optional_bool(d.get("text"), "text"),
+                augment=None if d.get("augment") is None else validate_augment(d["augment"]),
             )
         except InvalidKeyError as e:
             raise InvalidInputError(f"training request {where}: {e}") from e
@@ -125,6 +133,8 @@ class TrainingRequest:
             d["label_attribute"] = self.label_attribute
         if self.text is not None:
             d["text"] = self.text
+        if self.augment is not None:
+            d["augment"] = self.augment
         return d
 
 
@@ -270,6 +280,7 @@ class TrainingJobs:
                 force=req.force,
                 allow_near_duplicates=req.allow_near_duplicates,
                 text=req.text,
+                augment=DEFAULT_AUGMENT_VIEWS if req.augment is None else req.augment,
                 source=examples.source,
                 source_warnings=examples.warnings,
             )

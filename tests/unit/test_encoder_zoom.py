@@ -48,33 +48,34 @@ def test_crop_out_of_range_is_refused(crop: float) -> None:
         FeatureRecipe("x", "lite2", 260, ("embedding",), (1280,), crop=crop)
 
 
-def test_zoomed_recipe_is_the_default_graph_on_the_central_70_percent() -> None:
-    zoomed = RECIPES["effnet-lite2-260-s7-c70-v1"]
+def test_zoomed_default_recipe_is_the_unzoomed_graph_on_the_central_70_percent() -> None:
+    zoomed, unzoomed = RECIPES["effnet-lite2-260-s7-c70-v1"], RECIPES["effnet-lite2-260-s7-v1"]
 
-    assert zoomed.crop == 0.7 and DEFAULT_RECIPE.crop == 1.0
+    assert DEFAULT_RECIPE is zoomed
+    assert zoomed.crop == 0.7 and unzoomed.crop == 1.0
     assert (zoomed.variant, zoomed.input_size, zoomed.outputs, zoomed.dims) == (
-        DEFAULT_RECIPE.variant,
-        DEFAULT_RECIPE.input_size,
-        DEFAULT_RECIPE.outputs,
-        DEFAULT_RECIPE.dims,
+        unzoomed.variant,
+        unzoomed.input_size,
+        unzoomed.outputs,
+        unzoomed.dims,
     )
 
 
-def test_an_operator_can_choose_the_zoomed_recipe_by_environment(encoder_cache_dir: Path) -> None:
+def test_an_operator_can_choose_the_unzoomed_recipe_by_environment(encoder_cache_dir: Path) -> None:
     from tagsmith.config import Settings
     from tagsmith.wiring import load_encoder
 
     settings = Settings.from_env(
         {
             "TAGSMITH_DATA_BUCKET": "data",
-            "TAGSMITH_ENCODER_RECIPE": "effnet-lite2-260-s7-c70-v1",
+            "TAGSMITH_ENCODER_RECIPE": "effnet-lite2-260-s7-v1",
             "TAGSMITH_ENCODER_CACHE": str(encoder_cache_dir),
         }
     )
 
     encoder = load_encoder(settings)
 
-    assert (encoder.encoder_id, encoder.dim, encoder.recipe.crop) == ("effnet-lite2-260-s7-c70-v1", 1632, 0.7)
+    assert (encoder.encoder_id, encoder.dim, encoder.recipe.crop) == ("effnet-lite2-260-s7-v1", 1632, 1.0)
     assert load_encoder(Settings(data_bucket="data", encoder_cache_dir=encoder_cache_dir)).encoder_id == (
         DEFAULT_RECIPE.id
     )

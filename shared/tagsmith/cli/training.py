@@ -111,6 +111,13 @@ def train(
             "uploads are then read by OCR too); default: as the active version does",
         ),
     ] = None,
+    augment: Annotated[
+        int | None,
+        typer.Option(
+            help="augmented views of each example photo to train on (0: none; default 2; cached, "
+            "so a retrain embeds nothing twice)",
+        ),
+    ] = None,
     submit: Annotated[
         bool, typer.Option(help="do not wait: write a training request for the train handler")
     ] = False,
@@ -122,6 +129,7 @@ def train(
 ) -> None:
     """Train (or retrain) a tag model; the new version becomes active only if it is not worse."""
     from tagsmith.tagmodels import ModelKind
+    from tagsmith.trainer import validate_augment
     from tagsmith.trainjobs import TrainingRequest
 
     def go() -> None:
@@ -149,6 +157,7 @@ def train(
             label_attribute=label_attribute,
             allow_near_duplicates=allow_near_duplicates,
             text=text,
+            augment=None if augment is None else validate_augment(augment),
         )
         if submit:
             local = [e for e in req.examples if not e.startswith("s3://")]
@@ -254,10 +263,17 @@ def models(
             raise TagsmithError("give --tenant (or a sub-command: versions, rollback, report)")
         validate_tenant(tenant)
         c = open_session(target).components
+        current_encoder = c.encoder.encoder_id
         rows: list[dict[str, Any]] = []
         for mid in c.models.known_model_ids(tenant):
             m = c.models.load_active(tenant, mid)
             st = c.models.read_status(tenant, mid)
+            # A model trained for another encoder tags nothing here (tagging.py): say so, loudly.
+            stale = m is not None and m.encoder_id != current_encoder
+            status = describe_status(st)
+            if stale and m is not None:
+                note = f"trained for encoder {m.encoder_id}: retrain (docs/training.md)"
+                status = f"{note}; {status}" if status else note
             rows.append(
                 {
                     "model": mid,
@@ -267,7 +283,9 @@ def models(
                     "versions": c.models.versions(tenant, mid),
                     "metrics": m.metrics if m else {},
                     "state": (st or {}).get("state"),
-                    "status": describe_status(st),
+                    "status": status,
+                    "encoder_id": m.encoder_id if m else None,
+                    "needs_retrain": stale,
                 }
             )
         if as_json:
