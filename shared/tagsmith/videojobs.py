@@ -48,7 +48,8 @@ from tagsmith.errors import InvalidInputError, InvalidKeyError, NotFoundError, T
 from tagsmith.keys import AssetKey, tenant_prefix, validate_tenant
 from tagsmith.queues import Queue
 from tagsmith.records import Failure, SourceObject, TextLine, utc_now
-from tagsmith.storage.base import ObjectStore, PreconditionFailedError
+from tagsmith.storage.base import ObjectStore
+from tagsmith.storage.cas import JsonDocument
 from tagsmith.video import FrameScan, SamplingPolicy, ScanCursor, VideoInfo, VideoReader
 
 if TYPE_CHECKING:
@@ -351,13 +352,6 @@ class VideoJobService:
     def get(self, tenant: str, path: str) -> VideoJobState | None:
         return read_job(self.store, self.bucket, tenant, path)
 
-    def _read(self, asset: AssetKey) -> tuple[VideoJobState, str] | None:
-        try:
-            obj = self.store.get(self.bucket, job_key(asset.tenant, asset.path))
-        except NotFoundError:
-            return None
-        return VideoJobState.from_json(obj.body), obj.info.etag
-
     def _update(
         self,
         asset: AssetKey,
@@ -365,26 +359,17 @@ class VideoJobService:
         attempts: int = 5,
     ) -> tuple[VideoJobState | None, bool]:
         """Compare-and-swap on job.json; returns (the job as it now is, whether ``change`` wrote it)."""
-        for _ in range(attempts):
-            current = self._read(asset)
-            job, etag = current if current else (None, None)
-            new = change(job)
-            if new is None or new == job:
-                return job, False
-            new = replace(new, updated_at=utc_now())
-            try:
-                self.store.put(
-                    self.bucket,
-                    job_key(asset.tenant, asset.path),
-                    new.to_json(),
-                    content_type="application/json",
-                    if_match=etag,
-                    if_none_match=etag is None,
-                )
-            except PreconditionFailedError:
-                continue
-            return new, True
-        raise TransientError(f"video job for {asset.key} kept changing under us; retry later")
+        document = JsonDocument(
+            self.store,
+            self.bucket,
+            job_key(asset.tenant, asset.path),
+            decode=VideoJobState.from_json,
+            encode=VideoJobState.to_json,
+            what=f"video job for {asset.key}",
+        )
+        return document.update(
+            change, stamp=lambda new, _old: replace(new, updated_at=utc_now()), attempts=attempts
+        )
 
     # --- start (called by ingest) ---------------------------------------------------------------------
     def start(

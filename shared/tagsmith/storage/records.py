@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from tagsmith.errors import NotFoundError, TransientError
+from tagsmith.errors import NotFoundError
 from tagsmith.keys import AssetKey, asset_from_record_key, record_key, records_prefix
 from tagsmith.records import AssetRecord, utc_now
-from tagsmith.storage.base import ObjectStore, PreconditionFailedError
-
-UNKNOWN = object()  # ``update(known=...)`` default: read the record first
+from tagsmith.storage.base import ObjectStore
+from tagsmith.storage.cas import UNKNOWN, JsonDocument
 
 
 class RecordStore:
@@ -21,12 +20,18 @@ class RecordStore:
         self.store = store
         self.bucket = bucket
 
+    def _document(self, asset: AssetKey) -> JsonDocument[AssetRecord]:
+        return JsonDocument(
+            self.store,
+            self.bucket,
+            record_key(asset),
+            decode=AssetRecord.from_json,
+            encode=AssetRecord.to_json,
+            what=f"record for {asset.key}",
+        )
+
     def get(self, asset: AssetKey) -> tuple[AssetRecord, str] | None:
-        try:
-            obj = self.store.get(self.bucket, record_key(asset))
-        except NotFoundError:
-            return None
-        return AssetRecord.from_json(obj.body), obj.info.etag
+        return self._document(asset).get()
 
     def update(
         self,
@@ -37,35 +42,10 @@ class RecordStore:
         known: tuple[AssetRecord, str] | object | None = UNKNOWN,
     ) -> AssetRecord | None:
         """Read-modify-write: ``change`` gets the current record (or None) and returns the new one
-        (or None to leave it as it is). Retried on a lost race, re-reading each time.
-
-        ``known`` is what the caller read a moment ago (``get``'s result, None included): the first
-        attempt trusts it instead of reading again; the compare-and-swap still catches any change.
-        """
-        for attempt in range(attempts):
-            current = known if attempt == 0 and known is not UNKNOWN else self.get(asset)
-            assert current is None or isinstance(current, tuple)
-            record, etag = current if current else (None, None)
-            new = change(record)
-            if new is None or new == record:
-                return record
-            if record is not None:
-                new = replace(
-                    new, revision=record.revision + 1, created_at=record.created_at, updated_at=utc_now()
-                )
-            try:
-                self.store.put(
-                    self.bucket,
-                    record_key(asset),
-                    new.to_json(),
-                    content_type="application/json",
-                    if_match=etag,
-                    if_none_match=etag is None,
-                )
-            except PreconditionFailedError:
-                continue
-            return new
-        raise TransientError(f"record for {asset.key} kept changing under us; retry later")
+        (or None to leave it as it is); every write bumps the revision. Retried on a lost race,
+        re-reading each time (see :meth:`JsonDocument.update` for ``known``)."""
+        record, _ = self._document(asset).update(change, stamp=_next_revision, attempts=attempts, known=known)
+        return record
 
     def iter_tenant(self, tenant: str) -> Iterator[AssetRecord]:
         for info in self.store.list(self.bucket, records_prefix(tenant)):
@@ -77,3 +57,9 @@ class RecordStore:
     def asset_keys(self, tenant: str) -> Iterator[AssetKey]:
         for info in self.store.list(self.bucket, records_prefix(tenant)):
             yield asset_from_record_key(info.key)
+
+
+def _next_revision(new: AssetRecord, old: AssetRecord | None) -> AssetRecord:
+    if old is None:
+        return new
+    return replace(new, revision=old.revision + 1, created_at=old.created_at, updated_at=utc_now())
