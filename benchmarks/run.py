@@ -2,7 +2,9 @@
 
 Sections (``--only`` takes a comma-separated list; the default runs the first four):
 
-* ``accuracy``: the product's default encoder and head on ``splits/dev_k{5,10,30}_seed{0..4}.csv``:
+* ``accuracy``: the product's default (encoder, and the trainer's augmented views of the support
+  photos as extra training rows of the same fit, :func:`tagsmith.tagmodels.fit_linear_head`) on
+  ``splits/dev_k{5,10,30}_seed{0..4}.csv``, beside the old default (no zoom, no augmentation):
   top-1 accuracy, and, through the real routing (:func:`route_prediction`), the precision of the
   tags it auto-applies and their coverage (share of test photos auto-applied); mean +- std over
   the seeds. Also the unknown-item figure: a model trained on a random half of the classes (k=10)
@@ -19,7 +21,9 @@ Sections (``--only`` takes a comma-separated list; the default runs the first fo
   benchmark modules' ``run()``, only when named (some take long).
 
 Embeddings are computed once per encoder and cached in ``var/bench-cache/<encoder id>.npz`` (with
-the seconds they took); results go to ``var/bench-results.json`` and a markdown table on stdout.
+the seconds they took); augmented views of the support photos in
+``var/bench-cache/views-<encoder id>-n<views>-aug<version>.npz``. Caches of ``benchmarks.explore``
+holding the same features are reused after a max-difference check against the product encoder; results go to ``var/bench-results.json`` and a markdown table on stdout.
 
     python -m benchmarks.run                      # everything below, ~15 min on 2 cores
     python -m benchmarks.run --quick              # one seed per k
@@ -98,6 +102,7 @@ class Variant:
     name: str
     encoder_ids: tuple[str, ...]
     note: str
+    augment: int = 0  # augmented views per support photo (one encoder only), as the trainer makes
 
 
 def _make_encoder(encoder_id: str) -> Any:
@@ -108,20 +113,115 @@ def _make_encoder(encoder_id: str) -> Any:
     return feature_encoder(CACHE / "onnx", encoder_id, threads=THREADS)
 
 
+#: The encoder the product used before issue 3's zoom (and trained without augmented views).
+OLD_DEFAULT_ID = "effnet-lite2-260-s7-v1"
+#: Rows the ``accuracy`` section measures beside the default.
+ACCURACY_COMPARISONS = ("old-default", "zoom-only")
+
+
 def variants() -> list[Variant]:
     from tagsmith.encoder import DEFAULT_RECIPE, LITE0_ENCODER_ID
+    from tagsmith.trainer import DEFAULT_AUGMENT_VIEWS
 
     return [
         Variant("baseline", (LITE0_ENCODER_ID,), "Lite0 224 px, last layer"),
         Variant("lite0-320-s7", ("effnet-lite0-320-s7-v1",), "Lite0 320 px, + stage-7 pool"),
-        Variant("default", (DEFAULT_RECIPE.id,), "Lite2 260 px, + stage-7 pool (product default)"),
-        Variant("lite2-260-s7-flip", ("effnet-lite2-260-s7-flip-v1",), "default + mirrored view averaged"),
+        Variant(
+            "default",
+            (DEFAULT_RECIPE.id,),
+            f"Lite2 260 px + stage-7 pool on the central 70%, {DEFAULT_AUGMENT_VIEWS} augmented views "
+            "per example (product default)",
+            augment=DEFAULT_AUGMENT_VIEWS,
+        ),
+        Variant("old-default", (OLD_DEFAULT_ID,), "Lite2 260 + stage-7, no zoom, no augmentation"),
+        Variant("zoom-only", (DEFAULT_RECIPE.id,), "Lite2 260 + stage-7 on the central 70%, no augmentation"),
+        Variant(
+            "lite2-260-s7-flip", ("effnet-lite2-260-s7-flip-v1",), "old default + mirrored view averaged"
+        ),
         Variant(
             "ensemble",
-            ("effnet-lite0-320-s7-v1", DEFAULT_RECIPE.id),
-            "lite0-320-s7 and default concatenated (two networks)",
+            ("effnet-lite0-320-s7-v1", OLD_DEFAULT_ID),
+            "lite0-320-s7 and old default concatenated (two networks)",
         ),
     ]
+
+
+#: ``benchmarks.explore`` caches that hold a recipe's features of the split photos, by encoder id.
+EXPLORE_CACHE = CACHE / "explore"
+EXPLORE_FEATURES = {"effnet-lite2-260-s7-c70-v1": "crop70", OLD_DEFAULT_ID: "orig"}
+#: ... and of its augmented views of the support photos (``<prefix>-view<j>.npz``).
+EXPLORE_VIEWS = {"effnet-lite2-260-s7-c70-v1": "aug-crop70", OLD_DEFAULT_ID: "aug"}
+#: Largest difference from the product encoder tolerated when reusing an explore cache.
+REUSE_TOLERANCE = 1e-5
+REUSE_CHECKED = 12  # photos re-embedded through the product encoder to check a reused cache
+
+
+def _explore_features(name: str) -> dict[str, np.ndarray] | None:
+    file = EXPLORE_CACHE / f"{name}.npz"
+    if not file.is_file():
+        return None
+    with np.load(file, allow_pickle=False) as npz:
+        return dict(zip(npz["paths"].tolist(), npz["features"], strict=True))
+
+
+def _check_reuse(what: str, product: np.ndarray, cached: np.ndarray) -> float:
+    diff = float(np.abs(product - cached).max())
+    assert diff <= REUSE_TOLERANCE, f"{what}: differs from the product encoder by {diff:.2e}: not reused"
+    return diff
+
+
+def _support_views(image: Any, data: bytes, count: int) -> list[Any]:
+    """The trainer's augmented views of a photo (:mod:`tagsmith.trainer`: seeded by its bytes)."""
+    from tagsmith.encoder.augment import augmented_views, seed_for_bytes
+
+    return augmented_views(image, count=count, seed=seed_for_bytes(data))
+
+
+def cached_views(encoder_id: str, paths: Sequence[str], count: int, log: Callable[[str], None]) -> np.ndarray:
+    """(len(paths), count, dim): the trainer's ``count`` augmented views of each photo, embedded
+    by ``encoder_id``; computed at most once (or taken from an explore cache after a check)."""
+    from tagsmith.encoder import decode_image
+    from tagsmith.trainer import AUGMENT_VERSION
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    file = CACHE / f"views-{encoder_id}-n{count}-aug{AUGMENT_VERSION}.npz"
+    known: dict[str, np.ndarray] = {}
+    if file.is_file():
+        with np.load(file, allow_pickle=False) as npz:
+            known = dict(zip(npz["paths"].tolist(), npz["views"], strict=True))
+    missing = [p for p in paths if p not in known]
+    if missing and encoder_id in EXPLORE_VIEWS:
+        parts = [_explore_features(f"{EXPLORE_VIEWS[encoder_id]}-view{j}") for j in range(count)]
+        if all(part is not None and all(p in part for p in missing) for part in parts):
+            encoder = _make_encoder(encoder_id)
+            sample = missing[:: max(1, len(missing) // REUSE_CHECKED)][:REUSE_CHECKED]
+            product = []
+            for p in sample:
+                data = (GROCERY / p).read_bytes()
+                product.append(encoder.embed(_support_views(decode_image(data).image, data, count)))
+            cached = np.stack([np.stack([part[p] for part in parts if part is not None]) for p in sample])
+            diff = _check_reuse(f"explore cache {EXPLORE_VIEWS[encoder_id]}", np.stack(product), cached)
+            log(f"reusing {EXPLORE_VIEWS[encoder_id]}-view0..{count - 1} (max difference {diff:.1e})")
+            for p in missing:
+                known[p] = np.stack([part[p] for part in parts if part is not None])
+            missing = []
+    if missing:
+        encoder = _make_encoder(encoder_id)
+        log(f"embedding {count} augmented views of {len(missing)} support photos with {encoder_id} ...")
+        started = time.perf_counter()
+        for i, p in enumerate(missing):
+            data = (GROCERY / p).read_bytes()
+            known[p] = encoder.embed(_support_views(decode_image(data).image, data, count))
+            if i % 200 == 0:
+                log(f"  {i}/{len(missing)} ({time.perf_counter() - started:.0f} s)")
+    if missing or not file.is_file():
+        ordered = sorted(known)
+        np.savez(file, paths=np.array(ordered), views=np.stack([known[p] for p in ordered]))
+    return np.stack([known[p] for p in paths]).astype(np.float32)
+
+
+def support_paths(ks: Sequence[int], seeds: Sequence[int], root: Path = GROCERY) -> list[str]:
+    return sorted({p for k in ks for s in seeds for p, _ in load_split(k, s, root).support})
 
 
 def cached_embeddings(
@@ -139,6 +239,32 @@ def cached_embeddings(
             known = dict(zip(npz["paths"].tolist(), npz["embeddings"], strict=True))
             seconds_per_image = float(npz["seconds_per_image"])
     missing = [p for p in paths if p not in known]
+    explore = (
+        _explore_features(EXPLORE_FEATURES[encoder_id])
+        if missing and encoder_id in EXPLORE_FEATURES
+        else None
+    )
+    if missing and explore is not None and all(p in explore for p in missing):
+        encoder = _make_encoder(encoder_id)
+        sample = missing[:: max(1, len(missing) // REUSE_CHECKED)][:REUSE_CHECKED]
+        product = encoder.embed([decode_image((GROCERY / p).read_bytes()).image for p in sample])
+        diff = _check_reuse(
+            f"explore cache {EXPLORE_FEATURES[encoder_id]}", product, np.stack([explore[p] for p in sample])
+        )
+        log(
+            f"reusing explore/{EXPLORE_FEATURES[encoder_id]}.npz for {encoder_id} (max difference {diff:.1e})"
+        )
+        with np.load(EXPLORE_CACHE / f"{EXPLORE_FEATURES[encoder_id]}.npz", allow_pickle=False) as npz:
+            seconds_per_image = float(npz["seconds_per_image"])
+        known.update({p: explore[p] for p in missing})
+        ordered = sorted(known)
+        np.savez(
+            file,
+            paths=np.array(ordered),
+            embeddings=np.stack([known[p] for p in ordered]),
+            seconds_per_image=np.float64(seconds_per_image),
+        )
+        missing = []
     if missing:
         encoder = _make_encoder(encoder_id)
         encoder.embed([decode_image((GROCERY / missing[0]).read_bytes()).image])  # build + warm up
@@ -204,7 +330,24 @@ def route_rows(model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return top, applied
 
 
-def evaluate_split(x: np.ndarray, index: dict[str, int], split: Split, encoder_id: str) -> dict[str, float]:
+def support_views(
+    views: Views | None, support: Sequence[tuple[str, str]]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``fit_linear_head``'s ``views`` / ``view_source`` for these support rows (None without views)."""
+    if views is None:
+        return None, None
+    per_photo, where = views
+    rows = per_photo[[where[p] for p, _ in support]]  # (S, count, dim)
+    return rows.reshape(-1, rows.shape[-1]), np.repeat(np.arange(len(support)), rows.shape[1])
+
+
+#: Augmented views of the support photos (photos, count, dim) and each photo's row in it.
+Views = tuple[np.ndarray, dict[str, int]]
+
+
+def evaluate_split(
+    x: np.ndarray, index: dict[str, int], split: Split, encoder_id: str, views: Views | None = None
+) -> dict[str, float]:
     from tagsmith.tagmodels import ModelKind, fit_linear_head
 
     xs = x[[index[p] for p, _ in split.support]]
@@ -212,7 +355,8 @@ def evaluate_split(x: np.ndarray, index: dict[str, int], split: Split, encoder_i
     xt = x[[index[p] for p, _ in split.test]]
     yt = np.array([label for _, label in split.test])
     started = time.perf_counter()
-    head = fit_linear_head(xs, ys, kind=ModelKind.EXCLUSIVE)
+    v, source = support_views(views, split.support)
+    head = fit_linear_head(xs, ys, kind=ModelKind.EXCLUSIVE, views=v, view_source=source)
     train_seconds = time.perf_counter() - started
     model = model_from_head(head, encoder_id)
     top, applied = route_rows(model, xt)
@@ -246,7 +390,9 @@ def _precision_at(conf: np.ndarray, right: np.ndarray) -> float:
     return float(right[above].mean()) if above.any() else float("nan")
 
 
-def evaluate_unknown(x: np.ndarray, index: dict[str, int], split: Split, encoder_id: str) -> dict[str, float]:
+def evaluate_unknown(
+    x: np.ndarray, index: dict[str, int], split: Split, encoder_id: str, views: Views | None = None
+) -> dict[str, float]:
     """Train on a random half of the classes; the share of the other half's test photos not applied."""
     from tagsmith.tagmodels import ModelKind, fit_linear_head
 
@@ -255,7 +401,11 @@ def evaluate_unknown(x: np.ndarray, index: dict[str, int], split: Split, encoder
     support = [(p, label) for p, label in split.support if label in known]
     unseen = [p for p, label in split.test if label not in known]
     head = fit_linear_head(
-        x[[index[p] for p, _ in support]], [lab for _, lab in support], kind=ModelKind.EXCLUSIVE
+        x[[index[p] for p, _ in support]],
+        [lab for _, lab in support],
+        kind=ModelKind.EXCLUSIVE,
+        views=support_views(views, support)[0],
+        view_source=support_views(views, support)[1],
     )
     _, applied = route_rows(model_from_head(head, encoder_id), x[[index[p] for p in unseen]])
     return {"unknown_not_applied": float(1.0 - applied.mean()), "unknown_photos": len(unseen)}
@@ -274,22 +424,31 @@ def evaluate_variant(variant: Variant, seeds: Sequence[int], log: Callable[[str]
     x, seconds_per_image = variant_embeddings(variant, paths, log)
     index = {p: i for i, p in enumerate(paths)}
     encoder_id = "+".join(variant.encoder_ids)
+    views: Views | None = None
+    if variant.augment:
+        assert len(variant.encoder_ids) == 1, "augmented variants use one encoder"
+        support = support_paths(KS, seeds)
+        views = (
+            cached_views(encoder_id, support, variant.augment, log),
+            {p: i for i, p in enumerate(support)},
+        )
     out: dict[str, Any] = {
         "note": variant.note,
+        "augmented_views": variant.augment,
         "encoder_ids": list(variant.encoder_ids),
         "dim": int(x.shape[1]),
         "embed_images_per_second": 1.0 / seconds_per_image,
         "per_k": {},
     }
     for k in KS:
-        runs = [evaluate_split(x, index, load_split(k, s), encoder_id) for s in seeds]
+        runs = [evaluate_split(x, index, load_split(k, s), encoder_id, views) for s in seeds]
         out["per_k"][str(k)] = {key: _mean_std([r[key] for r in runs]) for key in runs[0]}
         row = out["per_k"][str(k)]
         log(
             f"  {variant.name} k={k}: top-1 {_pct(row['accuracy'])}, precision {_pct(row['precision'])}, "
             f"coverage {_pct(row['coverage'])}, fit {row['train_seconds']['mean']:.2f} s"
         )
-    unknown = [evaluate_unknown(x, index, load_split(UNKNOWN_K, s), encoder_id) for s in seeds]
+    unknown = [evaluate_unknown(x, index, load_split(UNKNOWN_K, s), encoder_id, views) for s in seeds]
     out["unknown"] = {
         "k": UNKNOWN_K,
         "not_applied": _mean_std([u["unknown_not_applied"] for u in unknown]),
@@ -521,6 +680,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = []
     evaluated = {
         **({"default": results["accuracy"]} if "accuracy" in results else {}),
+        **results.get("accuracy_comparisons", {}),
         **results.get("variants", {}),
     }
     if evaluated:
@@ -596,10 +756,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "accuracy" in own:
         log("accuracy: default encoder")
         results["accuracy"] = evaluate_variant(all_variants["default"], seeds, log)
+        results["accuracy_comparisons"] = {}
+        for name in ACCURACY_COMPARISONS:
+            log(f"accuracy: {name}")
+            results["accuracy_comparisons"][name] = evaluate_variant(all_variants[name], seeds, log)
     if "variants" in own:
         results["variants"] = {}
         for name, variant in all_variants.items():
-            if name == "default":
+            if name == "default" or name in results.get("accuracy_comparisons", {}):
                 continue
             log(f"variant {name}")
             try:
