@@ -12,6 +12,10 @@ precision, never-seen groups simulated):
 * ``image+text``: :func:`tagsmith.tagmodels.text_head.fit_fused_head` over the same embeddings and
   the rapidocr text of each photo (a model trained with ``--text``).
 
+Both train, as the trainer does by default, on the support photos plus their augmented views
+(``DEFAULT_AUGMENT_VIEWS`` per photo, carrying the photo's text; cached by ``benchmarks.run``);
+``--augment 0`` measures without.
+
 Each model is applied with its stored form (:class:`TagModel`, ``predict`` then the product's
 routing), giving top-1 (all test photos and packaged products), the precision and coverage of the
 auto-applied tags, and, for k=10, the share of never-seen products (a model trained on a random
@@ -126,8 +130,16 @@ def fresh_timing(paths: Sequence[str], n: int = 24) -> dict[str, Any]:
 
 
 # --- the product's fit ----------------------------------------------------------------------------
-def fit_model(variant: str, x: np.ndarray, labels: list[str], texts: list[str], encoder_id: str) -> Any:
-    """The stored model a training would produce (``--text`` for ``image+text``)."""
+def fit_model(
+    variant: str,
+    x: np.ndarray,
+    labels: list[str],
+    texts: list[str],
+    encoder_id: str,
+    views: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+) -> Any:
+    """The stored model a training would produce (``--text`` for ``image+text``); ``views``:
+    augmented views of the support photos and each one's source row."""
     from tagsmith.ocr import RAPIDOCR_ENGINE_ID
     from tagsmith.tagmodels import ModelKind, TagModel, fit_linear_head
     from tagsmith.tagmodels.model import TextFeatures
@@ -135,10 +147,17 @@ def fit_model(variant: str, x: np.ndarray, labels: list[str], texts: list[str], 
     from tagsmith.trainer import DEFAULT_THRESHOLD
 
     if variant == "image":
-        head: Any = fit_linear_head(x, labels, kind=ModelKind.EXCLUSIVE)
+        head: Any = fit_linear_head(x, labels, kind=ModelKind.EXCLUSIVE, views=views[0], view_source=views[1])
         text = None
     else:
-        head = fit_fused_head(x, texts, labels, features=TextFeatures(engine=RAPIDOCR_ENGINE_ID))
+        head = fit_fused_head(
+            x,
+            texts,
+            labels,
+            features=TextFeatures(engine=RAPIDOCR_ENGINE_ID),
+            views=views[0],
+            view_source=views[1],
+        )
         text = head.text_head(threshold=None, default=DEFAULT_THRESHOLD)
     return TagModel(
         tenant="bench",
@@ -174,7 +193,10 @@ def evaluate_split(
     ocr: dict[str, dict[str, Any]],
     split: Any,
     encoder_id: str,
+    views: Any = None,
 ) -> dict[str, float]:
+    from benchmarks.run import support_views
+
     support_x = x[[index[p] for p, _ in split.support]]
     started = time.perf_counter()
     model = fit_model(
@@ -183,6 +205,7 @@ def evaluate_split(
         [label for _, label in split.support],
         [ocr[p]["text"] for p, _ in split.support],
         encoder_id,
+        support_views(views, split.support),
     )
     fit_seconds = time.perf_counter() - started
     top, applied = route(model, x[[index[p] for p, _ in split.test]], [ocr[p]["text"] for p, _ in split.test])
@@ -207,6 +230,7 @@ def evaluate_unknown(
     ocr: dict[str, dict[str, Any]],
     split: Any,
     encoder_id: str,
+    views: Any = None,
 ) -> float:
     """A model trained on a random half of the classes: the share of the other half's test photos
     it does not auto-apply (the same halves as ``benchmarks.run.evaluate_unknown``)."""
@@ -214,12 +238,15 @@ def evaluate_unknown(
     known = set(np.random.default_rng(split.seed).permutation(classes)[: len(classes) // 2].tolist())
     support = [(p, label) for p, label in split.support if label in known]
     unseen = [p for p, label in split.test if label not in known]
+    from benchmarks.run import support_views
+
     model = fit_model(
         variant,
         x[[index[p] for p, _ in support]],
         [label for _, label in support],
         [ocr[p]["text"] for p, _ in support],
         encoder_id,
+        support_views(views, support),
     )
     _, applied = route(model, x[[index[p] for p in unseen]], [ocr[p]["text"] for p in unseen])
     return float(1.0 - applied.mean())
@@ -238,12 +265,17 @@ def run(
     seeds: Iterable[int] = SEEDS,
     fill: bool = True,
     timing: bool = True,
+    augment: int | None = None,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
 ) -> dict[str, Any]:
-    """Accuracy, honest confidence and never-seen items with and without OCR text; OCR cost."""
+    """Accuracy, honest confidence and never-seen items with and without OCR text; OCR cost.
+    ``augment``: augmented views per support photo (None: the trainer's default)."""
     from tagsmith.encoder import DEFAULT_RECIPE
+    from tagsmith.trainer import DEFAULT_AUGMENT_VIEWS
 
-    from benchmarks.run import cached_embeddings, load_split, split_paths
+    from benchmarks.run import cached_embeddings, cached_views, load_split, split_paths, support_paths
+
+    augment = DEFAULT_AUGMENT_VIEWS if augment is None else augment
 
     if not (GROCERY / "splits").is_dir():
         return {"skipped": f"the grocery dataset is not at {GROCERY}"}
@@ -253,9 +285,14 @@ def run(
     encoder_id = DEFAULT_RECIPE.id
     x, _ = cached_embeddings(encoder_id, paths, log)
     index = {p: i for i, p in enumerate(paths)}
+    views = None
+    if augment:
+        support = support_paths(tuple(sorted({*shots, UNKNOWN_K})), seeds)
+        views = (cached_views(encoder_id, support, augment, log), {p: i for i, p in enumerate(support)})
     timings = [float(ocr[p]["seconds"]) for p in paths]
     results: dict[str, Any] = {
         "encoder_id": encoder_id,
+        "augmented_views": augment,
         "seeds": list(seeds),
         "images_with_text": round(sum(1 for p in paths if ocr[p]["text"].strip()) / len(paths), 3),
         "ocr_seconds_per_image_while_caching": {
@@ -271,7 +308,7 @@ def run(
         splits = [load_split(k, s) for s in seeds]
         row: dict[str, Any] = {}
         for variant in VARIANTS:
-            runs = [evaluate_split(variant, x, index, ocr, split, encoder_id) for split in splits]
+            runs = [evaluate_split(variant, x, index, ocr, split, encoder_id, views) for split in splits]
             row[variant] = {key: _stat(r[key] for r in runs) for key in runs[0]}
             r = row[variant]
             log(
@@ -287,7 +324,7 @@ def run(
     unknown_splits = [load_split(UNKNOWN_K, s) for s in seeds]
     for variant in VARIANTS:
         results["unknown"][variant] = _stat(
-            evaluate_unknown(variant, x, index, ocr, split, encoder_id) for split in unknown_splits
+            evaluate_unknown(variant, x, index, ocr, split, encoder_id, views) for split in unknown_splits
         )
         log(f"never-seen not applied (k={UNKNOWN_K}) {variant}: {results['unknown'][variant]['mean']:.3f}")
     if timing:
@@ -327,8 +364,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shots", default=",".join(map(str, SHOTS)))
     parser.add_argument("--no-fill", action="store_true", help="never run OCR; fail if a photo is not cached")
     parser.add_argument("--no-timing", action="store_true", help="skip timing OCR on 24 photos now")
+    parser.add_argument(
+        "--augment", type=int, default=None, help="augmented views per support photo (default: the trainer's)"
+    )
     args = parser.parse_args(argv)
     results = run(
+        augment=args.augment,
         shots=[int(k) for k in args.shots.split(",")],
         seeds=[int(s) for s in args.seeds.split(",")],
         fill=not args.no_fill,
