@@ -190,6 +190,7 @@ def cached_views(encoder_id: str, paths: Sequence[str], count: int, log: Callabl
         with np.load(file, allow_pickle=False) as npz:
             known = dict(zip(npz["paths"].tolist(), npz["views"], strict=True))
     missing = [p for p in paths if p not in known]
+    added = bool(missing)
     if missing and encoder_id in EXPLORE_VIEWS:
         parts = [_explore_features(f"{EXPLORE_VIEWS[encoder_id]}-view{j}") for j in range(count)]
         if all(part is not None and all(p in part for p in missing) for part in parts):
@@ -214,7 +215,7 @@ def cached_views(encoder_id: str, paths: Sequence[str], count: int, log: Callabl
             known[p] = encoder.embed(_support_views(decode_image(data).image, data, count))
             if i % 200 == 0:
                 log(f"  {i}/{len(missing)} ({time.perf_counter() - started:.0f} s)")
-    if missing or not file.is_file():
+    if added:
         ordered = sorted(known)
         np.savez(file, paths=np.array(ordered), views=np.stack([known[p] for p in ordered]))
     return np.stack([known[p] for p in paths]).astype(np.float32)
