@@ -121,7 +121,7 @@ ACCURACY_COMPARISONS = ("old-default", "zoom-only")
 
 def variants() -> list[Variant]:
     from tagsmith.encoder import DEFAULT_RECIPE, LITE0_ENCODER_ID
-    from tagsmith.trainer import DEFAULT_AUGMENT_VIEWS
+    from tagsmith.trainer import AUGMENT_BELOW, DEFAULT_AUGMENT_VIEWS
 
     return [
         Variant("baseline", (LITE0_ENCODER_ID,), "Lite0 224 px, last layer"),
@@ -130,7 +130,7 @@ def variants() -> list[Variant]:
             "default",
             (DEFAULT_RECIPE.id,),
             f"Lite2 260 px + stage-7 pool on the central 70%, {DEFAULT_AUGMENT_VIEWS} augmented views "
-            "per example (product default)",
+            f"per example of tags with fewer than {AUGMENT_BELOW} (product default)",
             augment=DEFAULT_AUGMENT_VIEWS,
         ),
         Variant("old-default", (OLD_DEFAULT_ID,), "Lite2 260 + stage-7, no zoom, no augmentation"),
@@ -334,12 +334,19 @@ def route_rows(model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def support_views(
     views: Views | None, support: Sequence[tuple[str, str]]
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``fit_linear_head``'s ``views`` / ``view_source`` for these support rows (None without views)."""
+    """``fit_linear_head``'s ``views`` / ``view_source`` for these support rows (None without views),
+    as the trainer gives them: only photos of tags with fewer than ``AUGMENT_BELOW`` examples
+    (:func:`tagsmith.trainer.views_per_example`)."""
+    from tagsmith.trainer import views_per_example
+
     if views is None:
         return None, None
     per_photo, where = views
-    rows = per_photo[[where[p] for p, _ in support]]  # (S, count, dim)
-    return rows.reshape(-1, rows.shape[-1]), np.repeat(np.arange(len(support)), rows.shape[1])
+    counts = views_per_example([(label,) for _, label in support], per_photo.shape[1])
+    if not sum(counts):
+        return None, None
+    rows = [per_photo[where[p], :n] for (p, _), n in zip(support, counts, strict=True) if n]
+    return np.concatenate(rows), np.repeat(np.arange(len(support)), counts)
 
 
 #: Augmented views of the support photos (photos, count, dim) and each photo's row in it.

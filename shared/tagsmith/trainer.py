@@ -115,10 +115,14 @@ LARGE_SET = 1000  # examples: from here on 3 folds estimate well enough, and eac
 PROMOTION_SLACK = 1  # examples: one held-out example either way is noise, not a regression
 _LOAD_THREADS = 8  # reading from S3 is I/O-bound; decoding releases the GIL
 _CHUNK = 64  # images decoded and embedded at a time: bounds memory on large example sets
-#: Augmented views per example photo when training (0: none). +4.0 / +7.3 / +0.6 points top-1 at
-#: k = 5 / 10 / 30 on the grocery set with the zoomed default encoder (docs/benchmarks.md).
+#: Augmented views per example photo when training (0: none). +1.8 / +2.0 points top-1 at k = 5 / 10
+#: on the grocery set with the zoomed default encoder (docs/benchmarks.md).
 DEFAULT_AUGMENT_VIEWS = 2
 MAX_AUGMENT_VIEWS = 8
+#: Tags with at least this many example photos get no views: at 30 per tag they cost 1.5 points
+#: (within one std) and tripled the fit's rows (a 100 x 30 retrain 1.2 s -> 5.4 s). Views are for the
+#: tags a handful of photos cannot describe.
+AUGMENT_BELOW = 20
 #: Part of every cached view's key: bump it whenever :mod:`tagsmith.encoder.augment` changes the
 #: views it draws (settings or code), so stale view embeddings are never reused.
 AUGMENT_VERSION = 1
@@ -383,7 +387,8 @@ class _Loaded:
     sha256: str = ""
     vector: np.ndarray | None = None  # from the cache
     image: Image.Image | None = None  # decoded, waiting to be embedded
-    views: np.ndarray | None = None  # (augment, d) embeddings of the augmented views
+    views: np.ndarray | None = None  # (n, d) embeddings of its augmented views (n may be 0)
+    view_count: int = 0  # how many views it gets (see views_per_example)
     error: str | None = None
 
 
@@ -456,7 +461,9 @@ class TrainingService:
             examples = _with_recorded_hashes(
                 examples, self.models.example_hashes(tenant, model_id, active.version)
             )
-        loaded, embedded, cached = self._load_and_embed(tenant, examples, augment)
+        loaded, embedded, cached = self._load_and_embed(
+            tenant, examples, views_per_example([ex.tags for ex in examples], augment)
+        )
         timings["load_and_embed"] = time.perf_counter() - mark
         mark = time.perf_counter()
         loaded, dup_warnings = _drop_exact_duplicates(loaded)
@@ -485,9 +492,10 @@ class TrainingService:
         views: np.ndarray | None = None
         view_source: np.ndarray | None = None
         sources = loaded + (negative_items if negatives is not None else [])
-        if augment and sources:
+        counts_of_views = [item.view_count for item in sources]
+        if sum(counts_of_views):
             views = np.concatenate([item.views for item in sources if item.views is not None])
-            view_source = np.repeat(np.arange(len(sources)), augment)
+            view_source = np.repeat(np.arange(len(sources)), counts_of_views)
         x = np.stack([item.vector for item in loaded if item.vector is not None]).astype(np.float32)
         x = l2_normalise(x)
         same_encoder = active is not None and active.encoder_id == self.tagger.encoder.encoder_id
@@ -751,16 +759,17 @@ class TrainingService:
         except InvalidInputError as e:
             return _Loaded(ex, sha, error=f"{ex.source}: {e}")
 
-    def _embed_views(self, tenant: str, chunk: Sequence[_Loaded], count: int) -> tuple[int, int]:
-        """Fill each readable item's ``views`` with the embeddings of its ``count`` augmented views
-        (embedded, from the cache). View ``i`` of a photo is cached under
+    def _embed_views(self, tenant: str, chunk: Sequence[_Loaded]) -> tuple[int, int]:
+        """Fill each readable item's ``views`` with the embeddings of its ``view_count`` augmented
+        views (embedded, from the cache). View ``i`` of a photo is cached under
         :func:`view_cache_key`; a photo whose embedding was cached is read and decoded again only
         when one of its views is missing."""
         cache, enc = self.tagger.embeddings, self.tagger.encoder
         todo: list[tuple[_Loaded, int, Image.Image]] = []
         cached = 0
         for item in chunk:
-            if item.error is not None:
+            count = item.view_count
+            if item.error is not None or not count:
                 continue
             item.views = np.zeros((count, enc.dim), dtype=np.float32)
             missing = []
@@ -791,10 +800,11 @@ class TrainingService:
             raise TrainingInputError(f"{item.example.source}: cannot be read to augment it ({e})") from e
 
     def _load_and_embed(
-        self, tenant: str, examples: Sequence[Example], augment: int = 0
+        self, tenant: str, examples: Sequence[Example], view_counts: Sequence[int] | None = None
     ) -> tuple[list[_Loaded], int, int]:
         """Read, hash, look up the cache, decode and embed what is missing, chunk by chunk; with
-        ``augment`` views per photo, those too (see :meth:`_embed_views`)."""
+        ``view_counts`` (one per example), its augmented views too (see :meth:`_embed_views`)."""
+        counts = list(view_counts) if view_counts is not None else [0] * len(examples)
         cache, enc = self.tagger.embeddings, self.tagger.encoder
         loaded: list[_Loaded] = []
         embedded = cached = 0
@@ -804,6 +814,8 @@ class TrainingService:
                 chunk = list(
                     pool.map(lambda ex: self._load_one(tenant, ex), examples[start : start + _CHUNK])
                 )
+                for item, n in zip(chunk, counts[start : start + _CHUNK], strict=True):
+                    item.view_count = n
                 todo = [item for item in chunk if item.error is None and item.vector is None]
                 cached += sum(1 for item in chunk if item.vector is not None)
                 if todo:
@@ -813,16 +825,16 @@ class TrainingService:
                         if cache is not None:
                             cache.put(tenant, enc.encoder_id, item.sha256, item.vector)
                     embedded += len(todo)
-                if augment:
-                    views_embedded, views_cached = self._embed_views(tenant, chunk, augment)
+                if any(item.view_count for item in chunk):
+                    views_embedded, views_cached = self._embed_views(tenant, chunk)
                     views_total = (views_total[0] + views_embedded, views_total[1] + views_cached)
                 for item in chunk:
                     item.image = None  # decoded photos are not kept past their chunk
                 loaded += chunk
-        if augment:
+        if any(counts):
             log.info(
-                "augmented views (%d per photo): %d embedded, %d from the cache",
-                augment, *views_total, extra={"tenant": tenant},
+                "augmented views of %d photos: %d embedded, %d from the cache",
+                sum(1 for n in counts if n), *views_total, extra={"tenant": tenant},
             )  # fmt: skip
         unreadable = [item.error for item in loaded if item.error]
         if unreadable:
@@ -1083,6 +1095,20 @@ def _cv_from_head(head: LinearHead, model: TagModel) -> _CrossValidation | None:
     return _CrossValidation(int(getattr(head, "cv_folds", 0) or 0), probs, applied, predicted)
 
 
+def views_per_example(
+    tags: Sequence[Sequence[str]], augment: int, *, below: int = AUGMENT_BELOW
+) -> list[int]:
+    """Augmented views for each example, given each one's tags: ``augment`` when its tag (a
+    multi-label example: its least-photographed tag; "none of these" answers, with no tag, count as
+    one tag) has fewer than ``below`` examples, else none.
+
+    >>> views_per_example([("milk",), ("milk",), ("milk",), ("oat",)], 2, below=3)
+    [0, 0, 0, 2]
+    """
+    counts = Counter(t for ts in tags for t in (ts or ("",)))
+    return [augment if min(counts[t] for t in (ts or ("",))) < below else 0 for ts in tags]
+
+
 def validate_augment(augment: object) -> int:
     """``augment`` as a view count, or :class:`TrainingInputError` saying what is allowed."""
     if isinstance(augment, bool) or not isinstance(augment, int) or not 0 <= augment <= MAX_AUGMENT_VIEWS:
@@ -1186,8 +1212,10 @@ def _with_metrics(
         "cv_accuracy": report.cv_accuracy if report.cv_accuracy is not None else head.cv_accuracy,
         "auto_applied_precision": report.auto_applied.get("precision"),
         "auto_applied_coverage": report.auto_applied.get("coverage"),
-        # training settings: augmented views per example photo (and their version), 0 = none
+        # training settings: augmented views per example photo of the tags with fewer than
+        # augment_below examples (and the views' version), 0 = none
         "augmented_views": augment,
+        "augment_below": AUGMENT_BELOW if augment else None,
         "augment_version": AUGMENT_VERSION if augment else None,
     }
     return replace(model, metrics=metrics, examples_per_tag=counts)

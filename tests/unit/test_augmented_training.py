@@ -22,11 +22,13 @@ from tagsmith.tagmodels import ModelKind, fit_linear_head
 from tagsmith.tagmodels.model import TextFeatures
 from tagsmith.tagmodels.text_head import fit_fused_head
 from tagsmith.trainer import (
+    AUGMENT_BELOW,
     AUGMENT_VERSION,
     DEFAULT_AUGMENT_VIEWS,
     Example,
     view_cache_key,
     view_seed,
+    views_per_example,
 )
 from tagsmith.trainjobs import TrainingRequest
 from tagsmith.wiring import Components, build
@@ -257,3 +259,26 @@ def test_cli_refuses_a_bad_augment_option(session: Session, tmp_path: Path) -> N
     )
     assert result.exit_code != 0
     assert "augment must be a whole number of views" in " ".join(result.output.split())
+
+
+def test_only_tags_with_few_examples_get_views(components: Components) -> None:
+    # GIVEN one colour with AUGMENT_BELOW photos and the others with 5
+    encoder: FakeEncoder = components.encoder
+    big = next(iter(COLOURS))
+    examples = [
+        Example(t, f"{t}/{i}.jpg", lambda t=t, i=i: solid_jpeg(COLOURS[t], noise=25, seed=i))
+        for t in COLOURS
+        for i in range(AUGMENT_BELOW if t == big else 5)
+    ]
+    components.trainer.train(tenant="acme", model_id="colour", examples=examples)
+    # THEN only the small tags' photos were embedded with their views
+    small_photos = 5 * (len(COLOURS) - 1)
+    assert encoder.images_embedded == AUGMENT_BELOW + small_photos * (1 + DEFAULT_AUGMENT_VIEWS)
+    model = components.models.load_active("acme", "colour")
+    assert model is not None and model.metrics["augment_below"] == AUGMENT_BELOW
+
+
+def test_views_per_example_follows_the_least_photographed_tag() -> None:
+    tags = [("a",)] * 3 + [("b",), ("a", "b"), ()]
+    assert views_per_example(tags, 2, below=3) == [0, 0, 0, 2, 2, 2]  # a: 4, b: 2, none: 1
+    assert views_per_example(tags, 0, below=3) == [0] * 6
