@@ -9,11 +9,11 @@ choice of folder. The default recipe runs the larger EfficientNet-Lite2 (weights
 
 Example::
 
-    >>> from pathlib import Path
-    >>> from tagsmith.encoder import decode_image, default_encoder
-    >>> encoder = default_encoder(Path("/tmp/tagsmith-cache"))
-    >>> image = decode_image(Path("photo.jpg").read_bytes()).image
-    >>> encoder.embed([image]).shape
+    >>> from pathlib import Path  # doctest: +SKIP
+    >>> from tagsmith.encoder import decode_image, default_encoder  # doctest: +SKIP
+    >>> encoder = default_encoder(Path("/tmp/tagsmith-cache"))  # doctest: +SKIP
+    >>> image = decode_image(Path("photo.jpg").read_bytes()).image  # doctest: +SKIP
+    >>> encoder.embed([image]).shape  # doctest: +SKIP
     (1, 1632)
 """
 

@@ -11,9 +11,9 @@ and an embedding cache keyed by (image, seed, settings) stays valid.
 
 Example::
 
-    >>> image = decode_image(Path("photo.jpg").read_bytes()).image
-    >>> views = augmented_views(image, count=4, seed=seed_for_bytes(data))
-    >>> len(views), views[0].mode
+    >>> image = decode_image(Path("photo.jpg").read_bytes()).image  # doctest: +SKIP
+    >>> views = augmented_views(image, count=4, seed=seed_for_bytes(data))  # doctest: +SKIP
+    >>> len(views), views[0].mode  # doctest: +SKIP
     (4, 'RGB')
 """
 

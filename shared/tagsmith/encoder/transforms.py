@@ -131,8 +131,8 @@ def decode_image(
 
     Example::
 
-        >>> decoded = decode_image(Path("photo.jpg").read_bytes())
-        >>> decoded.mime, decoded.image.mode
+        >>> decoded = decode_image(Path("photo.jpg").read_bytes())  # doctest: +SKIP
+        >>> decoded.mime, decoded.image.mode  # doctest: +SKIP
         ('image/jpeg', 'RGB')
     """
     if len(data) == 0:
@@ -268,8 +268,8 @@ def to_model_input(
 
     Example::
 
-        >>> batch = to_model_input([decode_image(data).image])
-        >>> batch.shape, batch.dtype
+        >>> batch = to_model_input([decode_image(data).image])  # doctest: +SKIP
+        >>> batch.shape, batch.dtype  # doctest: +SKIP
         ((1, 3, 224, 224), dtype('float32'))
     """
     if size <= 0:

@@ -7,10 +7,10 @@ Text is also evidence for tagging: tag models may declare text rules
 
 Example::
 
-    >>> from PIL import Image
-    >>> from tagsmith.ocr import RapidOcrEngine
-    >>> lines = RapidOcrEngine().read(Image.open("carton.jpg").convert("RGB"))
-    >>> " ".join(line.text for line in lines)
+    >>> from PIL import Image  # doctest: +SKIP
+    >>> from tagsmith.ocr import RapidOcrEngine  # doctest: +SKIP
+    >>> lines = RapidOcrEngine().read(Image.open("carton.jpg").convert("RGB"))  # doctest: +SKIP
+    >>> " ".join(line.text for line in lines)  # doctest: +SKIP
     'LAKTOSFRI MELLANMJÖLK 1,5%'
 """
 

@@ -39,7 +39,7 @@ Example::
 
     >>> index = InMemorySearchIndex()
     >>> index.search("acme", SearchQuery(text="scarf")).to_dict()
-    {'total': 0, 'hits': [], 'next_search_after': None, 'facets': {}}
+    {'total': 0, 'hits': [], 'next_search_after': None, 'next_cursor': None, 'facets': {}}
 """
 
 from tagsmith.search.documents import doc_id, doc_id_for_key, document_from_record, label_fields
