@@ -129,3 +129,33 @@ def garments() -> dict[str, Taxonomy]:
             )
         )
     }
+
+
+#: The buckets the handler tests deploy against in moto.
+HANDLER_ASSETS, HANDLER_DATA = "tagsmith-assets", "tagsmith-data"
+
+
+@pytest.fixture
+def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """moto's S3 and SQS in-process, with the assets and data buckets made: ``{"s3", "sqs"}``
+    clients (each test makes the queues it needs, see :func:`queue_with_arn`)."""
+    import boto3
+    from moto import mock_aws
+
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        for bucket in (HANDLER_ASSETS, HANDLER_DATA):
+            s3.create_bucket(Bucket=bucket)
+        yield {"s3": s3, "sqs": boto3.client("sqs", region_name="us-east-1")}
+
+
+def queue_with_arn(sqs: Any, name: str) -> tuple[str, str]:
+    """Create an SQS queue: (its URL, its ARN)."""
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

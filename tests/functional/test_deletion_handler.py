@@ -8,9 +8,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from tagsmith.config import Settings
 from tagsmith.keys import AssetKey
 from tagsmith.local.resources import STACK
@@ -26,51 +24,37 @@ from tagsmith.wiring import Components, build
 
 from tests.conftest import load_event
 from tests.fakes import COLOURS, FakeEncoder, solid_jpeg
+from tests.functional.conftest import HANDLER_ASSETS, HANDLER_DATA, queue_with_arn
 
-ASSETS, DATA = "tagsmith-assets", "tagsmith-data"
+ASSETS, DATA = HANDLER_ASSETS, HANDLER_DATA
 
 
 @pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        for b in (ASSETS, DATA):
-            s3.create_bucket(Bucket=b)
-        ingest_url = sqs.create_queue(QueueName="tagsmith-ingest")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=ingest_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        events = [
-            e for n in STACK.notifications if (n.bucket, n.queue) == ("assets", "ingest") for e in n.events
-        ]
-        s3.put_bucket_notification_configuration(
-            Bucket=ASSETS,
-            NotificationConfiguration={"QueueConfigurations": [{"QueueArn": arn, "Events": events}]},
-        )
-        review_url = sqs.create_queue(QueueName="tagsmith-review")["QueueUrl"]
-        c = build(
-            Settings(data_bucket=DATA, assets_bucket=ASSETS, review_queue_url=review_url),
-            store=S3ObjectStore(client=s3),
-            queue=SqsQueue(client=sqs, url=review_url),
-            index=InMemorySearchIndex(),
-            encoder=FakeEncoder(),
-        )
-        examples = [
-            Example(n, f"{n}{i}", lambda rgb=rgb, i=i: solid_jpeg(rgb, noise=20, seed=i))
-            for n, rgb in COLOURS.items()
-            for i in range(5)
-        ]
-        c.trainer.train(tenant="acme", model_id="colour", examples=examples, threshold=0.99)
-        module = load_function(REPO_ROOT / "functions", "ingest")
-        module.components.set(c)
-        yield {"s3": s3, "sqs": sqs, "url": ingest_url, "handler": module.handler, "c": c}
+def stack(moto_aws: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    s3, sqs = moto_aws["s3"], moto_aws["sqs"]
+    ingest_url, arn = queue_with_arn(sqs, "tagsmith-ingest")
+    events = [e for n in STACK.notifications if (n.bucket, n.queue) == ("assets", "ingest") for e in n.events]
+    s3.put_bucket_notification_configuration(
+        Bucket=ASSETS,
+        NotificationConfiguration={"QueueConfigurations": [{"QueueArn": arn, "Events": events}]},
+    )
+    review_url = sqs.create_queue(QueueName="tagsmith-review")["QueueUrl"]
+    c = build(
+        Settings(data_bucket=DATA, assets_bucket=ASSETS, review_queue_url=review_url),
+        store=S3ObjectStore(client=s3),
+        queue=SqsQueue(client=sqs, url=review_url),
+        index=InMemorySearchIndex(),
+        encoder=FakeEncoder(),
+    )
+    examples = [
+        Example(n, f"{n}{i}", lambda rgb=rgb, i=i: solid_jpeg(rgb, noise=20, seed=i))
+        for n, rgb in COLOURS.items()
+        for i in range(5)
+    ]
+    c.trainer.train(tenant="acme", model_id="colour", examples=examples, threshold=0.99)
+    module = load_function(REPO_ROOT / "functions", "ingest")
+    module.components.set(c)
+    yield {"s3": s3, "sqs": sqs, "url": ingest_url, "handler": module.handler, "c": c}
 
 
 def drain(stack: dict[str, Any]) -> dict[str, Any]:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote_plus
 
-import boto3
 import pytest
-from moto import mock_aws
 from tagsmith.config import Settings
 from tagsmith.keys import AssetKey
 from tagsmith.local.runtime import LambdaContext, SqsPoller
@@ -24,25 +21,15 @@ from tagsmith.wiring import build
 
 from tests.conftest import load_event
 from tests.fakes import COLOURS, FakeEncoder, solid_jpeg
+from tests.functional.conftest import HANDLER_ASSETS, HANDLER_DATA
 
-ASSETS, DATA = "tagsmith-assets", "tagsmith-data"
+ASSETS, DATA = HANDLER_ASSETS, HANDLER_DATA
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        for b in (ASSETS, DATA):
-            s3.create_bucket(Bucket=b)
-        review = sqs.create_queue(QueueName="tagsmith-review")["QueueUrl"]
-        yield {"s3": s3, "sqs": sqs, "review_url": review}
+def aws(moto_aws: dict[str, Any]) -> dict[str, Any]:
+    review = moto_aws["sqs"].create_queue(QueueName="tagsmith-review")["QueueUrl"]
+    return {**moto_aws, "review_url": review}
 
 
 @pytest.fixture

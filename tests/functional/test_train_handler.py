@@ -4,13 +4,10 @@ SQS on moto (in process). Status goes pending -> training -> trained / failed be
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from tagsmith.config import Settings
 from tagsmith.local.runtime import LambdaContext, SqsPoller
 from tagsmith.local.stack import REPO_ROOT, load_function
@@ -22,26 +19,17 @@ from tagsmith.wiring import Components, build
 
 from tests.conftest import load_event
 from tests.fakes import FakeEncoder, solid_jpeg
+from tests.functional.conftest import HANDLER_ASSETS, HANDLER_DATA
 
-ASSETS, DATA = "tagsmith-assets", "tagsmith-data"
+ASSETS, DATA = HANDLER_ASSETS, HANDLER_DATA
 MANIFESTS = Path(__file__).resolve().parents[1] / "data" / "manifests"
 FRUIT = {"red-apple": (210, 30, 35), "green-apple": (60, 190, 50), "Blueberries": (40, 50, 200)}
 CONTEXT = LambdaContext("tagsmith-train")
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        for b in (ASSETS, DATA):
-            s3.create_bucket(Bucket=b)
-        yield {"s3": s3, "sqs": boto3.client("sqs", region_name="us-east-1")}
+def aws(moto_aws: dict[str, Any]) -> dict[str, Any]:
+    return moto_aws
 
 
 @pytest.fixture

@@ -4,12 +4,9 @@ local Lambda runtime (SqsPoller) feeds to the handler until the record is writte
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from tagsmith.config import Settings
 from tagsmith.events import ObjectRef
 from tagsmith.keys import AssetKey
@@ -22,27 +19,16 @@ from tagsmith.storage import S3ObjectStore
 from tagsmith.wiring import build
 
 from tests.fakes import FakeEncoder
+from tests.functional.conftest import HANDLER_ASSETS, HANDLER_DATA, queue_with_arn
 from tests.videoclips import colour_clip, install_colour_model
 
-ASSETS, DATA = "tagsmith-assets", "tagsmith-data"
+ASSETS, DATA = HANDLER_ASSETS, HANDLER_DATA
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        for b in (ASSETS, DATA):
-            s3.create_bucket(Bucket=b)
-        url = sqs.create_queue(QueueName="tagsmith-video-jobs")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        yield {"s3": s3, "sqs": sqs, "url": url, "arn": arn}
+def aws(moto_aws: dict[str, Any]) -> dict[str, Any]:
+    url, arn = queue_with_arn(moto_aws["sqs"], "tagsmith-video-jobs")
+    return {**moto_aws, "url": url, "arn": arn}
 
 
 def test_the_handler_runs_a_job_to_its_record_one_window_per_invocation(aws: dict[str, Any]) -> None:
