@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from PIL import Image
 from tagsmith.config import Settings
 from tagsmith.events import ObjectRef
@@ -23,9 +22,10 @@ from tagsmith.taxonomy import TagDefinition, Taxonomy
 from tagsmith.wiring import Components, build
 
 from tests.fakes import COLOURS, FakeEncoder, solid_jpeg
+from tests.functional.conftest import HANDLER_ASSETS, HANDLER_DATA
 from tests.videoclips import audio_only, colour_clip, corrupt_clip, install_colour_model, unknown_codec_clip
 
-ASSETS, DATA = "tagsmith-assets", "tagsmith-data"
+ASSETS, DATA = HANDLER_ASSETS, HANDLER_DATA
 
 
 class FakeOcr:
@@ -39,24 +39,19 @@ class FakeOcr:
 
 
 @pytest.fixture
-def stack(opensearch_index: OpenSearchIndex, monkeypatch: pytest.MonkeyPatch) -> Iterator[Components]:
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        for bucket in (ASSETS, DATA):
-            s3.create_bucket(Bucket=bucket)
-        c = build(
-            Settings(data_bucket=DATA, assets_bucket=ASSETS),
-            store=S3ObjectStore(client=s3),
-            queue=MemoryQueue(),
-            index=opensearch_index,
-            encoder=FakeEncoder(),
-        )
-        c.ingest.ocr = FakeOcr()
-        install_colour_model(c)
-        c.index.ensure_tenant("acme")
-        yield c
+def stack(opensearch_index: OpenSearchIndex, moto_aws: dict[str, Any]) -> Iterator[Components]:
+    s3 = moto_aws["s3"]
+    c = build(
+        Settings(data_bucket=DATA, assets_bucket=ASSETS),
+        store=S3ObjectStore(client=s3),
+        queue=MemoryQueue(),
+        index=opensearch_index,
+        encoder=FakeEncoder(),
+    )
+    c.ingest.ocr = FakeOcr()
+    install_colour_model(c)
+    c.index.ensure_tenant("acme")
+    yield c
 
 
 def upload(c: Components, key: str, body: bytes) -> ObjectRef:

@@ -11,10 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import av
-import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 from tagsmith.config import Settings
 from tagsmith.events import ObjectRef
 from tagsmith.keys import AssetKey
@@ -27,9 +25,10 @@ from tagsmith.videojobs import JobStatus, VideoJobPolicy, VideoJobService, check
 from tagsmith.wiring import Components, build
 
 from tests.fakes import FakeEncoder
+from tests.functional.conftest import HANDLER_ASSETS, HANDLER_DATA
 from tests.videoclips import colour_clip, install_colour_model
 
-ASSETS, DATA = "tagsmith-assets", "tagsmith-data"
+ASSETS, DATA = HANDLER_ASSETS, HANDLER_DATA
 # 20 s, cuts at 4, 7, 12 and 16 s; keyframes every 2.5 s besides (gop 25 at 10 fps)
 SHOTS = (("red", 4.0), ("blue", 3.0), ("red", 5.0), ("green", 4.0), ("blue", 4.0))
 CLIP = colour_clip(SHOTS, gop=25)
@@ -45,29 +44,24 @@ class Clock:
 
 
 @pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Components, MemoryQueue, Clock]]:
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(k, v)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        for bucket in (ASSETS, DATA):
-            s3.create_bucket(Bucket=bucket)
-        c = build(
-            Settings(data_bucket=DATA, assets_bucket=ASSETS),
-            store=S3ObjectStore(client=s3),
-            queue=MemoryQueue(),
-            index=InMemorySearchIndex(),
-            encoder=FakeEncoder(),
-        )
-        install_colour_model(c)
-        queue, clock = MemoryQueue(), Clock()
-        c.ingest.video_jobs = VideoJobService(
-            ingest=c.ingest,
-            queue=queue,
-            policy=VideoJobPolicy(inline_seconds=10.0, window_seconds=4.0, margin_seconds=0.0),
-            clock=clock,
-        )
-        yield c, queue, clock
+def stack(moto_aws: dict[str, Any]) -> Iterator[tuple[Components, MemoryQueue, Clock]]:
+    s3 = moto_aws["s3"]
+    c = build(
+        Settings(data_bucket=DATA, assets_bucket=ASSETS),
+        store=S3ObjectStore(client=s3),
+        queue=MemoryQueue(),
+        index=InMemorySearchIndex(),
+        encoder=FakeEncoder(),
+    )
+    install_colour_model(c)
+    queue, clock = MemoryQueue(), Clock()
+    c.ingest.video_jobs = VideoJobService(
+        ingest=c.ingest,
+        queue=queue,
+        policy=VideoJobPolicy(inline_seconds=10.0, window_seconds=4.0, margin_seconds=0.0),
+        clock=clock,
+    )
+    yield c, queue, clock
 
 
 def upload(c: Components, key: str, body: bytes) -> ObjectRef:
