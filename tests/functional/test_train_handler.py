@@ -4,6 +4,7 @@ SQS on moto (in process). Status goes pending -> training -> trained / failed be
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,9 @@ def upload_ground_truth_job(s3: Any) -> str:
         tag = {"Red apple": "red-apple", "Green apple": "green-apple"}.get(
             meta["class-name"], meta["class-name"]
         )
-        s3.put_object(Bucket=ASSETS, Key=key, Body=solid_jpeg(FRUIT[tag], noise=25, seed=hash(key) % 1000))
+        # a stable seed per photo (str's hash() is salted per process: two photos could collide)
+        seed = zlib.crc32(key.encode())
+        s3.put_object(Bucket=ASSETS, Key=key, Body=solid_jpeg(FRUIT[tag], noise=25, seed=seed))
     manifest_key = "acme/labeling/fruit-type/manifests/output/output.manifest"
     s3.put_object(
         Bucket=ASSETS, Key=manifest_key, Body=(MANIFESTS / "groundtruth-classification.manifest").read_bytes()
