@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import enum
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -30,6 +29,7 @@ from tagsmith.records import utc_now
 from tagsmith.storage.base import ObjectStore, PreconditionFailedError
 from tagsmith.tagmodels.model import TagModel
 from tagsmith.taxonomy import Taxonomy
+from tagsmith.tenantcache import TenantCache
 
 
 class PromotionConflictError(TransientError):
@@ -291,25 +291,13 @@ class ActiveModels:
         self, *, models: ModelStore, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.models = models
-        self.ttl = ttl
-        self.clock = clock
-        self._cache: dict[str, tuple[float, list[TagModel]]] = {}
-        self._lock = threading.Lock()
+        self._cache = TenantCache(self._load, ttl=ttl, clock=clock)
 
     def for_tenant(self, tenant: str) -> list[TagModel]:
-        now = self.clock()
-        with self._lock:
-            hit = self._cache.get(tenant)
-            if hit and now - hit[0] < self.ttl:
-                return hit[1]
-        loaded = [m for mid in self.models.model_ids(tenant) if (m := self.models.load_active(tenant, mid))]
-        with self._lock:
-            self._cache[tenant] = (now, loaded)
-        return loaded
+        return self._cache.get(tenant)
 
     def invalidate(self, tenant: str | None = None) -> None:
-        with self._lock:
-            if tenant is None:
-                self._cache.clear()
-            else:
-                self._cache.pop(tenant, None)
+        self._cache.invalidate(tenant)
+
+    def _load(self, tenant: str) -> list[TagModel]:
+        return [m for mid in self.models.model_ids(tenant) if (m := self.models.load_active(tenant, mid))]

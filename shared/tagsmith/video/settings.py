@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 from tagsmith.errors import NotFoundError
 from tagsmith.keys import tenant_settings_key
 from tagsmith.storage.base import ObjectStore
+from tagsmith.tenantcache import TenantCache
 
 log = logging.getLogger(__name__)
 
@@ -64,28 +64,13 @@ class TenantMediaSettings:
     ) -> None:
         self.store = store
         self.bucket = bucket
-        self.ttl = ttl
-        self.clock = clock
-        self._cache: dict[str, tuple[float, MediaSettings]] = {}
-        self._lock = threading.Lock()
+        self._cache = TenantCache(self._read, ttl=ttl, clock=clock)
 
     def for_tenant(self, tenant: str) -> MediaSettings:
-        now = self.clock()
-        with self._lock:
-            hit = self._cache.get(tenant)
-            if hit and now - hit[0] < self.ttl:
-                return hit[1]
-        settings = self._read(tenant)
-        with self._lock:
-            self._cache[tenant] = (now, settings)
-        return settings
+        return self._cache.get(tenant)
 
     def invalidate(self, tenant: str | None = None) -> None:
-        with self._lock:
-            if tenant is None:
-                self._cache.clear()
-            else:
-                self._cache.pop(tenant, None)
+        self._cache.invalidate(tenant)
 
     def _read(self, tenant: str) -> MediaSettings:
         key = tenant_settings_key(tenant)
