@@ -27,7 +27,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -335,12 +335,29 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def _cache_record(onnx_sha256: str) -> dict[str, str]:
-    return {
-        "encoder_id": LITE0_ENCODER_ID,
-        "weights_sha256": LITE0_WEIGHTS_SHA256,
-        "onnx_sha256": onnx_sha256,
-    }
+def _verified_or_built(path: Path, expected: dict[str, str], build: Callable[[], bytes]) -> Path:
+    """``path`` if the sha256 record beside it names ``expected`` (builder and weights) and its bytes
+    still match the recorded digest; otherwise build, then write graph and record atomically. A
+    record from another builder version or other weights, or a torn or tampered file, all fall
+    through to a rebuild."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record_path = path.with_name(path.name + ".sha256.json")
+    if path.is_file() and record_path.is_file():
+        try:
+            recorded = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            recorded = None
+        if (
+            isinstance(recorded, dict)
+            and recorded == {**expected, "onnx_sha256": str(recorded.get("onnx_sha256"))}
+            and _sha256_file(path) == recorded["onnx_sha256"]
+        ):
+            return path
+    data = build()
+    _write_atomically(path, data)
+    record = {**expected, "onnx_sha256": hashlib.sha256(data).hexdigest()}
+    _write_atomically(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    return path
 
 
 def ensure_lite0_onnx(cache_dir: Path) -> Path:
@@ -357,29 +374,11 @@ def ensure_lite0_onnx(cache_dir: Path) -> Path:
         >>> path.name
         'effnet-lite0-v1.onnx'
     """
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"{LITE0_ENCODER_ID}.onnx"
-    record_path = cache_dir / f"{LITE0_ENCODER_ID}.onnx.sha256.json"
-    if path.is_file() and record_path.is_file():
-        try:
-            recorded = json.loads(record_path.read_text())
-        except (OSError, ValueError):
-            recorded = None
-        # A record from another builder version or other weights, or bytes that no longer match
-        # the recorded digest (a torn or tampered file), all fall through to a rebuild.
-        if (
-            isinstance(recorded, dict)
-            and recorded == _cache_record(str(recorded.get("onnx_sha256")))
-            and _sha256_file(path) == recorded["onnx_sha256"]
-        ):
-            return path
-
-    data = build_lite0_model().SerializeToString()
-    _write_atomically(path, data)
-    record = _cache_record(hashlib.sha256(data).hexdigest())
-    _write_atomically(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
-    return path
+    return _verified_or_built(
+        Path(cache_dir) / f"{LITE0_ENCODER_ID}.onnx",
+        {"encoder_id": LITE0_ENCODER_ID, "weights_sha256": LITE0_WEIGHTS_SHA256},
+        lambda: build_lite0_model().SerializeToString(),
+    )
 
 
 def ensure_lite_taps_onnx(cache_dir: Path, *, variant: str, input_size: int) -> Path:
@@ -398,32 +397,15 @@ def ensure_lite_taps_onnx(cache_dir: Path, *, variant: str, input_size: int) -> 
         raise ValueError(f"unknown EfficientNet size {variant!r}; known: {sorted(LITE_WEIGHTS)}")
     if not 32 <= input_size <= 1024:
         raise ValueError(f"input_size must be in 32..1024, got {input_size}")
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     name = f"effnet-{variant}-{input_size}-{TAPS_BUILDER_ID}"
-    path = cache_dir / f"{name}.onnx"
-    record_path = cache_dir / f"{name}.onnx.sha256.json"
-    expected = {"encoder_id": name, "weights_sha256": LITE_WEIGHTS[variant][2]}
-    if path.is_file() and record_path.is_file():
-        try:
-            recorded = json.loads(record_path.read_text())
-        except (OSError, ValueError):
-            recorded = None
-        if (
-            isinstance(recorded, dict)
-            and recorded == {**expected, "onnx_sha256": str(recorded.get("onnx_sha256"))}
-            and _sha256_file(path) == recorded["onnx_sha256"]
-        ):
-            return path
-    model = build_efficientnet_lite_model(
-        load_lite_state_dict(variant),
-        input_size=input_size,
-        name=f"efficientnet_{variant}",
-        taps=True,
-        producer_version=name,
+    return _verified_or_built(
+        Path(cache_dir) / f"{name}.onnx",
+        {"encoder_id": name, "weights_sha256": LITE_WEIGHTS[variant][2]},
+        lambda: build_efficientnet_lite_model(
+            load_lite_state_dict(variant),
+            input_size=input_size,
+            name=f"efficientnet_{variant}",
+            taps=True,
+            producer_version=name,
+        ).SerializeToString(),
     )
-    data = model.SerializeToString()
-    _write_atomically(path, data)
-    record = {**expected, "onnx_sha256": hashlib.sha256(data).hexdigest()}
-    _write_atomically(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
-    return path
