@@ -186,6 +186,28 @@ def route(model: Any, x: np.ndarray, texts: list[str]) -> tuple[np.ndarray, np.n
     return top, applied
 
 
+def _fit_on(
+    variant: str,
+    support: list[tuple[str, str]],
+    x: np.ndarray,
+    index: dict[str, int],
+    ocr: dict[str, dict[str, Any]],
+    encoder_id: str,
+    views: Any,
+) -> Any:
+    """:func:`fit_model` on these (path, label) support rows, with their text and augmented views."""
+    from benchmarks.run import support_views
+
+    return fit_model(
+        variant,
+        x[[index[p] for p, _ in support]],
+        [label for _, label in support],
+        [ocr[p]["text"] for p, _ in support],
+        encoder_id,
+        support_views(views, support),
+    )
+
+
 def evaluate_split(
     variant: str,
     x: np.ndarray,
@@ -195,18 +217,8 @@ def evaluate_split(
     encoder_id: str,
     views: Any = None,
 ) -> dict[str, float]:
-    from benchmarks.run import support_views
-
-    support_x = x[[index[p] for p, _ in split.support]]
     started = time.perf_counter()
-    model = fit_model(
-        variant,
-        support_x,
-        [label for _, label in split.support],
-        [ocr[p]["text"] for p, _ in split.support],
-        encoder_id,
-        support_views(views, split.support),
-    )
+    model = _fit_on(variant, split.support, x, index, ocr, encoder_id, views)
     fit_seconds = time.perf_counter() - started
     top, applied = route(model, x[[index[p] for p, _ in split.test]], [ocr[p]["text"] for p, _ in split.test])
     truth = np.array([label for _, label in split.test])
@@ -238,16 +250,7 @@ def evaluate_unknown(
     known = set(np.random.default_rng(split.seed).permutation(classes)[: len(classes) // 2].tolist())
     support = [(p, label) for p, label in split.support if label in known]
     unseen = [p for p, label in split.test if label not in known]
-    from benchmarks.run import support_views
-
-    model = fit_model(
-        variant,
-        x[[index[p] for p, _ in support]],
-        [label for _, label in support],
-        [ocr[p]["text"] for p, _ in support],
-        encoder_id,
-        support_views(views, support),
-    )
+    model = _fit_on(variant, support, x, index, ocr, encoder_id, views)
     _, applied = route(model, x[[index[p] for p in unseen]], [ocr[p]["text"] for p in unseen])
     return float(1.0 - applied.mean())
 

@@ -92,17 +92,22 @@ def test_turned_views_never_show_blank_corners() -> None:
         assert np.abs(pixels - [200, 40, 90]).max() <= 2
 
 
-def test_no_flip_no_turn_no_jitter_and_full_scale_returns_the_photo() -> None:
-    image = photo()
-    identity = AugmentSettings(
+def still(*, flip_probability: float) -> AugmentSettings:
+    """Settings that keep the whole photo as it is, but for mirroring."""
+    return AugmentSettings(
         min_scale=1.0,
         max_aspect=1.0,
         max_rotation=0.0,
         brightness=0.0,
         contrast=0.0,
         saturation=0.0,
-        flip_probability=0.0,
+        flip_probability=flip_probability,
     )
+
+
+def test_no_flip_no_turn_no_jitter_and_full_scale_returns_the_photo() -> None:
+    image = photo()
+    identity = still(flip_probability=0.0)
 
     (view,) = augmented_views(image, count=1, seed=9, settings=identity)
 
@@ -111,15 +116,7 @@ def test_no_flip_no_turn_no_jitter_and_full_scale_returns_the_photo() -> None:
 
 def test_flip_probability_one_mirrors_every_view() -> None:
     image = photo()
-    mirror_only = AugmentSettings(
-        min_scale=1.0,
-        max_aspect=1.0,
-        max_rotation=0.0,
-        brightness=0.0,
-        contrast=0.0,
-        saturation=0.0,
-        flip_probability=1.0,
-    )
+    mirror_only = still(flip_probability=1.0)
 
     for view in augmented_views(image, count=3, seed=2, settings=mirror_only):
         assert np.array_equal(np.asarray(view), np.asarray(image)[:, ::-1])
