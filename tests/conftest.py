@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from tagsmith.config import Settings
 from tagsmith.queues import MemoryQueue
 from tagsmith.search import InMemorySearchIndex
-from tagsmith.storage import MemoryObjectStore
+from tagsmith.storage import FileObjectStore, MemoryObjectStore, ObjectStore, S3ObjectStore
 from tagsmith.wiring import Components, build
 
 from tests.fakes import FakeEncoder
@@ -81,3 +82,30 @@ def grocery_dir() -> Path:
     if not GROCERY.is_dir():
         pytest.skip(f"the grocery dataset is not at {GROCERY} (it lives in the team folder ../shared)")
     return GROCERY
+
+
+#: Buckets the ``store`` fixture's S3 (moto) has; the other adapters make buckets on first write.
+STORE_BUCKETS = ("assets", "contract-bucket")
+
+
+@pytest.fixture(params=["memory", "files", "s3"])
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ObjectStore]:
+    """Every ``ObjectStore`` adapter in turn: memory, folder, and S3 on in-process moto (buckets
+    :data:`STORE_BUCKETS`). A test module with a ``store`` fixture of its own overrides this one."""
+    if request.param == "memory":
+        yield MemoryObjectStore()
+    elif request.param == "files":
+        yield FileObjectStore(root=tmp_path)
+    else:
+        import boto3
+        from moto import mock_aws
+
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        with mock_aws():
+            client = boto3.client("s3", region_name="us-east-1")
+            for bucket in STORE_BUCKETS:
+                client.create_bucket(Bucket=bucket)
+            yield S3ObjectStore(client=client)

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 from tagsmith.errors import InvalidKeyError, NotFoundError
 from tagsmith.storage import (
-    FileObjectStore,
-    MemoryObjectStore,
     ObjectStore,
     PreconditionFailedError,
-    S3ObjectStore,
 )
 from tagsmith.storage.files import FileObjectStore as _Files
 
 BUCKET = "contract-bucket"
-
-
-@pytest.fixture(params=["memory", "files", "s3"])
-def store(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[ObjectStore]:
-    if request.param == "memory":
-        yield MemoryObjectStore()
-    elif request.param == "files":
-        yield FileObjectStore(root=tmp_path)
-    else:
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        with mock_aws():
-            client = boto3.client("s3", region_name="us-east-1")
-            client.create_bucket(Bucket=BUCKET)
-            yield S3ObjectStore(client=client)
 
 
 def test_put_then_get_returns_the_bytes_and_a_stable_etag(store: ObjectStore) -> None:
@@ -79,6 +56,15 @@ def test_list_returns_keys_under_a_prefix_in_order(store: ObjectStore) -> None:
 def test_keys_with_spaces_and_unicode(store: ObjectStore) -> None:
     store.put(BUCKET, "acme/Été 2026/ré+d (1).jpg", b"x")
     assert [i.key for i in store.list(BUCKET, "acme/")] == ["acme/Été 2026/ré+d (1).jpg"]
+
+
+def test_list_resumes_after_the_cursor_within_the_prefix(store: ObjectStore) -> None:
+    # what a backfill resumes from
+    for key in ("acme/a.jpg", "acme/b/c.jpg", "acme/d.jpg", "acmeco/x.jpg", "other/y.jpg"):
+        store.put("assets", key, b"x")
+    assert [i.key for i in store.list("assets", "acme/", start_after="acme/b/c.jpg")] == ["acme/d.jpg"]
+    assert [i.key for i in store.list("assets", "acme/")] == ["acme/a.jpg", "acme/b/c.jpg", "acme/d.jpg"]
+    assert [i.key for i in store.list("assets", "acme/", start_after="acme/d.jpg")] == []
 
 
 def test_the_folder_store_refuses_keys_that_escape_its_root(tmp_path: Path) -> None:

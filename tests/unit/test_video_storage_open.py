@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
 from tagsmith.errors import NotFoundError
-from tagsmith.storage import FileObjectStore, MemoryObjectStore, S3ObjectStore
+from tagsmith.storage import S3ObjectStore
 from tagsmith.storage.base import ObjectStore
 from tagsmith.storage.s3 import S3RangeReader
 from tagsmith.video import SamplingPolicy, VideoReader
 
 from tests.videoclips import colour_clip
-
-
-@pytest.fixture(params=["memory", "files", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
-    if request.param == "memory":
-        yield MemoryObjectStore()
-    elif request.param == "files":
-        yield FileObjectStore(root=tmp_path)
-    else:
-        with mock_aws():
-            client = boto3.client("s3", region_name="us-east-1")
-            client.create_bucket(Bucket="assets")
-            yield S3ObjectStore(client=client)
 
 
 def test_open_reads_and_seeks_like_a_file(store: ObjectStore) -> None:
