@@ -115,26 +115,41 @@ def _make_encoder(encoder_id: str) -> Any:
 
 #: The encoder the product used before issue 3's zoom (and trained without augmented views).
 OLD_DEFAULT_ID = "effnet-lite2-260-s7-v1"
+#: The default at the end of session 2: the zoom, one stage pooled beside the embedding.
+ZOOM_S7_ID = "effnet-lite2-260-s7-c70-v1"
 #: Rows the ``accuracy`` section measures beside the default.
-ACCURACY_COMPARISONS = ("old-default", "zoom-only")
+ACCURACY_COMPARISONS = ("old-default", "zoom-s7-aug2", "no-augment")
 
 
 def variants() -> list[Variant]:
     from tagsmith.encoder import DEFAULT_RECIPE, LITE0_ENCODER_ID
     from tagsmith.trainer import AUGMENT_BELOW, DEFAULT_AUGMENT_VIEWS
 
+    views = DEFAULT_AUGMENT_VIEWS
     return [
         Variant("baseline", (LITE0_ENCODER_ID,), "Lite0 224 px, last layer"),
         Variant("lite0-320-s7", ("effnet-lite0-320-s7-v1",), "Lite0 320 px, + stage-7 pool"),
         Variant(
             "default",
             (DEFAULT_RECIPE.id,),
-            f"Lite2 260 px + stage-7 pool on the central 70%, {DEFAULT_AUGMENT_VIEWS} augmented views "
-            f"per example of tags with fewer than {AUGMENT_BELOW} (product default)",
-            augment=DEFAULT_AUGMENT_VIEWS,
+            f"Lite2 260 px + stage-5/6/7 pools on the central 70%, {views} augmented "
+            f"views per example of tags with fewer than {AUGMENT_BELOW} (product default)",
+            augment=views,
         ),
         Variant("old-default", (OLD_DEFAULT_ID,), "Lite2 260 + stage-7, no zoom, no augmentation"),
-        Variant("zoom-only", (DEFAULT_RECIPE.id,), "Lite2 260 + stage-7 on the central 70%, no augmentation"),
+        Variant(
+            "zoom-s7-aug2",
+            (ZOOM_S7_ID,),
+            f"Lite2 260 + stage-7 on the central 70%, {views} views (session-2 default)",
+            augment=views,
+        ),
+        Variant("no-augment", (DEFAULT_RECIPE.id,), "the default's features, no augmented views"),
+        Variant(
+            "lite2-330-s567",
+            ("effnet-lite2-330-s567-c70-v1",),
+            f"the default's recipe at 330 px, {views} views: about twice the ingest cost",
+            augment=views,
+        ),
         Variant(
             "lite2-260-s7-flip", ("effnet-lite2-260-s7-flip-v1",), "old default + mirrored view averaged"
         ),
@@ -148,9 +163,9 @@ def variants() -> list[Variant]:
 
 #: ``benchmarks.explore`` caches that hold a recipe's features of the split photos, by encoder id.
 EXPLORE_CACHE = CACHE / "explore"
-EXPLORE_FEATURES = {"effnet-lite2-260-s7-c70-v1": "crop70", OLD_DEFAULT_ID: "orig"}
+EXPLORE_FEATURES = {ZOOM_S7_ID: "crop70", OLD_DEFAULT_ID: "orig"}
 #: ... and of its augmented views of the support photos (``<prefix>-view<j>.npz``).
-EXPLORE_VIEWS = {"effnet-lite2-260-s7-c70-v1": "aug-crop70", OLD_DEFAULT_ID: "aug"}
+EXPLORE_VIEWS = {ZOOM_S7_ID: "aug-crop70", OLD_DEFAULT_ID: "aug"}
 #: Largest difference from the product encoder tolerated when reusing an explore cache.
 REUSE_TOLERANCE = 1e-5
 REUSE_CHECKED = 12  # photos re-embedded through the product encoder to check a reused cache

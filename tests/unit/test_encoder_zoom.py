@@ -48,10 +48,9 @@ def test_crop_out_of_range_is_refused(crop: float) -> None:
         FeatureRecipe("x", "lite2", 260, ("embedding",), (1280,), crop=crop)
 
 
-def test_zoomed_default_recipe_is_the_unzoomed_graph_on_the_central_70_percent() -> None:
+def test_zoomed_recipe_is_the_unzoomed_graph_on_the_central_70_percent() -> None:
     zoomed, unzoomed = RECIPES["effnet-lite2-260-s7-c70-v1"], RECIPES["effnet-lite2-260-s7-v1"]
 
-    assert DEFAULT_RECIPE is zoomed
     assert zoomed.crop == 0.7 and unzoomed.crop == 1.0
     assert (zoomed.variant, zoomed.input_size, zoomed.outputs, zoomed.dims) == (
         unzoomed.variant,
@@ -59,6 +58,27 @@ def test_zoomed_default_recipe_is_the_unzoomed_graph_on_the_central_70_percent()
         unzoomed.outputs,
         unzoomed.dims,
     )
+
+
+def test_default_recipe_adds_stage_pools_to_the_zoomed_recipe() -> None:
+    zoomed = RECIPES["effnet-lite2-260-s7-c70-v1"]
+
+    assert DEFAULT_RECIPE.outputs[:2] == zoomed.outputs and DEFAULT_RECIPE.dims[:2] == zoomed.dims
+    assert (DEFAULT_RECIPE.variant, DEFAULT_RECIPE.input_size, DEFAULT_RECIPE.crop) == ("lite2", 260, 0.7)
+    assert DEFAULT_RECIPE.outputs[2:] == ("stage6", "stage5") and DEFAULT_RECIPE.dim == 1960
+
+
+def test_default_features_begin_with_the_zoomed_recipes_features(encoder_cache_dir: Path) -> None:
+    from tagsmith.encoder import feature_encoder
+
+    images = [framed(320, 240, 0.5), framed(200, 260, 0.8).rotate(20)]
+
+    default = feature_encoder(encoder_cache_dir, DEFAULT_RECIPE, threads=1).embed(images)
+    zoomed = feature_encoder(encoder_cache_dir, "effnet-lite2-260-s7-c70-v1", threads=1).embed(images)
+
+    # Each part is unit length and a row is divided by sqrt(parts): 4 parts here, 2 there.
+    np.testing.assert_allclose(default[:, :1632] * 2.0, zoomed * np.sqrt(2.0), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(default[:, 1632:1840], axis=1) * 2.0, 1.0, atol=1e-5)
 
 
 def test_an_operator_can_choose_the_unzoomed_recipe_by_environment(encoder_cache_dir: Path) -> None:

