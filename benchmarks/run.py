@@ -103,6 +103,7 @@ class Variant:
     encoder_ids: tuple[str, ...]
     note: str
     augment: int = 0  # augmented views per support photo (one encoder only), as the trainer makes
+    alpha: float | None = None  # the head's ridge penalty; None: the product's (DEFAULT_RIDGE_ALPHA)
 
 
 def _make_encoder(encoder_id: str) -> Any:
@@ -149,6 +150,16 @@ def variants() -> list[Variant]:
             ("effnet-lite2-330-s567-c70-v1",),
             f"the default's recipe at 330 px, {views} views: about twice the ingest cost",
             augment=views,
+        ),
+        *(
+            Variant(
+                f"default-a{alpha:g}",
+                (DEFAULT_RECIPE.id,),
+                f"the default with ridge penalty {alpha:g} instead of 0.3",
+                augment=views,
+                alpha=alpha,
+            )
+            for alpha in (0.05, 0.1)
         ),
         Variant(
             "lite2-260-s7-flip", ("effnet-lite2-260-s7-flip-v1",), "old default + mirrored view averaged"
@@ -369,7 +380,12 @@ Views = tuple[np.ndarray, dict[str, int]]
 
 
 def evaluate_split(
-    x: np.ndarray, index: dict[str, int], split: Split, encoder_id: str, views: Views | None = None
+    x: np.ndarray,
+    index: dict[str, int],
+    split: Split,
+    encoder_id: str,
+    views: Views | None = None,
+    penalty: dict[str, float] | None = None,
 ) -> dict[str, float]:
     from tagsmith.tagmodels import ModelKind, fit_linear_head
 
@@ -379,7 +395,7 @@ def evaluate_split(
     yt = np.array([label for _, label in split.test])
     started = time.perf_counter()
     v, source = support_views(views, split.support)
-    head = fit_linear_head(xs, ys, kind=ModelKind.EXCLUSIVE, views=v, view_source=source)
+    head = fit_linear_head(xs, ys, kind=ModelKind.EXCLUSIVE, views=v, view_source=source, **(penalty or {}))
     train_seconds = time.perf_counter() - started
     model = model_from_head(head, encoder_id)
     top, applied = route_rows(model, xt)
@@ -414,7 +430,12 @@ def _precision_at(conf: np.ndarray, right: np.ndarray) -> float:
 
 
 def evaluate_unknown(
-    x: np.ndarray, index: dict[str, int], split: Split, encoder_id: str, views: Views | None = None
+    x: np.ndarray,
+    index: dict[str, int],
+    split: Split,
+    encoder_id: str,
+    views: Views | None = None,
+    penalty: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Train on a random half of the classes; the share of the other half's test photos not applied."""
     from tagsmith.tagmodels import ModelKind, fit_linear_head
@@ -429,6 +450,7 @@ def evaluate_unknown(
         kind=ModelKind.EXCLUSIVE,
         views=support_views(views, support)[0],
         view_source=support_views(views, support)[1],
+        **(penalty or {}),
     )
     _, applied = route_rows(model_from_head(head, encoder_id), x[[index[p] for p in unseen]])
     return {"unknown_not_applied": float(1.0 - applied.mean()), "unknown_photos": len(unseen)}
@@ -455,6 +477,7 @@ def evaluate_variant(variant: Variant, seeds: Sequence[int], log: Callable[[str]
             cached_views(encoder_id, support, variant.augment, log),
             {p: i for i, p in enumerate(support)},
         )
+    penalty = None if variant.alpha is None else {"alpha": variant.alpha}
     out: dict[str, Any] = {
         "note": variant.note,
         "augmented_views": variant.augment,
@@ -464,14 +487,16 @@ def evaluate_variant(variant: Variant, seeds: Sequence[int], log: Callable[[str]
         "per_k": {},
     }
     for k in KS:
-        runs = [evaluate_split(x, index, load_split(k, s), encoder_id, views) for s in seeds]
+        runs = [evaluate_split(x, index, load_split(k, s), encoder_id, views, penalty) for s in seeds]
         out["per_k"][str(k)] = {key: _mean_std([r[key] for r in runs]) for key in runs[0]}
         row = out["per_k"][str(k)]
         log(
             f"  {variant.name} k={k}: top-1 {_pct(row['accuracy'])}, precision {_pct(row['precision'])}, "
             f"coverage {_pct(row['coverage'])}, fit {row['train_seconds']['mean']:.2f} s"
         )
-    unknown = [evaluate_unknown(x, index, load_split(UNKNOWN_K, s), encoder_id, views) for s in seeds]
+    unknown = [
+        evaluate_unknown(x, index, load_split(UNKNOWN_K, s), encoder_id, views, penalty) for s in seeds
+    ]
     out["unknown"] = {
         "k": UNKNOWN_K,
         "not_applied": _mean_std([u["unknown_not_applied"] for u in unknown]),

@@ -476,22 +476,15 @@ class TrainingService:
         negative_items: list[_Loaded] = []
         if kind is ModelKind.EXCLUSIVE and any(item.example.negative for item in loaded):
             # "None of these" answers: all-zero targets in the fit and always-wrong items in the
-            # calibration (tagsmith.tagmodels.training); not examples of any tag.
-            if not use_text:
-                negatives = l2_normalise(
-                    np.stack(
-                        [item.vector for item in loaded if item.example.negative and item.vector is not None]
-                    )
-                )
-            else:
-                warnings.append("'none of these' answers are not used by models that read text yet")
+            # calibration (tagsmith.tagmodels.training, .text_head); not examples of any tag.
             negative_items = [item for item in loaded if item.example.negative and item.vector is not None]
+            negatives = l2_normalise(np.stack([item.vector for item in negative_items]))
             loaded = [item for item in loaded if not item.example.negative]
         # Views of the examples, then of the negatives used (rows of [x; negatives]); the report's
         # embedded / cached counts are of example photos, the views' are logged.
         views: np.ndarray | None = None
         view_source: np.ndarray | None = None
-        sources = loaded + (negative_items if negatives is not None else [])
+        sources = loaded + negative_items
         counts_of_views = [item.view_count for item in sources]
         if sum(counts_of_views):
             views = np.concatenate([item.views for item in sources if item.views is not None])
@@ -504,9 +497,11 @@ class TrainingService:
         warnings += self._check_near_duplicates(loaded, x, rows=new_rows, allow=allow_near_duplicates)
         timings["checks"] = time.perf_counter() - mark
         texts: list[str] | None = None
+        negative_texts: list[str] = []
         if use_text:
             mark = time.perf_counter()
-            texts, ocr_warnings = self._read_texts(tenant, loaded)
+            texts, ocr_warnings = self._read_texts(tenant, loaded + negative_items)
+            texts, negative_texts = texts[: len(loaded)], texts[len(loaded) :]
             warnings += ocr_warnings
             timings["ocr"] = time.perf_counter() - mark
 
@@ -522,6 +517,8 @@ class TrainingService:
         extra: dict[str, Any] = {}
         if negatives is not None:
             extra["negatives"] = negatives
+            if texts is not None:
+                extra["negative_texts"] = negative_texts
         if views is not None:
             extra["views"], extra["view_source"] = views, view_source
         head = (
@@ -630,12 +627,14 @@ class TrainingService:
         texts: Sequence[str] | None = None,
         *,
         negatives: np.ndarray | None = None,
+        negative_texts: Sequence[str] | None = None,
         views: np.ndarray | None = None,
         view_source: np.ndarray | None = None,
     ) -> LinearHead:
         """The one place a head is fitted: the final model and every cross-validation fold.
-        ``negatives``: embeddings of "none of these" photos (exclusive models); ``views`` /
-        ``view_source``: augmented views and the row of each one's source (training rows only)."""
+        ``negatives``: embeddings of "none of these" photos (exclusive models), and their OCR text
+        in ``negative_texts`` when the model reads text; ``views`` / ``view_source``: augmented
+        views and the row of each one's source (training rows only)."""
         if texts is not None:
             assert self.ocr is not None
             features = TextFeatures(engine=self.ocr.engine_id)
@@ -646,6 +645,8 @@ class TrainingService:
                 features=features,
                 views=views,
                 view_source=view_source,
+                negatives=negatives,
+                negative_texts=negative_texts,
             )
         return fit_linear_head(
             x, labels, kind=kind, negatives=negatives, views=views, view_source=view_source

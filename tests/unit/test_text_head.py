@@ -239,3 +239,57 @@ def test_text_head_is_data_only() -> None:
     assert np.allclose(
         model.predict(np.eye(2, dtype=np.float32), ["", ""]), TagModel.example().predict(np.eye(2))
     )
+
+
+# --- "none of these" answers --------------------------------------------------------------------------
+def look_alike_of_apple(count: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """Photos of a product the model has no tag for: it looks much like the apples (which carry
+    no print) and has a little print of its own."""
+    rng = np.random.default_rng(seed)
+    centre = 0.9 * np.eye(2, 32)[1] + 0.45 * np.eye(32)[5]
+    return (centre + 0.3 * rng.standard_normal((count, 32))).astype(np.float32), ["Granny Smith"] * count
+
+
+def auto_applied(model: TagModel, x: np.ndarray, texts: list[str]) -> np.ndarray:
+    p = model.predict(x, texts)
+    return np.asarray(p.max(axis=1) >= model.thresholds[p.argmax(axis=1)])
+
+
+def test_none_of_these_answers_send_a_look_alike_to_review_in_a_text_model() -> None:
+    # GIVEN a text model that auto-applies "apple" to most photos of a look-alike
+    x, labels, texts = ambiguous_set(per_tag=10)
+    uploads, upload_texts = look_alike_of_apple(20, seed=7)
+    before = text_model(fit_fused_head(x, texts, labels, features=FEATURES))
+    assert auto_applied(before, uploads, upload_texts).mean() >= 0.6
+    # WHEN reviewers answered "none of these" for eight of its photos and the model is retrained
+    answered, answered_texts = look_alike_of_apple(8, seed=8)
+    head = fit_fused_head(
+        x, texts, labels, features=FEATURES, negatives=answered, negative_texts=answered_texts
+    )
+    after = text_model(head)
+    # THEN new photos of the look-alike go to review, while the tags' own photos still auto-apply
+    assert auto_applied(after, uploads, upload_texts).mean() <= 0.2
+    assert auto_applied(after, x, texts).mean() >= 0.8
+    # the negatives are scored in the calibration, not in the examples' out-of-fold figures
+    assert head.oof_probabilities is not None and head.oof_probabilities.shape == (len(x), 3)
+
+
+def test_with_negatives_the_image_half_is_still_the_image_only_head() -> None:
+    x, labels, texts = ambiguous_set(seed=3)
+    negatives, negative_texts = look_alike_of_apple(5, seed=4)
+    fused = fit_fused_head(
+        x, texts, labels, features=FEATURES, negatives=negatives, negative_texts=negative_texts
+    )
+    plain = fit_linear_head(x, labels, kind=ModelKind.EXCLUSIVE, negatives=negatives)
+    assert np.allclose(fused.coef, plain.coef, atol=1e-3)
+    assert np.allclose(fused.intercept, plain.intercept, atol=1e-3)
+    assert fused.image_thresholds is not None and plain.thresholds is not None
+    assert np.allclose(fused.image_thresholds, plain.thresholds, atol=1e-4)
+
+
+def test_negatives_without_their_texts_are_refused() -> None:
+    x, labels, texts = ambiguous_set()
+    with pytest.raises(InvalidInputError, match="3 negatives need as many texts, got 2"):
+        fit_fused_head(
+            x, texts, labels, features=FEATURES, negatives=np.eye(3, 32), negative_texts=["a", "b"]
+        )

@@ -110,6 +110,27 @@ def test_a_retrain_never_reads_a_photo_twice(components: Components, ocr: Layout
     assert model.text is not None
 
 
+def test_none_answers_reach_a_text_models_fit_with_their_text(
+    components: Components, ocr: LayoutOcr, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN two photos a reviewer answered "none of these" for, beside the tagged examples
+    fitted: list[tuple[int, list[str]]] = []
+    fit = components.trainer._fit
+
+    def spy(x: Any, labels: Any, kind: Any, texts: Any = None, **kw: Any) -> Any:
+        fitted.append((len(kw.get("negatives", ())), list(kw.get("negative_texts", ()))))
+        return fit(x, labels, kind, texts, **kw)
+
+    monkeypatch.setattr(components.trainer, "_fit", spy)
+    nones = [Example("", f"none/{i}.png", lambda i=i: carton("soy", 50 + i), negative=True) for i in range(2)]
+    # WHEN a model that reads text is trained
+    report = train(components, tenant="acme", model_id="product", examples=examples() + nones, text=True)
+    # THEN its fit gets them as negatives with the print read off them, and nothing is dropped
+    assert fitted[0] == (2, [PRINT["soy"]] * 2)
+    assert report.examples == 24 and not [w for w in report.warnings if "none of these" in w]
+    assert ocr.calls == 26
+
+
 def test_text_can_be_switched_off_on_retrain(components: Components, ocr: LayoutOcr) -> None:
     train(components, tenant="acme", model_id="product", examples=examples(), text=True)
     report = train(components, tenant="acme", model_id="product", examples=examples(), text=False, force=True)

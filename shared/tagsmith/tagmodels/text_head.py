@@ -134,7 +134,8 @@ class _KernelRidge:
         k_c = gram - self.row_mean[None, :] - self.row_mean[:, None] + float(self.row_mean.mean())
         k_c[np.diag_indices_from(k_c)] += alpha
         self.targets = np.zeros((n, n_classes))
-        self.targets[np.arange(n), y] = 1.0
+        tagged = np.nonzero(y >= 0)[0]  # y == -1: a negative, all-zero targets ("none of these")
+        self.targets[tagged, y[tagged]] = 1.0
         self.y_mean = self.targets.mean(axis=0)
         # NumPy's LAPACK, not scipy's: on a busy 2-core machine scipy's second OpenBLAS thread pool
         # made these factorisations many times slower
@@ -171,14 +172,19 @@ def fit_fused_head(
     weights: Sequence[float] = TEXT_WEIGHTS,
     views: np.ndarray | None = None,
     view_source: np.ndarray | Sequence[int] | None = None,
+    negatives: np.ndarray | None = None,
+    negative_texts: Sequence[str] | None = None,
 ) -> FusedHead:
     """Fit an exclusive image + text head (see the module docstring) and calibrate its thresholds.
 
-    ``texts[i]`` is the OCR text of example ``i`` (``""`` when nothing was read). ``views``:
-    embeddings of augmented views, extra training rows of both heads carrying their source
-    example's (``view_source[i]``) label and text; as in :func:`tagsmith.tagmodels.training.fit_linear_head`
-    a fold or never-seen group that leaves an example out leaves its views out, and views are
-    never scored.
+    ``texts[i]`` is the OCR text of example ``i`` (``""`` when nothing was read). ``negatives``
+    and ``negative_texts``: embeddings and OCR text of photos that show none of the tags ("none of
+    these" review answers): all-zero targets in both heads, always-wrong items in the calibration,
+    as in :func:`tagsmith.tagmodels.training.fit_linear_head`. ``views``: embeddings of augmented
+    views, extra training rows of both heads carrying their source's label and text;
+    ``view_source[i]`` is the source's row among the examples (``0..N-1``) or ``N + j`` for
+    ``negatives[j]``. A fold or never-seen group that leaves a row out leaves its views out, and
+    views are never scored.
     """
     if len(texts) != len(labels) or len(embeddings) != len(labels):
         raise TrainingInputError(
@@ -189,13 +195,23 @@ def fit_fused_head(
     if len(tags) < 2:
         raise TrainingInputError(f"an exclusive model needs at least 2 tags with examples, got {len(tags)}")
     index = {t: i for i, t in enumerate(tags)}
-    y = np.array([index[lab] for lab in labels])
-    n_tags = len(tags)
+    y_tagged = np.array([index[lab] for lab in labels])
+    n_tags, n_tagged = len(tags), len(y_tagged)
 
     x = l2_normalise(embeddings).astype(np.float64)
-    v, source = _checked_views(views, view_source, len(x), x.shape[1])
-    n = len(y)
     texts = list(texts)
+    y = y_tagged
+    if negatives is not None and len(negatives):
+        if negative_texts is None or len(negative_texts) != len(negatives):
+            raise TrainingInputError(
+                f"{len(negatives)} negatives need as many texts, got "
+                f"{'none' if negative_texts is None else len(negative_texts)}"
+            )
+        x = np.concatenate([x, l2_normalise(negatives).astype(np.float64)])
+        texts += list(negative_texts)
+        y = np.concatenate([y_tagged, np.full(len(negatives), -1)])
+    n = len(y)  # scored rows: examples, then negatives; views (training rows only) follow them
+    v, source = _checked_views(views, view_source, n, x.shape[1])
     if v is not None:  # a view reads as its source: same label, same text
         x = np.concatenate([x, v.astype(np.float64)])
         texts += [texts[i] for i in source]
@@ -211,7 +227,7 @@ def fit_fused_head(
     w_txt, b_txt = text.fit.primal(f)
     x = x[:n]
 
-    folds = min(CV_FOLDS, min(Counter(y.tolist()).values()))
+    folds = min(CV_FOLDS, min(Counter(y_tagged.tolist()).values()))
     if folds < 2:
         s = _UNVALIDATED_SCALE
         return FusedHead(
@@ -226,23 +242,31 @@ def fit_fused_head(
             features=features,
         )
 
-    # Out-of-fold scores of both heads, on the same folds as the image-only head would use.
-    oof_img = np.zeros((len(y), n_tags))
-    oof_txt = np.zeros((len(y), n_tags))
-    for _, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
+    # Out-of-fold scores of both heads, on the same folds as the image-only head would use
+    # (negatives spread over the folds), temperatures and text weight fitted on the examples.
+    oof_img = np.zeros((n, n_tags))
+    oof_txt = np.zeros((n, n_tags))
+    stratified = StratifiedKFold(folds, shuffle=True, random_state=0).split(x[:n_tagged], y_tagged)
+    spread = np.random.default_rng(0).permutation(n - n_tagged) % folds
+    for f, (_, test) in enumerate(stratified):
+        test = np.concatenate([test, n_tagged + np.nonzero(spread == f)[0]])
         oof_img[test] = image.held_out(test)  # as if fitted on the other folds
         oof_txt[test] = text.held_out(test)
-    s0, _ = _best_scale(oof_img, y)
-    best = min(((_best_scale(oof_img + w * oof_txt, y), w) for w in weights), key=lambda r: (r[0][1], r[1]))
+    tagged_img, tagged_txt = oof_img[:n_tagged], oof_txt[:n_tagged]
+    s0, _ = _best_scale(tagged_img, y_tagged)
+    best = min(
+        ((_best_scale(tagged_img + w * tagged_txt, y_tagged), w) for w in weights),
+        key=lambda r: (r[0][1], r[1]),
+    )
     (s, _), w = best
     oof_p = _softmax(s * (oof_img + w * oof_txt))
-    predicted = oof_p.argmax(axis=1)
+    predicted = oof_p[:n_tagged].argmax(axis=1)
     head = FusedHead(
         tags,
         (s0 * w_img).astype(np.float32),
         (s0 * b_img).astype(np.float32),
-        float((predicted == y).mean()),
-        oof_probabilities=oof_p.astype(np.float32),
+        float((predicted == y_tagged).mean()),
+        oof_probabilities=oof_p[:n_tagged].astype(np.float32),
         cv_folds=folds,
         text_coef=(s * w * w_txt).astype(np.float32),
         text_intercept=(s * w * b_txt).astype(np.float32),
@@ -253,6 +277,7 @@ def fit_fused_head(
     if not calibrate:
         return head
 
+    # Negatives count as known items that are always wrong (their y is -1).
     image_p = _softmax(s0 * oof_img)
     unknown_fused, unknown_image = _unknown_predictions(image, text, y, n_tags, s0, s, w)
     fused_cal = calibrate_thresholds(
@@ -266,7 +291,7 @@ def fit_fused_head(
         "temperature": s,
         "text_weight": w,
         "image_temperature": s0,
-        "image_cv_accuracy": float((image_p.argmax(axis=1) == y).mean()),
+        "image_cv_accuracy": float((image_p[:n_tagged].argmax(axis=1) == y_tagged).mean()),
         **{f"image_{k}": v for k, v in _image_metrics(image_cal).items()},
     }
     return replace(
@@ -307,7 +332,8 @@ def _unknown_predictions(
     w: float,
 ) -> tuple[OutOfFold, OutOfFold]:
     """Each group of tags' examples as predicted, fused and image-only, by heads that never saw
-    those tags (the same groups as ``training._unknown_predictions``)."""
+    those tags (the same groups as ``training._unknown_predictions``; negatives, ``y == -1``,
+    belong to no group)."""
     groups = min(UNKNOWN_GROUPS, n_tags)
     if groups < 2:
         return OutOfFold.concat([]), OutOfFold.concat([])
@@ -317,7 +343,7 @@ def _unknown_predictions(
     fused_parts: list[OutOfFold] = []
     image_parts: list[OutOfFold] = []
     for g in range(groups):
-        held = group_of[y] == g
+        held = (y >= 0) & (group_of[np.maximum(y, 0)] == g)
         seen = np.nonzero(group_of != g)[0]
         if len(seen) < 2:
             continue
