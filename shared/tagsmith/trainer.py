@@ -478,7 +478,9 @@ class TrainingService:
             # "None of these" answers: all-zero targets in the fit and always-wrong items in the
             # calibration (tagsmith.tagmodels.training, .text_head); not examples of any tag.
             negative_items = [item for item in loaded if item.example.negative and item.vector is not None]
-            negatives = l2_normalise(np.stack([item.vector for item in negative_items]))
+            negatives = l2_normalise(
+                np.stack([item.vector for item in negative_items if item.vector is not None])
+            )
             loaded = [item for item in loaded if not item.example.negative]
         # Views of the examples, then of the negatives used (rows of [x; negatives]); the report's
         # embedded / cached counts are of example photos, the views' are logged.
