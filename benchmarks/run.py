@@ -119,7 +119,7 @@ OLD_DEFAULT_ID = "effnet-lite2-260-s7-v1"
 #: The default at the end of session 2: the zoom, one stage pooled beside the embedding.
 ZOOM_S7_ID = "effnet-lite2-260-s7-c70-v1"
 #: Rows the ``accuracy`` section measures beside the default.
-ACCURACY_COMPARISONS = ("old-default", "zoom-s7-aug2", "no-augment")
+ACCURACY_COMPARISONS = ("old-default", "zoom-s7-aug2", "s567-aug2", "no-augment")
 
 
 def variants() -> list[Variant]:
@@ -133,7 +133,7 @@ def variants() -> list[Variant]:
         Variant(
             "default",
             (DEFAULT_RECIPE.id,),
-            f"Lite2 260 px + stage-5/6/7 pools on the central 70%, {views} augmented "
+            f"Lite2 260 px + stage-5/6/7 pools + stage-5 second-order pool on the central 70%, {views} augmented "
             f"views per example of tags with fewer than {AUGMENT_BELOW} (product default)",
             augment=views,
         ),
@@ -145,6 +145,12 @@ def variants() -> list[Variant]:
             augment=views,
         ),
         Variant("no-augment", (DEFAULT_RECIPE.id,), "the default's features, no augmented views"),
+        Variant(
+            "s567-aug2",
+            ("effnet-lite2-260-s567-c70-v1",),
+            f"the default without the second-order pool (1960-d), {views} views",
+            augment=views,
+        ),
         Variant(
             "lite2-330-s567",
             ("effnet-lite2-330-s567-c70-v1",),

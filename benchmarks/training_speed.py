@@ -40,7 +40,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 GROCERY = ROOT.parent / "shared" / "datasets" / "grocery"
 TENANT, MODEL = "bench", "products"
-DIM = 1960  # the default encoder's (tagsmith.encoder.DEFAULT_RECIPE.dim; checked in cached_train)
+DIM = 3136  # the default encoder's (tagsmith.encoder.DEFAULT_RECIPE.dim; checked in cached_train)
 
 
 class CachedOnlyEncoder:

