@@ -258,12 +258,23 @@ class _RidgeFit:
             self._chol, coef = _primal_ridge(xc, yc, alpha)
             self.residuals = yc64 - (xc @ coef.T).astype(np.float64)  # scaled by sqrt(w)
         else:
-            gram = xc.astype(np.float64) @ xc.T.astype(np.float64)
-            gram[np.diag_indices_from(gram)] += alpha
-            factor = scipy.linalg.cho_factor(gram, lower=True, check_finite=False)
-            self._gram_inverse = scipy.linalg.cho_solve(factor, np.eye(n), check_finite=False)
+            # Products, factorisation and inverse in float32, as the primal path's (at 3,000 rows
+            # x 3,136 dims: 0.3 s against 1.5 s for the float64 Gram; LAPACK potri inverts from the
+            # Cholesky factor in a quarter of the time of solving against I). The penalty keeps
+            # the system well conditioned (eigenvalues >= alpha); the exactness tests hold 2e-4.
+            gram = xc @ xc.T
+            gram[np.diag_indices_from(gram)] += np.float32(alpha)
+            factor, info = scipy.linalg.lapack.spotrf(gram, lower=1, clean=1, overwrite_a=1)
+            if info == 0:
+                lower, info = scipy.linalg.lapack.spotri(factor, lower=1, overwrite_c=1)
+            if info != 0:
+                raise np.linalg.LinAlgError(
+                    f"ridge: the Gram matrix could not be inverted (LAPACK info {info})"
+                )
+            inverse = np.tril(lower) + np.tril(lower, -1).T
+            self._gram_inverse = inverse.astype(np.float64)
             dual = self._gram_inverse @ yc64
-            coef = (dual.T @ xc.astype(np.float64)).astype(np.float32)
+            coef = dual.astype(np.float32).T @ xc
             self.residuals = alpha * dual  # yc - K G^-1 yc = alpha G^-1 yc
         self.coef = np.asarray(coef, dtype=np.float64)
         self.intercept = mean_y - self.coef @ mean_x
