@@ -524,6 +524,7 @@ CALIBRATION_VARIANTS: tuple[tuple[str, dict[str, float | None]], ...] = (
     ("stratified folds, never-seen share 0.2", {"UNKNOWN_SHARE": 0.2}),
     ("stratified folds, never-seen share 0.1", {"UNKNOWN_SHARE": 0.1}),
     ("stratified folds, never-seen gate 3%", {"UNKNOWN_PASS": 0.03}),
+    ("stratified folds, prior weight 20 (instead of 5)", {"PRIOR_WEIGHT": 20.0}),
 )
 
 

@@ -16,7 +16,9 @@ Features: one pass of an EfficientNet-Lite graph over every split photo's centra
 head's map and the last block of stages 4 to 7, the global average (``gap``), maximum (``max``),
 generalised mean with p = 3 (``gem3``) and the averages of the four overlapping quadrants
 (``grid2``). Cached per graph under ``var/bench-cache/explore/pool-<variant>-<size>-c70.npz``
-(about 1 min per graph at 260 px on 2 cores, 2 min at 330). A row joins parts as the product's
+(about 1 min per graph at 260 px on 2 cores, 2 min at 330); the second-order pools of stages 4-6
+(``gram:`` parts, :func:`second_order_features`) under ``gram-<variant>-<size>-c70.npz``. A row
+joins parts as the product's
 :class:`tagsmith.encoder.FeatureEncoder` does: each part L2-normalised, the row divided by
 sqrt(number of parts).
 """
@@ -117,11 +119,80 @@ def pooled_features(variant: str, size: int) -> dict[str, np.ndarray]:
     return out
 
 
+def _gram(maps: np.ndarray, projection: np.ndarray | None, signed_sqrt: bool = True) -> np.ndarray:
+    """Second-order pooling: (optionally projected) channels, mean outer product over the positions,
+    upper triangle, signed square root (the product's ``stage5_gram`` with its projection)."""
+    f = maps.astype(np.float64).reshape(maps.shape[0], maps.shape[1], -1)
+    if projection is not None:
+        f = np.einsum("nci,ck->nki", f, projection)
+    g = np.einsum("nki,nli->nkl", f, f) / f.shape[2]
+    rows, cols = np.triu_indices(g.shape[1])
+    v = g[:, rows, cols]
+    return (np.sign(v) * np.sqrt(np.abs(v)) if signed_sqrt else v).astype(np.float32)
+
+
+def second_order_features(variant: str, size: int) -> dict[str, np.ndarray]:
+    """Second-order pools of stages 4 to 6 of every split photo (``gram-*.npz`` cache): ``s<i>_full``
+    (all channels), ``s5_p<k>`` (projected onto the product's :func:`gram_projection` with ``k``
+    directions; ``s5_p48`` is the default recipe's ``stage5_gram``), ``s5_raw`` (no square root)."""
+    file = POOL_CACHE / f"gram-{variant}-{size}-c{round(CROP * 100)}.npz"
+    if file.is_file():
+        with np.load(file, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    import onnxruntime
+    from onnx import TensorProto, helper
+    from tagsmith.encoder import decode_image, to_model_input
+    from tagsmith.encoder.lite0 import build_efficientnet_lite_model, gram_projection
+    from tagsmith.encoder.torch_legacy import load_lite_state_dict
+
+    model = build_efficientnet_lite_model(
+        load_lite_state_dict(variant), input_size=size, name=variant, taps=True
+    )
+    names = []
+    for stage in (4, 5, 6):
+        (raw,) = [node.input[0] for node in model.graph.node if node.name == f"stage{stage}.pool"]
+        model.graph.output.append(helper.make_tensor_value_info(raw, TensorProto.FLOAT, None))
+        names.append(raw)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 2, 1
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    paths = split_paths(KS, SEEDS)
+    parts: dict[str, list[np.ndarray]] = {}
+    started = time.perf_counter()
+    for i in range(0, len(paths), 32):
+        images = [decode_image((GROCERY / p).read_bytes()).image for p in paths[i : i + 32]]
+        s4, s5, s6 = session.run(names, {"image": to_model_input(images, size=size, crop=CROP)})
+        found = {
+            "s4_full": _gram(s4, None),
+            "s5_full": _gram(s5, None),
+            "s6_full": _gram(s6, None),
+            "s5_raw": _gram(s5, None, signed_sqrt=False),
+            **{f"s5_p{k}": _gram(s5, gram_projection(s5.shape[1], k)) for k in (24, 32, 48, 64, 80)},
+        }
+        for key, value in found.items():
+            parts.setdefault(key, []).append(value)
+        if i % 640 == 0:
+            log(f"  {file.name}: {i}/{len(paths)} ({time.perf_counter() - started:.0f} s)")
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    out["paths"] = np.array(paths)
+    POOL_CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(".tmp.npz")
+    np.savez(tmp, **out)
+    os.replace(tmp, file)
+    return out
+
+
 def joined(parts: Sequence[tuple[str, int, str]]) -> tuple[dict[str, int], np.ndarray]:
-    """The rows of ``(variant, size, key)`` parts joined as the product joins a recipe's outputs."""
+    """The rows of ``(variant, size, key)`` parts joined as the product joins a recipe's outputs;
+    a ``gram:<key>`` key is one of :func:`second_order_features`."""
     arrays, paths = [], None
     for variant, size, key in parts:
-        data = pooled_features(variant, size)
+        if key.startswith("gram:"):
+            data, key = second_order_features(variant, size), key.removeprefix("gram:")
+        else:
+            data = pooled_features(variant, size)
         x = data[key]
         arrays.append(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
         assert paths is None or (data["paths"] == paths).all()
@@ -268,6 +339,46 @@ def rows() -> dict[str, Row]:
         )
         for tau in (0.5, 0.25)
     ]
+    g = "gram:s5_p48"
+    out += [
+        Row(
+            "s567g",
+            "s567 + stage 5's second-order pool, 48 projected channels (3136-d): the new default",
+            _stages(*l2, (*s567, g)),
+        ),
+        Row(
+            "s567g-full",
+            "s567 + stage 5's second-order pool, all 120 channels (9220-d)",
+            _stages(*l2, (*s567, "gram:s5_full")),
+        ),
+        Row(
+            "s567g-raw",
+            "s567 + the full second-order pool without the square root",
+            _stages(*l2, (*s567, "gram:s5_raw")),
+        ),
+        *(
+            Row(
+                f"s567g{k}",
+                f"s567 + stage 5's second-order pool, {k} projected channels",
+                _stages(*l2, (*s567, f"gram:s5_p{k}")),
+            )
+            for k in (24, 32, 64, 80)
+        ),
+        Row(
+            "s567g4",
+            "s567 + stage 4's second-order pool (88 channels)",
+            _stages(*l2, (*s567, "gram:s4_full")),
+        ),
+        Row(
+            "s567g6",
+            "s567 + stage 6's second-order pool (208 channels, 21736-d)",
+            _stages(*l2, (*s567, "gram:s6_full")),
+        ),
+        Row("s567g-g4", "s567g + stage 4's second-order pool", _stages(*l2, (*s567, g, "gram:s4_full"))),
+        Row("s7g", "embedding + stage 7 + stage 5's second-order pool (48)", _stages(*l2, (*s7, g))),
+        Row("gram-only", "stage 5's second-order pool alone (all channels)", _stages(*l2, ("gram:s5_full",))),
+        Row("s567g-a0.1", "s567g, ridge penalty 0.1", _stages(*l2, (*s567, g)), alpha=0.1),
+    ]
     return {r.name: r for r in out}
 
 
@@ -297,10 +408,36 @@ def markdown_row(name: str, result: dict[str, object]) -> str:
     return f"| `{name}`: {result['what']} | {result['dim']} | {cells} | {result['ingest_cost']:g} |"
 
 
+COST_RECIPES = ("effnet-lite2-260-s567g-c70-v1", "effnet-lite2-260-s567-c70-v1", "effnet-lite2-260-s7-c70-v1")
+
+
+def embed_cost(rounds: int = 5, photos: int = 96) -> dict[str, list[float]]:
+    """Embedding speed (images/s, decoded photos, 2 threads) of the recipes that share one network
+    pass but pool differently, measured alternately ``rounds`` times (the first round warms up)."""
+    import statistics
+
+    from tagsmith.encoder import decode_image, feature_encoder
+
+    images = [decode_image((GROCERY / p).read_bytes()).image for p in split_paths(KS, SEEDS)[:photos]]
+    encoders = {r: feature_encoder(CACHE / "onnx", r, threads=2) for r in COST_RECIPES}
+    speeds: dict[str, list[float]] = {r: [] for r in encoders}
+    for _ in range(rounds):
+        for recipe, encoder in encoders.items():
+            started = time.perf_counter()
+            encoder.embed(images)
+            speeds[recipe].append(len(images) / (time.perf_counter() - started))
+    for recipe, values in speeds.items():
+        print(
+            f"{recipe}: median {statistics.median(values[1:]):.1f} images/s (rounds: {[round(v, 1) for v in values]})"
+        )
+    return speeds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.stages", description=__doc__.split("\n")[0])
     parser.add_argument("--only", help="comma-separated row names (default: all)")
     parser.add_argument("--list", action="store_true", help="list the rows and exit")
+    parser.add_argument("--cost", action="store_true", help="time the pooling recipes' embedding and exit")
     args = parser.parse_args(argv)
     table = rows()
     if args.list:
@@ -309,6 +446,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not (GROCERY / "splits").is_dir():
         print(f"SKIPPED: no grocery dataset at {GROCERY} (set TAGSMITH_GROCERY_DIR)")
+        return 0
+    if args.cost:
+        embed_cost()
         return 0
     names = args.only.split(",") if args.only else list(table)
     unknown = sorted(set(names) - set(table))
