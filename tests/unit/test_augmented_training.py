@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.model_selection import StratifiedKFold
 from tagsmith.cli import app
 from tagsmith.cli.common import Session
 from tagsmith.config import Settings
@@ -21,6 +20,7 @@ from tagsmith.storage import FileObjectStore
 from tagsmith.tagmodels import ModelKind, fit_linear_head
 from tagsmith.tagmodels.model import TextFeatures
 from tagsmith.tagmodels.text_head import fit_fused_head
+from tagsmith.tagmodels.training import cv_splits, l2_normalise
 from tagsmith.trainer import (
     AUGMENT_BELOW,
     AUGMENT_VERSION,
@@ -61,7 +61,8 @@ def test_exclusive_fit_never_trains_a_fold_on_views_of_its_held_out_examples() -
     # AND each out-of-fold prediction is exactly that of a fit on the other folds and their views
     y = np.array([int(lab[1:]) for lab in labels])
     assert head.oof_probabilities is not None
-    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(x, y):
+    for test in cv_splits(l2_normalise(x), y, 5):  # the product's folds
+        train = np.setdiff1d(np.arange(len(x)), test)
         keep = np.isin(source, train)
         remap = {old: new for new, old in enumerate(train)}
         fold = fit_linear_head(

@@ -13,6 +13,7 @@ from tagsmith.tagmodels.calibration import OutOfFold, calibrate_thresholds, unkn
 from tagsmith.tagmodels.training import (
     _RidgeFit,
     class_balanced_weights,
+    cv_splits,
     series_folds,
     series_groups,
     series_similarity,
@@ -139,6 +140,44 @@ def test_series_folds_keep_near_twins_together_and_spread_each_tag() -> None:
     assert sorted(np.bincount(fold_of[y == 0], minlength=3)) == [3, 3, 3]
     assert sorted(np.bincount(fold_of[y == 1], minlength=3)) == [2, 2, 2]
     assert 0.0 < series_similarity(x, y, 0.5) < 0.95  # different tags are not near twins here
+
+
+def test_a_tag_that_is_one_series_is_split_example_by_example() -> None:
+    # GIVEN tag 0: five near-identical packshots (one series); tag 1: two series of three
+    rng = np.random.default_rng(2)
+    base = rng.standard_normal((3, 16))
+    x = np.concatenate(
+        [np.repeat(base[:1], 5, axis=0), np.repeat(base[1:], 3, axis=0)]
+    ) + 0.01 * rng.standard_normal((11, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = np.array([0] * 5 + [1] * 6)
+    # THEN with at least two series required, tag 0's shots become their own groups
+    assert len(np.unique(series_groups(x, y, 0.95)[:5])) == 1
+    groups = series_groups(x, y, 0.95, min_series=2)
+    assert len(np.unique(groups[:5])) == 5 and len(np.unique(groups[5:])) == 2
+
+
+def test_cv_folds_keep_series_whole_and_spread_negatives_one_by_one() -> None:
+    rng = np.random.default_rng(3)
+    e = np.eye(5, 16)
+    # two tags of two series of five shots each (each series 0.7-similar to one of the other
+    # tag's, unrelated to its own other series), then six near-identical "none of these" photos
+    base = np.stack([e[0], e[1], 0.7 * e[0] + 0.7 * e[2], 0.7 * e[1] + 0.7 * e[3]])
+    tagged = np.repeat(base, 5, axis=0) + 0.01 * rng.standard_normal((20, 16))
+    negatives = e[4] + 0.01 * rng.standard_normal((6, 16))
+    x = np.concatenate([tagged, negatives])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y_tagged = np.array([0] * 10 + [1] * 10)
+
+    splits = cv_splits(x, y_tagged, 2)
+
+    fold_of = np.empty(len(x), int)
+    for f, rows in enumerate(splits):
+        fold_of[rows] = f
+    for series in range(4):
+        assert len(set(fold_of[series * 5 : series * 5 + 5])) == 1  # a series never straddles folds
+    assert sorted(np.bincount(fold_of[20:], minlength=2)) == [3, 3]  # negatives spread evenly
+    assert sorted(np.concatenate(splits).tolist()) == list(range(len(x)))
 
 
 def test_unknown_gate_lets_at_most_the_share_through() -> None:

@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
-from sklearn.model_selection import StratifiedKFold
 
 from tagsmith.errors import TrainingInputError
+from tagsmith.tagmodels import training
 from tagsmith.tagmodels.calibration import (
     DEFAULT_TARGET_PRECISION,
     Calibration,
@@ -59,6 +59,7 @@ from tagsmith.tagmodels.training import (
     LinearHead,
     _checked_views,
     _with_views,
+    cv_splits,
     l2_normalise,
 )
 
@@ -246,10 +247,7 @@ def fit_fused_head(
     # (negatives spread over the folds), temperatures and text weight fitted on the examples.
     oof_img = np.zeros((n, n_tags))
     oof_txt = np.zeros((n, n_tags))
-    stratified = StratifiedKFold(folds, shuffle=True, random_state=0).split(x[:n_tagged], y_tagged)
-    spread = np.random.default_rng(0).permutation(n - n_tagged) % folds
-    for f, (_, test) in enumerate(stratified):
-        test = np.concatenate([test, n_tagged + np.nonzero(spread == f)[0]])
+    for test in cv_splits(x[:n], y_tagged, folds):
         oof_img[test] = image.held_out(test)  # as if fitted on the other folds
         oof_txt[test] = text.held_out(test)
     tagged_img, tagged_txt = oof_img[:n_tagged], oof_txt[:n_tagged]
@@ -280,11 +278,16 @@ def fit_fused_head(
     # Negatives count as known items that are always wrong (their y is -1).
     image_p = _softmax(s0 * oof_img)
     unknown_fused, unknown_image = _unknown_predictions(image, text, y, n_tags, s0, s, w)
-    fused_cal = calibrate_thresholds(
-        OutOfFold.concat([_known(oof_p, y), unknown_fused]), n_tags, target=target_precision
-    )
-    image_cal = calibrate_thresholds(
-        OutOfFold.concat([_known(image_p, y), unknown_image]), n_tags, target=target_precision
+    fused_cal, image_cal = (
+        calibrate_thresholds(
+            OutOfFold.concat([_known(p, y), unknown]),
+            n_tags,
+            target=target_precision,
+            unknown_pass=training.UNKNOWN_PASS,
+            unknown_share=training.UNKNOWN_SHARE,
+            prior_weight=training.PRIOR_WEIGHT,
+        )
+        for p, unknown in ((oof_p, unknown_fused), (image_p, unknown_image))
     )
     metrics: dict[str, Any] = {
         **fused_cal.metrics(),

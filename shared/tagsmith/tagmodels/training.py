@@ -63,19 +63,23 @@ DEFAULT_RIDGE_ALPHA = 0.3
 CV_FOLDS = 5
 #: Tags are split into this many groups to simulate never-seen items (see calibration).
 UNKNOWN_GROUPS = 5
-#: Series-aware cross-validation (off by default, ``None``): examples of one tag closer than this
-#: tenant's near-twin cosine (:func:`series_similarity`, at this quantile) always fall in the same
-#: fold, so out-of-fold confidence resembles a new upload's (at 0.95 the out-of-fold precision and
-#: coverage curves match the test set's on the grocery benchmark). Measured in docs/benchmarks.md
-#: ("How the confidence is made honest"): with per-tag thresholds it did not raise coverage at 98%
-#: test precision, so the default keeps stratified folds of single examples.
-SERIES_QUANTILE: float | None = None
+#: Series-aware cross-validation (``None``: stratified folds of single examples): examples of one
+#: tag closer than this tenant's near-twin cosine (:func:`series_similarity`, at this quantile)
+#: always fall in the same fold, so out-of-fold confidence resembles a new upload's (at 0.95 the
+#: out-of-fold precision and coverage curves match the test set's on the grocery benchmark: shops'
+#: photos are shot in series, and a held-out shot with its twin in the training fold grades the
+#: model far too kindly). On since session 3, with :data:`UNKNOWN_SHARE` (docs/benchmarks.md,
+#: "Calibration variants tried").
+SERIES_QUANTILE: float | None = 0.95
+#: With series folds, a tag whose examples form fewer series than this is split example by example
+#: (a tag of near-identical packshots is one series: held out whole, no fold could score it).
+MIN_SERIES = 2
 #: Share of simulated never-seen items a model-wide confidence gate lets through (``None``: no gate,
-#: they count in every tag's precision instead). Off by default, see :data:`SERIES_QUANTILE`.
+#: they count in every tag's precision instead). Off: measured, it let precision slip at k=5.
 UNKNOWN_PASS: float | None = None
 #: The share of uploads expected to show none of the tags, which the simulated never-seen items are
 #: weighted to make in the calibration (``None``: each counts as one item, about half of all).
-UNKNOWN_SHARE: float | None = None
+UNKNOWN_SHARE: float | None = 0.2
 _TEMPERATURES = np.geomspace(1.0, 300.0, 60)
 #: Probability mass the temperature fit moves off the true tag (see ``_fit_temperature``).
 LABEL_SMOOTHING = 0.02
@@ -384,10 +388,14 @@ def series_similarity(x: np.ndarray, y: np.ndarray, quantile: float = 0.95) -> f
     return float(np.quantile(nearest_other, quantile))
 
 
-def series_groups(x: np.ndarray, y: np.ndarray, similarity: float) -> np.ndarray:
+def series_groups(x: np.ndarray, y: np.ndarray, similarity: float, *, min_series: int = 1) -> np.ndarray:
     """A group id per row: rows of the same class (``y``) joined by a chain of cosine similarities
     above ``similarity`` form one group (connected components), so a series of near-identical
     shots is one group. ``x`` must be L2-normalised.
+
+    A class that falls into fewer than ``min_series`` series keeps one group per row: holding out
+    its only series would leave cross-validation no example of it to learn from, and the tag (a
+    set of near-identical packshots, say) could then never be auto-applied.
     """
     groups = np.empty(len(y), dtype=np.int64)
     next_id = 0
@@ -395,6 +403,8 @@ def series_groups(x: np.ndarray, y: np.ndarray, similarity: float) -> np.ndarray
         rows = np.nonzero(y == c)[0]
         adjacency = scipy.sparse.csr_matrix(x[rows] @ x[rows].T > similarity)
         count, labels = scipy.sparse.csgraph.connected_components(adjacency, directed=False)
+        if count < min_series:
+            count, labels = len(rows), np.arange(len(rows))
         groups[rows] = next_id + labels
         next_id += count
     return groups
@@ -418,6 +428,28 @@ def series_folds(y: np.ndarray, groups: np.ndarray, folds: int, seed: int = 0) -
             mine[f] += sizes[i]
             total[f] += sizes[i]
     return [np.nonzero(fold_of == f)[0] for f in range(folds)]
+
+
+def cv_splits(x: np.ndarray, y_tagged: np.ndarray, folds: int) -> list[np.ndarray]:
+    """The test rows of each cross-validation fold of an exclusive head: ``x`` holds the tagged
+    examples (labels ``y_tagged``) then the negatives ("none of these"), L2-normalised.
+
+    With :data:`SERIES_QUANTILE` set, a tag's series of near-identical shots stays in one fold
+    (tags with fewer than :data:`MIN_SERIES` series are split example by example); otherwise
+    stratified folds of single examples. Negatives are spread over the folds one by one either
+    way: they teach the model one product to refuse, and the calibration asks how it refuses new
+    photos of *that* product, which a fold that saw none of them would not tell.
+    """
+    n_tagged = len(y_tagged)
+    if SERIES_QUANTILE is None:
+        stratified = StratifiedKFold(folds, shuffle=True, random_state=0).split(x[:n_tagged], y_tagged)
+        tagged = [test for _, test in stratified]
+    else:
+        similarity = series_similarity(x[:n_tagged], y_tagged, SERIES_QUANTILE)
+        groups = series_groups(x[:n_tagged], y_tagged, similarity, min_series=MIN_SERIES)
+        tagged = series_folds(y_tagged, groups, folds)
+    spread = np.random.default_rng(0).permutation(len(x) - n_tagged) % folds
+    return [np.concatenate([t, n_tagged + np.nonzero(spread == f)[0]]) for f, t in enumerate(tagged)]
 
 
 def _fit_exclusive(
@@ -467,15 +499,7 @@ def _fit_exclusive(
 
     x_scored, y = x[:n_scored], y[:n_scored]
     oof_scores = np.zeros((n_scored, len(tags)))
-    if SERIES_QUANTILE is None:
-        stratified = StratifiedKFold(folds, shuffle=True, random_state=0).split(x[:n_tagged], y_tagged)
-        splits = [test for _, test in stratified]
-        spread = np.random.default_rng(0).permutation(n_scored - n_tagged) % folds  # negatives
-        splits = [np.concatenate([t, n_tagged + np.nonzero(spread == f)[0]]) for f, t in enumerate(splits)]
-    else:
-        similarity = series_similarity(x_scored, y, SERIES_QUANTILE)
-        splits = series_folds(y, series_groups(x_scored, y, similarity), folds)
-    for test in splits:
+    for test in cv_splits(x_scored, y_tagged, folds):
         oof_scores[test] = held_out(test)  # as if fitted on the other folds
     scale = _fit_temperature(oof_scores[:n_tagged], y_tagged)
     oof_p = _softmax(scale * oof_scores)
