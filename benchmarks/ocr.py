@@ -140,14 +140,19 @@ def fit_model(
 ) -> Any:
     """The stored model a training would produce (``--text`` for ``image+text``); ``views``:
     augmented views of the support photos and each one's source row."""
+    from tagsmith.encoder import ridge_alpha_for
     from tagsmith.ocr import RAPIDOCR_ENGINE_ID
     from tagsmith.tagmodels import ModelKind, TagModel, fit_linear_head
     from tagsmith.tagmodels.model import TextFeatures
     from tagsmith.tagmodels.text_head import fit_fused_head
+    from tagsmith.tagmodels.training import DEFAULT_RIDGE_ALPHA
     from tagsmith.trainer import DEFAULT_THRESHOLD
 
+    alpha = ridge_alpha_for(encoder_id) or DEFAULT_RIDGE_ALPHA  # as the trainer fits
     if variant == "image":
-        head: Any = fit_linear_head(x, labels, kind=ModelKind.EXCLUSIVE, views=views[0], view_source=views[1])
+        head: Any = fit_linear_head(
+            x, labels, kind=ModelKind.EXCLUSIVE, views=views[0], view_source=views[1], alpha=alpha
+        )
         text = None
     else:
         head = fit_fused_head(
@@ -157,6 +162,7 @@ def fit_model(
             features=TextFeatures(engine=RAPIDOCR_ENGINE_ID),
             views=views[0],
             view_source=views[1],
+            alpha=alpha,
         )
         text = head.text_head(threshold=None, default=DEFAULT_THRESHOLD)
     return TagModel(

@@ -103,7 +103,9 @@ class Variant:
     encoder_ids: tuple[str, ...]
     note: str
     augment: int = 0  # augmented views per support photo (one encoder only), as the trainer makes
-    alpha: float | None = None  # the head's ridge penalty; None: the product's (DEFAULT_RIDGE_ALPHA)
+    alpha: float | None = (
+        None  # the head's ridge penalty; None: as the trainer picks it (recipe, else default)
+    )
 
 
 def _make_encoder(encoder_id: str) -> Any:
@@ -161,11 +163,11 @@ def variants() -> list[Variant]:
             Variant(
                 f"default-a{alpha:g}",
                 (DEFAULT_RECIPE.id,),
-                f"the default with ridge penalty {alpha:g} instead of 0.3",
+                f"the default with ridge penalty {alpha:g} instead of its recipe's 0.1",
                 augment=views,
                 alpha=alpha,
             )
-            for alpha in (0.05, 0.1)
+            for alpha in (0.05, 0.3)
         ),
         Variant(
             "lite2-260-s7-flip", ("effnet-lite2-260-s7-flip-v1",), "old default + mirrored view averaged"
@@ -430,6 +432,17 @@ def evaluate_split(
 HONESTY_CUT = 0.9
 
 
+def head_penalty(variant: Variant) -> dict[str, float]:
+    """The ``alpha`` a tenant's trainer would fit ``variant`` with: the variant's own, else its
+    recipe's (``FeatureRecipe.ridge_alpha``), else the head's default (``{}``)."""
+    from tagsmith.encoder import ridge_alpha_for
+
+    alpha = variant.alpha
+    if alpha is None and len(variant.encoder_ids) == 1:
+        alpha = ridge_alpha_for(variant.encoder_ids[0])
+    return {} if alpha is None else {"alpha": alpha}
+
+
 def _precision_at(conf: np.ndarray, right: np.ndarray) -> float:
     above = conf >= HONESTY_CUT
     return float(right[above].mean()) if above.any() else float("nan")
@@ -483,7 +496,7 @@ def evaluate_variant(variant: Variant, seeds: Sequence[int], log: Callable[[str]
             cached_views(encoder_id, support, variant.augment, log),
             {p: i for i, p in enumerate(support)},
         )
-    penalty = None if variant.alpha is None else {"alpha": variant.alpha}
+    penalty = head_penalty(variant)
     out: dict[str, Any] = {
         "note": variant.note,
         "augmented_views": variant.augment,
@@ -596,6 +609,7 @@ def oracle_coverage(seeds: Sequence[int], log: Callable[[str], None]) -> dict[st
                 [label for _, label in split.support],
                 kind=ModelKind.EXCLUSIVE,
                 calibrate=False,
+                **head_penalty(variant),
             )
             probs = model_from_head(head, variant.encoder_ids[0]).predict(
                 x[[index[p] for p, _ in split.test]]

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tagsmith.encoder import ridge_alpha_for
 from tagsmith.encoder.augment import augmented_views
 from tagsmith.errors import (
     InvalidInputError,
@@ -79,7 +80,7 @@ from tagsmith.tagmodels import (
 from tagsmith.tagmodels.model import TextFeatures
 from tagsmith.tagmodels.store import PromotionConflictError
 from tagsmith.tagmodels.text_head import FusedHead, fit_fused_head
-from tagsmith.tagmodels.training import one_blas_thread
+from tagsmith.tagmodels.training import DEFAULT_RIDGE_ALPHA, one_blas_thread
 from tagsmith.taxonomy import Taxonomy
 from tagsmith.training_report import (
     ConfusedPair,
@@ -639,6 +640,9 @@ class TrainingService:
         ``negatives``: embeddings of "none of these" photos (exclusive models), and their OCR text
         in ``negative_texts`` when the model reads text; ``views`` / ``view_source``: augmented
         views and the row of each one's source (training rows only)."""
+        # The penalty the encoder's features are fitted with (the head's default otherwise).
+        penalty = ridge_alpha_for(self.tagger.encoder.encoder_id)
+        alpha = DEFAULT_RIDGE_ALPHA if penalty is None else penalty
         if texts is not None:
             assert self.ocr is not None
             features = TextFeatures(engine=self.ocr.engine_id)
@@ -651,9 +655,10 @@ class TrainingService:
                 view_source=view_source,
                 negatives=negatives,
                 negative_texts=negative_texts,
+                alpha=alpha,
             )
         return fit_linear_head(
-            x, labels, kind=kind, negatives=negatives, views=views, view_source=view_source
+            x, labels, kind=kind, negatives=negatives, views=views, view_source=view_source, alpha=alpha
         )
 
     def _wants_text(self, text: bool | None, active: TagModel | None, kind: ModelKind) -> bool:

@@ -7,12 +7,14 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from tagsmith.cli import app
 from tagsmith.cli.common import Session
 from tagsmith.config import Settings
+from tagsmith.encoder import DEFAULT_RECIPE
 from tagsmith.encoder.augment import augmented_views
 from tagsmith.errors import InvalidInputError, TrainingInputError
 from tagsmith.search import InMemorySearchIndex
@@ -20,7 +22,7 @@ from tagsmith.storage import FileObjectStore
 from tagsmith.tagmodels import ModelKind, fit_linear_head
 from tagsmith.tagmodels.model import TextFeatures
 from tagsmith.tagmodels.text_head import fit_fused_head
-from tagsmith.tagmodels.training import cv_splits, l2_normalise
+from tagsmith.tagmodels.training import DEFAULT_RIDGE_ALPHA, cv_splits, l2_normalise
 from tagsmith.trainer import (
     AUGMENT_BELOW,
     AUGMENT_VERSION,
@@ -283,3 +285,38 @@ def test_views_per_example_follows_the_least_photographed_tag() -> None:
     tags = [("a",)] * 3 + [("b",), ("a", "b"), ()]
     assert views_per_example(tags, 2, below=3) == [0, 0, 0, 2, 2, 2]  # a: 4, b: 2, none: 1
     assert views_per_example(tags, 0, below=3) == [0] * 6
+
+
+# --- the encoder's ridge penalty ----------------------------------------------------------------------
+class PosingAsDefaultRecipe(FakeEncoder):
+    """The fake's features under the default recipe's id, whose recipe sets a ridge penalty."""
+
+    encoder_id = DEFAULT_RECIPE.id
+
+
+@pytest.mark.parametrize(
+    ("encoder", "expected"),
+    [(PosingAsDefaultRecipe(), DEFAULT_RECIPE.ridge_alpha), (FakeEncoder(), DEFAULT_RIDGE_ALPHA)],
+)
+def test_the_trainer_fits_with_the_penalty_of_its_encoders_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoder: FakeEncoder, expected: float
+) -> None:
+    import tagsmith.trainer
+
+    seen: list[object] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("alpha"))
+        return fit_linear_head(*args, **kwargs)
+
+    monkeypatch.setattr(tagsmith.trainer, "fit_linear_head", spy)
+    c = build(
+        Settings(data_bucket="data", assets_bucket="assets"),
+        store=FileObjectStore(root=tmp_path / "s3"),
+        index=InMemorySearchIndex(),
+        encoder=encoder,
+    )
+
+    c.trainer.train(tenant="acme", model_id="colour", examples=colour_examples(), augment=0)
+
+    assert seen and set(seen) == {expected}

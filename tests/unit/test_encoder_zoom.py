@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tagsmith.encoder import DEFAULT_RECIPE, RECIPES, FeatureRecipe, to_model_input
+from tagsmith.encoder import DEFAULT_RECIPE, RECIPES, FeatureRecipe, ridge_alpha_for, to_model_input
 
 
 def framed(width: int, height: int, inner: float) -> Image.Image:
@@ -67,6 +67,14 @@ def test_default_recipe_adds_stage_pools_to_the_zoomed_recipe() -> None:
     assert DEFAULT_RECIPE.outputs[:2] == zoomed.outputs and DEFAULT_RECIPE.dims[:2] == zoomed.dims
     assert (DEFAULT_RECIPE.variant, DEFAULT_RECIPE.input_size, DEFAULT_RECIPE.crop) == ("lite2", 260, 0.7)
     assert DEFAULT_RECIPE.outputs[2:] == ("stage6", "stage5", "stage5_gram") and DEFAULT_RECIPE.dim == 3136
+
+
+def test_recipes_carry_the_ridge_penalty_their_features_are_fitted_with() -> None:
+    assert ridge_alpha_for(DEFAULT_RECIPE.id) == DEFAULT_RECIPE.ridge_alpha == 0.1
+    assert ridge_alpha_for("effnet-lite2-260-s7-c70-v1") is None  # the head's default
+    assert ridge_alpha_for("an-operators-clip") is None
+    with pytest.raises(ValueError, match="ridge_alpha must be > 0"):
+        FeatureRecipe("x", "lite2", 260, ("embedding",), (1280,), ridge_alpha=0.0)
 
 
 def test_default_features_begin_with_the_zoomed_recipes_features(encoder_cache_dir: Path) -> None:

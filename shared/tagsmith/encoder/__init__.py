@@ -36,6 +36,7 @@ from tagsmith.encoder.session import (
     default_encoder,
     feature_encoder,
     lite0_spec,
+    ridge_alpha_for,
 )
 from tagsmith.encoder.torch_legacy import (
     WeightsFileError,
@@ -68,5 +69,6 @@ __all__ = [
     "load_lite0_state_dict",
     "load_lite_state_dict",
     "read_legacy_state_dict",
+    "ridge_alpha_for",
     "to_model_input",
 ]

@@ -42,6 +42,7 @@ __all__ = [
     "default_encoder",
     "feature_encoder",
     "lite0_spec",
+    "ridge_alpha_for",
 ]
 
 # More intra-op threads than this rarely speeds up a small CNN and starves whatever runs beside it.
@@ -264,6 +265,10 @@ class FeatureRecipe:
     averaged (twice the cost). ``crop`` < 1 keeps only that central share of the photo's shorter
     side (a zoom at no extra cost). ``id`` must change whenever any of this changes: stored embeddings
     and tag models are keyed by it. The figures behind each recipe are in ``docs/benchmarks.md``.
+
+    ``ridge_alpha``: the ridge penalty tag heads use on these features (``None``: the head's
+    default). The best penalty depends on the features' geometry: more unit-length parts spread a
+    row's length over more directions and want a smaller one.
     """
 
     id: str
@@ -273,6 +278,7 @@ class FeatureRecipe:
     dims: tuple[int, ...]
     flip: bool = False
     crop: float = 1.0
+    ridge_alpha: float | None = None
 
     def __post_init__(self) -> None:
         if not self.outputs or len(self.outputs) != len(self.dims):
@@ -281,6 +287,8 @@ class FeatureRecipe:
             )
         if not 0.0 < self.crop <= 1.0:
             raise ValueError(f"recipe {self.id!r}: crop must be in (0, 1], got {self.crop}")
+        if self.ridge_alpha is not None and not self.ridge_alpha > 0.0:
+            raise ValueError(f"recipe {self.id!r}: ridge_alpha must be > 0, got {self.ridge_alpha}")
 
     @property
     def dim(self) -> int:
@@ -323,6 +331,7 @@ RECIPES: dict[str, FeatureRecipe] = {
             SECOND_ORDER_OUTPUTS,
             (1280, 352, 208, 120, 1176),
             crop=0.7,
+            ridge_alpha=0.1,
         ),
         # s567 at 330 px: finer print, about twice the ingest cost.
         FeatureRecipe(
@@ -344,6 +353,19 @@ RECIPES: dict[str, FeatureRecipe] = {
 #: borders; ``TAGSMITH_ENCODER_RECIPE=effnet-lite2-260-s7-v1`` selects the first un-zoomed recipe
 #: (models are per encoder: retrain after switching, docs/training.md).
 DEFAULT_RECIPE = RECIPES["effnet-lite2-260-s567g-c70-v1"]
+
+
+def ridge_alpha_for(encoder_id: str) -> float | None:
+    """The ridge penalty a built-in recipe's features are fitted with, or ``None`` (the head's
+    default, e.g. for an operator's own encoder).
+
+    Example::
+
+        >>> ridge_alpha_for(DEFAULT_RECIPE.id), ridge_alpha_for("my-clip-encoder") is None
+        (0.1, True)
+    """
+    recipe = RECIPES.get(encoder_id)
+    return recipe.ridge_alpha if recipe is not None else None
 
 
 class FeatureEncoder(OnnxEncoder):
