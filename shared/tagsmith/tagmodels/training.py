@@ -71,6 +71,8 @@ UNKNOWN_GROUPS = 5
 #: model far too kindly). On since session 3, with :data:`UNKNOWN_SHARE` (docs/benchmarks.md,
 #: "Calibration variants tried").
 SERIES_QUANTILE: float | None = 0.95
+#: The near-twin cosine is a quantile over at most this many examples (a fixed random sample).
+SERIES_SAMPLE = 1536
 #: With series folds, a tag whose examples form fewer series than this is split example by example
 #: (a tag of near-identical packshots is one series: held out whole, no fold could score it).
 MIN_SERIES = 2
@@ -275,8 +277,9 @@ class _RidgeFit:
                 raise np.linalg.LinAlgError(
                     f"ridge: the Gram matrix could not be inverted (LAPACK info {info})"
                 )
-            inverse = np.tril(lower) + np.tril(lower, -1).T
-            self._gram_inverse = inverse.astype(np.float64)
+            inverse = np.tril(lower).astype(np.float64)
+            inverse += np.tril(inverse, -1).T
+            self._gram_inverse = inverse
             dual = self._gram_inverse @ yc64
             coef = dual.astype(np.float32).T @ xc
             self.residuals = alpha * dual  # yc - K G^-1 yc = alpha G^-1 yc
@@ -380,10 +383,15 @@ def series_similarity(x: np.ndarray, y: np.ndarray, quantile: float = 0.95) -> f
     example of *another* tag. Two examples of one tag closer than nearly any two different products
     are taken to be shots of one series. ``x`` must be L2-normalised.
     """
-    nearest_other = np.full(len(y), -1.0, dtype=np.float32)
-    for start in range(0, len(y), 1024):
-        block = x[start : start + 1024] @ x.T
-        block[y[start : start + 1024, None] == y[None, :]] = -1.0
+    # A quantile needs no more than SERIES_SAMPLE rows' nearest neighbours (a fixed sample).
+    rows = np.arange(len(y))
+    if len(y) > SERIES_SAMPLE:
+        rows = np.sort(np.random.default_rng(0).choice(len(y), SERIES_SAMPLE, replace=False))
+    nearest_other = np.full(len(rows), -1.0, dtype=np.float32)
+    for start in range(0, len(rows), 1024):
+        chunk = rows[start : start + 1024]
+        block = x[chunk] @ x.T
+        block[y[chunk, None] == y[None, :]] = -1.0
         nearest_other[start : start + 1024] = block.max(axis=1)
     return float(np.quantile(nearest_other, quantile))
 
