@@ -64,10 +64,14 @@ def _pools(maps: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def pooled_features(variant: str, size: int) -> dict[str, np.ndarray]:
-    """Every split photo through EfficientNet-``variant`` at ``size`` px: ``emb`` and
-    ``<head|s4..s7>_<pooling>`` arrays (rows in ``paths`` order); computed once, then cached."""
-    file = POOL_CACHE / f"pool-{variant}-{size}-c{round(CROP * 100)}.npz"
+def _features_of_every_photo(
+    name: str, variant: str, size: int, features: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """One pass of EfficientNet-``variant`` at ``size`` px over every split photo's centre,
+    exposing ``embedding``, ``head_map`` and the unpooled last block of stages 4-7 (``s4``..``s7``,
+    the inputs of the graph's own pool nodes); ``features`` turns a batch of those into named
+    arrays. Cached as ``<name>-<variant>-<size>-c70.npz`` (rows in ``paths`` order)."""
+    file = POOL_CACHE / f"{name}-{variant}-{size}-c{round(CROP * 100)}.npz"
     if file.is_file():
         with np.load(file, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
@@ -80,12 +84,11 @@ def pooled_features(variant: str, size: int) -> dict[str, np.ndarray]:
     model = build_efficientnet_lite_model(
         load_lite_state_dict(variant), input_size=size, name=variant, taps=True
     )
-    # The unpooled last block of each tapped stage: the input of the graph's own pool node.
-    stage_maps = {}
+    outputs = {"embedding": "embedding", "head_map": "head_map"}
     for node in model.graph.node:
         for stage in STAGES:
             if node.name == f"stage{stage}.pool":
-                stage_maps[f"s{stage}"] = node.input[0]
+                outputs[f"s{stage}"] = node.input[0]
                 model.graph.output.append(
                     helper.make_tensor_value_info(node.input[0], TensorProto.FLOAT, None)
                 )
@@ -94,18 +97,15 @@ def pooled_features(variant: str, size: int) -> dict[str, np.ndarray]:
     session = onnxruntime.InferenceSession(
         model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
     )
-    names = ["embedding", "head_map", *stage_maps.values()]
-    tags = ["head", *stage_maps]
     paths = split_paths(KS, SEEDS)
     parts: dict[str, list[np.ndarray]] = {}
     started = time.perf_counter()
     for i in range(0, len(paths), 32):
         images = [decode_image((GROCERY / p).read_bytes()).image for p in paths[i : i + 32]]
-        embedding, *maps = session.run(names, {"image": to_model_input(images, size=size, crop=CROP)})
-        parts.setdefault("emb", []).append(np.asarray(embedding, np.float32))
-        for tag, m in zip(tags, maps, strict=True):
-            for pooling, value in _pools(m).items():
-                parts.setdefault(f"{tag}_{pooling}", []).append(value)
+        batch = to_model_input(images, size=size, crop=CROP)
+        values = session.run(list(outputs.values()), {"image": batch})
+        for key, value in features(dict(zip(outputs, values, strict=True))).items():
+            parts.setdefault(key, []).append(value)
         if i % 640 == 0:
             log(f"  {file.name}: {i}/{len(paths)} ({time.perf_counter() - started:.0f} s)")
     out = {k: np.concatenate(v) for k, v in parts.items()}
@@ -117,6 +117,19 @@ def pooled_features(variant: str, size: int) -> dict[str, np.ndarray]:
     np.savez(tmp, **out)
     os.replace(tmp, file)
     return out
+
+
+def pooled_features(variant: str, size: int) -> dict[str, np.ndarray]:
+    """``emb`` and ``<head|s4..s7>_<pooling>`` arrays of every split photo (``pool-*.npz``)."""
+
+    def pools(maps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = {"emb": np.asarray(maps["embedding"], np.float32)}
+        for tag in ("head", *(f"s{stage}" for stage in STAGES)):
+            for pooling, value in _pools(maps["head_map" if tag == "head" else tag]).items():
+                out[f"{tag}_{pooling}"] = value
+        return out
+
+    return _features_of_every_photo("pool", variant, size, pools)
 
 
 def _gram(maps: np.ndarray, projection: np.ndarray | None, signed_sqrt: bool = True) -> np.ndarray:
@@ -135,53 +148,19 @@ def second_order_features(variant: str, size: int) -> dict[str, np.ndarray]:
     """Second-order pools of stages 4 to 6 of every split photo (``gram-*.npz`` cache): ``s<i>_full``
     (all channels), ``s5_p<k>`` (projected onto the product's :func:`gram_projection` with ``k``
     directions; ``s5_p48`` is the default recipe's ``stage5_gram``), ``s5_raw`` (no square root)."""
-    file = POOL_CACHE / f"gram-{variant}-{size}-c{round(CROP * 100)}.npz"
-    if file.is_file():
-        with np.load(file, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    import onnxruntime
-    from onnx import TensorProto, helper
-    from tagsmith.encoder import decode_image, to_model_input
-    from tagsmith.encoder.lite0 import build_efficientnet_lite_model, gram_projection
-    from tagsmith.encoder.torch_legacy import load_lite_state_dict
+    from tagsmith.encoder.lite0 import gram_projection
 
-    model = build_efficientnet_lite_model(
-        load_lite_state_dict(variant), input_size=size, name=variant, taps=True
-    )
-    names = []
-    for stage in (4, 5, 6):
-        (raw,) = [node.input[0] for node in model.graph.node if node.name == f"stage{stage}.pool"]
-        model.graph.output.append(helper.make_tensor_value_info(raw, TensorProto.FLOAT, None))
-        names.append(raw)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = 2, 1
-    session = onnxruntime.InferenceSession(
-        model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
-    )
-    paths = split_paths(KS, SEEDS)
-    parts: dict[str, list[np.ndarray]] = {}
-    started = time.perf_counter()
-    for i in range(0, len(paths), 32):
-        images = [decode_image((GROCERY / p).read_bytes()).image for p in paths[i : i + 32]]
-        s4, s5, s6 = session.run(names, {"image": to_model_input(images, size=size, crop=CROP)})
-        found = {
-            "s4_full": _gram(s4, None),
+    def grams(maps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        s5 = maps["s5"]
+        return {
+            "s4_full": _gram(maps["s4"], None),
             "s5_full": _gram(s5, None),
-            "s6_full": _gram(s6, None),
+            "s6_full": _gram(maps["s6"], None),
             "s5_raw": _gram(s5, None, signed_sqrt=False),
             **{f"s5_p{k}": _gram(s5, gram_projection(s5.shape[1], k)) for k in (24, 32, 48, 64, 80)},
         }
-        for key, value in found.items():
-            parts.setdefault(key, []).append(value)
-        if i % 640 == 0:
-            log(f"  {file.name}: {i}/{len(paths)} ({time.perf_counter() - started:.0f} s)")
-    out = {k: np.concatenate(v) for k, v in parts.items()}
-    out["paths"] = np.array(paths)
-    POOL_CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(".tmp.npz")
-    np.savez(tmp, **out)
-    os.replace(tmp, file)
-    return out
+
+    return _features_of_every_photo("gram", variant, size, grams)
 
 
 def joined(parts: Sequence[tuple[str, int, str]]) -> tuple[dict[str, int], np.ndarray]:
@@ -265,7 +244,7 @@ def rows() -> dict[str, Row]:
     out = [
         Row("s7", "session-2 default's features: embedding + stage-7 mean (1632-d)", _stages(*l2, s7)),
         Row("s67", "+ stage-6 mean", _stages(*l2, s67)),
-        Row("s567", "+ stages 6 and 5 (1960-d): the new default", _stages(*l2, s567)),
+        Row("s567", "+ stages 6 and 5 (1960-d)", _stages(*l2, s567)),
         Row("s4567", "+ stages 6, 5 and 4", _stages(*l2, s4567)),
         Row(
             "gem3",
