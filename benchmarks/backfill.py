@@ -15,6 +15,7 @@ One poller per function runs one batch at a time here (Lambda would run up to th
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -23,10 +24,13 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from tagsmith.records import AssetRecord, TagAssignment
 
 TENANT = "bench"
 MODEL = "colour"
@@ -51,11 +55,24 @@ def _train(c: Any) -> str:
     from tagsmith.trainer import Example
 
     examples = [
-        Example(tag, f"{tag}-{i}", lambda rgb=rgb, i=i: _photo(rgb, 10_000 + i))
+        Example(tag, f"{tag}-{i}", functools.partial(_photo, rgb, 10_000 + i))
         for tag, rgb in COLOURS.items()
         for i in range(5)
     ]
     return str(c.trainer.train(tenant=TENANT, model_id=MODEL, examples=examples, threshold=0.6).version)
+
+
+def _record(c: Any, path: str) -> AssetRecord:
+    from tagsmith.keys import AssetKey
+
+    found = c.records.get(AssetKey(TENANT, path))
+    if found is None:
+        raise RuntimeError(f"no asset record for {path}")
+    return cast("AssetRecord", found[0])
+
+
+def _with_tags(record: AssetRecord, *, tags: tuple[TagAssignment, ...]) -> AssetRecord:
+    return replace(record, tags=tags)
 
 
 def _versions(c: Any, paths: list[str]) -> dict[str, int]:
@@ -111,10 +128,10 @@ def run(n: int | None = None, *, humans: int = 50, timeout: float = 1800.0) -> d
             # a reviewer rejected the AI's tag on some assets: the backfill must keep that
             decided: dict[str, TagAssignment] = {}
             for p in paths[:humans]:
-                record = c.records.get(AssetKey(TENANT, p))[0]
+                record = _record(c, p)
                 ai = next(t for t in record.tags if t.model == MODEL and t.source is Source.AI)
                 human = TagAssignment(MODEL, ai.tag, TagState.REJECTED, Source.HUMAN, decided_by="bench")
-                c.records.update(AssetKey(TENANT, p), lambda r, h=human: replace(r, tags=(h,)))
+                c.records.update(AssetKey(TENANT, p), functools.partial(_with_tags, tags=(human,)))
                 decided[p] = human
 
             time.sleep(1.1)  # version ids are named by the second
@@ -133,11 +150,7 @@ def run(n: int | None = None, *, humans: int = 50, timeout: float = 1800.0) -> d
             if status is None or not status.complete:
                 raise RuntimeError(f"backfill did not complete in {timeout} s: {status and status.to_dict()}")
             after = _versions(c, paths)
-            kept = sum(
-                1
-                for p, h in decided.items()
-                if h in c.records.get(AssetKey(TENANT, p))[0].tags  # type: ignore[index]
-            )
+            kept = sum(1 for p, h in decided.items() if h in _record(c, p).tags)
         finally:
             stack.stop()
             process = getattr(stack._osmem, "process", None)

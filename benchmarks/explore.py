@@ -164,17 +164,17 @@ def _embed_all(
         if (i // batch) % 20 == 0:
             log(f"  {name}: {i + len(chunk)}/{len(items)} ({time.perf_counter() - started:.0f} s)")
     seconds = time.perf_counter() - started
-    out = {
+    out: dict[str, np.ndarray] = {
         "paths": np.array([p for p, _ in items]),
         "views": np.array([j for _, j in items], dtype=np.int64),
         "features": np.concatenate(feats),
-        "seconds_per_image": np.float64(seconds / len(items)),
+        "seconds_per_image": np.asarray(seconds / len(items)),
         "load_average": np.array(os.getloadavg()),
     }
     if maps:
         out["prehead"] = np.concatenate(pres)
     tmp = EXPLORE_CACHE / f"{name}.tmp.npz"
-    np.savez(tmp, **out)
+    np.savez(tmp, **out)  # type: ignore[arg-type]  # numpy's stub takes the first keyword for allow_pickle
     os.replace(tmp, file)
     log(f"  {name}: {len(items)} images in {seconds:.0f} s, load {os.getloadavg()[0]:.1f}")
     return out

@@ -118,8 +118,8 @@ def fresh_timing(paths: Sequence[str], n: int = 24) -> dict[str, Any]:
         return u.ru_utime + u.ru_stime
 
     wall, cpu0 = time.perf_counter(), cpu()
-    for im in images:
-        engine.read(im)
+    for image in images:
+        engine.read(image)
     wall, used = time.perf_counter() - wall, cpu() - cpu0
     return {
         "images": len(images),

@@ -41,7 +41,8 @@ REVIEW_FLOOR = 0.2  # TagModel's default
 
 
 def _split(seed: int, k: int = 5) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    support, test = [], []
+    support: list[tuple[str, str]] = []
+    test: list[tuple[str, str]] = []
     with (GROCERY / "splits" / f"dev_k{k}_seed{seed}.csv").open() as f:
         for row in csv.DictReader(f):
             (support if row["split"] == "support" else test).append((row["path"], row["label"]))

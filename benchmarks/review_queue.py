@@ -27,6 +27,7 @@ sorting every key of the bucket, so listing costs more here than an S3 LIST page
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import statistics
@@ -213,16 +214,14 @@ def bulk_accept_run(n: int = 100, latency_ms: float = 5.0) -> dict[str, Any]:
         for i in range(n):
             path = f"p/{i:05d}.jpg"
             tag = TagAssignment("sku", "milk", TagState.REVIEW, Source.AI, confidence=0.5, model_version="v1")
-            records.update(
-                _asset(TENANT, path),
-                lambda _r, path=path, tag=tag: AssetRecord(
-                    TENANT,
-                    path,
-                    SourceObject("assets", f"{TENANT}/{path}", "e", 1),
-                    AssetStatus.TAGGED,
-                    tags=(tag,),
-                ),
+            record = AssetRecord(
+                TENANT,
+                path,
+                SourceObject("assets", f"{TENANT}/{path}", "e", 1),
+                AssetStatus.TAGGED,
+                tags=(tag,),
             )
+            records.update(_asset(TENANT, path), functools.partial(_replaced_by, record))
             item = ReviewItem(f"{i:024x}", TENANT, path, "sku", "v1", "milk", 0.5, 0.9)
             reviews.put(item)
             ids.append(item.id)
@@ -246,6 +245,11 @@ def bulk_accept_run(n: int = 100, latency_ms: float = 5.0) -> dict[str, Any]:
         out[mode] = {"seconds": round(seconds, 2), "items_per_s": round(n / seconds, 1)}
     out["speedup"] = round(out["one_by_one"]["seconds"] / out["bulk"]["seconds"], 1)
     return out
+
+
+def _replaced_by(record: Any, _old: Any) -> Any:
+    """A record update that writes ``record`` whatever was there."""
+    return record
 
 
 def _asset(tenant: str, path: str) -> Any:

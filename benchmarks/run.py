@@ -78,7 +78,8 @@ class Split:
 
 
 def load_split(k: int, seed: int, root: Path = GROCERY) -> Split:
-    support, test = [], []
+    support: list[tuple[str, str]] = []
+    test: list[tuple[str, str]] = []
     with (root / "splits" / f"dev_k{k}_seed{seed}.csv").open(newline="") as f:
         for row in csv.DictReader(f):
             (support if row["split"] == "support" else test).append((row["path"], row["label"]))
@@ -393,9 +394,10 @@ def evaluate_split(
     split: Split,
     encoder_id: str,
     views: Views | None = None,
-    penalty: dict[str, float] | None = None,
+    alpha: float | None = None,
 ) -> dict[str, float]:
     from tagsmith.tagmodels import ModelKind, fit_linear_head
+    from tagsmith.tagmodels.training import DEFAULT_RIDGE_ALPHA
 
     xs = x[[index[p] for p, _ in split.support]]
     ys = [label for _, label in split.support]
@@ -403,7 +405,9 @@ def evaluate_split(
     yt = np.array([label for _, label in split.test])
     started = time.perf_counter()
     v, source = support_views(views, split.support)
-    head = fit_linear_head(xs, ys, kind=ModelKind.EXCLUSIVE, views=v, view_source=source, **(penalty or {}))
+    head = fit_linear_head(
+        xs, ys, kind=ModelKind.EXCLUSIVE, views=v, view_source=source, alpha=alpha or DEFAULT_RIDGE_ALPHA
+    )
     train_seconds = time.perf_counter() - started
     model = model_from_head(head, encoder_id)
     top, applied = route_rows(model, xt)
@@ -432,15 +436,16 @@ def evaluate_split(
 HONESTY_CUT = 0.9
 
 
-def head_penalty(variant: Variant) -> dict[str, float]:
-    """The ``alpha`` a tenant's trainer would fit ``variant`` with: the variant's own, else its
-    recipe's (``FeatureRecipe.ridge_alpha``), else the head's default (``{}``)."""
+def head_penalty(variant: Variant) -> float:
+    """The ridge penalty a tenant's trainer would fit ``variant`` with: the variant's own, else its
+    recipe's (``FeatureRecipe.ridge_alpha``), else the head's default."""
     from tagsmith.encoder import ridge_alpha_for
+    from tagsmith.tagmodels.training import DEFAULT_RIDGE_ALPHA
 
     alpha = variant.alpha
     if alpha is None and len(variant.encoder_ids) == 1:
         alpha = ridge_alpha_for(variant.encoder_ids[0])
-    return {} if alpha is None else {"alpha": alpha}
+    return DEFAULT_RIDGE_ALPHA if alpha is None else alpha
 
 
 def _precision_at(conf: np.ndarray, right: np.ndarray) -> float:
@@ -454,10 +459,11 @@ def evaluate_unknown(
     split: Split,
     encoder_id: str,
     views: Views | None = None,
-    penalty: dict[str, float] | None = None,
+    alpha: float | None = None,
 ) -> dict[str, float]:
     """Train on a random half of the classes; the share of the other half's test photos not applied."""
     from tagsmith.tagmodels import ModelKind, fit_linear_head
+    from tagsmith.tagmodels.training import DEFAULT_RIDGE_ALPHA
 
     classes = sorted({label for _, label in split.support})
     known = set(np.random.default_rng(split.seed).permutation(classes)[: len(classes) // 2].tolist())
@@ -469,7 +475,7 @@ def evaluate_unknown(
         kind=ModelKind.EXCLUSIVE,
         views=support_views(views, support)[0],
         view_source=support_views(views, support)[1],
-        **(penalty or {}),
+        alpha=alpha or DEFAULT_RIDGE_ALPHA,
     )
     _, applied = route_rows(model_from_head(head, encoder_id), x[[index[p] for p in unseen]])
     return {"unknown_not_applied": float(1.0 - applied.mean()), "unknown_photos": len(unseen)}
@@ -609,7 +615,7 @@ def oracle_coverage(seeds: Sequence[int], log: Callable[[str], None]) -> dict[st
                 [label for _, label in split.support],
                 kind=ModelKind.EXCLUSIVE,
                 calibrate=False,
-                **head_penalty(variant),
+                alpha=head_penalty(variant),
             )
             probs = model_from_head(head, variant.encoder_ids[0]).predict(
                 x[[index[p] for p, _ in split.test]]
@@ -690,9 +696,7 @@ def throughput(log: Callable[[str], None], *, photos: int = 300, batch: int = 10
     settings = Settings(data_bucket="data", assets_bucket="assets", encoder_cache_dir=CACHE / "onnx")
     store = MemoryObjectStore()
     components = build(settings, store=store, index=InMemorySearchIndex(), queue=MemoryQueue())
-    examples = [
-        Example(label, path, (lambda p=path: (GROCERY / p).read_bytes())) for path, label in split.support
-    ]
+    examples = [Example(label, path, (GROCERY / path).read_bytes) for path, label in split.support]
     started = time.perf_counter()
     components.trainer.train(tenant="bench", model_id="grocery", examples=examples)
     train_seconds = time.perf_counter() - started

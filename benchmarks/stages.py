@@ -110,11 +110,11 @@ def _features_of_every_photo(
             log(f"  {file.name}: {i}/{len(paths)} ({time.perf_counter() - started:.0f} s)")
     out = {k: np.concatenate(v) for k, v in parts.items()}
     out["paths"] = np.array(paths)
-    out["seconds_per_image"] = np.float64((time.perf_counter() - started) / len(paths))
+    out["seconds_per_image"] = np.asarray((time.perf_counter() - started) / len(paths))
     out["load_average"] = np.array(os.getloadavg())
     POOL_CACHE.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(".tmp.npz")
-    np.savez(tmp, **out)
+    np.savez(tmp, **out)  # type: ignore[arg-type]  # numpy's stub takes the first keyword for allow_pickle
     os.replace(tmp, file)
     return out
 

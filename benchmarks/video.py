@@ -161,9 +161,12 @@ def bikes_boundaries(video_tagger_for: Callable[[Any], Any], encoder: Any) -> di
             )
         starts = sorted(s.start for s in analysis.segments if s.start > 0)
         errors = [min((abs(b - c) for b in starts), default=None) for c in cuts]
+        found = [e for e in errors if e is not None]
         out[name] = {
             "segments": [(s.tag, s.start, s.end) for s in analysis.segments],
-            "max_boundary_error_seconds": None if None in errors else round(max(errors), 3),  # type: ignore[type-var]
+            "max_boundary_error_seconds": round(max(found), 3)
+            if found and len(found) == len(errors)
+            else None,
         }
     return out
 
