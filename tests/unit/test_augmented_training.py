@@ -214,15 +214,19 @@ def test_training_request_carries_augment_and_refuses_a_bad_one() -> None:
 
 
 # --- models trained for another encoder ---------------------------------------------------------------
-@pytest.fixture
-def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Session:
-    c = build(
+def file_components(tmp_path: Path, encoder: FakeEncoder) -> Components:
+    """The services over a file-backed store, with ``encoder``."""
+    return build(
         Settings(data_bucket="data", assets_bucket="assets"),
         store=FileObjectStore(root=tmp_path / "s3"),
         index=InMemorySearchIndex(),
-        encoder=FakeEncoder(),
+        encoder=encoder,
     )
-    s = Session(c, "test store")
+
+
+@pytest.fixture
+def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Session:
+    s = Session(file_components(tmp_path, FakeEncoder()), "test store")
     monkeypatch.setattr("tagsmith.cli.training.open_session", lambda target: s)
     return s
 
@@ -310,12 +314,7 @@ def test_the_trainer_fits_with_the_penalty_of_its_encoders_recipe(
         return fit_linear_head(*args, **kwargs)
 
     monkeypatch.setattr(tagsmith.trainer, "fit_linear_head", spy)
-    c = build(
-        Settings(data_bucket="data", assets_bucket="assets"),
-        store=FileObjectStore(root=tmp_path / "s3"),
-        index=InMemorySearchIndex(),
-        encoder=encoder,
-    )
+    c = file_components(tmp_path, encoder)
 
     c.trainer.train(tenant="acme", model_id="colour", examples=colour_examples(), augment=0)
 
