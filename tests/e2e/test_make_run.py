@@ -25,8 +25,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_up(home: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
+def run_up(home: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **(env or {})}
     env.update(
         TAGSMITH_HOME=str(home),
         TAGSMITH_MOTO_PORT=str(free_port()),
@@ -69,6 +69,13 @@ def test_make_run_demo_completes_and_state_survives_a_restart(tmp_path: Path) ->
     assert "rebuilt the search index from 8 asset records" in second.stdout
     assert "'veste bleu orage' (French): 2 hit(s)" in second.stdout
     assert not (tmp_path / "stack.json").exists()  # a clean stop removes the marker
+
+    # an encoder upgrade: the kept model tags nothing with the new encoder, so the demo retrains it
+    upgraded = run_up(tmp_path, env={"TAGSMITH_ENCODER_RECIPE": "effnet-lite2-260-s7-c70-v1"})
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    assert "not effnet-lite2-260-s7-c70-v1: retraining it" in upgraded.stdout
+    assert "trained version" in upgraded.stdout
+    assert "'veste bleu orage' (French): 2 hit(s)" in upgraded.stdout
 
 
 def test_cli_works_on_the_local_files_without_a_stack(tmp_path: Path) -> None:

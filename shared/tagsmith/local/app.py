@@ -43,11 +43,20 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
 
 
 def train_demo_model(c: Components, console: Console) -> None:
+    """Train the demo model through the training handler, unless the state kept from the last run
+    has one for this deployment's encoder (after an encoder upgrade it is trained again)."""
     if c.models.active_version(demo.TENANT, demo.MODEL):
+        active = c.models.load_active(demo.TENANT, demo.MODEL)
+        encoder = c.tagger.encoder.encoder_id
+        if active is not None and active.encoder_id == encoder:
+            console.print(
+                f"  model [bold]{demo.TENANT}/{demo.MODEL}[/] already trained (state kept from the last run)"
+            )
+            return
         console.print(
-            f"  model [bold]{demo.TENANT}/{demo.MODEL}[/] already trained (state kept from the last run)"
+            f"  model [bold]{demo.TENANT}/{demo.MODEL}[/] was trained for encoder "
+            f"{active.encoder_id if active else 'unknown'}, not {encoder}: retraining it"
         )
-        return
     bucket = c.settings.data_bucket
     base = f"tenants/{demo.TENANT}/examples/{demo.MODEL}/"
     sets = demo.training_set()
@@ -62,18 +71,20 @@ def train_demo_model(c: Components, console: Console) -> None:
         "examples": f"s3://{bucket}/{base}",
         "kind": "exclusive",
     }
-    c.store.put(
-        bucket, f"tenants/{demo.TENANT}/training-requests/demo.train.json", json.dumps(request).encode()
-    )
-    console.print("  wrote a training request; the train handler picks it up from SQS ...")
     status_key = model_prefix(demo.TENANT, demo.MODEL) + "status.json"
+    before = c.store.get(bucket, status_key).body if c.store.head(bucket, status_key) else None
+    # One request per encoder: the training consumer is idempotent, so re-writing the same request
+    # (same key, same bytes) after an encoder upgrade would be taken for a duplicate delivery.
+    name = f"demo-{c.tagger.encoder.encoder_id}.train.json"
+    c.store.put(bucket, f"tenants/{demo.TENANT}/training-requests/{name}", json.dumps(request).encode())
+    console.print("  wrote a training request; the train handler picks it up from SQS ...")
 
     def done() -> bool:
-        head = c.store.head(bucket, status_key)
-        return head is not None and json.loads(c.store.get(bucket, status_key).body)["state"] in (
-            "trained",
-            "failed",
-        )
+        # a status written by this training (not the last run's), that says it has ended
+        if c.store.head(bucket, status_key) is None:
+            return False
+        body = c.store.get(bucket, status_key).body
+        return body != before and json.loads(body)["state"] in ("trained", "failed")
 
     _wait(done, 300, "the training job")
     status = json.loads(c.store.get(bucket, status_key).body)

@@ -47,6 +47,7 @@ class StackConfig:
     snapshot_seconds: float = 5.0
     functions_dir: Path = REPO_ROOT / "functions"
     definition: StackDef = STACK
+    encoder_recipe: str = ""  # TAGSMITH_ENCODER_RECIPE: a built-in recipe id ("": the default)
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -55,6 +56,7 @@ class StackConfig:
             home=Path(e.get("TAGSMITH_HOME", str(REPO_ROOT / "var"))),
             moto_port=int(e.get("TAGSMITH_MOTO_PORT", 4566)),
             opensearch_port=int(e.get("TAGSMITH_OPENSEARCH_PORT", 9200)),
+            encoder_recipe=e.get("TAGSMITH_ENCODER_RECIPE", ""),
         )
 
 
@@ -70,6 +72,7 @@ class StackInfo:
     queue_urls: dict[str, str]
     home: str
     console_url: str = ""
+    encoder_recipe: str = ""
 
     def settings(self) -> Settings:
         return Settings(
@@ -82,6 +85,7 @@ class StackInfo:
             opensearch_url=self.opensearch_url,
             endpoint_url=self.endpoint_url,
             encoder_cache_dir=Path(self.home) / "cache",
+            encoder_recipe=self.encoder_recipe or None,
         )
 
     def environment(self) -> dict[str, str]:
@@ -100,6 +104,7 @@ class StackInfo:
             "TAGSMITH_VIDEO_JOBS_QUEUE_URL": self.queue_urls.get("video-jobs", ""),
             "TAGSMITH_OPENSEARCH_URL": self.opensearch_url,
             "TAGSMITH_ENCODER_CACHE": str(Path(self.home) / "cache"),
+            "TAGSMITH_ENCODER_RECIPE": self.encoder_recipe,
         }
 
     @classmethod
@@ -259,6 +264,7 @@ class LocalStack:
             data_bucket=buckets["data"],
             queue_urls=queue_urls,
             home=str(cfg.home),
+            encoder_recipe=cfg.encoder_recipe,
         )
         os.environ.update(self.info.environment())
         rebuilt = self.rebuild_index()
