@@ -170,6 +170,7 @@ class ConsoleServices:
             models=c.active_models,
             index=c.index,
             corrections=corrections,
+            outbound=c.outbound,
         )
         return cls(
             store=c.store,
