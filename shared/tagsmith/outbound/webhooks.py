@@ -253,13 +253,13 @@ class SubscriptionStore:
         self.store.delete(self.bucket, webhooks_prefix(tenant) + f"{sub_id}.json")
         self._cache.invalidate(tenant)
 
-    def list(self, tenant: str) -> list[Subscription]:
+    def list(self, tenant: str) -> Sequence[Subscription]:
         return self._load(tenant)
 
-    def for_tenant(self, tenant: str) -> list[Subscription]:
+    def for_tenant(self, tenant: str) -> Sequence[Subscription]:
         return self._cache.get(tenant)
 
-    def _load(self, tenant: str) -> list[Subscription]:
+    def _load(self, tenant: str) -> Sequence[Subscription]:
         out = []
         for info in self.store.list(self.bucket, webhooks_prefix(tenant)):
             try:
