@@ -41,7 +41,7 @@ class Receiver:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
 
-    def start(self) -> Receiver:
+    def start(self, port: int = 0) -> Receiver:
         rng = random.Random(self.seed)
         receiver = self
 
@@ -76,7 +76,7 @@ class Receiver:
                 self.send_header("content-length", "0")
                 self.end_headers()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True).start()
         return self
@@ -85,6 +85,16 @@ class Receiver:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+    def down(self) -> int:
+        """Stop listening (callers get "connection refused"); returns the port for :meth:`up`."""
+        assert self._server is not None
+        port = int(self._server.server_address[1])
+        self.stop()
+        return port
+
+    def up(self, port: int) -> None:
+        self.start(port)
 
     def revisions(self, key: str) -> list[int]:
         """Distinct revisions received for ``key``, in arrival order."""
