@@ -104,7 +104,7 @@ def run(rate: float = 2.0, drain_timeout: float = 300.0) -> dict[str, Any]:
         result: dict[str, Any] = {"rate_per_tenant": rate, "published": len(sent), "load": os.getloadavg()}
         for name, receiver in ((HEALTHY, healthy), (FAULTY, faulty)):
             keys = [k for k in sent if k.startswith(name + "/")]
-            first = {}
+            first: dict[str, Any] = {}
             attempts: dict[str, int] = {}
             for r in receiver.accepted:
                 first.setdefault(r.event["key"], r)
