@@ -8,46 +8,24 @@ The real stack (moto's S3, SQS and EventBridge, osmem, every function's poller) 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from tagsmith.console.api import ConsoleServices
 from tagsmith.keys import AssetKey, tenant_settings_key
-from tagsmith.local.stack import LocalStack, StackConfig
+from tagsmith.local.stack import LocalStack
 from tagsmith.outbound.sidecars import sidecar_key
 from tagsmith.records import AssetStatus, TagState
 from tagsmith.trainer import Example
 from tagsmith.wiring import Components, build
 
-from tests.functional.test_backfill_local import COLOURS, free_port, photo, wait_for
+from tests.functional.test_backfill_local import COLOURS, photo, stack, wait_for  # noqa: F401 (stack: the fixture)
 from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.slow
 TENANT = "acme"
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[LocalStack]:
-    saved = dict(os.environ)
-    config = StackConfig(
-        home=tmp_path / "home", moto_port=free_port(), opensearch_port=free_port(), snapshot_seconds=3600
-    )
-    s = LocalStack(config=config)
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-        process = getattr(s._osmem, "process", None)
-        if process is not None and process.stdout is not None and not process.stdout.closed:
-            process.stdout.close()
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def train(c: Components, model: str, threshold: float) -> None:
@@ -64,7 +42,7 @@ def object_tags(c: Components, key: str) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in r["TagSet"]}
 
 
-def test_upload_decision_and_delete_reach_webhooks_object_tags_and_sidecars(stack: LocalStack) -> None:
+def test_upload_decision_and_delete_reach_webhooks_object_tags_and_sidecars(stack: LocalStack) -> None:  # noqa: F811
     assert stack.info is not None
     c = build(stack.info.settings())
     # GIVEN a tenant with object tags and sidecars on, labels in two languages, one webhook

@@ -101,6 +101,13 @@ class ObjectTagging(Protocol):
     def put_tags(self, bucket: str, key: str, tags: dict[str, str]) -> None: ...
 
 
+def _s3_error(e: Exception, what: str, bucket: str, key: str) -> Exception:
+    code = e.response.get("Error", {}).get("Code") if isinstance(e, ClientError) else None
+    if code in ("NoSuchKey", "404", "NotFound"):
+        return NotFoundError(f"s3://{bucket}/{key} does not exist")
+    return TransientError(f"{what} the tags of s3://{bucket}/{key} failed: {e}")
+
+
 class S3ObjectTagging:
     def __init__(self, *, client: Any) -> None:
         self.client = client
@@ -108,24 +115,16 @@ class S3ObjectTagging:
     def get_tags(self, bucket: str, key: str) -> dict[str, str]:
         try:
             r = self.client.get_object_tagging(Bucket=bucket, Key=key)
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                raise NotFoundError(f"s3://{bucket}/{key} does not exist") from e
-            raise TransientError(f"reading the tags of s3://{bucket}/{key} failed: {e}") from e
-        except BotoCoreError as e:
-            raise TransientError(f"reading the tags of s3://{bucket}/{key} failed: {e}") from e
+        except (ClientError, BotoCoreError) as e:
+            raise _s3_error(e, "reading", bucket, key) from e
         return {t["Key"]: t["Value"] for t in r.get("TagSet", [])}
 
     def put_tags(self, bucket: str, key: str, tags: dict[str, str]) -> None:
         tag_set = [{"Key": k, "Value": v} for k, v in tags.items()]
         try:
             self.client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tag_set})
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                raise NotFoundError(f"s3://{bucket}/{key} does not exist") from e
-            raise TransientError(f"writing the tags of s3://{bucket}/{key} failed: {e}") from e
-        except BotoCoreError as e:
-            raise TransientError(f"writing the tags of s3://{bucket}/{key} failed: {e}") from e
+        except (ClientError, BotoCoreError) as e:
+            raise _s3_error(e, "writing", bucket, key) from e
 
 
 class MemoryObjectTagging:

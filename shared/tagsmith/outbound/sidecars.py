@@ -156,27 +156,24 @@ def sidecar_xmp(
             image.close()
 
 
-def read_keywords(xmp_bytes: bytes) -> tuple[list[str], list[str]]:
-    """(dc:subject, lr:hierarchicalSubject) of a sidecar."""
+def _read(xmp_bytes: bytes) -> dict[str, Any]:
     with _LOCK:
-        pyexiv2 = _exiv2()
-        image = pyexiv2.ImageData(xmp_bytes)
+        image = _exiv2().ImageData(xmp_bytes)
         try:
-            xmp = image.read_xmp()
+            return dict(image.read_xmp())
         finally:
             image.close()
+
+
+def read_keywords(xmp_bytes: bytes) -> tuple[list[str], list[str]]:
+    """(dc:subject, lr:hierarchicalSubject) of a sidecar."""
+    xmp = _read(xmp_bytes)
     return _array(xmp, "Xmp.dc.subject"), _array(xmp, "Xmp.lr.hierarchicalSubject")
 
 
 def written_by_us_only(xmp_bytes: bytes) -> bool:
     """Whether a sidecar holds nothing but what Tagsmith wrote (it can then be deleted whole)."""
-    with _LOCK:
-        pyexiv2 = _exiv2()
-        image = pyexiv2.ImageData(xmp_bytes)
-        try:
-            xmp = image.read_xmp()
-        finally:
-            image.close()
+    xmp = _read(xmp_bytes)
     ours = set(_array(xmp, f"Xmp.{PREFIX}.OwnSubjects"))
     hierarchy = set(_array(xmp, f"Xmp.{PREFIX}.OwnHierarchy"))
     foreign = [

@@ -220,13 +220,12 @@ class SubscriptionStore:
             models=tuple(dict.fromkeys(models)),
             description=description,
         )
-        self.store.put(
-            self.bucket,
-            webhooks_prefix(tenant) + f"{sub.id}.json",
-            sub.to_json(),
-            content_type="application/json",
-        )
-        self._cache.invalidate(tenant)
+        return self._put(sub)
+
+    def _put(self, sub: Subscription) -> Subscription:
+        key = webhooks_prefix(sub.tenant) + f"{sub.id}.json"
+        self.store.put(self.bucket, key, sub.to_json(), content_type="application/json")
+        self._cache.invalidate(sub.tenant)
         return sub
 
     def get(self, tenant: str, sub_id: str) -> Subscription:
@@ -238,15 +237,7 @@ class SubscriptionStore:
             raise NotFoundError(f"tenant {tenant} has no webhook {sub_id!r}") from None
 
     def rotate(self, tenant: str, sub_id: str) -> Subscription:
-        sub = replace(self.get(tenant, sub_id), secret=new_secret())
-        self.store.put(
-            self.bucket,
-            webhooks_prefix(tenant) + f"{sub.id}.json",
-            sub.to_json(),
-            content_type="application/json",
-        )
-        self._cache.invalidate(tenant)
-        return sub
+        return self._put(replace(self.get(tenant, sub_id), secret=new_secret()))
 
     def remove(self, tenant: str, sub_id: str) -> None:
         self.get(tenant, sub_id)
