@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck clean template validate-template browser
+.PHONY: run test bench lint typecheck clean template validate-template browser exiftool
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## start the local stack, run the demo, serve until Ctrl-C
 	$(BIN)/tagsmith up
 
-test: $(STAMP) lint typecheck validate-template browser  ## lint, types, template, the whole suite (what CI runs)
+test: $(STAMP) lint typecheck validate-template browser exiftool  ## lint, types, template, the whole suite (what CI runs)
 	$(BIN)/pytest -q
 
 browser:  ## Debian's headless Chromium for the console's browser tests (Playwright drives it)
@@ -23,6 +23,12 @@ browser:  ## Debian's headless Chromium for the console's browser tests (Playwri
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium \
 	  || echo "warning: chromium could not be installed; the browser tests will be skipped"; }
+
+exiftool:  ## Debian's exiftool: the independent reader the XMP sidecar tests check against
+	@command -v exiftool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libimage-exiftool-perl \
+	  || echo "warning: exiftool could not be installed; the sidecar tests that read with it will be skipped"; }
 
 bench: $(STAMP)  ## accuracy and throughput figures for docs/benchmarks.md
 	$(BIN)/python -m benchmarks.run

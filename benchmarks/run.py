@@ -686,7 +686,6 @@ def throughput(log: Callable[[str], None], *, photos: int = 300, batch: int = 10
     from tagsmith.config import Settings
     from tagsmith.encoder import decode_image
     from tagsmith.events import ObjectRef
-    from tagsmith.queues import MemoryQueue
     from tagsmith.search import InMemorySearchIndex
     from tagsmith.storage.memory import MemoryObjectStore
     from tagsmith.trainer import Example
@@ -695,7 +694,7 @@ def throughput(log: Callable[[str], None], *, photos: int = 300, batch: int = 10
     split = load_split(5, 0)
     settings = Settings(data_bucket="data", assets_bucket="assets", encoder_cache_dir=CACHE / "onnx")
     store = MemoryObjectStore()
-    components = build(settings, store=store, index=InMemorySearchIndex(), queue=MemoryQueue())
+    components = build(settings, store=store, index=InMemorySearchIndex())
     examples = [Example(label, path, (GROCERY / path).read_bytes) for path, label in split.support]
     started = time.perf_counter()
     components.trainer.train(tenant="bench", model_id="grocery", examples=examples)

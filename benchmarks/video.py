@@ -254,7 +254,6 @@ def _long_mode(mode: str) -> dict[str, Any]:
         c = build(
             Settings(data_bucket="data", assets_bucket="assets"),
             store=FileObjectStore(root=Path(tmp)),
-            queue=MemoryQueue(),
             index=InMemorySearchIndex(),
             encoder=encoder,
         )

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from tagsmith.config import Settings
-from tagsmith.queues import MemoryQueue
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import FileObjectStore, MemoryObjectStore, ObjectStore, S3ObjectStore
 from tagsmith.wiring import Components, build
@@ -71,7 +70,6 @@ def components(settings: Settings) -> Components:
     return build(
         settings,
         store=MemoryObjectStore(),
-        queue=MemoryQueue(),
         index=InMemorySearchIndex(),
         encoder=FakeEncoder(),
     )

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tagsmith.local.resources import STACK, FunctionDef, NotificationDef, QueueDef, StackDef
+from tagsmith.local.resources import STACK, FunctionDef, NotificationDef, QueueDef, RuleDef, StackDef
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE / "template.yaml"
@@ -74,7 +74,10 @@ class FunctionAccess:
     data_list: bool = False  # a missing key is a 404 (not a 403) only with s3:ListBucket
     assets_read: bool = False
     sends_to: tuple[str, ...] = ()  # logical queue names
+    dead_letters_to: tuple[str, ...] = ()  # logical queue names whose DLQ it sends to itself
     opensearch: tuple[str, ...] = ()  # ESHttp verbs
+    publishes_events: bool = False  # change events on the bus (tagsmith.outbound)
+    tags_assets: bool = False  # S3 object tags on the assets (opt-in per tenant)
 
     def __post_init__(self) -> None:
         for verb in self.opensearch:
@@ -89,6 +92,7 @@ _INGEST_DATA_READ = (
     "tenants/*/reviews/*",
     "tenants/*/embeddings/*",
     "tenants/*/video-jobs/*",
+    "tenants/*/sidecars/*",  # XMP sidecars are merged with what others wrote in them
 )
 _INGEST_DATA_WRITE = (
     "tenants/*/records/*",
@@ -97,6 +101,7 @@ _INGEST_DATA_WRITE = (
     "tenants/*/embeddings/*",
     "tenants/*/thumbnails/*",
     "tenants/*/video-jobs/*",
+    "tenants/*/sidecars/*",
 )
 # the review queue's ordering entries (tagsmith.review): replaced when an item changes, so deleted
 _QUEUE_DELETE = ("tenants/*/review-queue/*",)
@@ -108,12 +113,15 @@ ACCESS: dict[str, FunctionAccess] = {
     "ingest": FunctionAccess(
         data_read=_INGEST_DATA_READ,
         data_write=_INGEST_DATA_WRITE,
-        data_delete=(*_QUEUE_DELETE, *_VIDEO_DELETE),
+        # a deleted object's sidecar goes when nothing but ours is in it
+        data_delete=(*_QUEUE_DELETE, *_VIDEO_DELETE, "tenants/*/sidecars/*"),
         data_list=True,
         assets_read=True,
-        sends_to=("review", "video-jobs"),  # a long video's first job step
+        sends_to=("video-jobs",),  # a long video's first job step
         # a deleted object's document is deleted (tagsmith.deletion)
         opensearch=(*_INDEX_WRITER, "Delete"),
+        publishes_events=True,
+        tags_assets=True,
     ),
     # examples may sit anywhere under the tenant's own prefix (or its assets folder), so the
     # trainer reads tenant data; it writes only models, embeddings and job status
@@ -140,6 +148,8 @@ ACCESS: dict[str, FunctionAccess] = {
             "tenants/*/review-queue/*",  # HEAD of the queue's built marker (tagsmith.review)
             "tenants/*/training-requests/*",
             "tenants/*/thumbnails/*",  # a video item's frame
+            "tenants/*/sidecars/*",
+            "tenants/*/webhooks/*",
         ),
         data_write=(
             "tenants/*/records/*",
@@ -147,11 +157,15 @@ ACCESS: dict[str, FunctionAccess] = {
             "tenants/*/review-queue/*",
             "tenants/*/models/*/corrections.json",
             "tenants/*/training-requests/*",
+            "tenants/*/sidecars/*",
+            "tenants/*/webhooks/*",  # the API manages the tenant's webhook subscriptions
         ),
-        data_delete=_QUEUE_DELETE,
+        data_delete=(*_QUEUE_DELETE, "tenants/*/webhooks/*"),
         data_list=True,
         assets_read=True,
         opensearch=_INDEX_WRITER,
+        publishes_events=True,
+        tags_assets=True,
     ),
     "backfill": FunctionAccess(
         data_read=(*_INGEST_DATA_READ, "tenants/*/backfills/*"),
@@ -159,8 +173,10 @@ ACCESS: dict[str, FunctionAccess] = {
         data_delete=(*_QUEUE_DELETE, *_VIDEO_DELETE),
         data_list=True,
         assets_read=True,
-        sends_to=("review", "backfill", "video-jobs"),
+        sends_to=("backfill", "video-jobs"),
         opensearch=_INDEX_WRITER,
+        publishes_events=True,
+        tags_assets=True,
     ),
     # the steps of long-video jobs (tagsmith.videojobs): ingest's rights, and its own queue
     "video": FunctionAccess(
@@ -169,8 +185,18 @@ ACCESS: dict[str, FunctionAccess] = {
         data_delete=(*_QUEUE_DELETE, *_VIDEO_DELETE),
         data_list=True,
         assets_read=True,
-        sends_to=("review", "video-jobs"),
+        sends_to=("video-jobs",),
         opensearch=_INDEX_WRITER,
+        publishes_events=True,
+        tags_assets=True,
+    ),
+    # webhook deliveries: reads subscriptions (secrets included), re-queues its own retries and
+    # sends the deliveries that give up to its dead-letter queue; touches no record
+    "webhooks": FunctionAccess(
+        data_read=("tenants/*/webhooks/*",),
+        data_list=True,
+        sends_to=("webhooks",),
+        dead_letters_to=("webhooks",),
     ),
 }
 
@@ -194,6 +220,13 @@ def bucket_name(stack: StackDef, logical: str) -> Sub:
 
 def bucket_id(logical: str) -> str:
     return f"{pascal(logical)}Bucket"
+
+
+def rule_id(logical: str) -> str:
+    return f"{pascal(logical)}Rule"
+
+
+BUS_ID = "ChangesEventBus"
 
 
 def queue_id(logical: str) -> str:
@@ -312,6 +345,8 @@ def globals_section(stack: StackDef) -> dict[str, Any]:
     }
     for q in stack.queues:
         env[f"TAGSMITH_{q.name.upper().replace('-', '_')}_QUEUE_URL"] = Ref(queue_id(q.name))
+    env["TAGSMITH_WEBHOOKS_DLQ_URL"] = Ref(dlq_id("webhooks"))
+    env["TAGSMITH_EVENT_BUS"] = Ref(BUS_ID)
     return {
         "Function": {
             "Architectures": ["x86_64"],
@@ -424,6 +459,56 @@ def queue_resources(stack: StackDef) -> dict[str, Any]:
             },
         }
         out[f"{queue_id(q.name)}Policy"] = queue_policy(stack, q)
+        targets = [r for r in stack.rules if r.queue == q.name]
+        if targets:  # EventBridge sends what it cannot deliver to the queue to its DLQ
+            out[f"{dlq_id(q.name)}Policy"] = {
+                "Type": "AWS::SQS::QueuePolicy",
+                "Properties": {
+                    "Queues": [Ref(dlq_id(q.name))],
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [_events_may_send(GetAtt(f"{dlq_id(q.name)}.Arn"), r) for r in targets],
+                    },
+                },
+            }
+    return out
+
+
+def _events_may_send(queue_arn: GetAtt, rule: RuleDef) -> dict[str, Any]:
+    return {
+        "Sid": f"EventBridgeRule{pascal(rule.name)}",
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": GetAtt(f"{rule_id(rule.name)}.Arn")}},
+    }
+
+
+def event_resources(stack: StackDef) -> dict[str, Any]:
+    """The change-event bus and one rule per target queue (tagsmith.outbound)."""
+    out: dict[str, Any] = {
+        BUS_ID: {"Type": "AWS::Events::EventBus", "Properties": {"Name": aws_name(stack, stack.bus_name())}}
+    }
+    for r in stack.rules:
+        out[rule_id(r.name)] = {
+            "Type": "AWS::Events::Rule",
+            "Properties": {
+                "Name": aws_name(stack, stack.rule_name(r.name)),
+                "Description": f"Change events to the {r.queue} queue",
+                "EventBusName": Ref(BUS_ID),
+                "EventPattern": r.pattern(),
+                "State": "ENABLED",
+                "Targets": [
+                    {
+                        "Id": r.queue,
+                        "Arn": GetAtt(f"{queue_id(r.queue)}.Arn"),
+                        "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+                        "DeadLetterConfig": {"Arn": GetAtt(f"{dlq_id(r.queue)}.Arn")},
+                    }
+                ],
+            },
+        }
     return out
 
 
@@ -437,6 +522,9 @@ def queue_policy(stack: StackDef, q: QueueDef) -> dict[str, Any]:
             "Resource": GetAtt(f"{queue_id(q.name)}.Arn"),
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         }
+    ]
+    statements += [
+        _events_may_send(GetAtt(f"{queue_id(q.name)}.Arn"), r) for r in stack.rules if r.queue == q.name
     ]
     allowed: set[str] = set()  # one statement per bucket, however many event types it sends
     for n in stack.notifications:
@@ -503,6 +591,33 @@ def role(stack: StackDef, f: FunctionDef) -> dict[str, Any]:
                 "Effect": "Allow",
                 "Action": ["sqs:SendMessage"],
                 "Resource": [GetAtt(f"{queue_id(q)}.Arn") for q in a.sends_to],
+            }
+        )
+    if a.dead_letters_to:
+        statements.append(
+            {
+                "Sid": "SendToDeadLetterQueues",
+                "Effect": "Allow",
+                "Action": ["sqs:SendMessage"],
+                "Resource": [GetAtt(f"{dlq_id(q)}.Arn") for q in a.dead_letters_to],
+            }
+        )
+    if a.publishes_events:
+        statements.append(
+            {
+                "Sid": "PublishChangeEvents",
+                "Effect": "Allow",
+                "Action": ["events:PutEvents"],
+                "Resource": GetAtt(f"{BUS_ID}.Arn"),
+            }
+        )
+    if a.tags_assets:
+        statements.append(
+            {
+                "Sid": "TagAssets",
+                "Effect": "Allow",
+                "Action": ["s3:GetObjectTagging", "s3:PutObjectTagging"],
+                "Resource": bucket_arn(stack, "assets", "/*"),
             }
         )
     if a.data_read:
@@ -795,6 +910,8 @@ def outputs(stack: StackDef) -> dict[str, Any]:
     out["HttpApiUrl"] = {"Value": Sub("https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}")}
     out["OpenSearchEndpoint"] = {"Value": Sub("https://${SearchDomain.DomainEndpoint}")}
     out["AlarmTopicArn"] = {"Value": Ref("AlarmTopic")}
+    out["ChangesEventBusName"] = {"Value": Ref(BUS_ID)}
+    out["ChangesEventBusArn"] = {"Value": GetAtt(f"{BUS_ID}.Arn")}
     for f in stack.functions:
         out[f"{role_id(f.name)}Arn"] = {"Value": GetAtt(f"{role_id(f.name)}.Arn")}
     return out
@@ -805,6 +922,7 @@ def build_template(stack: StackDef = STACK) -> dict[str, Any]:
     for part in (
         bucket_resources(stack),
         queue_resources(stack),
+        event_resources(stack),
         function_resources(stack),
         search_domain(),
         http_api(),

@@ -18,12 +18,16 @@ class ConfigurationError(TagsmithError):
 class Settings:
     data_bucket: str
     assets_bucket: str = ""
-    review_queue_url: str = ""
     training_queue_url: str = ""
     backfill_queue_url: str = ""
     video_jobs_queue_url: str = ""  # long videos run as jobs from this queue; "" = always inline
     video_inline_seconds: float = 180.0  # longer videos become jobs
     video_window_seconds: float = 120.0  # video time per job window
+    event_bus: str = ""  # EventBridge bus for change events (tagsmith.outbound); "" = none published
+    webhooks_queue_url: str = ""  # the webhooks consumer's queue: where its retries go
+    webhooks_dlq_url: str = ""  # where deliveries that gave up go
+    # webhook URLs on loopback or private addresses, and plain http: only for a local stack
+    webhooks_allow_private: bool = False
     backfill_rate: float = 50.0  # assets per second a backfill queues, at most
     opensearch_url: str = ""
     opensearch_auth: str = ""  # "sigv4" on Amazon OpenSearch Service; "" = none (osmem, local)
@@ -48,12 +52,15 @@ class Settings:
             return cls(
                 data_bucket=data_bucket,
                 assets_bucket=e.get("TAGSMITH_ASSETS_BUCKET", ""),
-                review_queue_url=e.get("TAGSMITH_REVIEW_QUEUE_URL", ""),
                 training_queue_url=e.get("TAGSMITH_TRAINING_QUEUE_URL", ""),
                 backfill_queue_url=e.get("TAGSMITH_BACKFILL_QUEUE_URL", ""),
                 video_jobs_queue_url=e.get("TAGSMITH_VIDEO_JOBS_QUEUE_URL", ""),
                 video_inline_seconds=float(e.get("TAGSMITH_VIDEO_INLINE_SECONDS", 180)),
                 video_window_seconds=float(e.get("TAGSMITH_VIDEO_WINDOW_SECONDS", 120)),
+                event_bus=e.get("TAGSMITH_EVENT_BUS", ""),
+                webhooks_queue_url=e.get("TAGSMITH_WEBHOOKS_QUEUE_URL", ""),
+                webhooks_dlq_url=e.get("TAGSMITH_WEBHOOKS_DLQ_URL", ""),
+                webhooks_allow_private=e.get("TAGSMITH_WEBHOOKS_ALLOW_PRIVATE", "") in ("1", "true"),
                 backfill_rate=float(e.get("TAGSMITH_BACKFILL_RATE", 50)),
                 opensearch_url=e.get("TAGSMITH_OPENSEARCH_URL", ""),
                 opensearch_auth=e.get("TAGSMITH_OPENSEARCH_AUTH", ""),

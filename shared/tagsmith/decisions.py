@@ -51,7 +51,17 @@ from typing import Any, Protocol, cast
 
 from tagsmith.errors import InvalidInputError, NotFoundError, TransientError
 from tagsmith.keys import AssetKey, model_prefix, tenant_prefix, validate_tag_id
-from tagsmith.records import NONE_TAG, AssetRecord, AssetStatus, Source, TagAssignment, TagState, utc_now
+from tagsmith.records import (
+    NONE_TAG,
+    AssetRecord,
+    AssetStatus,
+    Cause,
+    RecordChange,
+    Source,
+    TagAssignment,
+    TagState,
+    utc_now,
+)
 from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore
 from tagsmith.storage.base import ObjectStore, PreconditionFailedError
 from tagsmith.storage.records import RecordStore
@@ -379,7 +389,9 @@ class DecisionService:
         index: Any,  # tagsmith.search.SearchIndex
         corrections: CorrectionTracker | None = None,
         clock: Callable[[], str] = utc_now,
+        outbound: Any = None,  # tagsmith.outbound.Outbound: change events, object tags, sidecars
     ) -> None:
+        self.outbound = outbound
         self.records = records
         self.reviews = reviews
         self.models = models
@@ -443,7 +455,8 @@ class DecisionService:
             seen["before"] = record
             return replace(record, tags=apply_decision(record.tags, decision, exclusive=exclusive))
 
-        record = self.records.update(asset, change)
+        why = RecordChange(Cause.REVIEW, action=act.value, by=reviewer)
+        record = self.records.update(asset, change, cause=why)
         if record is None or record.status is AssetStatus.DELETED:
             if item.status is ReviewStatus.PENDING:
                 self.reviews.put(replace(item, status=ReviewStatus.SUPERSEDED))
@@ -479,6 +492,7 @@ class DecisionService:
             deferred.add(record, taxonomies, item.model if counts else None)
         else:
             self.index.upsert(record, taxonomies)
+            self._publish([record])
             if counts:
                 assert self.corrections is not None
                 retrain = self.corrections.record(tenant, item.model)
@@ -543,6 +557,7 @@ class DecisionService:
                     error.reason,
                     extra={"tenant": tenant},
                 )
+            self._publish([r for r, _ in deferred.records])
         if self.corrections is not None:
             for model, count in sorted(deferred.corrections.items()):
                 retrain = self.corrections.record(tenant, model, count=count)
@@ -554,6 +569,14 @@ class DecisionService:
                     )
                     results[last] = replace(cast(DecisionOutcome, results[last]), retrain=retrain)
         return results
+
+    def _publish(self, records: list[AssetRecord]) -> None:
+        """Outbound projections after the decision: a failure does not undo the decision (the
+        record is the truth); a repeated decision or ``tagsmith republish`` publishes it later."""
+        if self.outbound is None:
+            return
+        for key, error in self.outbound.after_write(records).items():
+            log.warning("decision recorded, publishing it failed: %s", error, extra={"key": key})
 
 
 BULK_WORKERS = 8  # decisions of one bulk accept in flight at once (S3 round trips dominate)

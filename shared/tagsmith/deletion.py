@@ -13,7 +13,9 @@ What a deletion does, in this order (the record is the truth, so it is written f
    re-upload (a confirmed tag stays, a rejected tag never comes back);
 2. the search document is deleted, versioned by the tombstone's revision;
 3. the asset's pending review items are closed (``superseded``, with the reason in ``decision``);
-4. a video's segment thumbnails are deleted.
+4. a video's segment thumbnails are deleted;
+5. the outbound projections: a "deleted" change event, the sidecar loses our keywords
+   (:mod:`tagsmith.outbound`).
 
 Order-safe and idempotent, without trusting event order: a removal event is only a hint. The
 object is looked up (``head``) first; if it exists (a late delete of an older version, the delete of
@@ -48,7 +50,7 @@ from tagsmith.errors import InvalidKeyError
 from tagsmith.events import ObjectRef
 from tagsmith.ingest import IngestOutcome, delete_stale_thumbnails
 from tagsmith.keys import parse_asset_key
-from tagsmith.records import AssetRecord, AssetStatus, utc_now
+from tagsmith.records import AssetRecord, AssetStatus, Cause, utc_now
 from tagsmith.review import ReviewStatus, ReviewStore, review_item_id
 from tagsmith.sqsbatch import IngestFn
 from tagsmith.storage.base import ObjectStore
@@ -99,7 +101,9 @@ class DeletionService:
         index: DocumentIndex,
         ingest: IngestFn,
         clock: Callable[[], str] = utc_now,
+        outbound: Any = None,  # tagsmith.outbound.Outbound: the "deleted" change event, the sidecar
     ) -> None:
+        self.outbound = outbound
         self.store = store
         self.records = records
         self.reviews = reviews
@@ -116,6 +120,7 @@ class DeletionService:
             reviews=c.reviews,
             index=c.index,
             ingest=lambda refs: c.ingest.ingest(refs),
+            outbound=c.outbound,
         )
 
     def remove(self, refs: Sequence[ObjectRef]) -> list[IngestOutcome | Exception]:
@@ -149,7 +154,7 @@ class DeletionService:
                 return None
             return tombstone(record, deleted_at=deleted_at)
 
-        record = self.records.update(asset, change)
+        record = self.records.update(asset, change, cause=Cause.DELETION)
         if record is None or not is_tombstone(record):
             # no record (never ingested), or it describes another bucket's object: nothing of ours
             log.info("removal of an object without a record: nothing to do", extra={"key": ref.key})
@@ -161,6 +166,10 @@ class DeletionService:
             log.info("object came back while it was being deleted: reviving", extra={"key": ref.key})
             return self._reingest(ref)
         thumbnails = delete_stale_thumbnails(self.store, self.records.bucket, record)
+        if self.outbound is not None:  # last: consumers hear of it once everything else is done
+            errors = self.outbound.after_write([record])
+            if errors:
+                raise next(iter(errors.values()))  # retried: a redelivered removal redoes steps 2-5
         log.info(
             "asset deleted: record kept as a tombstone with %d human decisions, %d review items closed, "
             "%d video thumbnails deleted",

@@ -43,6 +43,7 @@ from tagsmith.records import (
     Alternative,
     AssetRecord,
     AssetStatus,
+    Cause,
     Failure,
     Segment,
     SourceObject,
@@ -71,6 +72,7 @@ from tagsmith.videojobs import VideoJobPolicy, VideoJobService
 
 if TYPE_CHECKING:
     from tagsmith.ocr import OcrEngine
+    from tagsmith.outbound import Outbound
     from tagsmith.search import SearchIndex
     from tagsmith.storage.texts import TextCache
 
@@ -109,7 +111,6 @@ class IngestService:
         records: RecordStore,
         tagger: Tagger,
         reviews: ReviewStore,
-        review_queue: Queue,
         index: SearchIndex,
         video: VideoTagger | None = None,
         ocr: OcrEngine | None = None,
@@ -117,13 +118,14 @@ class IngestService:
         texts: TextCache | None = None,
         video_job_queue: Queue | None = None,
         video_job_policy: VideoJobPolicy | None = None,
+        outbound: Outbound | None = None,
     ) -> None:
         self.store = store
         self.records = records
         self.tagger = tagger
         self.reviews = reviews
-        self.review_queue = review_queue
         self.index = index
+        self.outbound = outbound  # change events, object tags, sidecars (None: none of them)
         self.video = video or VideoTagger(tagger=tagger)
         self.ocr = ocr  # None: no OCR, whatever the tenants' settings say
         self.media_settings = media_settings
@@ -135,14 +137,17 @@ class IngestService:
             else None
         )
 
-    def ingest(self, refs: Sequence[ObjectRef]) -> list[IngestOutcome | Exception]:
-        """Ingest a batch; returns one outcome (or the transient exception) per ref, in order."""
+    def ingest(
+        self, refs: Sequence[ObjectRef], *, cause: Cause = Cause.UPLOAD
+    ) -> list[IngestOutcome | Exception]:
+        """Ingest a batch; returns one outcome (or the transient exception) per ref, in order.
+        ``cause`` is what the records' change events report (``backfill`` for a re-tag)."""
         results: list[IngestOutcome | Exception | None] = [None] * len(refs)
         todo: list[tuple[int, AssetKey, SourceObject, Current, PreparedImage]] = []
         videos: list[tuple[int, VideoJob]] = []
         for i, ref in enumerate(refs):
             try:
-                step = self._prepare(ref)
+                step = self._prepare(ref, cause)
             except TagsmithError as e:
                 if isinstance(e, InvalidInputError):
                     raise AssertionError("invalid input must be handled in _prepare") from e
@@ -159,18 +164,37 @@ class IngestService:
             else:
                 todo.append((i, *step))
         if todo:
-            self._tag(todo, results)
+            self._tag(todo, results, cause)
+        self._publish(results)  # images and bad objects: videos publish as they commit
         for i, job in videos:
             try:
-                results[i] = self._ingest_video(job)
+                results[i] = self._ingest_video(job, cause)
             except Exception as e:  # transient (or a bug): this video alone is retried
                 log.exception("video ingest failed", extra={"tenant": job.asset.tenant, "key": job.asset.key})
                 results[i] = e
         return [r if r is not None else RuntimeError("no outcome") for r in results]
 
     # --- steps ---------------------------------------------------------------------------------
+    def _publish(self, results: list[IngestOutcome | Exception | None]) -> None:
+        """Outbound projections of the records just written (or found unpublished by a redelivery),
+        one batch; an asset whose projection failed gets the error, so its message is retried."""
+        if self.outbound is None:
+            return
+        records = [r.record for r in results if isinstance(r, IngestOutcome) and r.record is not None]
+        errors = self.outbound.after_write(records)
+        for i, r in enumerate(results):
+            if isinstance(r, IngestOutcome) and r.record is not None and r.record.key in errors:
+                results[i] = errors[r.record.key]
+
+    def _publish_one(self, outcome: IngestOutcome) -> IngestOutcome:
+        if self.outbound is not None and outcome.record is not None:
+            errors = self.outbound.after_write([outcome.record])
+            if errors:
+                raise next(iter(errors.values()))
+        return outcome
+
     def _prepare(
-        self, ref: ObjectRef
+        self, ref: ObjectRef, cause: Cause = Cause.UPLOAD
     ) -> IngestOutcome | VideoJob | tuple[AssetKey, SourceObject, Current, PreparedImage]:
         try:
             asset = parse_asset_key(ref.key)
@@ -210,7 +234,7 @@ class IngestService:
         except NotFoundError:
             return IngestOutcome(ref.key, "skipped", asset.tenant, message="object no longer exists")
         except InvalidInputError as e:
-            return self._fail(asset, source, e)
+            return self._fail(asset, source, e, cause)
         return asset, source, current, prepared
 
     def is_current(self, record: AssetRecord, source: SourceObject, tenant: str) -> bool:
@@ -229,7 +253,9 @@ class IngestService:
             return False  # the tenant turned OCR on since: read the text now
         return record.models == models and record.encoder_id == self.tagger.encoder.encoder_id
 
-    def _fail(self, asset: AssetKey, source: SourceObject, error: InvalidInputError) -> IngestOutcome:
+    def _fail(
+        self, asset: AssetKey, source: SourceObject, error: InvalidInputError, cause: Cause = Cause.UPLOAD
+    ) -> IngestOutcome:
         failure = Failure(failure_code(error), str(error))
         log.warning(
             "asset cannot be tagged: %s",
@@ -250,7 +276,7 @@ class IngestService:
                 failure=failure,
             )
 
-        record = self.records.update(asset, change)
+        record = self.records.update(asset, change, cause=cause)
         if record is not None and record.status is AssetStatus.DELETED:
             return self._skipped_deleted(asset, record)
         if record is not None:
@@ -277,6 +303,7 @@ class IngestService:
         self,
         todo: list[tuple[int, AssetKey, SourceObject, Current, PreparedImage]],
         results: list[IngestOutcome | Exception | None],
+        cause: Cause = Cause.UPLOAD,
     ) -> None:
         by_tenant: dict[str, list[int]] = {}
         for n, (_, asset, *_rest) in enumerate(todo):
@@ -298,7 +325,7 @@ class IngestService:
             for n, proposal, lines in zip(members, proposals, read, strict=True):
                 i, asset, source, current, prepared = todo[n]
                 try:
-                    results[i] = self._commit(asset, source, prepared, proposal, current, ocr, lines)
+                    results[i] = self._commit(asset, source, prepared, proposal, current, ocr, lines, cause)
                 except Exception as e:
                     log.exception("committing tags failed", extra={"tenant": tenant, "key": asset.key})
                     results[i] = e
@@ -312,6 +339,7 @@ class IngestService:
         current: Current,
         ocr: OcrEngine | None = None,
         lines: list[TextLine] | None = None,
+        cause: Cause = Cause.UPLOAD,
     ) -> IngestOutcome:
         """``lines``: what ``ocr`` read (None: OCR did not run or failed)."""
         decoded = prepared.decoded
@@ -329,7 +357,7 @@ class IngestService:
                 ocr_engine=ocr.engine_id if ocr is not None and lines is not None else None,
             )  # fmt: skip
 
-        record = self.records.update(asset, change, known=current)
+        record = self.records.update(asset, change, cause=cause, known=current)
         assert record is not None
         if record.status is AssetStatus.DELETED:
             return self._skipped_deleted(asset, record)
@@ -379,12 +407,10 @@ class IngestService:
                 and existing.status is ReviewStatus.PENDING
                 and _same_question(existing, item)
             ):
-                continue  # a redelivery: the item and its message already exist
+                continue  # a redelivery: the item already exists
+            # no queue message: the console reads the items, and whoever wants to hear of new
+            # questions subscribes to change events of kind "review" (tagsmith.outbound)
             self.reviews.put(item)
-            self.review_queue.send(
-                {"tenant": record.tenant, "item_id": item_id, "asset_key": record.key, "model": model},
-                group=record.tenant,
-            )
         had_review = {t.model for t in (previous.pending_review() if previous else [])}
         for model in (had_review & models_run) - set(pending):
             stale = self.reviews.get(record.tenant, review_item_id(record.tenant, record.path, model))
@@ -469,7 +495,7 @@ class IngestService:
         sampling = replace(self.video.sampling, every=settings.sample_every, keyframes=settings.keyframes)
         return sampling, self._ocr_for(tenant, video=True)
 
-    def _ingest_video(self, job: VideoJob) -> IngestOutcome:
+    def _ingest_video(self, job: VideoJob, cause: Cause = Cause.UPLOAD) -> IngestOutcome:
         """A short video is tagged here, in one pass; a long one (see :class:`VideoJobPolicy`)
         becomes a job whose steps run from the video-jobs queue (:mod:`tagsmith.videojobs`)."""
         asset, source = job.asset, job.source
@@ -494,12 +520,14 @@ class IngestService:
         except NotFoundError:
             return IngestOutcome(asset.key, "skipped", asset.tenant, message="object no longer exists")
         except InvalidInputError as e:
-            return self.fail_video(asset, source, e)
+            return self.fail_video(asset, source, e, cause)
         analysis = self.video.aggregate(
             asset.tenant, path=asset.path, etag=source.etag, info=info, scan=scan, models=models,
             thumbnail=scan.thumbnails.__getitem__,
         )  # fmt: skip
-        return self.commit_video(asset, source, job.current, analysis, ocr.engine_id if ocr else None)
+        return self.commit_video(
+            asset, source, job.current, analysis, ocr.engine_id if ocr else None, cause=cause
+        )
 
     def commit_video(
         self,
@@ -508,9 +536,12 @@ class IngestService:
         current: Current,
         analysis: VideoAnalysis,
         ocr_engine: str | None,
+        *,
+        cause: Cause = Cause.UPLOAD,
     ) -> IngestOutcome:
         """Write a video's analysis: thumbnails, then the record (compare-and-swap), review items,
-        the index, and last the thumbnails of older versions that no record points at any more."""
+        the index, the thumbnails of older versions that no record points at any more, and last
+        the outbound projections (change event, object tags, sidecar)."""
         log.info(
             "video %.1f s: %d frames, %d segments (decode %.2f s, embed %.2f s, OCR %.2f s)",
             analysis.duration, analysis.frames, len(analysis.segments),
@@ -533,7 +564,7 @@ class IngestService:
                 ocr_engine=ocr_engine if analysis.text_lines is not None else None,
             )  # fmt: skip
 
-        record = self.records.update(asset, change, known=current)
+        record = self.records.update(asset, change, cause=cause, known=current)
         assert record is not None
         if record.status is AssetStatus.DELETED:
             for key in analysis.thumbnails:  # nothing will ever point at them
@@ -542,14 +573,21 @@ class IngestService:
         self._sync_reviews(record, current[0] if current else None, set(proposal.models))
         self._project(record)
         self.delete_stale_thumbnails(record)
-        return IngestOutcome(asset.key, "tagged", asset.tenant, record)
+        return self._publish_one(IngestOutcome(asset.key, "tagged", asset.tenant, record))
 
-    def fail_video(self, asset: AssetKey, source: SourceObject, error: InvalidInputError) -> IngestOutcome:
+    def fail_video(
+        self, asset: AssetKey, source: SourceObject, error: InvalidInputError, cause: Cause = Cause.UPLOAD
+    ) -> IngestOutcome:
         """A video that cannot be tagged: a ``failed`` record, then its old thumbnails go."""
-        outcome = self._fail(asset, source, error)
+        outcome = self._fail(asset, source, error, cause)
         if outcome.record is not None:
             self.delete_stale_thumbnails(outcome.record)
-        return outcome
+        return self._publish_one(outcome)
+
+    def publish(self, record: AssetRecord) -> None:
+        """The outbound projections of ``record`` if its revision is not published yet (a video
+        job that finds its record already written); raises the error to retry."""
+        self._publish_one(IngestOutcome(record.key, "unchanged", record.tenant, record))
 
     def delete_stale_thumbnails(self, record: AssetRecord) -> int:
         """See :func:`delete_stale_thumbnails`."""

@@ -172,6 +172,111 @@ class TextLine:
 
 
 @dataclass(frozen=True, slots=True)
+class TagChange:
+    """How one tag of one model changed in a revision: its state before and after (None: absent)."""
+
+    model: str
+    tag: str
+    before: TagState | None
+    after: TagState | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "tag": self.tag,
+            "before": self.before.value if self.before else None,
+            "after": self.after.value if self.after else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TagChange:
+        before, after = d.get("before"), d.get("after")
+        return cls(
+            d["model"], d["tag"], TagState(before) if before else None, TagState(after) if after else None
+        )
+
+
+class Cause(StrEnum):
+    """Why a revision of a record was written (what the change events report)."""
+
+    UPLOAD = "upload"  # an object-created event (or a video job's last step)
+    BACKFILL = "backfill"  # a promotion re-tagged the library
+    REVIEW = "review"  # a reviewer's decision
+    DELETION = "deletion"  # the object was deleted: the record became a tombstone
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChange:
+    """What a revision changed, written with the revision itself (so that a change event is a pure
+    function of the record and re-publishing one after a crash sends the same event again).
+
+    ``tags`` is set by :class:`~tagsmith.storage.RecordStore` from the previous revision; when that
+    revision's own change was never published (see ``AssetRecord.published_revision``) its changes
+    are carried over, so no change is lost between two revisions."""
+
+    cause: Cause
+    action: str | None = None  # a review decision: accept | reject | pick | none
+    by: str | None = None  # who decided (review decisions)
+    tags: tuple[TagChange, ...] = ()
+    status_before: AssetStatus | None = None  # set when the status changed (None: a new record too)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"cause": self.cause.value, "tags": [t.to_dict() for t in self.tags]}
+        if self.action:
+            d["action"] = self.action
+        if self.by:
+            d["by"] = self.by
+        if self.status_before is not None:
+            d["status_before"] = self.status_before.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RecordChange:
+        before = d.get("status_before")
+        return cls(
+            cause=Cause(d.get("cause", Cause.OTHER.value)),
+            action=d.get("action"),
+            by=d.get("by"),
+            tags=tuple(TagChange.from_dict(t) for t in d.get("tags", ())),
+            status_before=AssetStatus(before) if before else None,
+        )
+
+
+def tag_changes(
+    before: tuple[TagAssignment, ...] | list[TagAssignment],
+    after: tuple[TagAssignment, ...] | list[TagAssignment],
+) -> tuple[TagChange, ...]:
+    """The tags whose state (or model version) differs between two revisions, by model and tag.
+
+    >>> a = TagAssignment("sku", "milk", TagState.REVIEW, Source.AI, confidence=0.5)
+    >>> b = TagAssignment("sku", "milk", TagState.CONFIRMED, Source.HUMAN)
+    >>> [c.to_dict() for c in tag_changes([a], [b])]
+    [{'model': 'sku', 'tag': 'milk', 'before': 'review', 'after': 'confirmed'}]
+    """
+    old = {(t.model, t.tag): t for t in before}
+    new = {(t.model, t.tag): t for t in after}
+    out = []
+    for key in sorted(old.keys() | new.keys()):
+        o, n = old.get(key), new.get(key)
+        if o is not None and n is not None and (o.state, o.model_version) == (n.state, n.model_version):
+            continue
+        out.append(TagChange(key[0], key[1], o.state if o else None, n.state if n else None))
+    return tuple(out)
+
+
+def carry_changes(pending: tuple[TagChange, ...], fresh: tuple[TagChange, ...]) -> tuple[TagChange, ...]:
+    """``fresh`` on top of ``pending`` (changes of an earlier revision that were never published):
+    one entry per tag, from its state before ``pending`` to its state after ``fresh``; a tag that
+    went back to where it was drops out."""
+    merged = {(c.model, c.tag): c for c in pending}
+    for c in fresh:
+        earlier = merged.get((c.model, c.tag))
+        merged[(c.model, c.tag)] = replace(c, before=earlier.before) if earlier else c
+    return tuple(c for _, c in sorted(merged.items()) if c.before != c.after)
+
+
+@dataclass(frozen=True, slots=True)
 class AssetRecord:
     tenant: str
     path: str
@@ -196,6 +301,11 @@ class AssetRecord:
     text_lines: tuple[TextLine, ...] = ()  # printed text read by OCR
     ocr_engine: str | None = None  # set when OCR ran (even if it read nothing), else None
     deleted_at: str | None = None  # tombstones only: when the object's deletion was recorded
+    # What this revision changed and why (set by RecordStore on every write; None on records written
+    # before change events existed), and the last revision whose outbound projections (change event,
+    # S3 object tags, XMP sidecar) are known to be done: see tagsmith.outbound.
+    change: RecordChange | None = None
+    published_revision: int = 0
 
     @property
     def key(self) -> str:
@@ -235,6 +345,10 @@ class AssetRecord:
             d["text_lines"] = [line.to_dict() for line in self.text_lines]
         if self.deleted_at is not None:
             d["deleted_at"] = self.deleted_at
+        if self.change is not None:
+            d["change"] = self.change.to_dict()
+        if self.published_revision:
+            d["published_revision"] = self.published_revision
         return json.dumps(d, ensure_ascii=False, indent=1).encode()
 
     @property
@@ -268,6 +382,8 @@ class AssetRecord:
                 text_lines=tuple(TextLine.from_dict(x) for x in d.get("text_lines", ())),
                 ocr_engine=d.get("ocr_engine"),
                 deleted_at=d.get("deleted_at"),
+                change=RecordChange.from_dict(d["change"]) if d.get("change") else None,
+                published_revision=int(d.get("published_revision", 0)),
             )
         except (ValueError, KeyError, TypeError) as e:
             raise InvalidInputError(f"asset record is not valid JSON of schema {RECORD_SCHEMA}: {e}") from e

@@ -636,6 +636,7 @@ class VideoJobService:
         current = self.ingest.records.get(asset)
         if current is not None and self.ingest.is_current(current[0], source, asset.tenant):
             log.info("video job: the record is already written; cleaning up", extra={"tenant": asset.tenant})
+            self.ingest.publish(current[0])  # a step that died before publishing it
         else:
             keys = [window_key(job.tenant, job.path, source.etag, w.step) for w in job.windows]
             parts = [decode_window(self._get(k)) for k in keys]

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from tagsmith.config import ConfigurationError, Settings
 from tagsmith.ingest import IngestService
 from tagsmith.ocr import RapidOcrEngine
-from tagsmith.queues import MemoryQueue, Queue, SqsQueue
+from tagsmith.queues import SqsQueue
+from tagsmith.records import Cause
 from tagsmith.review import ReviewStore
 from tagsmith.storage import EmbeddingCache, ObjectStore, RecordStore, S3ObjectStore
 from tagsmith.storage.texts import TextCache
@@ -25,6 +26,8 @@ from tagsmith.videojobs import VideoJobPolicy
 
 if TYPE_CHECKING:
     from tagsmith.backfill import BackfillService, DelayQueue
+    from tagsmith.outbound import Outbound, TenantOutputs
+    from tagsmith.outbound.webhooks import WebhookService
 
 
 def boto3_client(service: str, settings: Settings) -> Any:
@@ -77,7 +80,6 @@ class Components:
 
     settings: Settings
     store: ObjectStore
-    review_queue: Queue
     index: Any
     encoder_override: Any = None
     backfill_queue_override: DelayQueue | None = None
@@ -130,7 +132,6 @@ class Components:
             records=self.records,
             tagger=self.tagger,
             reviews=self.reviews,
-            review_queue=self.review_queue,
             index=self.index,
             ocr=self.ocr,
             texts=self.texts,
@@ -144,7 +145,40 @@ class Components:
                 inline_seconds=self.settings.video_inline_seconds,
                 window_seconds=self.settings.video_window_seconds,
             ),
+            outbound=self.outbound,
         )
+
+    @cached_property
+    def output_settings(self) -> TenantOutputs:
+        from tagsmith.outbound import TenantOutputs
+
+        return TenantOutputs(store=self.store, bucket=self.settings.data_bucket)
+
+    @cached_property
+    def outbound(self) -> Outbound:
+        """Change events (when ``TAGSMITH_EVENT_BUS`` names a bus), S3 object tags and XMP sidecars
+        (when a tenant turns them on): what every record writer calls after writing."""
+        from tagsmith.outbound import EventBridgePublisher, Outbound, S3ObjectTagging
+
+        publisher = (
+            EventBridgePublisher(client=boto3_client("events", self.settings), bus=self.settings.event_bus)
+            if self.settings.event_bus
+            else None
+        )
+        client = getattr(self.store, "client", None)  # object tags need S3 itself
+        return Outbound(
+            records=self.records,
+            settings=self.output_settings,
+            models=self.active_models,
+            publisher=publisher,
+            tagging=S3ObjectTagging(client=client) if client is not None else None,
+        )
+
+    @cached_property
+    def webhooks(self) -> WebhookService:
+        from tagsmith.outbound.webhooks import WebhookService
+
+        return WebhookService.from_components(self)
 
     @cached_property
     def trainer(self) -> TrainingService:
@@ -173,7 +207,7 @@ class Components:
             data_bucket=self.settings.data_bucket,
             assets_bucket=self.settings.assets_bucket,
             queue=queue,
-            ingest=lambda refs: self.ingest.ingest(refs),
+            ingest=lambda refs: self.ingest.ingest(refs, cause=Cause.BACKFILL),
             active_models=active,
             refresh_models=self.active_models.invalidate,
             cached_models=cached,
@@ -185,19 +219,12 @@ def build(
     settings: Settings,
     *,
     store: ObjectStore | None = None,
-    queue: Queue | None = None,
     index: Any = None,
     encoder: Any = None,
 ) -> Components:
     """Components for ``settings``; any adapter may be passed in (tests, the local CLI)."""
     if store is None:
         store = S3ObjectStore(client=boto3_client("s3", settings))
-    if queue is None:
-        queue = (
-            SqsQueue(client=boto3_client("sqs", settings), url=settings.review_queue_url)
-            if settings.review_queue_url
-            else MemoryQueue()
-        )
     if index is None:
         if settings.opensearch_url:
             index = opensearch_index(
@@ -207,6 +234,4 @@ def build(
             from tagsmith.search import InMemorySearchIndex
 
             index = InMemorySearchIndex()
-    return Components(
-        settings=settings, store=store, review_queue=queue, index=index, encoder_override=encoder
-    )
+    return Components(settings=settings, store=store, index=index, encoder_override=encoder)

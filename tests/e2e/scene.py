@@ -16,7 +16,6 @@ from tagsmith.config import Settings
 from tagsmith.console import ConsoleServices
 from tagsmith.events import ObjectRef
 from tagsmith.local import demo
-from tagsmith.queues import MemoryQueue
 from tagsmith.review import ReviewItem
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import MemoryObjectStore
@@ -128,7 +127,7 @@ def clone_scene(scene: Scene, *, index: Any, retrain_every: int = 25) -> Scene:
     """The scene on a fresh copy of its store, projected into ``index`` (e.g. an OpenSearch clone)."""
     source = scene.components
     store = copy_store(source.store)  # type: ignore[arg-type]
-    c = build(source.settings, store=store, queue=MemoryQueue(), index=index, encoder=source.encoder)
+    c = build(source.settings, store=store, index=index, encoder=source.encoder)
     for tenant in ("acme", "beta"):
         models = c.active_models.for_tenant(tenant)
         c.index.rebuild(tenant, list(c.records.iter_tenant(tenant)), {m.model_id: m.taxonomy for m in models})
@@ -148,7 +147,6 @@ def new_scene(*, encoder: Any = None, **kw: Any) -> Scene:
     c = build(
         Settings(data_bucket="data", assets_bucket="assets"),
         store=MemoryObjectStore(),
-        queue=MemoryQueue(),
         index=InMemorySearchIndex(),
         encoder=encoder or FakeEncoder(),
     )

@@ -14,7 +14,6 @@ from tagsmith.keys import AssetKey
 from tagsmith.local.resources import STACK
 from tagsmith.local.runtime import LambdaContext
 from tagsmith.local.stack import REPO_ROOT, load_function
-from tagsmith.queues import SqsQueue
 from tagsmith.records import AssetStatus
 from tagsmith.review import ReviewStatus
 from tagsmith.search import InMemorySearchIndex, SearchQuery
@@ -38,11 +37,9 @@ def stack(moto_aws: dict[str, Any]) -> Iterator[dict[str, Any]]:
         Bucket=ASSETS,
         NotificationConfiguration={"QueueConfigurations": [{"QueueArn": arn, "Events": events}]},
     )
-    review_url = sqs.create_queue(QueueName="tagsmith-review")["QueueUrl"]
     c = build(
-        Settings(data_bucket=DATA, assets_bucket=ASSETS, review_queue_url=review_url),
+        Settings(data_bucket=DATA, assets_bucket=ASSETS),
         store=S3ObjectStore(client=s3),
-        queue=SqsQueue(client=sqs, url=review_url),
         index=InMemorySearchIndex(),
         encoder=FakeEncoder(),
     )

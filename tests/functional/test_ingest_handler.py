@@ -12,7 +12,7 @@ from tagsmith.config import Settings
 from tagsmith.keys import AssetKey
 from tagsmith.local.runtime import LambdaContext, SqsPoller
 from tagsmith.local.stack import REPO_ROOT, load_function
-from tagsmith.queues import SqsQueue
+from tagsmith.outbound import MemoryPublisher
 from tagsmith.records import AssetStatus
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import S3ObjectStore
@@ -28,22 +28,18 @@ ASSETS, DATA = HANDLER_ASSETS, HANDLER_DATA
 
 @pytest.fixture
 def aws(moto_aws: dict[str, Any]) -> dict[str, Any]:
-    review = moto_aws["sqs"].create_queue(QueueName="tagsmith-review")["QueueUrl"]
-    return {**moto_aws, "review_url": review}
+    return {**moto_aws, "published": MemoryPublisher()}
 
 
 @pytest.fixture
 def handler(aws: dict[str, Any]) -> Any:
     """functions/ingest/handler.py exactly as deployed, wired to moto and a fast fake encoder."""
     module = load_function(REPO_ROOT / "functions", "ingest")
-    settings = Settings(data_bucket=DATA, assets_bucket=ASSETS, review_queue_url=aws["review_url"])
+    settings = Settings(data_bucket=DATA, assets_bucket=ASSETS)
     c = build(
-        settings,
-        store=S3ObjectStore(client=aws["s3"]),
-        queue=SqsQueue(client=aws["sqs"], url=aws["review_url"]),
-        index=InMemorySearchIndex(),
-        encoder=FakeEncoder(),
+        settings, store=S3ObjectStore(client=aws["s3"]), index=InMemorySearchIndex(), encoder=FakeEncoder()
     )
+    c.outbound.publisher = aws["published"]
     examples = [
         Example(n, f"{n}{i}", lambda rgb=rgb, i=i: solid_jpeg(rgb, noise=20, seed=i))
         for n, rgb in COLOURS.items()
@@ -103,13 +99,11 @@ def test_handler_reports_only_the_malformed_message_as_failed(aws: dict[str, Any
     assert empty.status is AssetStatus.FAILED and "0 bytes" in empty.failure.message
 
 
-def test_uncertain_tags_reach_the_review_queue(aws: dict[str, Any], handler: Any) -> None:
+def test_uncertain_tags_are_announced_as_review_change_events(aws: dict[str, Any], handler: Any) -> None:
     aws["s3"].put_object(Bucket=ASSETS, Key="acme/grey.jpg", Body=solid_jpeg((120, 120, 120)))
     handler(sqs_event(s3_body("acme/grey.jpg")), LambdaContext("tagsmith-ingest"))
-    messages = (
-        aws["sqs"].receive_message(QueueUrl=aws["review_url"], MaxNumberOfMessages=10).get("Messages", [])
-    )
-    assert [json.loads(m["Body"])["asset_key"] for m in messages] == ["acme/grey.jpg"]
+    [event] = aws["published"].events
+    assert (event["key"], event["kinds"]) == ("acme/grey.jpg", ["review"])
 
 
 def test_a_poison_message_ends_in_the_dead_letter_queue_instead_of_looping(

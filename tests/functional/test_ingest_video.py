@@ -13,7 +13,6 @@ from PIL import Image
 from tagsmith.config import Settings
 from tagsmith.events import ObjectRef
 from tagsmith.keys import AssetKey
-from tagsmith.queues import MemoryQueue
 from tagsmith.records import AssetStatus, TagState, TextLine
 from tagsmith.search import OpenSearchIndex, SearchQuery
 from tagsmith.search.mapping import alias_name
@@ -44,7 +43,6 @@ def stack(opensearch_index: OpenSearchIndex, moto_aws: dict[str, Any]) -> Iterat
     c = build(
         Settings(data_bucket=DATA, assets_bucket=ASSETS),
         store=S3ObjectStore(client=s3),
-        queue=MemoryQueue(),
         index=opensearch_index,
         encoder=FakeEncoder(),
     )

@@ -199,7 +199,8 @@ def test_template_functions_read_the_settings_handlers_read(template):
         "TAGSMITH_BACKFILL_RATE": str(template["Parameters"]["BackfillRate"]["Default"]),
     }
     settings = Settings.from_env(names)
-    assert settings.backfill_queue_url and settings.review_queue_url and settings.training_queue_url
+    assert settings.backfill_queue_url and settings.webhooks_queue_url and settings.training_queue_url
+    assert settings.event_bus and settings.webhooks_dlq_url
     assert str(settings.encoder_cache_dir) == generate.ENCODER_CACHE
     assert env["TAGSMITH_BACKFILL_RATE"] == {"Ref": "BackfillRate"}
     assert settings.backfill_rate == template["Parameters"]["BackfillRate"]["Default"]

@@ -12,7 +12,6 @@ from tagsmith.events import ObjectRef
 from tagsmith.keys import AssetKey
 from tagsmith.local.runtime import LambdaContext, SqsPoller
 from tagsmith.local.stack import REPO_ROOT, load_function
-from tagsmith.queues import MemoryQueue
 from tagsmith.records import AssetStatus
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import S3ObjectStore
@@ -37,7 +36,7 @@ def test_the_handler_runs_a_job_to_its_record_one_window_per_invocation(aws: dic
         data_bucket=DATA, assets_bucket=ASSETS, video_jobs_queue_url=aws["url"],
         video_inline_seconds=5.0, video_window_seconds=3.0,
     )  # fmt: skip
-    c = build(settings, store=S3ObjectStore(client=aws["s3"]), queue=MemoryQueue(), index=InMemorySearchIndex(),
+    c = build(settings, store=S3ObjectStore(client=aws["s3"]), index=InMemorySearchIndex(),
               encoder=FakeEncoder())  # fmt: skip
     install_colour_model(c)
     module.components.set(c)
@@ -65,7 +64,7 @@ def test_the_handler_runs_a_job_to_its_record_one_window_per_invocation(aws: dic
 def test_a_message_that_is_not_a_job_step_fails_for_the_dead_letter_queue(aws: dict[str, Any]) -> None:
     module = load_function(REPO_ROOT / "functions", "video")
     settings = Settings(data_bucket=DATA, assets_bucket=ASSETS, video_jobs_queue_url=aws["url"])
-    module.components.set(build(settings, store=S3ObjectStore(client=aws["s3"]), queue=MemoryQueue(),
+    module.components.set(build(settings, store=S3ObjectStore(client=aws["s3"]),
                                 index=InMemorySearchIndex(), encoder=FakeEncoder()))  # fmt: skip
     event = {"Records": [
         {"messageId": "bad", "body": json.dumps({"Records": []}), "attributes": {"ApproximateReceiveCount": "1"}},

@@ -49,7 +49,6 @@ def stack(moto_aws: dict[str, Any]) -> Iterator[tuple[Components, MemoryQueue, C
     c = build(
         Settings(data_bucket=DATA, assets_bucket=ASSETS),
         store=S3ObjectStore(client=s3),
-        queue=MemoryQueue(),
         index=InMemorySearchIndex(),
         encoder=FakeEncoder(),
     )
@@ -355,7 +354,6 @@ def test_tagsmith_record_shows_a_running_job(tmp_path, monkeypatch) -> None:
     c = build(
         Settings(data_bucket=DATA, assets_bucket=ASSETS),
         store=FileObjectStore(root=tmp_path / "s3"),
-        queue=MemoryQueue(),
         index=InMemorySearchIndex(),
         encoder=FakeEncoder(),
     )

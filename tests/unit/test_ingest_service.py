@@ -12,6 +12,7 @@ from PIL import Image
 from tagsmith.errors import TransientError
 from tagsmith.events import ObjectRef
 from tagsmith.keys import AssetKey
+from tagsmith.outbound import MemoryPublisher
 from tagsmith.records import AssetStatus, Source, TagAssignment, TagState
 from tagsmith.review import ReviewStatus
 from tagsmith.search import SearchQuery
@@ -72,6 +73,7 @@ def test_ingest_applies_a_confident_tag_and_records_provenance(components: Compo
 
 
 def test_ingest_sends_an_uncertain_prediction_to_review(components: Components) -> None:
+    components.outbound.publisher = published = MemoryPublisher()
     train_colours(components, threshold=0.99)
     blend = Image.blend(
         Image.open(io.BytesIO(solid_jpeg(COLOURS["red"]))),
@@ -85,23 +87,23 @@ def test_ingest_sends_an_uncertain_prediction_to_review(components: Components) 
     assert [t.state for t in record.tags] == [TagState.REVIEW]
     [item] = components.reviews.pending("acme")
     assert (item.asset_path, item.model, item.suggestion) == ("mix.jpg", "colour", record.tags[0].tag)
-    assert components.review_queue.messages == [
-        {"tenant": "acme", "item_id": item.id, "asset_key": "acme/mix.jpg", "model": "colour"}
-    ]
+    [event] = published.events  # what tells the world a question is waiting (no queue message)
+    assert (event["key"], event["kinds"], event["tags"][0]["state"]) == ("acme/mix.jpg", ["review"], "review")
 
 
 def test_redelivering_the_same_event_changes_nothing(components: Components) -> None:
+    components.outbound.publisher = published = MemoryPublisher()
     train_colours(components, threshold=0.99)
     ref = upload(components, "acme/a.jpg", solid_jpeg((128, 40, 128)))
     components.ingest.ingest([ref])
     before = components.records.get(AssetKey("acme", "a.jpg"))
     embedded = components.encoder.images_embedded
-    messages = list(components.review_queue.messages)
+    events = list(published.events)
     [again] = components.ingest.ingest([ref])
     assert again.status == "unchanged"
     assert components.records.get(AssetKey("acme", "a.jpg")) == before  # same record, same ETag
     assert components.encoder.images_embedded == embedded
-    assert components.review_queue.messages == messages
+    assert published.events == events and len(events) == 1  # published once, stamped on the record
 
 
 def test_the_same_bytes_under_another_key_are_not_embedded_twice(components: Components) -> None:

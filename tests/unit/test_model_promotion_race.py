@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 from tagsmith.config import Settings
-from tagsmith.queues import MemoryQueue
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import MemoryObjectStore
 from tagsmith.tagmodels import LinearHead, ModelKind
@@ -65,9 +64,7 @@ class InterleavingStore(MemoryObjectStore):
 
 def test_activate_detects_a_write_between_its_read_and_its_write(settings: Settings) -> None:
     store = InterleavingStore(ACTIVE_KEY)
-    components = build(
-        settings, store=store, queue=MemoryQueue(), index=InMemorySearchIndex(), encoder=FakeEncoder()
-    )
+    components = build(settings, store=store, index=InMemorySearchIndex(), encoder=FakeEncoder())
     first = components.trainer.train(tenant="acme", model_id="colour", examples=examples(5), activate=False)
     second = components.trainer.train(
         tenant="acme", model_id="colour", examples=examples(5, seed=7), activate=False

@@ -49,6 +49,7 @@ from tagsmith.console.queue import QueueFilter, backlog, informativeness, pendin
 from tagsmith.decisions import CorrectionTracker, DecisionOutcome, DecisionService, RetrainPolicy
 from tagsmith.errors import InvalidInputError, NotFoundError, TagsmithError, TransientError
 from tagsmith.keys import model_prefix, parse_asset_key, tenant_prefix
+from tagsmith.outbound.webhooks import SubscriptionStore
 from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore
 from tagsmith.storage import ObjectStore, RecordStore
 from tagsmith.tagmodels import ActiveModels
@@ -153,6 +154,10 @@ class ConsoleServices:
     decisions: DecisionService
     corrections: CorrectionTracker
     max_pixels: int = 100_000_000
+    webhooks_allow_private: bool = False
+
+    def webhooks(self) -> SubscriptionStore:
+        return SubscriptionStore(store=self.store, bucket=self.data_bucket)
 
     @classmethod
     def from_components(cls, c: Any, *, retrain_every: int = 25) -> ConsoleServices:
@@ -170,6 +175,7 @@ class ConsoleServices:
             models=c.active_models,
             index=c.index,
             corrections=corrections,
+            outbound=c.outbound,
         )
         return cls(
             store=c.store,
@@ -182,6 +188,7 @@ class ConsoleServices:
             decisions=decisions,
             corrections=corrections,
             max_pixels=c.settings.max_pixels,
+            webhooks_allow_private=c.settings.webhooks_allow_private,
         )
 
 
@@ -471,6 +478,32 @@ def _bulk_accept(req: Request, s: ConsoleServices, who: Principal, m: re.Match[s
 @_route("POST", r"/api/models/(?P<model>[a-z0-9-]+)/retrain", decides=True)
 def _retrain(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
     return Response.json(202, s.corrections.request_retrain(who.tenant, m["model"]))
+
+
+# --- webhook subscriptions (tagsmith.outbound.webhooks) -----------------------------------------
+@_route("GET", "/api/webhooks", decides=True)
+def _webhooks(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
+    return Response.json(200, {"webhooks": [w.public() for w in s.webhooks().list(who.tenant)]})
+
+
+@_route("POST", "/api/webhooks", decides=True)
+def _add_webhook(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
+    """``{"url": "https://...", "kinds": ["confirmed"], "models": ["product"]}``; the answer holds the
+    signing secret, the only time it is shown."""
+    body = req.json()
+    if not isinstance(body.get("url"), str):
+        raise InvalidInputError('send {"url": "https://...", "kinds": [...], "models": [...]}')
+    sub = s.webhooks().add(
+        who.tenant, body["url"], kinds=list(body.get("kinds") or ()), models=list(body.get("models") or ()),
+        description=str(body.get("description", "")), allow_private=s.webhooks_allow_private,
+    )  # fmt: skip
+    return Response.json(201, {**sub.public(), "secret": sub.secret})
+
+
+@_route("DELETE", r"/api/webhooks/(?P<id>wh_[0-9a-f]+)", decides=True)
+def _remove_webhook(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
+    s.webhooks().remove(who.tenant, m["id"])
+    return Response.json(200, {"removed": m["id"]})
 
 
 @_route("GET", "/api/assets/image")

@@ -30,6 +30,19 @@ class NotificationDef:
 
 
 @dataclass(frozen=True)
+class RuleDef:
+    """An EventBridge rule on the change-event bus that feeds one queue (one rule per target)."""
+
+    name: str  # logical name
+    queue: str  # logical queue name
+    source: str = "tagsmith"
+    detail_types: tuple[str, ...] = ("Asset Tags Changed",)
+
+    def pattern(self) -> dict[str, list[str]]:
+        return {"source": [self.source], "detail-type": list(self.detail_types)}
+
+
+@dataclass(frozen=True)
 class FunctionDef:
     name: str
     handler: str  # functions/<folder>/handler.handler
@@ -48,7 +61,9 @@ class StackDef:
     queues: tuple[QueueDef, ...] = field(
         default_factory=lambda: (
             QueueDef("ingest", visibility_timeout=360, max_receive_count=3),
-            QueueDef("review", visibility_timeout=60, max_receive_count=5),
+            # change events for the webhooks function (the event bus's rule "webhooks"), and that
+            # function's own delayed retries; deliveries that give up go to its DLQ
+            QueueDef("webhooks", visibility_timeout=180, max_receive_count=5),
             QueueDef("training", visibility_timeout=960, max_receive_count=2),
             QueueDef("backfill", visibility_timeout=720, max_receive_count=3),
             # long videos, one job step per message (tagsmith.videojobs): its own queue because a
@@ -65,6 +80,8 @@ class StackDef:
         # a model version promoted (tenants/<t>/models/<m>/active.json written) -> re-tag the library
         NotificationDef("data", "backfill", prefix="tenants/", suffix="/active.json"),
     )
+    event_bus: str = "changes"  # the custom EventBridge bus change events are published on
+    rules: tuple[RuleDef, ...] = (RuleDef("webhooks", "webhooks"),)
     functions: tuple[FunctionDef, ...] = (
         FunctionDef("ingest", "functions/ingest/handler.handler", "ingest", batch_size=10, timeout=60),
         FunctionDef(
@@ -111,6 +128,16 @@ class StackDef:
             memory_mb=3008,
             timeout=900,
         ),
+        # webhook deliveries: each attempt bounded by its timeout (5 s), a batch's deliveries at once
+        FunctionDef(
+            "webhooks",
+            "functions/webhooks/handler.handler",
+            "webhooks",
+            batch_size=10,
+            max_concurrency=5,
+            memory_mb=512,
+            timeout=30,
+        ),
         # below ingest's concurrency on purpose: a re-tag of the whole library must not starve uploads
         FunctionDef(
             "backfill",
@@ -126,6 +153,12 @@ class StackDef:
         return f"{self.prefix}-{logical}"
 
     def queue_name(self, logical: str) -> str:
+        return f"{self.prefix}-{logical}"
+
+    def bus_name(self) -> str:
+        return f"{self.prefix}-{self.event_bus}"
+
+    def rule_name(self, logical: str) -> str:
         return f"{self.prefix}-{logical}"
 
     def queue(self, logical: str) -> QueueDef:

@@ -73,15 +73,19 @@ class StackInfo:
     home: str
     console_url: str = ""
     encoder_recipe: str = ""
+    event_bus: str = ""
 
     def settings(self) -> Settings:
         return Settings(
             data_bucket=self.data_bucket,
             assets_bucket=self.assets_bucket,
-            review_queue_url=self.queue_urls.get("review", ""),
             training_queue_url=self.queue_urls.get("training", ""),
             backfill_queue_url=self.queue_urls.get("backfill", ""),
             video_jobs_queue_url=self.queue_urls.get("video-jobs", ""),
+            event_bus=self.event_bus,
+            webhooks_queue_url=self.queue_urls.get("webhooks", ""),
+            webhooks_dlq_url=self.queue_urls.get("webhooks-dlq", ""),
+            webhooks_allow_private=True,
             opensearch_url=self.opensearch_url,
             endpoint_url=self.endpoint_url,
             encoder_cache_dir=Path(self.home) / "cache",
@@ -98,10 +102,14 @@ class StackInfo:
             "AWS_REGION": "us-east-1",
             "TAGSMITH_DATA_BUCKET": self.data_bucket,
             "TAGSMITH_ASSETS_BUCKET": self.assets_bucket,
-            "TAGSMITH_REVIEW_QUEUE_URL": self.queue_urls.get("review", ""),
             "TAGSMITH_TRAINING_QUEUE_URL": self.queue_urls.get("training", ""),
             "TAGSMITH_BACKFILL_QUEUE_URL": self.queue_urls.get("backfill", ""),
             "TAGSMITH_VIDEO_JOBS_QUEUE_URL": self.queue_urls.get("video-jobs", ""),
+            "TAGSMITH_EVENT_BUS": self.event_bus,
+            "TAGSMITH_WEBHOOKS_QUEUE_URL": self.queue_urls.get("webhooks", ""),
+            "TAGSMITH_WEBHOOKS_DLQ_URL": self.queue_urls.get("webhooks-dlq", ""),
+            # a local stack's webhooks go to loopback receivers, over plain http
+            "TAGSMITH_WEBHOOKS_ALLOW_PRIVATE": "1",
             "TAGSMITH_OPENSEARCH_URL": self.opensearch_url,
             "TAGSMITH_ENCODER_CACHE": str(Path(self.home) / "cache"),
             "TAGSMITH_ENCODER_RECIPE": self.encoder_recipe,
@@ -255,6 +263,9 @@ class LocalStack:
         if restored:
             self.progress(f"restored {restored} objects from {cfg.home / 's3'}")
         self._configure_notifications(s3, buckets, queue_arns)
+        self._provision_event_bus(
+            boto3.client("events", endpoint_url=endpoint, region_name="us-east-1"), queue_arns
+        )
 
         self.info = StackInfo(
             pid=os.getpid(),
@@ -265,11 +276,16 @@ class LocalStack:
             queue_urls=queue_urls,
             home=str(cfg.home),
             encoder_recipe=cfg.encoder_recipe,
+            event_bus=d.bus_name(),
         )
         os.environ.update(self.info.environment())
         rebuilt = self.rebuild_index()
         if rebuilt:
             self.progress(f"rebuilt the search index from {rebuilt} asset records")
+        if run_functions:
+            republished = self.republish()
+            if republished:
+                self.progress(f"published {republished} record changes that were never published")
         if run_functions:
             self._start_pollers(sqs, queue_urls, queue_arns)
             missing = self.reconcile(sqs, queue_urls["ingest"])
@@ -346,6 +362,27 @@ class LocalStack:
             s3.put_bucket_notification_configuration(
                 Bucket=bucket, NotificationConfiguration={"QueueConfigurations": confs}
             )
+
+    def _provision_event_bus(self, events: Any, queue_arns: dict[str, str]) -> None:
+        """The change-event bus and one rule per target queue, as the AWS template has them."""
+        d = self.config.definition
+        events.create_event_bus(Name=d.bus_name())
+        for rule in d.rules:
+            name = d.rule_name(rule.name)
+            events.put_rule(Name=name, EventBusName=d.bus_name(), EventPattern=json.dumps(rule.pattern()))
+            events.put_targets(
+                Rule=name,
+                EventBusName=d.bus_name(),
+                Targets=[{"Id": rule.queue, "Arn": queue_arns[rule.queue]}],
+            )
+
+    def republish(self) -> int:
+        """Publish the record changes a crash left unpublished (the outbound repair path)."""
+        from tagsmith.wiring import build
+
+        assert self.info is not None and self._snapshotter is not None
+        c = build(self.info.settings(), store=self._snapshotter.live)
+        return sum(c.outbound.repair_tenant(t).published for t in self.tenants())
 
     def _start_pollers(self, sqs: Any, urls: dict[str, str], arns: dict[str, str]) -> None:
         for f in self.config.definition.functions:

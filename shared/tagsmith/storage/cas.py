@@ -40,6 +40,7 @@ class JsonDocument(Generic[T]):
         self.store, self.bucket, self.key = store, bucket, key
         self.decode, self.encode = decode, encode
         self.what = what or key
+        self.last_etag: str | None = None  # the ETag this object's last successful update() wrote
 
     def get(self) -> tuple[T, str] | None:
         """(the document, its ETag), or None when there is none."""
@@ -72,7 +73,7 @@ class JsonDocument(Generic[T]):
                 return old, False
             new = stamp(new, old)
             try:
-                self.store.put(
+                self.last_etag = self.store.put(
                     self.bucket,
                     self.key,
                     self.encode(new),
