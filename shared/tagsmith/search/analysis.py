@@ -1,5 +1,5 @@
 """Language analysis done in Python, at index time and at query time, for the languages whose
-analysis no OpenSearch-compatible server here gets right (German, Dutch, Swedish, Italian,
+analysis no OpenSearch-compatible server here gets right (German, Dutch, Swedish, Italian, Spanish,
 Chinese).
 
 Why here and not in the mapping: the test server (osmem) indexes empty tokens with the Dutch,
@@ -46,9 +46,10 @@ import snowballstemmer
 
 from tagsmith.search.stopwords import STOP_WORDS
 
-# Languages analysed here (the others use OpenSearch's own analyzers: english, french, spanish,
-# kuromoji). Order is the mapping's.
-PYTHON_LANGUAGES: tuple[str, ...] = ("de", "it", "nl", "sv", "zh")
+# Languages analysed here (the others use OpenSearch's own analyzers: english, french, kuromoji).
+# Spanish is here because the built-in spanish analyzer (light_spanish, on OpenSearch too) leaves
+# words under five letters alone: "velas" -> "vel" but "vela" -> "vela", so plurals miss.
+PYTHON_LANGUAGES: tuple[str, ...] = ("de", "es", "it", "nl", "sv", "zh")
 COMPOUNDING: frozenset[str] = frozenset({"de", "nl", "sv"})
 LEVELS: tuple[str, ...] = ("word", "head", "part", "affix")
 
@@ -60,7 +61,7 @@ LINKS: dict[str, tuple[str, ...]] = {
     "nl": ("en", "s", "e"),
     "sv": ("s", "a", "o", "u", "e"),
 }
-_STEMMERS = {"de": "german", "it": "italian", "sv": "swedish"}
+_STEMMERS = {"de": "german", "es": "spanish", "it": "italian", "sv": "swedish"}
 _WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _VOWELS = frozenset("aeiouyäöåéèêëïü")
@@ -123,7 +124,7 @@ _DOUBLE = re.compile(r"([bdfgklmnprst])\1$")
 def _dutch_key(w: str) -> str:
     """Dutch plurals and their singulars to one key (Snowball's Dutch stemmer maps kussen and
     kussens, laars and laarzen, glas and glazen apart). Rules applied until nothing changes:
-    ``'s`` and ``-s`` after l/m/n/r (appels, lakens, kussens, sjaals), ``-en`` with a doubled
+    ``'s`` and ``-s`` after l/m/n/r/e (appels, lakens, kussens, sjaals, gardes), ``-en`` with a doubled
     consonant undone (jassen), then ``z``/``v`` back to ``s``/``f`` (kazen, brieven) and a
     doubled vowel in the last syllable made single (kaas/kazen, boom/bomen).
 
@@ -132,7 +133,7 @@ def _dutch_key(w: str) -> str:
         w = w[:-2]
     while True:
         before = w
-        if len(w) > 4 and w.endswith("s") and w[-2] in "lmnr":
+        if len(w) > 4 and w.endswith("s") and w[-2] in "lmnre":
             w = w[:-1]
         if len(w) > 4 and w.endswith("en") and w[-3] not in _VOWELS - {"i"}:
             w = _DOUBLE.sub(r"\1", w[:-2])
