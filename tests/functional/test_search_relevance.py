@@ -47,7 +47,7 @@ FLOORS = dict.fromkeys(LANGUAGES, 0.97)
 KIND_FLOOR = 0.97
 KINDS = ("nl_plural", "compound", "shared_head", "stop_words", "zh_unspaced", "collision", "ties")
 OVERALL_FLOOR = 0.97
-EVERY_LANGUAGE_FLOOR = 0.95
+EVERY_LANGUAGE_FLOOR = 0.97
 
 
 @dataclass(frozen=True)

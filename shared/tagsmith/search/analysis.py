@@ -17,15 +17,16 @@ lower level is a better match):
     word    the whole word, normalised (plural and inflection endings removed)
     head    the head of a compound (its last part: Regen|jacke -> jacke); Chinese: a word's endings
     part    a compound's other parts (regen); Chinese: a word's beginnings
-    affix   any ending or beginning of 3+ letters (a compound the vocabulary cannot split);
+    affix   any ending or beginning of 3+ letters that leaves 3+ letters (a compound the
+            vocabulary cannot split);
             Chinese: inner pairs of characters
 
 Compounds are split against the tenant's own vocabulary (every label and synonym of the language
 in its taxonomies): "Regenjacke" splits where "Jacke" is a known word, or else where a known word
 ("Regen") begins it. A whole vocabulary word is never split again inside a longer compound, so the
-head of "Lederhandschuhe" is "handschuhe", not "schuhe". Every ending and beginning of 3+ letters
-is also indexed (the ``affix`` level), so "Hut" still finds "Strohhut" when no tag is called "Hut",
-only ranked below a confirmed head.
+head of "Lederhandschuhe" is "handschuhe", not "schuhe". Every split point is also indexed (the
+``affix`` level), so "Hut" still finds "Strohhut" when no tag is called "Hut", only ranked below a
+confirmed head.
 
 >>> normalise("nl", "regenjassen"), normalise("nl", "kazen") == normalise("nl", "kaas")
 ('regenjas', True)
@@ -118,13 +119,16 @@ def _stemmer(lang: str) -> snowballstemmer.stemmer:
     return snowballstemmer.stemmer(_STEMMERS[lang])
 
 
+# Dutch takes -s after an unstressed ending (appels, bezems, lakens, gieters, gardes) and in
+# loans (sjaals); a stressed syllable ending in s is a singular (kaars, laars, muts).
+_S_PLURAL_AFTER = ("el", "em", "en", "er", "e", "aal", "eel", "ool")
 _DOUBLE = re.compile(r"([bdfgklmnprst])\1$")
 
 
 def _dutch_key(w: str) -> str:
     """Dutch plurals and their singulars to one key (Snowball's Dutch stemmer maps kussen and
     kussens, laars and laarzen, glas and glazen apart). Rules applied until nothing changes:
-    ``'s`` and ``-s`` after l/m/n/r/e (appels, lakens, kussens, sjaals, gardes), ``-en`` with a doubled
+    ``'s`` and ``-s`` after an unstressed ending (appels, lakens, kussens, gardes, sjaals), ``-en`` with a doubled
     consonant undone (jassen), then ``z``/``v`` back to ``s``/``f`` (kazen, brieven) and a
     doubled vowel in the last syllable made single (kaas/kazen, boom/bomen).
 
@@ -133,7 +137,7 @@ def _dutch_key(w: str) -> str:
         w = w[:-2]
     while True:
         before = w
-        if len(w) > 4 and w.endswith("s") and w[-2] in "lmnre":
+        if len(w) > 4 and w.endswith("s") and w[:-1].endswith(_S_PLURAL_AFTER):
             w = w[:-1]
         if len(w) > 4 and w.endswith("en") and w[-3] not in _VOWELS - {"i"}:
             w = _DOUBLE.sub(r"\1", w[:-2])
@@ -249,9 +253,10 @@ def word_terms(lang: str, word: str, vocab: Vocabulary | None) -> Iterator[tuple
         for m in modifiers:
             for plain in _without_link(lang, m):
                 yield "part", normalise(lang, plain)
-    for i in range(1, len(w) - MIN_PART + 1):
+    # every split a compound could have (both sides 3+ letters): "kaars" has none, so its
+    # beginning "kaar" cannot pass for a part of it
+    for i in range(MIN_PART, len(w) - MIN_PART + 1):
         yield "affix", normalise(lang, w[i:])
-    for i in range(MIN_PART, len(w)):
         yield "affix", normalise(lang, w[:i])
 
 
