@@ -11,8 +11,8 @@ print. ``SearchPage.to_dict()`` is the documented, stable JSON output::
                    "confidence": 0.93, "model_version": "3"}],
          "highlights": {"labels.fr": ["<em>écharpe</em>"]}}
       ],
-      "next_search_after": [7.5, "acme/2026/IMG_1.jpg"],   # null on the last page
-      "next_cursor": "WzcuNSwiYWNtZS8yMDI2L0lNR18xLmpwZyJd",  # the same, opaque (HTTP cursor)
+      "next_search_after": [7.5, 0.93, 0, 1795327800000, "acme/2026/IMG_1.jpg"],  # null on the last page
+      "next_cursor": "WzcuNSwwLjkzLDAsMTc5NTMyNzgwMDAwMCwiYWNtZS8yMDI2L0lNR18xLmpwZyJd",  # opaque
       "facets": {                                          # first page only; {} after that"tag_ids": [{"value": "garments/scarf", "count": 12}],
                  "media_type": [{"value": "image/jpeg", "count": 40}],
                  "review_state": [{"value": "clear", "count": 39}]}
@@ -21,7 +21,9 @@ print. ``SearchPage.to_dict()`` is the documented, stable JSON output::
 Ranking is deliberately made of constant tiers rather than BM25 (see :data:`SCORE_TIERS`): label
 texts are a few words long, so term statistics add little, while constant scores are identical on
 every backend (OpenSearch, osmem, the in-memory fake) and exact in floating point, which
-``search_after`` on ``[score, asset_key]`` needs to page without gaps or duplicates.
+``search_after`` needs to page without gaps or duplicates. Equal scores fall to confidence, human
+confirmation and recency (:data:`SORT`), never to file names. How text becomes tokens for the
+Python-analysed languages: :mod:`tagsmith.search.analysis`.
 """
 
 from __future__ import annotations
