@@ -148,6 +148,7 @@ def _dutch_key(w: str) -> str:
     return re.sub(r"(aa|ee|oo|uu)([^aeiouy]{1,2})$", lambda m: m[1][0] + m[2], w)
 
 
+@lru_cache(maxsize=65536)
 def is_stop(lang: str, word: str) -> bool:
     return fold(word) in _folded_stops(lang) or word.lower() in STOP_WORDS.get(lang, frozenset())
 
@@ -235,8 +236,17 @@ def label_terms(lang: str, labels: Sequence[str], vocab: Vocabulary | None = Non
     return {level: list(tokens) for level, tokens in levels.items() if tokens}
 
 
-def word_terms(lang: str, word: str, vocab: Vocabulary | None) -> Iterator[tuple[str, str]]:
-    """(level, token) pairs of one label word."""
+def word_terms(lang: str, word: str, vocab: Vocabulary | None) -> tuple[tuple[str, str], ...]:
+    """(level, token) pairs of one label word (cached: a catalogue repeats its words)."""
+    return _word_terms(lang, word, vocab)
+
+
+@lru_cache(maxsize=65536)
+def _word_terms(lang: str, word: str, vocab: Vocabulary | None) -> tuple[tuple[str, str], ...]:
+    return tuple(_each_word_term(lang, word, vocab))
+
+
+def _each_word_term(lang: str, word: str, vocab: Vocabulary | None) -> Iterator[tuple[str, str]]:
     if is_cjk(word):
         yield from _cjk_terms(word)
         return

@@ -162,9 +162,30 @@ def label_fields(definitions: Iterable[TagDefinition]) -> dict[str, list[str]]:
 
 def vocabularies(taxonomies: Mapping[str, Taxonomy]) -> dict[str, Vocabulary]:
     """Per Python-analysed language, every label and synonym of the tenant's taxonomies: what
-    compound words are split against. Same taxonomies, same vocabulary, same documents."""
-    every = label_fields(d for t in taxonomies.values() for d in t.tags)
-    return {lang: Vocabulary.of(lang, every.get(lang, ())) for lang in TERM_LANGUAGES}
+    compound words are split against. Same taxonomies, same vocabulary, same documents.
+
+    A bulk load shapes thousands of documents with the same taxonomies: the last ones'
+    vocabularies are kept, recognised by model ids and the identity of each (frozen) taxonomy,
+    which the cache holds so an identity is never reused by another object.
+    """
+    key = [(model, taxonomy) for model, taxonomy in taxonomies.items()]
+    cached = _last_vocabularies
+    if (
+        cached
+        and len(cached[0]) == len(key)
+        and all(a == b and c is d for (a, c), (b, d) in zip(cached[0], key, strict=True))
+    ):
+        return cached[1]
+    tags = [d for t in taxonomies.values() for d in t.tags]
+    result = {
+        lang: Vocabulary.of(lang, [w for d in tags for w in (d.label(lang), *d.synonyms.get(lang, ()))])
+        for lang in TERM_LANGUAGES
+    }
+    _last_vocabularies[:] = [key, result]
+    return result
+
+
+_last_vocabularies: list[Any] = []
 
 
 def term_fields(labels: Mapping[str, list[str]], vocab: Mapping[str, Vocabulary]) -> dict[str, Any]:
