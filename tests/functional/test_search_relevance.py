@@ -7,7 +7,7 @@ queries, each with the assets a person would expect (those whose visible tags sa
 
 - ``outdoor-grocery.json``: 118 assets, 103 general queries (plurals, accents, elision, synonyms,
   compounds, Japanese, Chinese);
-- ``home-garden.json`` (written by ``make_home_garden.py``): 201 assets, 100 queries in eight kinds
+- ``home-garden.json`` (written by ``make_home_garden.py``): 201 assets, 101 queries in seven kinds
   (``kind``): Dutch plurals, compound heads and parts, heads shared by unrelated compounds,
   multi-word queries with stop words, Chinese typed without spaces, collisions between languages
   when every language is searched (``"languages": "all"``), and ties, whose expected assets are the

@@ -148,6 +148,21 @@ def _dutch_key(w: str) -> str:
     return re.sub(r"(aa|ee|oo|uu)([^aeiouy]{1,2})$", lambda m: m[1][0] + m[2], w)
 
 
+def word_keys(lang: str, word: str) -> tuple[str, ...]:
+    """The keys a label word is indexed under as a whole word: its own, and for Dutch also that of
+    its ``-s`` plural, which loanwords take after any consonant (shirt/shirts, top/tops) while
+    a native singular may end in ``-rs``/``-ts`` (kaars, muts), so the query side cannot strip it.
+
+    >>> word_keys("nl", "shirt"), word_keys("nl", "kaars")
+    (('shirt', 'shirts'), ('kars',))
+    """
+    key = normalise(lang, word)
+    if lang != "nl" or word[-1:].lower() in ("s", "z"):  # kaars -> kaarsen, never kaarss
+        return (key,)
+    plural = normalise(lang, word + "s")
+    return (key,) if plural == key else (key, plural)
+
+
 @lru_cache(maxsize=65536)
 def is_stop(lang: str, word: str) -> bool:
     return fold(word) in _folded_stops(lang) or word.lower() in STOP_WORDS.get(lang, frozenset())
@@ -252,7 +267,8 @@ def _each_word_term(lang: str, word: str, vocab: Vocabulary | None) -> Iterator[
         return
     if is_stop(lang, word):
         return
-    yield "word", normalise(lang, word)
+    for key in word_keys(lang, word):
+        yield "word", key
     if lang not in COMPOUNDING:
         return
     w = word.lower()
@@ -360,7 +376,7 @@ def highlight(lang: str, value: str, tokens: set[str], vocab: Vocabulary | None 
     for start, end, w in words_of(value):
         if is_cjk(w):
             marks += _cjk_marks(start, w, tokens)
-        elif normalise(lang, w) in tokens and not is_stop(lang, w):
+        elif tokens.intersection(word_keys(lang, w)) and not is_stop(lang, w):
             elided = w.rfind("'") + 1 if lang == "it" else 0  # d'avena: mark "avena"
             marks.append((start + elided, end))
         elif lang in COMPOUNDING:

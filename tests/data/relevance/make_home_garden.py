@@ -1,6 +1,6 @@
 """Writes ``home-garden.json``: the relevance suite of the kinds of query issue 19 names.
 
-A kitchen, home-textile and garden tenant (27 tags in nine languages) whose vocabulary has the
+A kitchen, home-textile and garden tenant (33 tags in nine languages) whose vocabulary has the
 traps shoppers meet: heads shared by unrelated compounds (Schneebesen/Besen, Fingerhut/Sonnenhut,
 Schuhlöffel/Löffel, paddenstoel/tuinstoel, skosked/sked, Tischdecke/Decke, handduk/duk), Dutch
 plurals of every regular shape, three-letter heads, Swedish heads whose stem differs inside a
@@ -283,6 +283,7 @@ Q: list[tuple[str, str, str, Any]] = [  # kind, lang, text, relevant_if
     ("nl_plural", "nl", "tafelkleden", "tablecloth"),
     ("nl_plural", "nl", "gardes", "whisk"),
     ("nl_plural", "nl", "paddenstoelen", "mushroom"),
+    ("nl_plural", "nl", "plaids", "blanket"),  # a loanword: -s after a consonant
     # compound heads (three-letter ones too), first parts, Swedish heads whose stem differs
     ("compound", "de", "Kannen", any_("watering-can", "teapot")),
     ("compound", "de", "Topf", "flower-pot"),
