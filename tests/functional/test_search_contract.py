@@ -249,10 +249,43 @@ def test_ranking_tiers_are_identical_on_every_backend(
     page = search_index.search("acme", SearchQuery(text="red scarf"))
 
     assert [(h.asset_key, h.score) for h in page.hits] == [
-        ("acme/human.jpg", 1 + 4 + 2 + 1 + 1 + 0.5),  # text tiers + human + max_confidence 1.0
-        ("acme/confident.jpg", 1 + 4 + 2 + 1 + 0.5),
+        ("acme/human.jpg", 1 + 4 + 2),  # text tiers; equal scores fall to confidence (human: 1.0)
+        ("acme/confident.jpg", 1 + 4 + 2),
         ("acme/all-words.jpg", 1 + 4 + 2),
         ("acme/red-car.jpg", 1),
+    ]
+
+
+def test_equal_scores_fall_to_confidence_then_confirmation_then_recency_never_file_name(
+    search_index: SearchIndex, make_record: RecordFactory, tag: Tag, garments: dict[str, Taxonomy]
+) -> None:
+    # GIVEN five hats that match "hat" equally, named so that file-name order is the worst order
+    search_index.bulk_upsert(
+        [
+            (make_record("a-unsure.jpg", tag("hat", confidence=0.55)), garments),
+            (
+                make_record("b-old.jpg", tag("hat", confidence=0.8), created_at="2025-01-01T00:00:00.000Z"),
+                garments,
+            ),
+            (
+                make_record("c-new.jpg", tag("hat", confidence=0.8), created_at="2026-12-01T00:00:00.000Z"),
+                garments,
+            ),
+            (make_record("d-sure.jpg", tag("hat", confidence=0.97)), garments),
+            (make_record("e-human.jpg", tag("hat", TagState.CONFIRMED, confidence=0.4)), garments),
+        ],
+        "acme",
+    )
+
+    hits = search_index.search("acme", SearchQuery(text="hat")).hits
+
+    assert len({h.score for h in hits}) == 1
+    assert [h.asset_key.removeprefix("acme/") for h in hits] == [
+        "e-human.jpg",  # a human "yes" counts as confidence 1.0
+        "d-sure.jpg",
+        "c-new.jpg",  # equal confidence: the newer upload first
+        "b-old.jpg",
+        "a-unsure.jpg",
     ]
 
 
@@ -279,7 +312,9 @@ def test_search_after_pages_through_everything_once_in_order(
         assert pages < 10
 
     assert len(seen) == len({k for _, k in seen}) == 23
-    assert seen == sorted(seen, key=lambda sk: (-sk[0], sk[1]))
+    # equal scores are ordered by confidence (0.95, 0.8, 0.6), then (same upload time) by key
+    conf = {f"acme/{i:02d}.jpg": confidences[i % 3] for i in range(23)}
+    assert seen == sorted(seen, key=lambda sk: (-sk[0], -conf[sk[1]], sk[1]))
     assert pages == 5
 
 
@@ -325,5 +360,7 @@ def test_search_page_is_json_serialisable(
 
     assert out["total"] == 1
     assert out["hits"][0]["asset_key"] == "acme/a.jpg"
-    assert out["next_search_after"] == [out["hits"][0]["score"], "acme/a.jpg"]
+    assert out["next_search_after"][0] == out["hits"][0]["score"]
+    assert out["next_search_after"][-1] == "acme/a.jpg"
+    assert len(out["next_search_after"]) == 5  # score, confidence, confirmed, uploaded_at, key
     assert set(out["facets"]) == {"tag_ids", "media_type", "review_state"}

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import opensearchpy
 import pytest
 from opensearchpy import OpenSearch
 from tagsmith.errors import TransientError
@@ -96,48 +97,53 @@ def test_search_language_analysis_does_not_match_unrelated_words(
 
 
 @pytest.mark.parametrize(
-    ("field", "indexed", "query", "matches"),
+    ("lang", "labels", "query", "matches"),
     [
-        # mapping v2: each pair checks what osmem really indexes, not what _analyze shows
-        ("labels.en", "scarf", "scarves", True),  # irregular -ves plural
-        ("labels.en", "gloves", "glof", False),  # ...only for the listed words
-        ("labels.it", "zaino", "zaini", True),  # short words the built-in italian leaves alone
-        ("labels.it", "giacca", "giacche", True),
-        ("labels.it", "latte d'avena", "avena", True),  # elision
-        ("labels.nl", "regenjas", "regenjassen", True),  # doubled consonant + -en
-        ("labels.nl", "appel", "appels", True),
-        ("labels.nl", "kaas", "kazen", False),  # vowel doubling: a known miss
-        ("labels.de.compound", "Regenjacke", "Jacke", True),
-        ("labels.de.compound", "Regenjacke", "Jacken", True),
-        ("labels.de.compound", "Hafermilch", "Milch", True),
-        ("labels.de.compound", "Brot", "rot", False),  # under 4 letters: never an ending match
-        (
-            "labels.de.compound",
-            "Jacke",
-            "Regenjacke",
-            False,
-        ),  # the head does not find the compound's other part
-        ("labels.sv.compound", "regnjacka", "jackor", True),
-        ("labels.nl.compound", "havermelk", "melk", True),
+        # each checks what osmem really indexes and matches, through the adapter
+        ("en", ["scarf"], "scarves", True),  # irregular -ves plural (char filter of labels.en)
+        ("en", ["gloves"], "glof", False),  # ...only for the listed words
+        ("it", ["zaino"], "zaini", True),  # Snowball Italian on terms.it
+        ("it", ["giacca"], "giacche", True),
+        ("it", ["latte d'avena"], "avena", True),  # elision
+        ("it", ["sacco a pelo"], "pelo", True),  # the stop word inside the label is no obstacle
+        ("nl", ["regenjas"], "regenjassen", True),  # doubled consonant + -en
+        ("nl", ["appel"], "appels", True),
+        ("nl", ["kaas"], "kazen", True),  # vowel doubling and s/z
+        ("nl", ["kussen"], "kussens", True),  # -ens
+        ("nl", ["laars"], "laarzen", True),
+        ("de", ["Regenjacke", "~Jacke"], "Jacken", True),  # ~: in the taxonomy, not on the asset
+        ("de", ["Regenjacke"], "Regen", True),  # a compound's first part
+        ("de", ["Hafermilch"], "Milch", True),  # a head no other label spells out
+        ("de", ["Strohhut", "~Hut"], "Hut", True),  # a three-letter head
+        ("de", ["Sonnenhut"], "Hut", True),  # ...also when no tag is called "Hut"
+        ("de", ["Brot"], "Brote", True),
+        ("de", ["Brot"], "Bratwurst", False),
+        ("sv", ["traillöparskor", "~skor"], "sko", True),  # stem inside the compound differs
+        ("sv", ["regnjacka"], "jackor", True),
+        ("nl", ["havermelk"], "melk", True),
+        ("zh", ["毛线帽"], "帽", True),  # a one-character word: the head of a Chinese compound
+        ("zh", ["毛线帽", "红色"], "红色毛线帽", True),  # two words typed without a space
+        ("zh", ["毛线帽"], "色毛", False),  # a pair across a word boundary is not a word
     ],
 )
-def test_mapping_analysis_of_one_field(
+def test_language_analysis_of_one_label(
     opensearch_index: OpenSearchIndex,
-    opensearch_client: OpenSearch,
-    field: str,
-    indexed: str,
+    make_record: RecordFactory,
+    tag: Tag,
+    lang: str,
+    labels: list[str],
     query: str,
     matches: bool,
 ) -> None:
-    opensearch_index.ensure_tenant("acme")
-    doc = {"tenant": "acme", "asset_key": "acme/a.jpg", "labels": {field.split(".")[1]: [indexed]}}
-    opensearch_client.index(index=alias_name("acme"), id="a", body=doc, refresh=True)
+    taxonomy = Taxonomy(
+        tuple(TagDefinition(f"t{i}", {lang: label.lstrip("~")}) for i, label in enumerate(labels))
+    )
+    on_asset = [tag(f"t{i}", model="m") for i, label in enumerate(labels) if not label.startswith("~")]
+    opensearch_index.upsert(make_record("a.jpg", *on_asset), {"m": taxonomy})
 
-    count = opensearch_client.count(index=alias_name("acme"), body={"query": {"match": {field: query}}})[
-        "count"
-    ]
+    page = opensearch_index.search("acme", SearchQuery(text=query, languages=[lang]))
 
-    assert count == (1 if matches else 0)
+    assert page.total == (1 if matches else 0)
 
 
 def test_search_language_match_outranks_a_folded_only_match(
@@ -464,3 +470,75 @@ def test_guard_catches_the_documented_osmem_stemmer_bug(opensearch_client: OpenS
     )
 
     assert fields_matching_nonsense(opensearch_client, "guard-check", fields) == ["labels.de"]
+
+
+# -- the test server's gaps, pinned -----------------------------------------------------------
+# What osmem does differently from OpenSearch, each checked on osmem. The mapping depends on none
+# of these filters (tests/unit/test_search_mapping.py refuses them); if osmem ever fixes one, its
+# test fails here and the workaround can be reconsidered. On OpenSearch each "osmem" count is 0.
+
+
+@pytest.mark.parametrize(
+    ("filter_spec", "indexed", "query", "on_osmem", "on_opensearch"),
+    [
+        # stop-word lists of Italian, Dutch and Swedish are ignored at index time: the stop word
+        # is indexed and a query for it alone matches
+        ({"type": "stop", "stopwords": "_italian_"}, "sacco a pelo", "a", 1, 0),
+        ({"type": "stop", "stopwords": "_dutch_"}, "tas van leer", "van", 1, 0),
+        ({"type": "stop", "stopwords": "_swedish_"}, "kudde av linne", "av", 1, 0),
+        # elision is ignored at index time: "l'ombrello" stays one token
+        ({"type": "elision", "articles": ["l"]}, "l'ombrello", "ombrello", 0, 1),
+        # the Dutch and Italian stemmers index empty tokens: a nonsense word matches
+        ({"type": "stemmer", "language": "dutch"}, "schoenen", NONSENSE, 1, 0),
+        ({"type": "snowball", "language": "Italian"}, "scarpe", NONSENSE, 1, 0),
+    ],
+)
+def test_osmem_gap_filters_that_do_nothing_or_worse_at_index_time(
+    opensearch_client: OpenSearch,
+    filter_spec: dict[str, Any],
+    indexed: str,
+    query: str,
+    on_osmem: int,
+    on_opensearch: int,
+) -> None:
+    body = {
+        "settings": {
+            "analysis": {
+                "filter": {"under_test": filter_spec},
+                "analyzer": {
+                    "a": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "under_test"]}
+                },
+            }
+        },
+        "mappings": {"properties": {"t": {"type": "text", "analyzer": "a"}}},
+    }
+    opensearch_client.indices.create(index="gap", body=body)
+    opensearch_client.index(index="gap", id="1", body={"t": indexed}, refresh=True)
+
+    count = opensearch_client.count(index="gap", body={"query": {"match": {"t": query}}})["count"]
+
+    assert count == on_osmem != on_opensearch
+
+
+@pytest.mark.parametrize("analyzer", ["dutch", "swedish"])
+def test_osmem_gap_has_no_dutch_or_swedish_analyzer(opensearch_client: OpenSearch, analyzer: str) -> None:
+    body = {"mappings": {"properties": {"t": {"type": "text", "analyzer": analyzer}}}}
+
+    with pytest.raises(opensearchpy.RequestError, match="has not been configured"):
+        opensearch_client.indices.create(index="gap", body=body)
+
+
+def test_search_stop_words_neither_match_nor_block_on_python_analysed_fields(
+    opensearch_index: OpenSearchIndex, make_record: RecordFactory, tag: Tag
+) -> None:
+    # the workaround for the stop-word gap, right on OpenSearch too: terms.<lang> never holds a
+    # stop word, and queries drop them before matching
+    taxonomy = {
+        "m": Taxonomy((TagDefinition("bag", {"nl": "tas van leer"}), TagDefinition("cup", {"nl": "kop"})))
+    }
+    opensearch_index.upsert(make_record("bag.jpg", tag("bag", model="m")), taxonomy)
+    opensearch_index.upsert(make_record("cup.jpg", tag("cup", model="m")), taxonomy)
+
+    assert keys(opensearch_index, "acme", text="van", languages=["nl"]) == ["acme/bag.jpg"]  # folded only
+    hits = opensearch_index.search("acme", SearchQuery(text="kop van leer", languages=["nl"])).hits
+    assert [h.asset_key for h in hits][:1] == ["acme/bag.jpg"]  # "leer" in a language field, "van" ignored

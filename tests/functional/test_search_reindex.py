@@ -1,4 +1,4 @@
-"""Reindexing from records: writes made during a rebuild survive, mapping v1 -> v2 migration."""
+"""Reindexing from records: writes made during a rebuild survive, mapping v1 -> current migration."""
 
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ def test_migration_from_v1_reindexes_only_outdated_tenants_into_the_current_mapp
     assert [(r.tenant, r.mapping_version_before, r.mapping_version) for r in reports] == [
         ("acme", 1, MAPPING_VERSION)
     ]
-    assert opensearch_index.mapping_version("acme") == MAPPING_VERSION == 2
+    assert opensearch_index.mapping_version("acme") == MAPPING_VERSION == 3
     assert not opensearch_client.indices.exists(index=old)
     assert list(opensearch_client.indices.get_alias(name=alias_name("globex"))) == [current]
     assert keys(opensearch_index, "Schals") == ["acme/a.jpg"]

@@ -11,7 +11,8 @@ import pytest
 import tagsmith.search
 from tagsmith.errors import InvalidKeyError
 from tagsmith.search import LANGUAGES, alias_name, analysed_fields, load_mapping
-from tagsmith.search.mapping import COMPOUND_LANGUAGES, is_tenant_index, new_index_name
+from tagsmith.search.analysis import LEVELS
+from tagsmith.search.mapping import COMPOUND_LANGUAGES, TERM_LANGUAGES, is_tenant_index, new_index_name
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = REPO / "shared" / "tagsmith" / "search"
@@ -39,6 +40,8 @@ BROKEN_SNOWBALL = {"german", "german2", "dutch", "kp", "italian"}
 # each verified on osmem (and a standard filter on OpenSearch)
 BUILT_IN_FILTERS = {"lowercase", "asciifolding", "cjk_width", "cjk_bigram", "german_normalization", "reverse"}
 BUILT_IN_ANALYZERS = {"standard", "english", "french", "german", "spanish", "italian", "kuromoji", "cjk"}
+# Built-in analyzers osmem does not have (index creation fails): never in the mapping.
+MISSING_ON_OSMEM = {"dutch", "swedish", "smartcn"}
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -59,15 +62,18 @@ def test_every_mapping_version_is_kept_and_labelled_with_its_number() -> None:
     )
 
 
-def test_compound_languages_have_a_compound_sub_field_searched_with_its_own_analyzer() -> None:
-    labels = load_mapping()["mappings"]["properties"]["labels"]["properties"]
+def test_python_analysed_languages_have_whitespace_term_fields_per_level() -> None:
+    mapping = load_mapping()
+    terms = mapping["mappings"]["properties"]["terms"]["properties"]
+    analyzer = mapping["settings"]["analysis"]["analyzer"]["tagsmith_terms"]
 
-    with_compound = sorted(lang for lang, spec in labels.items() if "compound" in spec.get("fields", {}))
-
-    assert with_compound == sorted(COMPOUND_LANGUAGES)
-    for lang in COMPOUND_LANGUAGES:
-        sub = labels[lang]["fields"]["compound"]
-        assert sub["search_analyzer"] != sub["analyzer"]  # queries must not be cut into endings
+    assert sorted(terms) == sorted(TERM_LANGUAGES)
+    assert set(COMPOUND_LANGUAGES) <= set(TERM_LANGUAGES)
+    for lang in TERM_LANGUAGES:
+        assert list(terms[lang]["properties"]) == list(LEVELS)
+        assert {spec["analyzer"] for spec in terms[lang]["properties"].values()} == {"tagsmith_terms"}
+    # the tokens are made in Python: the index must take them as they are, on every server
+    assert analyzer == {"type": "custom", "tokenizer": "whitespace", "filter": []}
 
 
 # Types osmem accepts (and shows working in _analyze) but ignores when indexing and searching, with a
@@ -132,6 +138,7 @@ def test_mapping_every_analyzer_is_built_in_or_defined() -> None:
     }
     missing = used - BUILT_IN_ANALYZERS - set(analysis["analyzer"])
     assert missing == set()
+    assert used & MISSING_ON_OSMEM == set()
     for name, spec in analysis["analyzer"].items():
         built_in = set(spec.get("filter", [])) - set(analysis.get("filter", {}))
         assert built_in <= BUILT_IN_FILTERS, name
@@ -143,7 +150,7 @@ def test_analysed_fields_cover_every_label_language_and_free_text_field() -> Non
 
     assert paths == {
         *(f"labels.{lang}" for lang in LANGUAGES),
-        *(f"labels.{lang}.compound" for lang in COMPOUND_LANGUAGES),
+        *(f"terms.{lang}.{level}" for lang in TERM_LANGUAGES for level in LEVELS),
         "labels.folded",
         "ocr_text",
         "path.text",
@@ -199,6 +206,7 @@ def test_alias_name_refuses_an_invalid_tenant(tenant: str) -> None:
 def test_public_api_is_listed_and_importable() -> None:
     exported = set(tagsmith.search.__all__)
     public = {n for n in vars(tagsmith.search) if not n.startswith("_")} - {
+        "analysis",
         "dashboards",
         "documents",
         "index",
@@ -206,6 +214,7 @@ def test_public_api_is_listed_and_importable() -> None:
         "memory",
         "query",
         "reindex",
+        "stopwords",
     }
 
     assert exported == public

@@ -29,8 +29,9 @@ def filters(body: dict[str, Any]) -> list[dict[str, Any]]:
         {"source": "robot"},
         {"review_state": "maybe"},
         {"search_after": ["acme/a.jpg"]},
-        {"search_after": [float("nan"), "acme/a.jpg"]},
-        {"search_after": [True, "acme/a.jpg"]},
+        {"search_after": [5.0, "acme/a.jpg"]},  # a cursor of the old [score, key] shape
+        {"search_after": [float("nan"), 0.9, 0, 0, "acme/a.jpg"]},
+        {"search_after": [True, 0.9, 0, 0, "acme/a.jpg"]},
         {"uploaded_from": "22/11/2026"},
         {"uploaded_to": "2026-13-01"},
     ],
@@ -56,25 +57,29 @@ def test_build_search_body_always_filters_on_the_tenant() -> None:
 def test_build_search_body_text_searches_chosen_languages_folded_ocr_and_path() -> None:
     body = build_search_body("acme", SearchQuery(text="écharpe", languages=["fr", "de"]))
 
-    any_word, folded = body["query"]["bool"]["must"][0]["constant_score"]["filter"]["bool"]["should"]
-    assert any_word["multi_match"]["fields"] == [
-        "labels.fr",
-        "labels.de",
-        "labels.de.compound",  # German writes compounds as one word: "Jacke" must find "Regenjacke"
-        "ocr_text",
-        "path.text",
-    ]
+    any_word, folded, german = body["query"]["bool"]["must"][0]["constant_score"]["filter"]["bool"]["should"]
+    # German is analysed in Python (terms.de.*), French by OpenSearch's french analyzer
+    assert any_word["multi_match"]["fields"] == ["labels.fr", "ocr_text", "path.text"]
     assert any_word["multi_match"]["operator"] == "or"
     # CJK bigrams of the folded field: one shared pair must not be enough
     assert folded == {"match": {"labels.folded": {"query": "écharpe", "minimum_should_match": "2<75%"}}}
+    assert german == {"bool": {"should": [{"term": {"terms.de.affix": "echarp"}}], "minimum_should_match": 1}}
     assert set(body["highlight"]["fields"]) == {*any_word["multi_match"]["fields"], "labels.folded"}
+    assert "labels" in body["_source"]  # German labels are highlighted in Python
 
 
-def test_build_search_body_sorts_by_score_then_asset_key_and_pages_with_search_after() -> None:
-    body = build_search_body("acme", SearchQuery(text="hat", search_after=[5.0, "acme/b.jpg"]))
+def test_build_search_body_breaks_ties_by_confidence_confirmation_recency_then_key() -> None:
+    cursor = [5.0, 0.93, 1, 1795327800000, "acme/b.jpg"]
+    body = build_search_body("acme", SearchQuery(text="hat", search_after=cursor))
 
-    assert body["sort"] == [{"_score": "desc"}, {"asset_key": "asc"}]
-    assert body["search_after"] == [5.0, "acme/b.jpg"]
+    assert body["sort"] == [
+        {"_score": "desc"},
+        {"max_confidence": {"order": "desc", "missing": 0}},
+        {"human_confirmed_count": {"order": "desc", "missing": 0}},
+        {"uploaded_at": {"order": "desc", "missing": 0}},
+        {"asset_key": "asc"},
+    ]
+    assert body["search_after"] == cursor
     assert "aggs" not in body  # facets are computed for the first page only
     assert "aggs" in build_search_body("acme", SearchQuery(text="hat"))
 
@@ -104,7 +109,7 @@ def test_search_page_to_dict_is_the_documented_json() -> None:
     page = SearchPage(
         total=1,
         hits=[SearchHit("acme/a.jpg", 7.5, [{"model": "m", "tag": "t"}], {"labels.fr": ["<em>x</em>"]})],
-        next_search_after=[7.5, "acme/a.jpg"],
+        next_search_after=[7.5, 0.9, 0, 0, "acme/a.jpg"],
         facets={"tag_ids": [("m/t", 1)], "media_type": [], "review_state": [("clear", 1)]},
     )
 
@@ -120,8 +125,8 @@ def test_search_page_to_dict_is_the_documented_json() -> None:
                 "highlights": {"labels.fr": ["<em>x</em>"]},
             }
         ],
-        "next_search_after": [7.5, "acme/a.jpg"],
-        "next_cursor": encode_cursor([7.5, "acme/a.jpg"]),
+        "next_search_after": [7.5, 0.9, 0, 0, "acme/a.jpg"],
+        "next_cursor": encode_cursor([7.5, 0.9, 0, 0, "acme/a.jpg"]),
         "facets": {
             "tag_ids": [{"value": "m/t", "count": 1}],
             "media_type": [],
@@ -131,11 +136,16 @@ def test_search_page_to_dict_is_the_documented_json() -> None:
 
 
 def test_cursor_round_trips_and_a_foreign_cursor_is_refused() -> None:
-    cursor = encode_cursor([7.5, "acme/é.jpg"])
+    cursor = encode_cursor([7.5, 0.9, 1, 1795327800000, "acme/é.jpg"])
 
-    assert decode_cursor(cursor) == [7.5, "acme/é.jpg"]
+    assert decode_cursor(cursor) == [7.5, 0.9, 1, 1795327800000, "acme/é.jpg"]
     assert "=" not in cursor and "/" not in cursor and "+" not in cursor  # safe in a URL as is
-    for bad in ("not base64!", encode_cursor(["x", "y"]), "e30"):  # e30 = "{}"
+    for bad in (
+        "not base64!",
+        encode_cursor(["x", "y"]),
+        encode_cursor([7.5, "acme/a.jpg"]),
+        "e30",
+    ):  # e30 = "{}"
         with pytest.raises(InvalidInputError, match="cursor"):
             decode_cursor(bad)
 
@@ -154,7 +164,7 @@ def test_query_from_params_reads_every_documented_parameter() -> None:
             "uploaded_from": "2026-01-01",
             "uploaded_to": "2026-06-30",
             "size": "5",
-            "cursor": encode_cursor([2.0, "acme/a.jpg"]),
+            "cursor": encode_cursor([2.0, 0.5, 0, 0, "acme/a.jpg"]),
         }
     )
 
@@ -170,7 +180,7 @@ def test_query_from_params_reads_every_documented_parameter() -> None:
         uploaded_from="2026-01-01",
         uploaded_to="2026-06-30",
         size=5,
-        search_after=[2.0, "acme/a.jpg"],
+        search_after=[2.0, 0.5, 0, 0, "acme/a.jpg"],
     )
 
 

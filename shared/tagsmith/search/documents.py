@@ -22,6 +22,7 @@ The document (fields whose value would be ``null`` are left out)::
       "max_confidence": 0.93,                                   # visible tags; confirmed counts 1.0
       "human_confirmed_count": 0,
       "labels": {"en": ["scarf", "muffler"], "fr": ["écharpe"], ..., "folded": [...every label...]},
+      "terms": {"de": {"word": ["schal"], "affix": [...]}, ...},  # see tagsmith.search.analysis
       "ocr_text": "LAKTOSFRI\nMELLANMJÖLK",                   # when OCR read something
       "segments": [{"model": "garments", "tag": "scarf",        # videos: visible tags' segments
                     "start": 12.0, "end": 15.5, "confidence": 0.93}]
@@ -36,7 +37,8 @@ from typing import Any
 
 from tagsmith.keys import validate_tenant
 from tagsmith.records import AssetRecord, TagAssignment, TagState
-from tagsmith.search.mapping import LANGUAGES
+from tagsmith.search.analysis import LEVELS, Vocabulary, label_terms
+from tagsmith.search.mapping import LANGUAGES, TERM_LANGUAGES
 from tagsmith.taxonomy import TagDefinition, Taxonomy
 
 REVIEW_PENDING = "pending"
@@ -83,6 +85,7 @@ def document_from_record(record: AssetRecord, taxonomies: Mapping[str, Taxonomy]
     definitions = [_definition(taxonomies, t) for t in visible]
     confidences = [HUMAN_CONFIDENCE if t.state is TagState.CONFIRMED else t.confidence for t in visible]
     known = [c for c in confidences if c is not None]
+    labels = label_fields(definitions)
     doc: dict[str, Any] = {
         "tenant": record.tenant,
         "asset_key": record.key,
@@ -101,7 +104,8 @@ def document_from_record(record: AssetRecord, taxonomies: Mapping[str, Taxonomy]
         "review_state": REVIEW_PENDING if record.pending_review() else REVIEW_CLEAR,
         "max_confidence": max(known) if known else None,
         "human_confirmed_count": sum(1 for t in visible if t.state is TagState.CONFIRMED),
-        "labels": label_fields(definitions),
+        "labels": labels,
+        "terms": term_fields(labels, vocabularies(taxonomies)) or None,
         "ocr_text": record.ocr_text or None,
         "segments": segment_documents(record) or None,
     }
@@ -154,6 +158,55 @@ def label_fields(definitions: Iterable[TagDefinition]) -> dict[str, list[str]]:
     ]
     fields["folded"] = _unique([*(w for lang in LANGUAGES for w in fields[lang]), *extra])
     return fields
+
+
+def vocabularies(taxonomies: Mapping[str, Taxonomy]) -> dict[str, Vocabulary]:
+    """Per Python-analysed language, every label and synonym of the tenant's taxonomies: what
+    compound words are split against. Same taxonomies, same vocabulary, same documents.
+
+    A bulk load shapes thousands of documents with the same taxonomies: the last ones'
+    vocabularies are kept, recognised by model ids and the identity of each (frozen) taxonomy,
+    which the cache holds so an identity is never reused by another object.
+    """
+    key = [(model, taxonomy) for model, taxonomy in taxonomies.items()]
+    cached = _last_vocabularies
+    if (
+        cached
+        and len(cached[0]) == len(key)
+        and all(a == b and c is d for (a, c), (b, d) in zip(cached[0], key, strict=True))
+    ):
+        return cached[1]
+    tags = [d for t in taxonomies.values() for d in t.tags]
+    result = {
+        lang: Vocabulary.of(lang, [w for d in tags for w in (d.label(lang), *d.synonyms.get(lang, ()))])
+        for lang in TERM_LANGUAGES
+    }
+    _last_vocabularies[:] = [key, result]
+    return result
+
+
+_last_vocabularies: list[Any] = []
+
+
+def term_fields(labels: Mapping[str, list[str]], vocab: Mapping[str, Vocabulary]) -> dict[str, Any]:
+    """``terms.<lang>.<level>`` of a document: its labels analysed in Python (see
+    :mod:`tagsmith.search.analysis`), as space-separated tokens. Levels are cumulative (``head``
+    also holds the whole words, ``affix`` everything), so "found at this level or better" is one
+    term query.
+
+    >>> term_fields({"nl": ["regenjas"]}, {"nl": Vocabulary.of("nl", ["regenjas", "jas"])})["nl"]["head"]
+    'regenjas jas'
+    """
+    out: dict[str, Any] = {}
+    for lang in TERM_LANGUAGES:
+        levels = label_terms(lang, labels.get(lang, ()), vocab.get(lang))
+        if levels:
+            seen: dict[str, None] = {}
+            out[lang] = {}
+            for level in LEVELS:
+                seen |= dict.fromkeys(levels.get(level, ()))
+                out[lang][level] = " ".join(seen)
+    return out
 
 
 def _definition(taxonomies: Mapping[str, Taxonomy], tag: TagAssignment) -> TagDefinition:

@@ -20,14 +20,18 @@ from importlib import resources
 from typing import Any
 
 from tagsmith.keys import validate_tenant
+from tagsmith.search.analysis import COMPOUNDING, PYTHON_LANGUAGES
 
-MAPPING_VERSION = 2
+MAPPING_VERSION = 3
 # The label languages that get their own analysed field; any other language still reaches
 # ``labels.folded``. Order matters only for readability of documents.
 LANGUAGES: tuple[str, ...] = ("en", "fr", "de", "es", "it", "nl", "sv", "ja", "zh")
-# Languages that write compounds as one word ("Regenjacke"): their label field has a ``compound``
-# sub-field indexing every ending of each word (4+ letters), so "Jacke" finds "Regenjacke".
-COMPOUND_LANGUAGES: tuple[str, ...] = ("de", "nl", "sv")
+# Languages that write compounds as one word ("Regenjacke"): their words are split against the
+# tenant's vocabulary in Python (tagsmith.search.analysis), so "Jacke" and "Regen" find it.
+COMPOUND_LANGUAGES: tuple[str, ...] = tuple(sorted(COMPOUNDING))
+# Languages analysed in Python into ``terms.<lang>.<level>`` (whitespace-indexed tokens); the
+# others are searched on ``labels.<lang>`` with OpenSearch's own analyzers.
+TERM_LANGUAGES: tuple[str, ...] = PYTHON_LANGUAGES
 ALIAS_PREFIX = "tagsmith-assets-"
 _TIMESTAMP = re.compile(r"^\d{8}t\d{12}z$")
 

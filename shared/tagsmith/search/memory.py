@@ -1,10 +1,12 @@
 """An in-memory :class:`~tagsmith.search.SearchIndex` for tests and offline tools.
 
 It stores the very documents :func:`~tagsmith.search.document_from_record` makes and applies the same
-filters, score tiers, ordering, ``search_after`` paging and facets as the OpenSearch adapter. Text
-matching is deliberately crude: lower-cased, accent-folded words, a trailing plural ``s`` dropped,
-French/Italian elisions split off, CJK split into characters. No language stemming: test stemming
-against the real adapter (``tests/functional/test_search_opensearch.py``). The shared contract suite
+filters, score tiers, ordering, ``search_after`` paging and facets as the OpenSearch adapter. The
+Python-analysed languages (``terms.<lang>.<level>``, see :mod:`tagsmith.search.analysis`) match
+exactly as on OpenSearch, since their tokens are made in Python either way. The other fields are
+matched crudely: lower-cased, accent-folded words, a trailing plural ``s`` dropped, French/Italian
+elisions split off, CJK split into characters; test their stemming against the real adapter
+(``tests/functional/test_search_opensearch.py``). The shared contract suite
 (``tests/functional/test_search_contract.py``) runs against both so this fake cannot drift.
 """
 
@@ -33,18 +35,21 @@ from tagsmith.search.index import (
 from tagsmith.search.mapping import MAPPING_VERSION, new_index_name
 from tagsmith.search.query import (
     ALL_WORDS_FOLDED,
-    ALL_WORDS_IN_LANGUAGE,
     BROWSE_SCORE,
-    CONFIDENCE_TIERS,
     FACET_SIZES,
-    HUMAN_CONFIRMED,
+    LEVEL_BOOST,
+    LEVELS,
     MATCH_ANY_WORD,
     VISIBLE_STATES,
     SearchHit,
     SearchPage,
     SearchQuery,
+    TextPlan,
+    label_highlights,
+    language_fields,
     parse_instant,
     text_fields,
+    text_plan,
     uploaded_range,
 )
 from tagsmith.taxonomy import Taxonomy
@@ -129,31 +134,31 @@ class InMemorySearchIndex:
         state = self._tenants.get(tenant)
         if state is None:
             return SearchPage(total=0, hits=[], next_search_after=None, facets={})
-        words = _tokens(query.words or "")
-        scored: list[tuple[float, dict[str, Any]]] = []
+        plan = text_plan(query)
+        scored: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
         for _, doc in state.docs.values():
             if doc["tenant"] != tenant or not _passes_filters(doc, query):
                 continue
-            score = _score(doc, query, words)
+            score = _score(doc, query, plan)
             if score is not None:
-                scored.append((score, doc))
-        scored.sort(key=lambda sd: (-sd[0], sd[1]["asset_key"]))
+                scored.append((_sort_values(score, doc), doc))
+        scored.sort(key=lambda sd: _order(sd[0]))
         total = len(scored)
         facets = _facets([doc for _, doc in scored]) if query.search_after is None else {}
         if query.search_after is not None:
-            after = (-float(query.search_after[0]), str(query.search_after[1]))
-            scored = [(s, d) for s, d in scored if (-s, d["asset_key"]) > after]
+            after = _order(tuple(query.search_after))
+            scored = [(v, d) for v, d in scored if _order(v) > after]
         hits = [
             SearchHit(
                 asset_key=d["asset_key"],
-                score=s,
+                score=v[0],
                 tags=[dict(t) for t in d.get("tags", [])],
-                highlights=_highlights(d, query, words),
+                highlights={**_highlights(d, query, plan), **label_highlights(d.get("labels", {}), plan)},
                 segments=[dict(x) for x in d.get("segments", [])],
             )
-            for s, d in scored[: query.size]
+            for v, d in scored[: query.size]
         ]
-        next_after = [hits[-1].score, hits[-1].asset_key] if hits and len(hits) == query.size else None
+        next_after = list(scored[query.size - 1][0]) if hits and len(hits) == query.size else None
         return SearchPage(total=total, hits=hits, next_search_after=next_after, facets=facets)
 
     def count(self, tenant: str) -> int:
@@ -224,25 +229,53 @@ def _field_tokens(doc: Mapping[str, Any], name: str) -> set[str]:
     return {t for value in _field_values(doc, name) for t in _tokens(value)}
 
 
-def _score(doc: Mapping[str, Any], query: SearchQuery, words: list[str]) -> float | None:
+def _score(doc: Mapping[str, Any], query: SearchQuery, plan: TextPlan | None) -> float | None:
     """The tiered score of :mod:`tagsmith.search.query`, or None when the text does not match."""
-    if query.words:
-        fields = {name: _field_tokens(doc, name) for name in text_fields(query)}
-        if not words or not any(set(words) & tokens for tokens in fields.values()):
-            return None
-        score = MATCH_ANY_WORD
-        if any(set(words) <= fields[f"labels.{lang}"] for lang in query.languages):
-            score += ALL_WORDS_IN_LANGUAGE
-        if set(words) <= fields["labels.folded"]:
-            score += ALL_WORDS_FOLDED
-    else:
-        score = BROWSE_SCORE
-    if doc.get("human_confirmed_count", 0) > 0:
-        score += HUMAN_CONFIRMED
-    for threshold, boost in CONFIDENCE_TIERS:
-        if doc.get("max_confidence") is not None and doc["max_confidence"] >= threshold:
-            score += boost
+    if plan is None:
+        return BROWSE_SCORE
+    words = _tokens(plan.text)
+    folded = _tokens(plan.folded)
+    builtin = {name: _field_tokens(doc, name) for name in language_fields(query)}
+    loose_fields = [*builtin.values(), _field_tokens(doc, "ocr_text"), _field_tokens(doc, "path.text")]
+    terms = doc.get("terms", {})
+
+    def levels(lang: str, depth: int) -> set[str]:  # cumulative in the document, as in OpenSearch
+        return set(terms.get(lang, {}).get(LEVELS[depth - 1], "").split())
+
+    folded_doc = _field_tokens(doc, "labels.folded")
+    needed = len(folded) if len(folded) <= 2 else int(len(folded) * 0.75)  # MOST_WORDS: "2<75%"
+    matched = (
+        any(set(words) & tokens for tokens in loose_fields)
+        or (bool(folded) and sum(w in folded_doc for w in folded) >= needed)
+        or any(set(plan.loose[lang]) & levels(lang, len(LEVELS)) for lang in plan.loose)
+    )
+    if not matched:
+        return None
+    score = MATCH_ANY_WORD
+    for depth in range(1, len(LEVELS) + 1):
+        if any(set(words) <= tokens for tokens in builtin.values()) or any(
+            any(set(r) <= levels(lang, depth) for r in readings) for lang, readings in plan.readings.items()
+        ):
+            score += LEVEL_BOOST
+    if folded and set(folded) <= folded_doc:
+        score += ALL_WORDS_FOLDED
     return score
+
+
+def _sort_values(score: float, doc: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The values of :data:`~tagsmith.search.query.SORT` (as OpenSearch returns them)."""
+    uploaded = parse_instant(str(doc.get("uploaded_at", ""))) if doc.get("uploaded_at") else None
+    return (
+        score,
+        doc.get("max_confidence") or 0,
+        doc.get("human_confirmed_count") or 0,
+        int(uploaded.timestamp() * 1000) if uploaded else 0,
+        doc["asset_key"],
+    )
+
+
+def _order(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (-float(values[0]), -float(values[1]), -float(values[2]), -float(values[3]), str(values[4]))
 
 
 def _passes_filters(doc: Mapping[str, Any], query: SearchQuery) -> bool:
@@ -290,10 +323,10 @@ def _facets(docs: list[dict[str, Any]]) -> dict[str, list[tuple[str, int]]]:
     return facets
 
 
-def _highlights(doc: Mapping[str, Any], query: SearchQuery, words: list[str]) -> dict[str, list[str]]:
-    if not query.words:
+def _highlights(doc: Mapping[str, Any], query: SearchQuery, plan: TextPlan | None) -> dict[str, list[str]]:
+    if plan is None:
         return {}
-    wanted = set(words)
+    wanted = set(_tokens(plan.text))
     out: dict[str, list[str]] = {}
     for name in text_fields(query):
         fragments = [

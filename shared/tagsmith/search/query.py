@@ -11,8 +11,8 @@ print. ``SearchPage.to_dict()`` is the documented, stable JSON output::
                    "confidence": 0.93, "model_version": "3"}],
          "highlights": {"labels.fr": ["<em>écharpe</em>"]}}
       ],
-      "next_search_after": [7.5, "acme/2026/IMG_1.jpg"],   # null on the last page
-      "next_cursor": "WzcuNSwiYWNtZS8yMDI2L0lNR18xLmpwZyJd",  # the same, opaque (HTTP cursor)
+      "next_search_after": [7.5, 0.93, 0, 1795327800000, "acme/2026/IMG_1.jpg"],  # null on the last page
+      "next_cursor": "WzcuNSwwLjkzLDAsMTc5NTMyNzgwMDAwMCwiYWNtZS8yMDI2L0lNR18xLmpwZyJd",  # opaque
       "facets": {                                          # first page only; {} after that"tag_ids": [{"value": "garments/scarf", "count": 12}],
                  "media_type": [{"value": "image/jpeg", "count": 40}],
                  "review_state": [{"value": "clear", "count": 39}]}
@@ -21,7 +21,9 @@ print. ``SearchPage.to_dict()`` is the documented, stable JSON output::
 Ranking is deliberately made of constant tiers rather than BM25 (see :data:`SCORE_TIERS`): label
 texts are a few words long, so term statistics add little, while constant scores are identical on
 every backend (OpenSearch, osmem, the in-memory fake) and exact in floating point, which
-``search_after`` on ``[score, asset_key]`` needs to page without gaps or duplicates.
+``search_after`` needs to page without gaps or duplicates. Equal scores fall to confidence, human
+confirmation and recency (:data:`SORT`), never to file names. How text becomes tokens for the
+Python-analysed languages: :mod:`tagsmith.search.analysis`.
 """
 
 from __future__ import annotations
@@ -36,28 +38,44 @@ from typing import Any
 
 from tagsmith.errors import InvalidInputError
 from tagsmith.records import Source, TagState
+from tagsmith.search.analysis import (
+    LEVELS,
+    highlight,
+    is_stop,
+    loose_tokens,
+    query_alternatives,
+    words_of,
+)
 from tagsmith.search.documents import REVIEW_CLEAR, REVIEW_PENDING
-from tagsmith.search.mapping import COMPOUND_LANGUAGES, LANGUAGES
+from tagsmith.search.mapping import LANGUAGES, TERM_LANGUAGES
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 VISIBLE_STATES = (TagState.APPLIED.value, TagState.CONFIRMED.value)
 FACET_SIZES: Mapping[str, int] = {"tag_ids": 50, "media_type": 20, "review_state": 5}
 
-# Score = sum of the tiers an asset reaches. All are binary fractions, so sums are exact.
+# Score = sum of the text tiers an asset reaches. All are binary fractions, so sums are exact.
 MATCH_ANY_WORD = 1.0  # some word of the text is in some searched field (required)
-ALL_WORDS_IN_LANGUAGE = 4.0  # every word in one chosen language's label field (stemmed)
-ALL_WORDS_FOLDED = 2.0  # every word in the accent-insensitive label field
-HUMAN_CONFIRMED = 1.0  # at least one tag was confirmed by a human
-CONFIDENCE_TIERS: tuple[tuple[float, float], ...] = ((0.9, 1.0), (0.75, 0.5))  # (max_confidence >=, +)
+# +1 for each level at which every word is found in one chosen language (see LEVELS): whole
+# words, else compound heads, else other compound parts, else bare endings/beginnings. An exact
+# (stemmed) word match reaches all four; "Schuhe" inside "Handschuhe" found only as an ending, one.
+LEVEL_BOOST = 1.0
+ALL_WORDS_FOLDED = 2.0  # every word in the accent-insensitive label field, as typed
 BROWSE_SCORE = 1.0  # no text: every filtered asset starts equal
 SCORE_TIERS = {
     "match_any_word": MATCH_ANY_WORD,
-    "all_words_in_language": ALL_WORDS_IN_LANGUAGE,
+    **{f"all_words_as_{level}": LEVEL_BOOST for level in LEVELS},
     "all_words_folded": ALL_WORDS_FOLDED,
-    "human_confirmed": HUMAN_CONFIRMED,
-    **{f"max_confidence>={t}": boost for t, boost in CONFIDENCE_TIERS},
 }
+# Equal scores fall to the surest tag (a human-confirmed tag counts 1.0), then human confirmation,
+# then the newest upload; the asset key only makes the order total (paging needs that).
+SORT: list[dict[str, Any]] = [
+    {"_score": "desc"},
+    {"max_confidence": {"order": "desc", "missing": 0}},
+    {"human_confirmed_count": {"order": "desc", "missing": 0}},
+    {"uploaded_at": {"order": "desc", "missing": 0}},
+    {"asset_key": "asc"},
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +134,8 @@ class SearchQuery:
                 )
         if self.search_after is not None and not _valid_cursor(self.search_after):
             raise InvalidInputError(
-                "search_after must be the next_search_after of a previous page: [score, asset_key]"
+                "search_after must be the next_search_after of a previous page: "
+                "[score, max_confidence, human_confirmed_count, uploaded_at, asset_key]"
             )
 
     @property
@@ -149,13 +168,14 @@ def _iso(instant: datetime) -> str:
 
 
 def _valid_cursor(cursor: Any) -> bool:
+    """``[score, max_confidence, human_confirmed_count, uploaded_at (epoch ms), asset_key]``."""
     return (
         isinstance(cursor, list)
-        and len(cursor) == 2
-        and isinstance(cursor[0], int | float)
-        and not isinstance(cursor[0], bool)
-        and math.isfinite(cursor[0])
-        and isinstance(cursor[1], str)
+        and len(cursor) == len(SORT)
+        and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in cursor[:-1]
+        )
+        and isinstance(cursor[-1], str)
     )
 
 
@@ -213,20 +233,60 @@ class SearchPage:
 
 
 def language_fields(query: SearchQuery) -> list[str]:
-    """The label fields of the query's languages, with the compound sub-field where there is one."""
-    fields = []
-    for lang in query.languages:
-        fields.append(f"labels.{lang}")
-        if lang in COMPOUND_LANGUAGES:
-            fields.append(f"labels.{lang}.compound")
-    return fields
+    """The ``labels.<lang>`` fields searched with OpenSearch's own analyzers (en, fr, es, ja)."""
+    return [f"labels.{lang}" for lang in query.languages if lang not in TERM_LANGUAGES]
+
+
+def term_languages(query: SearchQuery) -> list[str]:
+    """The query's languages analysed in Python (``terms.<lang>.<level>``)."""
+    return [lang for lang in query.languages if lang in TERM_LANGUAGES]
+
+
+@dataclass(frozen=True, slots=True)
+class TextPlan:
+    """What free text is matched as, worked out in Python once for every backend.
+
+    ``readings[lang]``: the ways to read the text in a Python-analysed language, each a list of
+    tokens that must all match (see :func:`~tagsmith.search.analysis.query_alternatives`);
+    ``loose[lang]``: tokens any one of which is a weak match; ``folded``: the text for the
+    accent-insensitive field, without the stop words of the query's languages.
+    """
+
+    text: str
+    folded: str
+    readings: dict[str, list[list[str]]]
+    loose: dict[str, list[str]]
+
+    def highlight_tokens(self, lang: str) -> set[str]:
+        """Tokens whose words a result's ``labels.<lang>`` shows marked."""
+        whole = {t for r in self.readings.get(lang, []) for t in r if len(t) > 1 or len(r) == 1}
+        return whole | set(self.loose.get(lang, []))
+
+
+def text_plan(query: SearchQuery) -> TextPlan | None:
+    """The :class:`TextPlan` of ``query`` (None without text).
+
+    >>> plan = text_plan(SearchQuery(text="giacca e sciarpa", languages=["it"]))
+    >>> plan.readings, plan.folded
+    ({'it': [['giacc', 'sciarp']]}, 'giacca sciarpa')
+    """
+    words = query.words
+    if not words:
+        return None
+    content = [w for _, _, w in words_of(words) if not any(is_stop(lang, w) for lang in query.languages)]
+    return TextPlan(
+        text=words,
+        folded=" ".join(content) or words,
+        readings={lang: query_alternatives(lang, words) for lang in term_languages(query)},
+        loose={lang: loose_tokens(lang, words) for lang in term_languages(query)},
+    )
 
 
 def encode_cursor(search_after: Sequence[Any]) -> str:
     """``next_search_after`` as one opaque URL-safe string (the HTTP API's ``cursor``).
 
-    >>> decode_cursor(encode_cursor([7.5, "acme/a.jpg"]))
-    [7.5, 'acme/a.jpg']
+    >>> decode_cursor(encode_cursor([7.5, 0.93, 0, 1795327800000, "acme/a.jpg"]))
+    [7.5, 0.93, 0, 1795327800000, 'acme/a.jpg']
     """
     raw = json.dumps(list(search_after), ensure_ascii=False, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -298,50 +358,51 @@ def query_from_params(params: Mapping[str, str]) -> SearchQuery:
 
 
 def text_fields(query: SearchQuery) -> list[str]:
-    """The fields free text is matched against, in the query's languages."""
-    return [*language_fields(query), "labels.folded", "ocr_text", "path.text"]
+    """The fields OpenSearch matches and highlights free text on (the ``terms`` fields aside)."""
+    return [*language_fields(query), FOLDED, "ocr_text", "path.text"]
 
 
 def build_search_body(tenant: str, query: SearchQuery) -> dict[str, Any]:
     """The OpenSearch request body of ``query`` (pure; the adapter adds the index).
 
     >>> body = build_search_body("acme", SearchQuery(text="scarf", size=5))
-    >>> body["size"], body["sort"]
-    (5, [{'_score': 'desc'}, {'asset_key': 'asc'}])
+    >>> body["size"], body["sort"][0], body["sort"][-1]
+    (5, {'_score': 'desc'}, {'asset_key': 'asc'})
     """
-    words = query.words
+    plan = text_plan(query)
     must: list[dict[str, Any]]
     should: list[dict[str, Any]] = []
-    if words:
-        # any word may match, except in the accent-folded field, whose CJK bigrams would make one
-        # shared pair ("トー" in both トートバッグ and ストームブルー) a hit: there most must match
-        fields = text_fields(query)
-        loose: list[dict[str, Any]] = [_multi_match(words, [f for f in fields if f != FOLDED], "or")]
-        if FOLDED in fields:
-            loose.append({"match": {FOLDED: {"query": words, "minimum_should_match": MOST_WORDS}}})
+    if plan is not None:
+        builtin = language_fields(query)
+        loose: list[dict[str, Any]] = [_multi_match(plan.text, [*builtin, "ocr_text", "path.text"], "or")]
+        # most words, not any, in the accent-folded field: its CJK bigrams would make one shared
+        # pair ("トー" in both トートバッグ and ストームブルー) a hit
+        loose.append({"match": {FOLDED: {"query": plan.folded, "minimum_should_match": MOST_WORDS}}})
+        loose += [_any_term(lang, plan.loose[lang]) for lang in plan.loose if plan.loose[lang]]
         must = [_constant({"bool": {"should": loose, "minimum_should_match": 1}}, MATCH_ANY_WORD)]
-        should.append(_constant(_multi_match(words, language_fields(query), "and"), ALL_WORDS_IN_LANGUAGE))
+        for depth in range(1, len(LEVELS) + 1):
+            in_one_language = [_multi_match(plan.text, builtin, "and")] if builtin else []
+            in_one_language += [_every_token(lang, plan.readings[lang], depth) for lang in plan.readings]
+            should.append(_constant(_any_of(in_one_language), LEVEL_BOOST))
         should.append(
-            _constant({"match": {"labels.folded": {"query": words, "operator": "and"}}}, ALL_WORDS_FOLDED)
+            _constant({"match": {FOLDED: {"query": plan.folded, "operator": "and"}}}, ALL_WORDS_FOLDED)
         )
     else:
         must = [_constant({"match_all": {}}, BROWSE_SCORE)]
-    should.append(_constant({"range": {"human_confirmed_count": {"gt": 0}}}, HUMAN_CONFIRMED))
-    for threshold, boost in CONFIDENCE_TIERS:
-        should.append(_constant({"range": {"max_confidence": {"gte": threshold}}}, boost))
 
     body: dict[str, Any] = {
         "query": {"bool": {"must": must, "should": should, "filter": _filters(tenant, query)}},
-        "sort": [{"_score": "desc"}, {"asset_key": "asc"}],
+        "sort": SORT,
         "size": query.size,
         "track_total_hits": True,
-        "_source": ["asset_key", "tags", "segments"],
+        "_source": ["asset_key", "tags", "segments", "labels"],
     }
     if query.search_after is None:
         # Facets describe the whole result set, so later pages would only repeat them; terms
         # aggregations are also the costliest part of a search (most of the time on osmem).
         body["aggs"] = {name: {"terms": {"field": name, "size": size}} for name, size in FACET_SIZES.items()}
-    if words:
+    if plan is not None:
+        # labels of the Python-analysed languages are highlighted in Python (page_from_response)
         body["highlight"] = {"fields": {f: {} for f in text_fields(query)}}
     if query.search_after is not None:
         body["search_after"] = list(query.search_after)
@@ -358,6 +419,29 @@ MOST_WORDS = "2<75%"  # up to 2 tokens: all of them; more: three quarters
 
 def _multi_match(words: str, fields: list[str], operator: str) -> dict[str, Any]:
     return {"multi_match": {"query": words, "fields": fields, "type": "best_fields", "operator": operator}}
+
+
+def _any_of(clauses: list[dict[str, Any]]) -> dict[str, Any]:
+    return clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses, "minimum_should_match": 1}}
+
+
+def level_field(lang: str, depth: int = len(LEVELS)) -> str:
+    """``terms.<lang>.<level>``: tokens found at the first ``depth`` levels (1: whole words only);
+    the levels are cumulative in the document."""
+    return f"terms.{lang}.{LEVELS[depth - 1]}"
+
+
+def _token(lang: str, token: str, depth: int) -> dict[str, Any]:
+    return {"term": {level_field(lang, depth): token}}
+
+
+def _every_token(lang: str, readings: list[list[str]], depth: int) -> dict[str, Any]:
+    """Some reading of the text has every token at one of the first ``depth`` levels."""
+    return _any_of([{"bool": {"filter": [_token(lang, t, depth) for t in r]}} for r in readings])
+
+
+def _any_term(lang: str, tokens: list[str]) -> dict[str, Any]:
+    return {"bool": {"should": [_token(lang, t, len(LEVELS)) for t in tokens], "minimum_should_match": 1}}
 
 
 def _filters(tenant: str, query: SearchQuery) -> list[dict[str, Any]]:
@@ -410,12 +494,16 @@ def _tag_conditions(query: SearchQuery) -> list[dict[str, Any]]:
 def page_from_response(response: Mapping[str, Any], query: SearchQuery) -> SearchPage:
     """Turn an OpenSearch search response into a :class:`SearchPage`."""
     raw_hits = response["hits"]["hits"]
+    plan = text_plan(query)
     hits = [
         SearchHit(
             asset_key=h["_source"]["asset_key"],
             score=float(h["sort"][0]),
             tags=list(h["_source"].get("tags", [])),
-            highlights={k: list(v) for k, v in (h.get("highlight") or {}).items()},
+            highlights={
+                **{k: list(v) for k, v in (h.get("highlight") or {}).items()},
+                **label_highlights(h["_source"].get("labels") or {}, plan),
+            },
             segments=list(h["_source"].get("segments", [])),
         )
         for h in raw_hits
@@ -431,10 +519,24 @@ def page_from_response(response: Mapping[str, Any], query: SearchQuery) -> Searc
         else {}
     )
     # A full page may be followed by more; a short page is the last one.
-    next_after = [hits[-1].score, hits[-1].asset_key] if hits and len(hits) == query.size else None
+    next_after = list(raw_hits[-1]["sort"]) if hits and len(hits) == query.size else None
     return SearchPage(
         total=int(total["value"] if isinstance(total, Mapping) else total),
         hits=hits,
         next_search_after=next_after,
         facets=facets,
     )
+
+
+def label_highlights(labels: Mapping[str, list[str]], plan: TextPlan | None) -> dict[str, list[str]]:
+    """``labels.<lang>`` -> the label values with matched words in ``<em>``, for the
+    Python-analysed languages (marks on the characters as written, whatever the stemming did)."""
+    if plan is None:
+        return {}
+    out: dict[str, list[str]] = {}
+    for lang in plan.readings:
+        tokens = plan.highlight_tokens(lang)
+        fragments = [m for v in labels.get(lang, []) if (m := highlight(lang, v, tokens)) is not None]
+        if fragments:
+            out[f"labels.{lang}"] = fragments
+    return out
