@@ -1,138 +1,83 @@
-"""The review loop on the grocery data: how accuracy and coverage move as reviewers answer the
-model's least certain predictions and the model is retrained on their answers.
+"""The review loop on both dev catalogues: how automation grows as reviewers answer the queue.
 
-Per seed (``splits/dev_k5_seed<s>.csv``): start from k=5 photos per class (81 classes); the rest of
-``train/`` is an unlabelled pool of uploads; ``val/`` is the test set. Each round:
+    python -m benchmarks.review_loop                       # k=10 and k=5, both catalogues, 5 seeds
+    python -m benchmarks.review_loop --ks 10 --seeds 0,1 --catalogues grocery
 
-1. fit the tag model on every labelled photo with the production head and calibration
-   (:func:`tagsmith.tagmodels.fit_linear_head` on the default encoder's embeddings, per-tag
-   thresholds for 98% precision) and route every pool photo with the production router
-   (auto-apply at or above a tag's threshold, review between the review floor and it);
-2. measure on ``val``: top-1 accuracy, coverage (share of photos whose tag would be applied without
-   review) and the precision of those auto-applied tags;
-3. a reviewer answers the first ``batch`` items of the review queue in the console's order (most
-   informative first: smallest margin between the top two tags), from the ground truth: accept
-   when the suggestion is right, else pick the right tag. Those photos join the labelled set.
+Per seed (``splits/dev_k{k}_seed<s>.csv``): the model starts from the k support photos per tag; the
+rest of the part they are drawn from is the tenant's library of uploads (grocery's ``train/``,
+clothing's ``part=train`` contributors), never labelled; the split's test photos measure. Each round:
 
-For comparison the same loop runs with the reviewer taking ``batch`` random items from the queue.
+1. the active model routes every library photo not answered yet (the product's routing), and its
+   review items are put in the console's order (:func:`tagsmith.console.order_queue`: most
+   informative first); "random" takes them in random order instead;
+2. a reviewer answers the first 100 from the ground truth: accept a right suggestion, pick the
+   right tag otherwise (also for a "none of the trained tags" suggestion: every library photo here
+   shows one of the tags);
+3. the answers join the examples and :class:`tagsmith.trainer.TrainingService` trains again, as the
+   retrain the corrections trigger does (all previous examples plus every answer); the promotion
+   gate decides whether the new version replaces the active one;
+4. the active model is measured on the test photos: top-1, the share auto-applied (coverage) and the
+   precision of what it auto-applies.
 
-Run: ``python -m benchmarks.review_loop`` (``--unbalanced``: heads without class balancing) or ``python -m benchmarks.run --only review_loop``
-(embeddings are shared with ``make bench``'s cache in ``var/bench-cache/<encoder id>.npz``).
+Everything goes through the product's trainer with the cached embeddings of
+:mod:`benchmarks.automation` (pixels are never decoded twice). Results go to
+``var/review-loop-results.json`` and a markdown table on stdout.
 """
 
 from __future__ import annotations
 
-import csv
+import argparse
 import json
 import random
-import statistics
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-GROCERY = ROOT.parent / "shared" / "datasets" / "grocery"
-CACHE = ROOT / "var" / "bench-cache"
-REVIEW_FLOOR = 0.2  # TagModel's default
+from benchmarks.automation import (
+    RECIPE_FEATURES,
+    TENANT,
+    Catalogue,
+    components,
+    oracle_coverage,
+    route,
+    sha_of,
+    unreadable,
+)
+from benchmarks.catalogues import ROOT, SEEDS, catalogue_dir, load_split, pool_labels, pool_paths
+
+RESULTS = ROOT / "var" / "review-loop-results.json"
+ANSWERS = (0, 100, 200, 300, 400, 500)
+BATCH = 100
 
 
-def _split(seed: int, k: int = 5) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    support: list[tuple[str, str]] = []
-    test: list[tuple[str, str]] = []
-    with (GROCERY / "splits" / f"dev_k{k}_seed{seed}.csv").open() as f:
-        for row in csv.DictReader(f):
-            (support if row["split"] == "support" else test).append((row["path"], row["label"]))
-    return support, test
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
-def _all_train() -> list[tuple[str, str]]:
-    names = {}
-    with (GROCERY / "classes.csv").open() as f:
-        for row in csv.reader(f):
-            if row[1].isdigit():
-                names[row[1]] = row[0]
-    out = []
-    for line in (GROCERY / "train.txt").read_text().splitlines():
-        path, fine, _coarse = (p.strip() for p in line.split(","))
-        out.append((path, names[fine]))
-    return out
-
-
-def embeddings(paths: list[str], *, log: Callable[[str], None] = print) -> dict[str, np.ndarray]:
-    """Default-encoder embeddings of grocery photos, from (and added to) ``make bench``'s cache."""
-    from tagsmith.encoder import DEFAULT_RECIPE
-
-    from benchmarks.run import cached_embeddings
-
-    x, _ = cached_embeddings(DEFAULT_RECIPE.id, paths, log)
-    return dict(zip(paths, x, strict=True))
-
-
-#: The product fits class-balanced heads; ``--unbalanced`` measures the loop without (the "before").
-BALANCED = True
-
-
-def _fit(x: np.ndarray, y: list[str]) -> Any:
-    from tagsmith.encoder import DEFAULT_RECIPE
-    from tagsmith.tagmodels import ModelKind, fit_linear_head
-
-    from benchmarks.run import model_from_head
-
-    head = fit_linear_head(x, y, kind=ModelKind.EXCLUSIVE, balanced=BALANCED)
-    return model_from_head(head, DEFAULT_RECIPE.id)
-
-
-def coverage_at_precision(conf: np.ndarray, correct: np.ndarray, precision: float) -> float:
-    """The largest share of photos that can be auto-applied (most confident first) while the
-    applied tags stay at least ``precision`` right: what a well-chosen threshold would give."""
-    order = np.argsort(-conf, kind="stable")
-    right = np.cumsum(correct[order])
-    ok = right / np.arange(1, len(order) + 1) >= precision
-    return float((np.nonzero(ok)[0].max() + 1) / len(order)) if ok.any() else 0.0
-
-
-def _evaluate(model: Any, x: np.ndarray, truth: list[str]) -> dict[str, float]:
-    from benchmarks.run import route_rows
-
-    p = model.predict(x)
-    conf = p.max(axis=1)
-    predicted, applied = route_rows(model, x)
-    correct = predicted == np.array(truth)
-    return {
-        "accuracy": round(float(correct.mean()), 4),
-        "coverage": round(float(applied.mean()), 4),
-        "applied_precision": round(float(correct[applied].mean()), 4) if applied.any() else 0.0,
-        "coverage_at_90": round(coverage_at_precision(conf, correct, 0.90), 4),
-        "coverage_at_95": round(coverage_at_precision(conf, correct, 0.95), 4),
-        "review_share": round(float(((conf >= REVIEW_FLOOR) & ~applied).mean()), 4),
-    }
-
-
-def _queue(model: Any, pool: list[str], x: np.ndarray) -> list[Any]:
-    """The pool's review items, as ingest would make them (one per photo), in the console's order."""
+def review_queue(model: Any, paths: Sequence[str], x: np.ndarray) -> list[Any]:
+    """The library's review items as ingest makes them (one per photo and model), in the console's order."""
     from tagsmith.console import order_queue
     from tagsmith.records import TagState
     from tagsmith.review import ReviewItem
     from tagsmith.tagmodels import route_prediction
 
     items = []
-    for path, probs in zip(pool, model.predict(x), strict=True):
+    for path, probs in zip(paths, model.predict(x), strict=True):
         for a in route_prediction(model, probs):
             if a.state is TagState.REVIEW:
                 items.append(
                     ReviewItem(
                         id=path,
-                        tenant="bench",
+                        tenant=TENANT,
                         asset_path=path,
-                        model="grocery",
-                        model_version="r",
+                        model=model.model_id,
+                        model_version=model.version,
                         suggestion=a.tag,
                         confidence=a.confidence or 0.0,
-                        threshold=model.threshold_for(a.tag),
+                        threshold=a.threshold or 0.0,
                         alternatives=a.alternatives,
                         created_at="",
                     )
@@ -140,135 +85,127 @@ def _queue(model: Any, pool: list[str], x: np.ndarray) -> list[Any]:
     return order_queue(items)
 
 
-def loop(
-    seed: int, vectors: dict[str, np.ndarray], *, rounds: int, batch: int, strategy: str
-) -> list[dict[str, Any]]:
-    support, test = _split(seed)
-    truth = dict(_all_train())
-    labelled = {p: lab for p, lab in support}
-    pool = [p for p in truth if p not in labelled]
-    test_x = np.stack([vectors[p] for p, _ in test])
-    test_y = [lab for _, lab in test]
+def loop(cat: Catalogue, k: int, seed: int, strategy: str) -> list[dict[str, Any]]:
+    from tagsmith.trainer import Example
+
+    split = load_split(cat.name, k, seed)
+    truth = pool_labels(cat.name)
+    tags = {label for _, label in split.support}
+    labelled = dict(split.support)
+    library = [p for p in pool_paths(cat.name) if p not in labelled and truth[p] in tags]
+    trainer, models = components(cat, tuple(RECIPE_FEATURES), views=True)
     rng = random.Random(seed)
+    test_truth = np.array([label for _, label in split.test])
     out = []
-    reviewed = accepted = 0
-    for r in range(rounds + 1):
-        paths = sorted(labelled)
-        model = _fit(np.stack([vectors[p] for p in paths]), [labelled[p] for p in paths])
-        remaining = [p for p in pool if p not in labelled]
-        queue = _queue(model, remaining, np.stack([vectors[p] for p in remaining]))
-        row = {
-            "round": r,
-            "labelled": len(labelled),
-            "reviewed": reviewed,
-            "accepted": accepted,
-            **_evaluate(model, test_x, test_y),
-            "queue": len(queue),
-        }
-        out.append(row)
-        if r == rounds:
-            break
-        chosen = queue[:batch] if strategy == "uncertain" else rng.sample(queue, min(batch, len(queue)))
-        for item in chosen:  # the reviewer answers from the ground truth: accept or pick the right tag
+    answered = accepted = 0
+    while True:
+        examples = [
+            Example.of([lab], p, unreadable, sha256=sha_of(cat.name, p))
+            for p, lab in sorted(labelled.items())
+        ]
+        started = time.perf_counter()
+        report = trainer.train(tenant=TENANT, model_id="m", examples=examples, allow_near_duplicates=True)
+        seconds = time.perf_counter() - started
+        model = models.load_active(TENANT, "m")
+        x = np.stack([cat.vectors[model.encoder_id][p] for p, _ in split.test])
+        top, conf, applied, _ = route(model, x)
+        right = top == test_truth
+        out.append(
+            {
+                "answers": answered,
+                "accepted": accepted,
+                "top1": float(right.mean()),
+                "coverage": float(applied.mean()),
+                "precision": float(right[applied].mean()) if applied.any() else float("nan"),
+                "oracle_coverage": oracle_coverage(conf, right, model.target_precision),
+                "promoted": bool(report.promotion and report.promotion.promoted),
+                "recipe": model.encoder_id,
+                "train_seconds": seconds,
+            }
+        )
+        log(
+            f"  {cat.name} k={k} seed {seed} {strategy} {answered} answers: top-1 {out[-1]['top1']:.3f} "
+            f"coverage {out[-1]['coverage']:.3f} precision {out[-1]['precision']:.3f} "
+            f"({'promoted' if out[-1]['promoted'] else 'kept the active version'}, {seconds:.1f} s)"
+        )
+        if answered >= ANSWERS[-1]:
+            return out
+        remaining = [p for p in library if p not in labelled]
+        xq = np.stack([cat.vectors[model.encoder_id][p] for p in remaining])
+        queue = review_queue(model, remaining, xq)
+        chosen = queue[:BATCH] if strategy == "console" else rng.sample(queue, min(BATCH, len(queue)))
+        if not chosen:
+            return out
+        for item in chosen:
             labelled[item.asset_path] = truth[item.asset_path]
             accepted += item.suggestion == truth[item.asset_path]
-        reviewed += len(chosen)
-    return out
+        answered += len(chosen)
 
 
-def _mean_std(rows: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    summary = []
-    for per_round in zip(*rows, strict=True):
-        entry: dict[str, Any] = {
-            "round": per_round[0]["round"],
-            "reviewed": per_round[0]["reviewed"],
-            "labelled": per_round[0]["labelled"],
-        }
-        for key in (
-            "accuracy",
-            "coverage",
-            "applied_precision",
-            "coverage_at_90",
-            "coverage_at_95",
-            "review_share",
-            "queue",
-            "accepted",
-        ):
-            values = [float(r[key]) for r in per_round]
-            entry[key] = round(statistics.fmean(values), 4)
-            entry[f"{key}_std"] = round(statistics.pstdev(values), 4)
-        summary.append(entry)
-    return summary
+def summarise(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    rows = []
+    for per_round in zip(*runs, strict=False):
+        row: dict[str, Any] = {"answers": per_round[0]["answers"]}
+        for key in ("top1", "coverage", "precision", "oracle_coverage", "accepted", "train_seconds"):
+            values = np.array([r[key] for r in per_round], dtype=float)
+            row[key] = {
+                "mean": float(np.nanmean(values)),
+                "std": float(np.nanstd(values)),
+                "min": float(np.nanmin(values)),
+            }
+        row["promoted"] = sum(r["promoted"] for r in per_round)
+        row["seeds"] = len(per_round)
+        rows.append(row)
+    return rows
 
 
-def run(
-    *,
-    seeds: tuple[int, ...] = (0, 1, 2),
-    rounds: int = 5,
-    batch: int = 100,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """The loop per strategy, mean and std over ``seeds``; figures for docs/benchmarks.md."""
-    if not GROCERY.is_dir():
-        return {"skipped": f"the grocery dataset is not at {GROCERY}"}
-    started = time.perf_counter()
-    paths = sorted({p for p, _ in _all_train()} | {p for s in seeds for p, _ in _split(s)[1]})
-    vectors = embeddings(paths, log=log)
-    results: dict[str, Any] = {
-        "dataset": "grocery (81 classes): start k=5 per class, pool = rest of train/ (~2,235), test = val/ (296)",
-        "thresholds": "calibrated per tag for 98% precision (fit_linear_head)",
-        "review_floor": REVIEW_FLOOR,
-        "batch": batch,
-        "rounds": rounds,
-        "seeds": list(seeds),
-        "strategies": {},
-    }
-    for strategy in ("uncertain", "random"):
-        per_seed = []
-        for seed in seeds:
-            per_seed.append(loop(seed, vectors, rounds=rounds, batch=batch, strategy=strategy))
-            last = per_seed[-1][-1]
-            first = per_seed[-1][0]
-            log(
-                f"  {strategy:9s} seed {seed}: accuracy {first['accuracy']:.1%} -> {last['accuracy']:.1%}, "
-                f"coverage at 90% precision {first['coverage_at_90']:.1%} -> {last['coverage_at_90']:.1%}"
-            )
-        results["strategies"][strategy] = _mean_std(per_seed)
-    results["seconds"] = round(time.perf_counter() - started, 1)
-    return results
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--catalogues", default="grocery,clothing")
+    parser.add_argument("--ks", default="10,5")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument("--strategies", default="console,random")
+    args = parser.parse_args(argv)
+    names = [c for c in args.catalogues.split(",") if c]
+    for name in names:
+        if not (catalogue_dir(name) / "splits").is_dir():
+            print(f"SKIPPED: {catalogue_dir(name)} is absent (set TAGSMITH_DATASETS_DIR)")
+            return 0
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for name in names:
+        cat = Catalogue.load(name, tuple(RECIPE_FEATURES), extra_paths=pool_paths(name))
+        for k in (int(v) for v in args.ks.split(",")):
+            for strategy in args.strategies.split(","):
+                runs = [loop(cat, k, s, strategy) for s in seeds]
+                results.setdefault(name, {}).setdefault(str(k), {})[strategy] = summarise(runs)
+                RESULTS.parent.mkdir(parents=True, exist_ok=True)
+                RESULTS.write_text(json.dumps(results, indent=1))
+    print_table(results, names)
+    return 0
 
 
-def table(results: dict[str, Any]) -> str:
-    """Markdown table of the run (mean ± std over seeds)."""
-    lines = [
-        "| queue order | round | reviewed | accuracy | auto-applied (precision) | oracle coverage at 90% precision "
-        "| oracle coverage at 95% precision | suggestion was right |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for strategy, rows in results["strategies"].items():
-        name = "most informative first" if strategy == "uncertain" else "random"
-        for r in rows:
-            right = f"{r['accepted'] / r['reviewed']:.0%}" if r["reviewed"] else "-"
-            lines.append(
-                f"| {name} | {r['round']} | {r['reviewed']} | {r['accuracy']:.1%} ± {r['accuracy_std']:.1%} "
-                f"| {r['coverage']:.1%} ({r['applied_precision']:.1%}) | {r['coverage_at_90']:.1%} ± {r['coverage_at_90_std']:.1%} "
-                f"| {r['coverage_at_95']:.1%} ± {r['coverage_at_95_std']:.1%} | {right} |"
-            )
-    return "\n".join(lines)
-
-
-def main() -> None:
-    global BALANCED
-    BALANCED = "--unbalanced" not in sys.argv[1:]
-    results = run()
-    if "skipped" in results:
-        print(results["skipped"])
-        return
-    print(table(results))
-    out = CACHE / "review_loop.json"
-    out.write_text(json.dumps(results, indent=1))
-    print(f"\n{results['seconds']} s; figures in {out}", file=sys.stderr)
+def print_table(results: dict[str, Any], names: Sequence[str]) -> None:
+    print(
+        "| catalogue | k | order | answers | top-1 | coverage | precision (min seed) | oracle coverage | versions promoted |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in names:
+        for k, by_strategy in sorted(results.get(name, {}).items(), key=lambda kv: -int(kv[0])):
+            for strategy, rows in by_strategy.items():
+                for row in rows:
+                    if row["answers"] not in ANSWERS:
+                        continue
+                    p = row["precision"]
+                    print(
+                        f"| {name} | {k} | {strategy} | {row['answers']} | {100 * row['top1']['mean']:.1f} ± {100 * row['top1']['std']:.1f} | "
+                        f"{100 * row['coverage']['mean']:.1f} ± {100 * row['coverage']['std']:.1f} | "
+                        f"{100 * p['mean']:.1f} ({100 * p['min']:.1f}) | {100 * row['oracle_coverage']['mean']:.1f} | "
+                        f"{row['promoted']}/{row['seeds']} |"
+                    )
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

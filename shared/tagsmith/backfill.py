@@ -227,14 +227,20 @@ def validate_backfill_id(backfill_id: str) -> str:
     return backfill_id
 
 
-def backfill_id_for(models: dict[str, str], *, promoted: str | None = None) -> str:
-    """A readable id: ``<model>-<version>`` for a promotion, else one naming every active version.
+def backfill_id_for(models: dict[str, str], *, promoted: str | None = None, activation: str = "") -> str:
+    """A readable id: ``<model>-<version>[-at<activation time>]`` for a promotion, else one naming
+    every active version. The activation time tells apart two activations of one version (a
+    rollback to it, after another was promoted, re-tags the library again).
 
     >>> backfill_id_for({"product": "20261122-061500-3f9a"}, promoted="product")
     'product-20261122-061500-3f9a'
+    >>> backfill_id_for({"product": "v1"}, promoted="product", activation="2026-12-07T10:15:00.120Z")
+    'product-v1-at20261207101500120'
     """
     if promoted is not None:
-        return validate_backfill_id(f"{promoted}-{models[promoted]}".lower())
+        stamp = "".join(ch for ch in activation if ch.isdigit())
+        suffix = f"-at{stamp}" if stamp else ""
+        return validate_backfill_id(f"{promoted}-{models[promoted]}{suffix}".lower()[:128])
     body = "_".join(f"{m}-{v}" for m, v in sorted(models.items())) or "no-models"
     return validate_backfill_id(body.lower()[:128])
 
@@ -441,10 +447,15 @@ class BackfillService:
         if model not in models:
             log.info("ignoring promotion of %s/%s: no active version any more", tenant, model)
             return None
+        try:
+            pointer = json.loads(self.store.get(self.data_bucket, key).body)
+            activation, why = str(pointer.get("at", "")), str(pointer.get("reason", ""))
+        except (NotFoundError, ValueError, AttributeError):
+            activation, why = "", ""
         return self.start(
             tenant,
-            backfill_id=backfill_id_for(models, promoted=model),
-            reason=f"promoted {model} {models[model]}",
+            backfill_id=backfill_id_for(models, promoted=model, activation=activation),
+            reason=f"{model} {models[model]} activated" + (f" ({why})" if why else ""),
             resume=False,
         )
 

@@ -36,6 +36,10 @@ class Settings:
     encoder_cache_dir: Path = Path.home() / ".cache" / "tagsmith"
     encoder_spec: Path | None = None  # an ONNX encoder spec JSON; None = the built-in EfficientNet-Lite0
     encoder_recipe: str | None = None  # a built-in recipe id (tagsmith.encoder.RECIPES); None = the default
+    # the recipes the trainer picks between per model (tagsmith.encoder.CANDIDATE_RECIPES when
+    # None and no recipe is pinned; only the pinned recipe when one is)
+    encoder_candidates: tuple[str, ...] | None = None
+    retrain_every: int = 25  # review corrections of a model that trigger a retrain (0: never)
     max_object_bytes: int = 64 * 1024 * 1024
     max_pixels: int = 100_000_000
     model_cache_seconds: float = 30.0
@@ -71,6 +75,12 @@ class Settings:
                 ),
                 encoder_spec=Path(e["TAGSMITH_ENCODER_SPEC"]) if e.get("TAGSMITH_ENCODER_SPEC") else None,
                 encoder_recipe=e.get("TAGSMITH_ENCODER_RECIPE") or None,
+                encoder_candidates=(
+                    tuple(r.strip() for r in e["TAGSMITH_ENCODER_CANDIDATES"].split(",") if r.strip())
+                    if e.get("TAGSMITH_ENCODER_CANDIDATES")
+                    else None
+                ),
+                retrain_every=int(e.get("TAGSMITH_RETRAIN_EVERY", 25)),
                 max_object_bytes=int(e.get("TAGSMITH_MAX_OBJECT_BYTES", 64 * 1024 * 1024)),
                 max_pixels=int(e.get("TAGSMITH_MAX_PIXELS", 100_000_000)),
                 model_cache_seconds=float(e.get("TAGSMITH_MODEL_CACHE_SECONDS", 30)),

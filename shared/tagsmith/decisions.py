@@ -227,9 +227,10 @@ class CorrectionTracker:
     (``tenants/<t>/training-requests/<m>-reviewed-<n>.train.json``) that the train handler picks up
     like any other.
 
-    The request trains on the examples the model was last trained from plus the corrections
-    (``"corrections": true``: the trainer turns every human-confirmed tag of the model into an
-    example, see :func:`tagsmith.trainer.examples_from_corrections`). It carries, and the counter
+    The request trains on the examples the active version was trained on (``"previous_examples":
+    true``, from the copies the trainer keeps) plus the corrections (``"corrections": true``: the
+    trainer turns every human-confirmed tag of the model into an example, and every "none of
+    these" into a negative, see :func:`tagsmith.trainer.examples_from_corrections`). It carries, and the counter
     file keeps, the model's figures when the retrain was requested (``baseline``), so the
     retrain's report can be read against them.
     """
@@ -316,7 +317,9 @@ class CorrectionTracker:
         name = name or f"{model}-reviewed-at-{stamp}"
         request = {
             "model": model,
-            "examples": self.last_examples(tenant, model),
+            # everything the active version learnt from, whatever it came from (a folder, a
+            # manifest, the console), plus every reviewer's answer
+            "previous_examples": True,
             "corrections": True,
             "kind": active.kind.value,
             # no "threshold": the retrained version's thresholds are calibrated like any training's
@@ -330,27 +333,6 @@ class CorrectionTracker:
             "retrain of %s requested after review corrections", model, extra={"tenant": tenant, "key": key}
         )
         return {"key": key, **request}
-
-    def last_examples(self, tenant: str, model: str) -> list[str]:
-        """The example sources of the model's most recent training request that names any (a
-        retrain on corrections names the same sources again), or none."""
-        latest: tuple[str, str, list[str]] | None = None  # (last modified, key, examples)
-        base = f"{tenant_prefix(tenant)}training-requests/"
-        for info in self.store.list(self.data_bucket, base):
-            if not info.key.endswith(".train.json"):
-                continue
-            try:
-                d = json.loads(self.store.get(self.data_bucket, info.key).body)
-            except (NotFoundError, ValueError):
-                continue
-            if not isinstance(d, dict) or d.get("model") != model:
-                continue
-            raw = d.get("examples", ())
-            examples = [raw] if isinstance(raw, str) else [str(e) for e in raw]
-            candidate = (info.last_modified or "", info.key, examples)
-            if examples and (latest is None or candidate[:2] > latest[:2]):
-                latest = candidate
-        return latest[2] if latest is not None else []
 
 
 # --- the service -------------------------------------------------------------------------------

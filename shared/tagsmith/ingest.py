@@ -251,7 +251,7 @@ class IngestService:
         models = {m.model_id: m.version for m in self.tagger.active_models(tenant)}
         if self._ocr_for(tenant, video=record.duration is not None) is not None and record.ocr_engine is None:
             return False  # the tenant turned OCR on since: read the text now
-        return record.models == models and record.encoder_id == self.tagger.encoder.encoder_id
+        return record.models == models and record.encoder_id == self.tagger.encoder_key(tenant)
 
     def _fail(
         self, asset: AssetKey, source: SourceObject, error: InvalidInputError, cause: Cause = Cause.UPLOAD
@@ -311,7 +311,7 @@ class IngestService:
         for tenant, members in by_tenant.items():
             ocr = self._ocr_for(tenant, video=False)
             try:
-                embeddings = self.tagger.embed(tenant, [todo[n][4] for n in members])
+                embeddings = self.tagger.embed_for_models(tenant, [todo[n][4] for n in members])
                 read = [self._text_for(ocr, *todo[n][1:]) if ocr is not None else None for n in members]
                 texts = [None if lines is None else "\n".join(x.text for x in lines) for lines in read]
                 proposals = self.tagger.propose(
@@ -516,7 +516,7 @@ class IngestService:
                         current,
                         f"tagged as a video job ({state.summary()})",
                     )
-                scan = self.video.scan(video, ocr=ocr)
+                scan = self.video.scan(video, ocr=ocr, encoders=self.tagger.encoders_for(asset.tenant))
         except NotFoundError:
             return IngestOutcome(asset.key, "skipped", asset.tenant, message="object no longer exists")
         except InvalidInputError as e:
@@ -614,7 +614,7 @@ class IngestService:
             path=asset.path,
             source=source,
             status=AssetStatus.TAGGED,
-            encoder_id=self.tagger.encoder.encoder_id,
+            encoder_id=self.tagger.encoder_key(asset.tenant),
             models=dict(proposal.models),
             tags=tags,
             **facts,

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tagsmith.encoder.registry import EncoderSet
 from tagsmith.errors import UnsupportedMediaError
 from tagsmith.records import TagAssignment
 from tagsmith.storage.embeddings import EmbeddingCache
@@ -53,16 +54,32 @@ class Proposal:
     assignments: list[TagAssignment]
 
 
+#: Embeddings of some images by each encoder that ran (encoder id -> (N, dim) rows).
+Embeddings = Mapping[str, np.ndarray]
+
+
 class Tagger:
+    """Decode, embed (with the encoders the tenant's models need), score and route.
+
+    ``encoders``: every encoder this deployment runs (:class:`~tagsmith.encoder.registry.EncoderSet`);
+    ``encoder`` alone is a set of one. Each active model scores the embeddings of the encoder it
+    was trained for.
+    """
+
     def __init__(
         self,
         *,
-        encoder: Encoder,
         models: ActiveModels,
+        encoder: Encoder | None = None,
+        encoders: EncoderSet | None = None,
         embeddings: EmbeddingCache | None = None,
         limits: Limits = Limits(),
     ) -> None:
-        self.encoder = encoder
+        if encoders is None:
+            if encoder is None:
+                raise ValueError("a Tagger needs an encoder (or a set of them)")
+            encoders = EncoderSet.of(encoder)
+        self.encoders = encoders
         self.models = models
         self.embeddings = embeddings
         self.limits = limits
@@ -81,24 +98,43 @@ class Tagger:
         )
         return PreparedImage(hashlib.sha256(data).hexdigest(), decoded)
 
-    def embed(self, tenant: str, images: Sequence[PreparedImage]) -> np.ndarray:
-        """Embeddings (N, D), from the cache where possible; new ones are embedded in one batch."""
-        enc_id = self.encoder.encoder_id
+    @property
+    def encoder(self) -> Encoder:
+        """The deployment's default encoder (what trains a model when there is no choice to make)."""
+        return self.encoders.default
+
+    def embed(
+        self, tenant: str, images: Sequence[PreparedImage], encoder_id: str | None = None
+    ) -> np.ndarray:
+        """Embeddings (N, D) by one encoder (default: the default one), from the cache where
+        possible; new ones are embedded in one batch."""
+        encoder = self.encoders.get(encoder_id) if encoder_id else self.encoder
+        enc_id = encoder.encoder_id
         out: list[np.ndarray | None] = [
             self.embeddings.get(tenant, enc_id, im.sha256) if self.embeddings else None for im in images
         ]
-        missing = [i for i, v in enumerate(out) if v is None or v.shape != (self.encoder.dim,)]
+        missing = [i for i, v in enumerate(out) if v is None or v.shape != (encoder.dim,)]
         if missing:
-            fresh = self.encoder.embed([images[i].decoded.image for i in missing])
+            fresh = encoder.embed([images[i].decoded.image for i in missing])
             for i, vec in zip(missing, fresh, strict=True):
                 out[i] = vec
                 if self.embeddings:
                     self.embeddings.put(tenant, enc_id, images[i].sha256, vec)
-        return (
-            np.stack([v for v in out if v is not None])
-            if out
-            else np.zeros((0, self.encoder.dim), np.float32)
-        )
+        return np.stack([v for v in out if v is not None]) if out else np.zeros((0, encoder.dim), np.float32)
+
+    def encoders_for(self, tenant: str) -> tuple[str, ...]:
+        """The encoders the tenant's active models were trained for (the default when it has none:
+        what a first training would most likely use, so the upload's embedding is ready)."""
+        needed = sorted({m.encoder_id for m in self.models_with_text(tenant)})
+        return tuple(needed) or (self.encoder.encoder_id,)
+
+    def encoder_key(self, tenant: str) -> str:
+        """What an asset record stores as its ``encoder_id``: the encoders its tags came from."""
+        return "+".join(self.encoders_for(tenant))
+
+    def embed_for_models(self, tenant: str, images: Sequence[PreparedImage]) -> dict[str, np.ndarray]:
+        """Embeddings by every encoder the tenant's active models need (one network pass each)."""
+        return {enc_id: self.embed(tenant, images, enc_id) for enc_id in self.encoders_for(tenant)}
 
     def active_models(self, tenant: str) -> list[TagModel]:
         """The tenant's active models for this encoder, as they score an image *alone*: a model
@@ -108,14 +144,14 @@ class Tagger:
         return [m.image_only() for m in self.models_with_text(tenant)]
 
     def models_with_text(self, tenant: str) -> list[TagModel]:
-        """The tenant's active models for this encoder as stored (text halves included).
+        """The tenant's active models this deployment can run, as stored (text halves included).
 
-        A model trained for another encoder cannot score this one's embeddings: it is left out,
-        with a warning (once per model version) saying to retrain it (docs/training.md)."""
+        A model trained for an encoder this deployment does not run is left out, with a warning
+        (once per model version) saying to retrain it (docs/training.md)."""
         current = self.encoder.encoder_id
         usable = []
         for m in self.models.for_tenant(tenant):
-            if m.encoder_id == current:
+            if self.encoders.available(m.encoder_id):
                 usable.append(m)
                 continue
             key = (tenant, m.model_id, m.version, m.encoder_id)
@@ -131,8 +167,8 @@ class Tagger:
         return usable
 
     def stale_models(self, tenant: str) -> list[TagModel]:
-        """The tenant's active models trained for another encoder than this deployment's."""
-        return [m for m in self.models.for_tenant(tenant) if m.encoder_id != self.encoder.encoder_id]
+        """The tenant's active models trained for an encoder this deployment does not run."""
+        return [m for m in self.models.for_tenant(tenant) if not self.encoders.available(m.encoder_id)]
 
     def reads_text(self, tenant: str) -> bool:
         """Whether any active model of the tenant uses OCR text as a feature."""
@@ -141,18 +177,26 @@ class Tagger:
     def propose(
         self,
         tenant: str,
-        embeddings: np.ndarray,
+        embeddings: Embeddings | np.ndarray,
         texts: Sequence[str | None] | None = None,
         *,
         ocr_engine: str | None = None,
     ) -> list[Proposal]:
-        """One proposal per embedding row. ``texts[i]``: the OCR text of row ``i`` as read by
-        ``ocr_engine`` (``""``: nothing printed), or None when it was not read."""
+        """One proposal per image. ``embeddings``: the images' rows by each encoder
+        (:meth:`embed_for_models`), or one array by the default encoder. ``texts[i]``: the OCR
+        text of image ``i`` as read by ``ocr_engine`` (``""``: nothing printed), or None when it
+        was not read."""
         models = self.models_with_text(tenant)
-        n = embeddings.shape[0]
+        by_encoder = (
+            {self.encoder.encoder_id: embeddings} if isinstance(embeddings, np.ndarray) else dict(embeddings)
+        )
+        n = next(iter(by_encoder.values())).shape[0] if by_encoder else 0
         if texts is not None and len(texts) != n:
             raise ValueError(f"{len(texts)} texts for {n} embeddings")
-        per_model = [_score(m, embeddings, texts, ocr_engine) for m in models]
+        missing = sorted({m.encoder_id for m in models} - set(by_encoder))
+        if missing:
+            raise ValueError(f"no embeddings by {', '.join(missing)}, which the tenant's models need")
+        per_model = [_score(m, by_encoder[m.encoder_id], texts, ocr_engine) for m in models]
         proposals = []
         for row in range(n):
             assignments = [a for scored in per_model for a in route_prediction(*scored[row])]

@@ -42,14 +42,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import secrets
 import stat
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,8 +75,9 @@ from tagsmith.tagmodels import (
     l2_normalise,
     route_prediction,
 )
+from tagsmith.tagmodels.calibration import DEFAULT_TARGET_PRECISION, novelty_level
 from tagsmith.tagmodels.model import TextFeatures
-from tagsmith.tagmodels.store import PromotionConflictError
+from tagsmith.tagmodels.store import PromotionConflictError, new_version
 from tagsmith.tagmodels.text_head import FusedHead, fit_fused_head
 from tagsmith.tagmodels.training import DEFAULT_RIDGE_ALPHA, one_blas_thread
 from tagsmith.taxonomy import Taxonomy
@@ -96,6 +95,7 @@ from tagsmith.training_report import (
 if TYPE_CHECKING:
     from PIL import Image
 
+    from tagsmith.encoder import Encoder
     from tagsmith.ocr import OcrEngine
     from tagsmith.storage.texts import TextCache
 
@@ -115,7 +115,7 @@ IMBALANCE_RATIO = 10
 NEAR_DUPLICATE_SIMILARITY = 0.97
 CV_FOLDS = 5
 LARGE_SET = 1000  # examples: from here on 3 folds estimate well enough, and each fold is a full fit
-PROMOTION_SLACK = 1  # examples: one held-out example either way is noise, not a regression
+PROMOTION_SLACK = 1  # examples: on examples both versions trained on, one either way is noise
 _LOAD_THREADS = 8  # reading from S3 is I/O-bound; decoding releases the GIL
 _CHUNK = 64  # images decoded and embedded at a time: bounds memory on large example sets
 #: Augmented views per example photo when training (0: none). +1.8 / +2.0 points top-1 at k = 5 / 10
@@ -237,11 +237,44 @@ def examples_from_corrections(
     return out
 
 
-def new_version(now: datetime | None = None) -> str:
-    """Version ids that sort in creation order, even for two trainings within one second:
-    ``20261122-061500-123-3f9a`` (date, time, milliseconds, a random suffix against collisions)."""
-    now = now or datetime.now(UTC)
-    return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}-{secrets.token_hex(2)}"
+def examples_from_version(
+    models: ModelStore,
+    tenant: str,
+    model_id: str,
+    version: str,
+    *,
+    source_loader: Callable[[str], Callable[[], bytes] | None] | None = None,
+) -> list[Example]:
+    """The examples ``version`` was trained on (its ``examples.json``), read from the copies the
+    trainer keeps (:meth:`ModelStore.save_example_copy`), else from where they came from when
+    ``source_loader`` can read that source. Their content hashes come along, so an example whose
+    embeddings are cached is never read.
+
+    >>> from tagsmith.storage import MemoryObjectStore
+    >>> examples_from_version(ModelStore(store=MemoryObjectStore(), bucket="data"), "acme", "product", "v1")
+    []
+    """
+    out = []
+    for row in models.example_rows(tenant, model_id, version):
+        sha, tags = str(row["sha256"]), [str(t) for t in row.get("tags", [])]
+        source = str(row.get("source") or f"examples/{sha}")
+        fallback = source_loader(source) if source_loader is not None else None
+
+        def load(
+            sha: str = sha, source: str = source, fallback: Callable[[], bytes] | None = fallback
+        ) -> bytes:
+            try:
+                return models.load_example_copy(tenant, sha)
+            except NotFoundError:
+                if fallback is None:
+                    raise NotFoundError(
+                        f"{source}: no copy of this example is kept and its source cannot be read here"
+                    ) from None
+                return fallback()
+
+        if tags:
+            out.append(Example.of(tags, source, load, sha256=sha))
+    return out
 
 
 # --- checks that need no image --------------------------------------------------------------------
@@ -386,13 +419,16 @@ def _group_directions(x: np.ndarray, groups: np.ndarray, most: int = 256) -> np.
 # --- the service ------------------------------------------------------------------------------------
 @dataclass
 class _Loaded:
+    """One example as the trainer holds it: its embedding and its views' by each encoder."""
+
     example: Example
     sha256: str = ""
-    vector: np.ndarray | None = None  # from the cache
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)  # encoder id -> embedding
     image: Image.Image | None = None  # decoded, waiting to be embedded
-    views: np.ndarray | None = None  # (n, d) embeddings of its augmented views (n may be 0)
+    views: dict[str, np.ndarray] = field(default_factory=dict)  # encoder id -> (n, d) view embeddings
     view_count: int = 0  # how many views it gets (see views_per_example)
     error: str | None = None
+    data: bytes | None = None  # the bytes, while they may still have to be stored (examples copy)
 
 
 @dataclass
@@ -464,8 +500,17 @@ class TrainingService:
             examples = _with_recorded_hashes(
                 examples, self.models.example_hashes(tenant, model_id, active.version)
             )
+        candidates = self._candidate_encoders()
+        encoders = list(candidates)
+        if (
+            active is not None
+            and all(e.encoder_id != active.encoder_id for e in encoders)
+            and self.tagger.encoders.available(active.encoder_id)
+        ):
+            # the promotion gate scores the active version on its own encoder's embeddings
+            encoders.append(self.tagger.encoders.get(active.encoder_id))
         loaded, embedded, cached = self._load_and_embed(
-            tenant, examples, views_per_example([ex.tags for ex in examples], augment)
+            tenant, examples, views_per_example([ex.tags for ex in examples], augment), encoders
         )
         timings["load_and_embed"] = time.perf_counter() - mark
         mark = time.perf_counter()
@@ -475,32 +520,61 @@ class TrainingService:
             warnings += [
                 w for w in check_examples([item.example for item in loaded], kind) if w not in warnings
             ]
-        negatives: np.ndarray | None = None
         negative_items: list[_Loaded] = []
         if kind is ModelKind.EXCLUSIVE and any(item.example.negative for item in loaded):
             # "None of these" answers: all-zero targets in the fit and always-wrong items in the
             # calibration (tagsmith.tagmodels.training, .text_head); not examples of any tag.
-            negative_items = [item for item in loaded if item.example.negative and item.vector is not None]
-            negatives = l2_normalise(
-                np.stack([item.vector for item in negative_items if item.vector is not None])
-            )
-            loaded = [item for item in loaded if not item.example.negative]
-        # Views of the examples, then of the negatives used (rows of [x; negatives]); the report's
-        # embedded / cached counts are of example photos, the views' are logged.
-        views: np.ndarray | None = None
-        view_source: np.ndarray | None = None
-        sources = loaded + negative_items
-        counts_of_views = [item.view_count for item in sources]
-        if sum(counts_of_views):
-            views = np.concatenate([item.views for item in sources if item.views is not None])
-            view_source = np.repeat(np.arange(len(sources)), counts_of_views)
-        x = np.stack([item.vector for item in loaded if item.vector is not None]).astype(np.float32)
-        x = l2_normalise(x)
-        same_encoder = active is not None and active.encoder_id == self.tagger.encoder.encoder_id
-        checked = (active_examples or {}) if same_encoder else {}
+            negative_items = [item for item in loaded if item.example.negative]
+        loaded = [item for item in loaded if not item.example.negative]
+        default_id = candidates[0].encoder_id
+        x = _rows(loaded, default_id)
+        checked = (active_examples or {}) if active is not None and active.encoder_id == default_id else {}
         new_rows = [i for i, item in enumerate(loaded) if checked.get(item.sha256) != item.example.tags]
         warnings += self._check_near_duplicates(loaded, x, rows=new_rows, allow=allow_near_duplicates)
         timings["checks"] = time.perf_counter() - mark
+
+        labels: list[str] | list[frozenset[str]]
+        if kind is ModelKind.EXCLUSIVE:
+            labels = [item.example.tag for item in loaded]
+        else:
+            labels = [frozenset(item.example.tags) for item in loaded]
+        mark = time.perf_counter()
+        target = active.target_precision if active is not None else DEFAULT_TARGET_PRECISION
+        # The recipe: each candidate encoder's image head, with and without the augmented views,
+        # compared by cross-validated accuracy on the tenant's own examples (the first wins ties:
+        # the default encoder with views); the chosen one is the model (refitted with text below
+        # when the model reads text). Views help shop photos of packaged products and cost
+        # clothing photos shot at home 2-3 points (docs/benchmarks.md): the tenant's examples decide.
+        with_views = any(item.view_count for item in [*loaded, *negative_items])
+        options = [
+            (enc.encoder_id, v) for enc in candidates for v in ((True, False) if with_views else (False,))
+        ]
+        heads: dict[tuple[str, bool], LinearHead] = {}
+        scores: dict[tuple[str, bool], float | None] = {}
+        for option in options if len(options) > 1 or not use_text else ():
+            fitted = self._fit(
+                _rows(loaded, option[0]),
+                labels,
+                kind,
+                **self._fit_extras(loaded, negative_items, option[0], target, views=option[1]),
+            )
+            heads[option], scores[option] = fitted, _cv_score(fitted, labels, kind)
+        chosen_option = (
+            max(scores, key=lambda o: (scores[o] is not None, scores[o] or 0.0, -options.index(o)))
+            if scores
+            else options[0]
+        )
+        chosen, chosen_views = chosen_option
+        x = _rows(loaded, chosen)
+        if len(options) > 1:
+            log.info(
+                "recipe %s%s chosen by cross-validation: %s",
+                chosen, "" if chosen_views else " without views",
+                ", ".join(f"{_option_name(o)} {v:.3f}" if v is not None else f"{_option_name(o)} n/a" for o, v in scores.items()),
+                extra={"tenant": tenant},
+            )  # fmt: skip
+        timings["fit"] = time.perf_counter() - mark
+
         texts: list[str] | None = None
         negative_texts: list[str] = []
         if use_text:
@@ -510,44 +584,39 @@ class TrainingService:
             warnings += ocr_warnings
             timings["ocr"] = time.perf_counter() - mark
 
-        labels: list[str] | list[frozenset[str]]
-        if kind is ModelKind.EXCLUSIVE:
-            labels = [item.example.tag for item in loaded]
-        else:
-            labels = [frozenset(item.example.tags) for item in loaded]
         mark = time.perf_counter()
         version = new_version()
         stored_taxonomy = taxonomy or self.models.taxonomy(tenant, model_id) or Taxonomy(())
-        # (keyword arguments only when used: subclasses in tests override _fit without them)
-        extra: dict[str, Any] = {}
-        if negatives is not None:
-            extra["negatives"] = negatives
-            if texts is not None:
+        head = heads.get(chosen_option)
+        if texts is not None or head is None:
+            extra = self._fit_extras(loaded, negative_items, chosen, target, views=chosen_views)
+            if negative_items:
                 extra["negative_texts"] = negative_texts
-        if views is not None:
-            extra["views"], extra["view_source"] = views, view_source
-        head = (
-            self._fit(x, labels, kind, texts, **extra)
-            if texts is not None
-            else self._fit(x, labels, kind, **extra)
-        )
+            head = self._fit(x, labels, kind, texts, **extra)
         model = self._assemble(
-            tenant, model_id, version, kind, head, threshold, review_floor, stored_taxonomy
-        )
-        timings["fit"] = time.perf_counter() - mark
+            tenant, model_id, version, kind, head, threshold, review_floor, stored_taxonomy,
+            encoder_id=chosen, target=target, max_tags=active.max_tags if active is not None else None,
+        )  # fmt: skip
+        timings["fit"] += time.perf_counter() - mark
 
         mark = time.perf_counter()
         cv = _cv_from_head(head, model) or self._cross_validate(
-            tenant, model_id, x, labels, kind, model.tags, threshold, review_floor, stored_taxonomy
-        )
+            tenant, model_id, x, labels, kind, model.tags, threshold, review_floor, stored_taxonomy,
+            encoder_id=chosen,
+        )  # fmt: skip
         timings["cross_validation"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
         shas = [item.sha256 for item in loaded]
         truth = [set(item.example.tags) for item in loaded]
         seen = set(active_examples) if active is not None and active_examples is not None else None
+        x_active = (
+            _rows(loaded, active.encoder_id)
+            if active is not None and all(active.encoder_id in item.vectors for item in loaded)
+            else None
+        )
         promotion, changes = self._decide(
-            model, active, seen, x, shas, truth, cv, activate=activate, force=force, texts=texts
+            model, active, seen, x_active, shas, truth, cv, activate=activate, force=force, texts=texts
         )
         timings["compare"] = time.perf_counter() - mark
 
@@ -570,13 +639,18 @@ class TrainingService:
             examples=len(loaded),
             changes=changes,
             promotion=promotion,
+            recipes={_option_name(o): (round(v, 4) if v is not None else None) for o, v in scores.items()},
+            calibration={**head.calibration, "none_below": round(model.none_below, 4)}
+            if head.calibration
+            else {},
         )
         self._fill_quality(report, model, loaded, cv)
-        model = _with_metrics(model, report, counts, head, augment=augment)
+        model = _with_metrics(model, report, counts, head, augment=augment if chosen_views else 0)
 
         mark = time.perf_counter()
         if taxonomy is not None:
             self.models.save_taxonomy(tenant, model_id, taxonomy)
+        self._keep_example_copies(tenant, [*loaded, *negative_items])
         self.models.save_version(model)
         self.models.save_version_file(
             tenant, model_id, version, "examples.json", _examples_json(model, loaded)
@@ -635,13 +709,17 @@ class TrainingService:
         negative_texts: Sequence[str] | None = None,
         views: np.ndarray | None = None,
         view_source: np.ndarray | None = None,
+        encoder_id: str | None = None,
+        target: float = DEFAULT_TARGET_PRECISION,
     ) -> LinearHead:
         """The one place a head is fitted: the final model and every cross-validation fold.
         ``negatives``: embeddings of "none of these" photos (exclusive models), and their OCR text
         in ``negative_texts`` when the model reads text; ``views`` / ``view_source``: augmented
-        views and the row of each one's source (training rows only)."""
+        views and the row of each one's source (training rows only); ``encoder_id``: whose
+        embeddings ``x`` holds (default: the default encoder's); ``target``: the precision the
+        thresholds are calibrated for."""
         # The penalty the encoder's features are fitted with (the head's default otherwise).
-        penalty = ridge_alpha_for(self.tagger.encoder.encoder_id)
+        penalty = ridge_alpha_for(encoder_id or self.tagger.encoder.encoder_id)
         alpha = DEFAULT_RIDGE_ALPHA if penalty is None else penalty
         if texts is not None:
             assert self.ocr is not None
@@ -656,10 +734,44 @@ class TrainingService:
                 negatives=negatives,
                 negative_texts=negative_texts,
                 alpha=alpha,
+                target_precision=target,
             )
         return fit_linear_head(
-            x, labels, kind=kind, negatives=negatives, views=views, view_source=view_source, alpha=alpha
+            x,
+            labels,
+            kind=kind,
+            negatives=negatives,
+            views=views,
+            view_source=view_source,
+            alpha=alpha,
+            target_precision=target,
         )
+
+    def _candidate_encoders(self) -> list[Encoder]:
+        """The encoders a new version may be trained for, the default first (it wins ties)."""
+        return [self.tagger.encoders.get(e) for e in self.tagger.encoders.candidates]
+
+    def _fit_extras(
+        self,
+        loaded: Sequence[_Loaded],
+        negative_items: Sequence[_Loaded],
+        encoder_id: str,
+        target: float,
+        *,
+        views: bool = True,
+    ) -> dict[str, Any]:
+        """``_fit``'s keyword arguments for the examples' embeddings by ``encoder_id``: negatives,
+        augmented views (of the examples, then of the negatives: rows of ``[x; negatives]``)
+        unless ``views`` is off."""
+        extra: dict[str, Any] = {"encoder_id": encoder_id, "target": target}
+        if negative_items:
+            extra["negatives"] = l2_normalise(_rows(negative_items, encoder_id))
+        sources = [*loaded, *negative_items]
+        counts = [item.view_count for item in sources]
+        if views and any(counts):
+            extra["views"] = np.concatenate([item.views[encoder_id] for item in sources if item.view_count])
+            extra["view_source"] = np.repeat(np.arange(len(sources)), counts)
+        return extra
 
     def _wants_text(self, text: bool | None, active: TagModel | None, kind: ModelKind) -> bool:
         if text is None:
@@ -722,21 +834,42 @@ class TrainingService:
         threshold: float | None,
         review_floor: float,
         taxonomy: Taxonomy,
+        *,
+        encoder_id: str | None = None,
+        target: float = DEFAULT_TARGET_PRECISION,
+        max_tags: int | None = None,
     ) -> TagModel:
+        evidence = head.evidence if threshold is None else None  # a flat threshold was asked for
+        text = (
+            head.text_head(threshold=threshold, default=DEFAULT_THRESHOLD)
+            if isinstance(head, FusedHead)
+            else None
+        )
+        if (
+            text is not None
+            and isinstance(head, FusedHead)
+            and evidence is not None
+            and head.image_evidence is not None
+        ):
+            text = replace(
+                text, image_evidence=head.image_evidence, image_none_below=novelty_level(head.image_evidence)
+            )
         return TagModel(
             tenant=tenant,
             model_id=model_id,
             version=version,
             kind=kind,
-            encoder_id=self.tagger.encoder.encoder_id,
+            encoder_id=encoder_id or self.tagger.encoder.encoder_id,
             tags=head.tags,
             coef=head.coef,
             intercept=head.intercept,
-            text=(
-                head.text_head(threshold=threshold, default=DEFAULT_THRESHOLD)
-                if isinstance(head, FusedHead)
-                else None
-            ),
+            text=text,
+            evidence=evidence,
+            none_below=novelty_level(evidence)
+            if evidence is not None and kind is ModelKind.EXCLUSIVE
+            else 0.0,
+            target_precision=target,
+            max_tags=max_tags,
             # A threshold the caller sets applies to every tag; by default each tag's is calibrated
             # by cross-validation for the target precision (0.8 when there are too few examples).
             thresholds=(
@@ -749,94 +882,124 @@ class TrainingService:
             created_at=utc_now(),
         )
 
-    def _load_one(self, tenant: str, ex: Example) -> _Loaded:
-        cache, enc = self.tagger.embeddings, self.tagger.encoder
-        if ex.sha256 and cache is not None:
-            vec = cache.get(tenant, enc.encoder_id, ex.sha256)
-            if vec is not None and vec.shape == (enc.dim,):
-                return _Loaded(ex, ex.sha256, vec)
+    def _load_one(self, tenant: str, ex: Example, encoders: Sequence[Encoder]) -> _Loaded:
+        """The example's cached embeddings where there are some; else its bytes, hash and decoded image."""
+        cache = self.tagger.embeddings
+
+        def from_cache(sha: str) -> dict[str, np.ndarray]:
+            found = {}
+            for enc in encoders:
+                vec = cache.get(tenant, enc.encoder_id, sha) if cache is not None else None
+                if vec is not None and vec.shape == (enc.dim,):
+                    found[enc.encoder_id] = vec
+            return found
+
+        if ex.sha256:
+            vectors = from_cache(ex.sha256)
+            if len(vectors) == len(encoders):
+                return _Loaded(ex, ex.sha256, vectors)
         try:
             data = ex.load()
         except (OSError, TagsmithError) as e:
             return _Loaded(ex, error=f"{ex.source}: cannot be read ({e})")
         sha = hashlib.sha256(data).hexdigest()
-        if cache is not None:
-            vec = cache.get(tenant, enc.encoder_id, sha)
-            if vec is not None and vec.shape == (enc.dim,):
-                return _Loaded(ex, sha, vec)
+        vectors = from_cache(sha)
+        if len(vectors) == len(encoders):
+            return _Loaded(ex, sha, vectors, data=data)
         try:
-            return _Loaded(ex, sha, image=self.tagger.prepare(data).decoded.image)
+            return _Loaded(ex, sha, vectors, image=self.tagger.prepare(data).decoded.image, data=data)
         except InvalidInputError as e:
             return _Loaded(ex, sha, error=f"{ex.source}: {e}")
 
-    def _embed_views(self, tenant: str, chunk: Sequence[_Loaded]) -> tuple[int, int]:
+    def _embed_views(
+        self, tenant: str, chunk: Sequence[_Loaded], encoders: Sequence[Encoder]
+    ) -> tuple[int, int]:
         """Fill each readable item's ``views`` with the embeddings of its ``view_count`` augmented
-        views (embedded, from the cache). View ``i`` of a photo is cached under
-        :func:`view_cache_key`; a photo whose embedding was cached is read and decoded again only
+        views by every encoder (embedded, from the cache). View ``i`` of a photo is cached under
+        :func:`view_cache_key`; a photo whose embeddings were cached is read and decoded again only
         when one of its views is missing."""
-        cache, enc = self.tagger.embeddings, self.tagger.encoder
-        todo: list[tuple[_Loaded, int, Image.Image]] = []
-        cached = 0
-        for item in chunk:
-            count = item.view_count
-            if item.error is not None or not count:
-                continue
-            item.views = np.zeros((count, enc.dim), dtype=np.float32)
-            missing = []
-            for i in range(count):
-                vec = cache.get(tenant, enc.encoder_id, view_cache_key(item.sha256, i)) if cache else None
-                if vec is not None and vec.shape == (enc.dim,):
-                    item.views[i] = vec
-                    cached += 1
-                else:
-                    missing.append(i)
-            if missing:
-                image = item.image if item.image is not None else self._decoded(item)
-                drawn = augmented_views(image, count=count, seed=view_seed(item.sha256))
-                todo += [(item, i, drawn[i]) for i in missing]
-        if todo:
-            out = enc.embed([view for _, _, view in todo])
-            for (item, i, _), vec in zip(todo, out, strict=True):
-                assert item.views is not None
-                item.views[i] = np.asarray(vec, dtype=np.float32)
-                if cache is not None:
-                    cache.put(tenant, enc.encoder_id, view_cache_key(item.sha256, i), item.views[i])
-        return len(todo), cached
+        cache = self.tagger.embeddings
+        embedded = cached = 0
+        drawn: dict[int, list[Image.Image]] = {}  # the same views for every encoder, drawn once
+        for enc in encoders:
+            todo: list[tuple[_Loaded, int, Image.Image]] = []
+            for item in chunk:
+                count = item.view_count
+                if item.error is not None or not count:
+                    continue
+                views = item.views.setdefault(enc.encoder_id, np.zeros((count, enc.dim), dtype=np.float32))
+                missing = []
+                for i in range(count):
+                    key = view_cache_key(item.sha256, i)
+                    vec = cache.get(tenant, enc.encoder_id, key) if cache else None
+                    if vec is not None and vec.shape == (enc.dim,):
+                        views[i] = vec
+                        cached += 1
+                    else:
+                        missing.append(i)
+                if missing:
+                    if id(item) not in drawn:
+                        image = item.image if item.image is not None else self._decoded(item)
+                        drawn[id(item)] = augmented_views(image, count=count, seed=view_seed(item.sha256))
+                    todo += [(item, i, drawn[id(item)][i]) for i in missing]
+            if todo:
+                out = enc.embed([view for _, _, view in todo])
+                for (item, i, _), vec in zip(todo, out, strict=True):
+                    item.views[enc.encoder_id][i] = np.asarray(vec, dtype=np.float32)
+                    if cache is not None:
+                        key = view_cache_key(item.sha256, i)
+                        cache.put(tenant, enc.encoder_id, key, item.views[enc.encoder_id][i])
+                embedded += len(todo)
+        return embedded, cached
 
     def _decoded(self, item: _Loaded) -> Image.Image:
         try:
-            return self.tagger.prepare(item.example.load()).decoded.image
+            return self.tagger.prepare(
+                item.data if item.data is not None else item.example.load()
+            ).decoded.image
         except (OSError, TagsmithError) as e:
             raise TrainingInputError(f"{item.example.source}: cannot be read to augment it ({e})") from e
 
     def _load_and_embed(
-        self, tenant: str, examples: Sequence[Example], view_counts: Sequence[int] | None = None
+        self,
+        tenant: str,
+        examples: Sequence[Example],
+        view_counts: Sequence[int] | None = None,
+        encoders: Sequence[Encoder] | None = None,
     ) -> tuple[list[_Loaded], int, int]:
-        """Read, hash, look up the cache, decode and embed what is missing, chunk by chunk; with
-        ``view_counts`` (one per example), its augmented views too (see :meth:`_embed_views`)."""
+        """Read, hash, look up the cache, decode and embed what is missing, chunk by chunk, by each
+        of ``encoders`` (default: the tagger's default); with ``view_counts`` (one per example), the
+        augmented views too (see :meth:`_embed_views`). Each photo is read and decoded at most once,
+        whatever the number of encoders. (embedded, cached) count example photos."""
         counts = list(view_counts) if view_counts is not None else [0] * len(examples)
-        cache, enc = self.tagger.embeddings, self.tagger.encoder
+        encoders = list(encoders) if encoders else [self.tagger.encoder]
+        cache = self.tagger.embeddings
         loaded: list[_Loaded] = []
         embedded = cached = 0
         views_total = (0, 0)
         with ThreadPoolExecutor(max_workers=_LOAD_THREADS) as pool:
             for start in range(0, len(examples), _CHUNK):
                 chunk = list(
-                    pool.map(lambda ex: self._load_one(tenant, ex), examples[start : start + _CHUNK])
+                    pool.map(
+                        lambda ex: self._load_one(tenant, ex, encoders), examples[start : start + _CHUNK]
+                    )
                 )
                 for item, n in zip(chunk, counts[start : start + _CHUNK], strict=True):
                     item.view_count = n
-                todo = [item for item in chunk if item.error is None and item.vector is None]
-                cached += sum(1 for item in chunk if item.vector is not None)
-                if todo:
+                fresh = [item for item in chunk if item.error is None and len(item.vectors) < len(encoders)]
+                cached += sum(1 for item in chunk if item.error is None and item not in fresh)
+                for enc in encoders:
+                    todo = [item for item in fresh if enc.encoder_id not in item.vectors]
+                    if not todo:
+                        continue
                     vectors = enc.embed([item.image for item in todo if item.image is not None])
                     for item, vec in zip(todo, vectors, strict=True):
-                        item.vector = np.asarray(vec, dtype=np.float32)
+                        item.vectors[enc.encoder_id] = np.asarray(vec, dtype=np.float32)
                         if cache is not None:
-                            cache.put(tenant, enc.encoder_id, item.sha256, item.vector)
-                    embedded += len(todo)
+                            cache.put(tenant, enc.encoder_id, item.sha256, item.vectors[enc.encoder_id])
+                embedded += len(fresh)
                 if any(item.view_count for item in chunk):
-                    views_embedded, views_cached = self._embed_views(tenant, chunk)
+                    views_embedded, views_cached = self._embed_views(tenant, chunk, encoders)
                     views_total = (views_total[0] + views_embedded, views_total[1] + views_cached)
                 for item in chunk:
                     item.image = None  # decoded photos are not kept past their chunk
@@ -853,6 +1016,15 @@ class TrainingService:
                 + _listed(unreadable)
             )
         return loaded, embedded, cached
+
+    def _keep_example_copies(self, tenant: str, items: Sequence[_Loaded]) -> None:
+        """A copy of every example read for this training (content-addressed, written once), so a
+        retrain can read them wherever they came from."""
+        fresh = [item for item in items if item.data is not None]
+        with ThreadPoolExecutor(max_workers=_LOAD_THREADS) as pool:
+            list(pool.map(lambda item: self.models.save_example_copy(tenant, item.sha256, item.data), fresh))
+        for item in items:
+            item.data = None
 
     def _check_near_duplicates(
         self, loaded: list[_Loaded], x: np.ndarray, *, rows: Sequence[int], allow: bool
@@ -891,7 +1063,10 @@ class TrainingService:
         threshold: float | None,
         review_floor: float,
         taxonomy: Taxonomy,
+        *,
+        encoder_id: str | None = None,
     ) -> _CrossValidation | None:
+        """Out-of-fold predictions by fitting every fold (for heads whose fit does not expose them)."""
         from sklearn.model_selection import KFold, StratifiedKFold
 
         n = len(labels)
@@ -910,10 +1085,12 @@ class TrainingService:
         for train_idx, test_idx in split:
             fold_labels = [labels[i] for i in train_idx]
             try:
-                head = self._fit(x[train_idx], fold_labels, kind)
+                head = self._fit(x[train_idx], fold_labels, kind, encoder_id=encoder_id)
             except TrainingInputError:
                 return None  # a fold without a tag's negatives (multi-label on tiny sets): no estimate
-            fold = self._assemble(tenant, model_id, "cv", kind, head, threshold, review_floor, taxonomy)
+            fold = self._assemble(
+                tenant, model_id, "cv", kind, head, threshold, review_floor, taxonomy, encoder_id=encoder_id
+            )
             p = fold.predict(x[test_idx])
             cols = [column[t] for t in fold.tags]
             for row, i in enumerate(test_idx):
@@ -946,7 +1123,7 @@ class TrainingService:
         model: TagModel,
         active: TagModel | None,
         seen: set[str] | None,
-        x: np.ndarray,
+        x_active: np.ndarray | None,
         shas: list[str],
         truth: list[set[str]],
         cv: _CrossValidation | None,
@@ -955,6 +1132,8 @@ class TrainingService:
         force: bool,
         texts: Sequence[str] | None = None,
     ) -> tuple[Promotion, dict[str, Any]]:
+        """Promote or not (module docstring, "Promotion rule"): both versions are scored on the same
+        evidence neither was trained on, and a measured regression is never promoted."""
         changes: dict[str, Any] = {}
         if active is not None:
             changes["tags_added"] = sorted(set(model.tags) - set(active.tags))
@@ -970,7 +1149,7 @@ class TrainingService:
             ), changes
         if active is None:
             return Promotion(True, "first version of this model"), changes
-        if active.encoder_id != model.encoder_id:
+        if x_active is None:
             return Promotion(
                 True,
                 f"the active version {active.version} uses encoder {active.encoder_id}, which this "
@@ -984,39 +1163,99 @@ class TrainingService:
                 "so there is no held-out data to compare on",
                 active.version,
             ), changes
+        if cv is None:
+            return Promotion(
+                True,
+                "too few examples per tag to cross-validate the new version: nothing to compare",
+                active.version,
+            ), changes
         known = set(active.tags) & set(model.tags)
         held = [
             i
             for i, (sha, tags) in enumerate(zip(shas, truth, strict=True))
             if sha not in seen and tags <= known and (tags or model.kind is ModelKind.MULTILABEL)
         ]
-        if cv is None or not held:
-            if changes.get("tags_added"):
-                why = "it adds tags " + ", ".join(changes["tags_added"])
-            elif not changes.get("examples_added"):
-                why = "the active version has seen every example (same or fewer examples)"
-            else:
-                why = "no estimate from cross-validation"
-            return Promotion(
-                True, f"{why}; no unseen examples of the active version's tags to compare on", active.version
-            ), changes
-        new_correct, new_wrong = _score_cv(model, cv, held, truth, known)
-        old_correct, old_wrong = _score_model(
-            _as_scoring(active, texts), x[held], [truth[i] for i in held], known,
-            [texts[i] for i in held] if texts is not None and active.text is not None else None,
-        )  # fmt: skip
-        not_worse = new_correct >= old_correct - PROMOTION_SLACK and new_wrong <= old_wrong + PROMOTION_SLACK
         unit = "examples" if model.kind is ModelKind.EXCLUSIVE else "tag decisions"
-        verdict = "not worse than" if not_worse else "worse than"
-        reason = (
-            f"{verdict} the active version {active.version} on {len(held)} unseen examples: "
-            f"{new_correct} vs {old_correct} {unit} right, {new_wrong} vs {old_wrong} tags wrongly auto-applied"
-        )
-        if not not_worse:
-            reason += "; use --force to promote it anyway"
-        return Promotion(
-            not_worse, reason, active.version, len(held), new_correct, old_correct, new_wrong, old_wrong
-        ), changes
+        checks: list[tuple[bool, str, tuple[int, int, int, int], int]] = []
+        if held:
+            # The examples added since the active version (reviewed uploads, new photos): it never
+            # saw them, and the new version is scored on them out of fold (each by a fold model
+            # trained without it). Reviewed uploads are the ones the active version was unsure of,
+            # so this evidence leans its way: the other check guards the old examples.
+            new_correct, new_wrong = _score_cv(model, cv, held, truth, known)
+            old_correct, old_wrong = _score_model(
+                _as_scoring(active, texts), x_active[held], [truth[i] for i in held], known,
+                [texts[i] for i in held] if texts is not None and active.text is not None else None,
+            )  # fmt: skip
+            ok = new_correct >= old_correct and new_wrong <= old_wrong
+            counts = (new_correct, old_correct, new_wrong, old_wrong)
+            checks.append(
+                (ok, f"{len(held)} examples added since it (neither was trained on them)", counts, len(held))
+            )
+        shared = self._shared_cross_validation(model, active, shas, truth, cv)
+        if shared is not None:
+            # Both versions' out-of-fold predictions on the examples both were trained on: a version
+            # that forgot what the active one knew is a regression too. One example either way is
+            # noise here.
+            rows, (nc, oc, nw, ow) = shared
+            ok = nc >= oc - PROMOTION_SLACK and nw <= ow + PROMOTION_SLACK
+            checks.append(
+                (
+                    ok,
+                    f"cross-validation on the {len(rows)} examples both were trained on",
+                    (nc, oc, nw, ow),
+                    len(rows),
+                )
+            )
+        added = f"it adds tags {', '.join(changes['tags_added'])}; " if changes.get("tags_added") else ""
+        if not checks:
+            return Promotion(
+                True,
+                f"{added}no examples unseen by the active version and no out-of-fold evidence of it to compare on",
+                active.version,
+            ), changes
+        better = all(ok for ok, *_ in checks)
+        parts = [
+            f"{'not worse' if ok else 'worse'} on {what}: {c[0]} vs {c[1]} {unit} right, {c[2]} vs {c[3]} tags "
+            "wrongly auto-applied"
+            for ok, what, c, _ in checks
+        ]
+        verdict = "not worse than" if better else "worse than"
+        reason = f"{added}{verdict} the active version {active.version}: " + "; ".join(parts)
+        if not better:
+            reason += "; the active version stays (use --force to promote this one anyway)"
+        _, _, (nc, oc, nw, ow), n = checks[0]
+        return Promotion(better, reason, active.version, n, nc, oc, nw, ow), changes
+
+    def _shared_cross_validation(
+        self, model: TagModel, active: TagModel, shas: list[str], truth: list[set[str]], cv: _CrossValidation
+    ) -> tuple[list[int], tuple[int, int, int, int]] | None:
+        """(rows, (new right, old right, new wrongly applied, old wrongly applied)) on the examples
+        both versions were trained on, from each one's out-of-fold evidence; None when the active
+        version kept none (exclusive models only)."""
+        if model.kind is not ModelKind.EXCLUSIVE or active.evidence is None:
+            return None
+        order = self.models.training_order(active.tenant, active.model_id, active.version)
+        if order is None:
+            return None
+        mine = {sha: i for i, sha in enumerate(shas)}
+        evidence = active.evidence
+        rows_new, rows_old = [], []
+        for j, sha in enumerate(order):
+            if j >= len(evidence) or sha not in mine or evidence.unknown[j] or evidence.truth[j] < 0:
+                continue
+            tag = active.tags[evidence.truth[j]]
+            if tag in truth[mine[sha]] and tag in model.tags:
+                rows_new.append(mine[sha])
+                rows_old.append(j)
+        if not rows_new:
+            return None
+        known = set(active.tags) & set(model.tags)
+        new_correct, new_wrong = _score_cv(model, cv, rows_new, truth, known)
+        old_correct = int(evidence.correct[rows_old].sum())
+        applied = evidence.confidence[rows_old] >= active.thresholds[evidence.tag[rows_old]]
+        old_wrong = int((applied & ~evidence.correct[rows_old]).sum())
+        return rows_new, (new_correct, old_correct, new_wrong, old_wrong)
 
     def _fill_quality(
         self, report: TrainingReport, model: TagModel, loaded: list[_Loaded], cv: _CrossValidation | None
@@ -1082,6 +1321,34 @@ class TrainingService:
 
 
 # --- helpers ----------------------------------------------------------------------------------------
+def _rows(items: Sequence[_Loaded], encoder_id: str) -> np.ndarray:
+    """The items' embeddings by ``encoder_id``, L2-normalised rows (N, dim)."""
+    return l2_normalise(np.stack([item.vectors[encoder_id] for item in items]).astype(np.float32))
+
+
+def _option_name(option: tuple[str, bool]) -> str:
+    """How a recipe option reads in the report: ``<encoder>`` or ``<encoder> without views``."""
+    return option[0] if option[1] else f"{option[0]} without views"
+
+
+def _cv_score(head: LinearHead, labels: Sequence[Any], kind: ModelKind) -> float | None:
+    """How well a head's out-of-fold predictions did, to compare recipes on the same examples:
+    top-1 accuracy (exclusive), mean balanced accuracy of the per-tag decisions (multi-label)."""
+    if kind is ModelKind.EXCLUSIVE:
+        return head.cv_accuracy
+    probs = head.oof_probabilities
+    if probs is None:
+        return None
+    truth = np.array([[t in set(lab) for t in head.tags] for lab in labels], dtype=bool)
+    said = probs >= 0.5
+    scores = []
+    for j in range(len(head.tags)):
+        pos, neg = truth[:, j], ~truth[:, j]
+        if pos.any() and neg.any():
+            scores.append(0.5 * (said[pos, j].mean() + (~said[neg, j]).mean()))
+    return float(np.mean(scores)) if scores else None
+
+
 def _cv_from_head(head: LinearHead, model: TagModel) -> _CrossValidation | None:
     """Out-of-fold predictions the fitting already made, if it exposes them.
 
@@ -1227,6 +1494,9 @@ def _with_metrics(
         "augmented_views": augment,
         "augment_below": AUGMENT_BELOW if augment else None,
         "augment_version": AUGMENT_VERSION if augment else None,
+        # what the thresholds promise (see TrainingReport.calibration) and the recipes compared
+        "calibration": report.calibration,
+        "recipes": report.recipes,
     }
     return replace(model, metrics=metrics, examples_per_tag=counts)
 

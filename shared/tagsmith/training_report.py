@@ -83,6 +83,12 @@ class TrainingReport:
         default_factory=dict
     )  # vs the active version: tags/examples added, removed
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    #: each candidate recipe (encoder) and its cross-validated accuracy on these examples; the
+    #: model was trained for ``encoder_id``, the best of them
+    recipes: dict[str, float | None] = field(default_factory=dict)
+    #: what the thresholds promise (out of fold): target, expected precision with its 95% lower
+    #: bound, share of uploads like the examples auto-applied, and what that rests on
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -12,7 +12,9 @@ calibrated per tag by cross-validation for the model's target precision (98%).
 
   ``examples`` is an ``s3://`` prefix of tag folders or an ``s3://`` manifest (CSV, JSON lines,
   Ground Truth / Rekognition Custom Labels; see :mod:`tagsmith.manifests`), or a list of them.
-  Optional: ``"corrections": true`` adds what reviewers confirmed, ``"force": true`` promotes
+  Optional: ``"corrections": true`` adds what reviewers confirmed, ``"previous_examples": true``
+  the examples the active version was trained on (what a retrain after review starts from; a
+  reviewer's answer about the same photo wins), ``"force": true`` promotes
   without comparison, ``"label_attribute"`` picks a Ground Truth attribute,
   ``"allow_near_duplicates": true``, ``"review_floor"``, ``"augment": N`` (augmented views per
   example photo, 0-8, default 2; see :mod:`tagsmith.trainer`).
@@ -36,7 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,8 @@ from tagsmith.trainer import (
     DEFAULT_AUGMENT_VIEWS,
     TrainingService,
     examples_from_corrections,
+    examples_from_version,
+    object_loader,
     validate_augment,
 )
 from tagsmith.training_report import TrainingReport
@@ -76,6 +80,7 @@ class TrainingRequest:
     review_floor: float = 0.2
     force: bool = False
     corrections: bool = False
+    previous_examples: bool = False  # the active version's examples (a retrain after review)
     label_attribute: str | None = None
     allow_near_duplicates: bool = False
     text: bool | None = None  # OCR text as a feature; None: as the active version does
@@ -95,6 +100,7 @@ class TrainingRequest:
                 review_floor=float(d.get("review_floor", 0.2)),
                 force=bool(d.get("force", False)),
                 corrections=bool(d.get("corrections", False)),
+                previous_examples=bool(d.get("previous_examples", False)),
                 label_attribute=d.get("label_attribute"),
                 allow_near_duplicates=bool(d.get("allow_near_duplicates", False)),
                 text=_optional_bool(d.get("text"), "text"),
@@ -107,9 +113,10 @@ class TrainingRequest:
                 f"training request {where} is malformed ({e}); expected "
                 '{"model": "<model id>", "examples": "s3://bucket/prefix/ or manifest", "kind": "exclusive"}'
             ) from e
-        if not req.examples and not req.corrections:
+        if not req.examples and not req.corrections and not req.previous_examples:
             raise InvalidInputError(
-                f"training request {where} names no examples: set 'examples' or 'corrections': true"
+                f"training request {where} names no examples: set 'examples', 'corrections': true or "
+                "'previous_examples': true"
             )
         bad = [e for e in req.examples if not e.startswith("s3://")]
         if bad:
@@ -126,7 +133,7 @@ class TrainingRequest:
             "threshold": self.threshold,
             "review_floor": self.review_floor,
         }
-        for name in ("force", "corrections", "allow_near_duplicates"):
+        for name in ("force", "corrections", "previous_examples", "allow_near_duplicates"):
             if getattr(self, name):
                 d[name] = True
         if self.label_attribute:
@@ -349,7 +356,40 @@ class TrainingJobs:
         ]
         if req.corrections:
             sets.append(self.corrections(req.tenant, req.model))
+        if req.previous_examples:
+            decided = {ex.sha256 for s in sets for ex in s.examples if ex.sha256}
+            sets.append(self.previous_examples(req.tenant, req.model, skip=decided, allowed=allowed))
         return combine(sets)
+
+    def previous_examples(
+        self,
+        tenant: str,
+        model: str,
+        *,
+        skip: Collection[str] = (),
+        allowed: Any = None,
+    ) -> ExampleSet:
+        """The examples the active version was trained on, but for photos in ``skip`` (a reviewer
+        answered about them since: their answer is the newer truth)."""
+        models = self.trainer.models
+        version = models.active_version(tenant, model)
+        if version is None:
+            return ExampleSet([], None, [], "no active version: no previous examples")
+
+        def source_loader(source: str) -> Any:
+            if not source.startswith("s3://"):
+                return None  # a path on the machine that trained it: only the kept copy can tell
+            bucket, _, key = source[len("s3://") :].partition("/")
+            if allowed is not None and not allowed(bucket, key):
+                return None
+            return object_loader(self.store, bucket, key)
+
+        examples = [
+            ex
+            for ex in examples_from_version(models, tenant, model, version, source_loader=source_loader)
+            if ex.sha256 not in skip
+        ]
+        return ExampleSet(examples, None, [], f"the examples of version {version} ({len(examples)})")
 
     def corrections(self, tenant: str, model: str) -> ExampleSet:
         if self.records is None or not self.assets_bucket:

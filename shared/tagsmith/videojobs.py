@@ -286,7 +286,7 @@ def encode_window(scan: FrameScan) -> bytes:
         buf,
         times=scan.times.astype(np.float64),
         keyframes=scan.keyframes.astype(bool),
-        embeddings=scan.embeddings.astype(np.float32),
+        **{f"embeddings:{k}": v.astype(np.float32) for k, v in scan.embeddings.items()},  # type: ignore[arg-type]
         thumbnails=np.frombuffer(b"".join(scan.thumbnails), dtype=np.uint8),
         thumbnail_offsets=offsets,
         text_lines=np.frombuffer(text, dtype=np.uint8),
@@ -309,7 +309,9 @@ def decode_window(data: bytes, *, thumbnails: bool = False) -> FrameScan:
             return FrameScan(
                 times=z["times"],
                 keyframes=z["keyframes"],
-                embeddings=z["embeddings"],
+                embeddings={
+                    name.split(":", 1)[1]: z[name] for name in z.files if name.startswith("embeddings:")
+                },
                 thumbnails=thumbs,
                 text_lines=None if text is None else tuple(TextLine.from_dict(x) for x in text),
                 seconds={"decode": float(secs[0]), "embed": float(secs[1]), "ocr": float(secs[2])},
@@ -390,7 +392,7 @@ class VideoJobService:
             status=JobStatus.RUNNING,
             info=asdict(info),
             sampling={"every": sampling.every, "keyframes": sampling.keyframes},
-            encoder_id=self.ingest.tagger.encoder.encoder_id,
+            encoder_id=self.ingest.tagger.encoder_key(asset.tenant),
             ocr_engine=ocr_engine,
             window_seconds=self.policy.window_seconds,
         )
@@ -513,10 +515,11 @@ class VideoJobService:
             head = self.store.head(job.source.bucket, job.source.key)
             if head is None or head.etag != job.source.etag:
                 return self._supersede(job)
-            encoder_id = self.ingest.tagger.encoder.encoder_id
+            encoder_id = self.ingest.tagger.encoder_key(job.tenant)
             if encoder_id != job.encoder_id:
                 try:
-                    job = self._restart(job, encoder_id)  # a deploy changed the encoder mid-job
+                    # a deploy or a newly promoted model changed the encoders mid-job
+                    job = self._restart(job, encoder_id)
                 except _LostLease:
                     return "duplicate"
             if job.scanned:
@@ -592,7 +595,13 @@ class VideoJobService:
         t0 = time.monotonic()
         with self.store.open(job.source.bucket, job.source.key) as f, VideoReader(f, sampling) as video:
             try:
-                scan = self.ingest.video.scan(video, ocr=ocr, cursor=cursor, until=start + job.window_seconds)
+                scan = self.ingest.video.scan(
+                    video,
+                    ocr=ocr,
+                    cursor=cursor,
+                    until=start + job.window_seconds,
+                    encoders=job.encoder_id.split("+"),
+                )
             except InvalidInputError as e:
                 raise InvalidInputError(f"window {job.step} of the video: {e}") from e
             after = video.cursor

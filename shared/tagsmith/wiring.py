@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from tagsmith.config import ConfigurationError, Settings
+from tagsmith.encoder.registry import EncoderSet
 from tagsmith.ingest import IngestService
 from tagsmith.ocr import RapidOcrEngine
 from tagsmith.queues import SqsQueue
@@ -59,19 +60,44 @@ def opensearch_index(url: str, *, auth: str = "", region: str = "us-east-1") -> 
     return OpenSearchIndex(client=OpenSearch(hosts=[url], timeout=30))
 
 
-def load_encoder(settings: Settings) -> Any:
-    from tagsmith.encoder import RECIPES, EncoderSpec, OnnxEncoder, default_encoder, feature_encoder
+def load_encoders(settings: Settings) -> EncoderSet:
+    """The deployment's encoders: an operator's ONNX encoder alone, or the built-in recipes (the
+    default, the trainer's candidates, any other built on first use for a model that names it)."""
+    from tagsmith.encoder import (
+        CANDIDATE_RECIPES,
+        LITE0_ENCODER_ID,
+        RECIPES,
+        EncoderSpec,
+        OnnxEncoder,
+        baseline_encoder,
+        feature_encoder,
+    )
+    from tagsmith.encoder.registry import UnknownEncoderError
 
     if settings.encoder_spec is not None:
-        return OnnxEncoder(EncoderSpec.from_json_file(settings.encoder_spec))
-    if settings.encoder_recipe is not None:
-        if settings.encoder_recipe not in RECIPES:
+        return EncoderSet.of(OnnxEncoder(EncoderSpec.from_json_file(settings.encoder_spec)))
+    named = [settings.encoder_recipe] if settings.encoder_recipe else []
+    for recipe in [*named, *(settings.encoder_candidates or ())]:
+        if recipe not in RECIPES:
             raise ConfigurationError(
-                f"TAGSMITH_ENCODER_RECIPE {settings.encoder_recipe!r} is not a built-in recipe; "
-                f"known: {', '.join(sorted(RECIPES))}"
+                f"encoder recipe {recipe!r} (TAGSMITH_ENCODER_RECIPE / TAGSMITH_ENCODER_CANDIDATES) is not "
+                f"a built-in recipe; known: {', '.join(sorted(RECIPES))}"
             )
-        return feature_encoder(settings.encoder_cache_dir, settings.encoder_recipe)
-    return default_encoder(settings.encoder_cache_dir)
+    default = settings.encoder_recipe or CANDIDATE_RECIPES[0]
+    if settings.encoder_candidates is not None:
+        candidates: tuple[str, ...] = settings.encoder_candidates
+    else:
+        candidates = (default,) if settings.encoder_recipe else CANDIDATE_RECIPES
+    cache = settings.encoder_cache_dir
+
+    def build(encoder_id: str) -> Any:
+        if encoder_id == LITE0_ENCODER_ID:
+            return baseline_encoder(cache)
+        if encoder_id not in RECIPES:
+            raise UnknownEncoderError(f"encoder {encoder_id!r} is not a built-in recipe")
+        return feature_encoder(cache, encoder_id)
+
+    return EncoderSet(default=build(default), candidates=candidates, factory=build)
 
 
 @dataclass
@@ -85,8 +111,15 @@ class Components:
     backfill_queue_override: DelayQueue | None = None
 
     @cached_property
+    def encoders(self) -> EncoderSet:
+        if self.encoder_override is not None:
+            return EncoderSet.of(self.encoder_override)
+        return load_encoders(self.settings)
+
+    @property
     def encoder(self) -> Any:
-        return self.encoder_override or load_encoder(self.settings)
+        """The default encoder (the one a model trains with when there is no choice)."""
+        return self.encoders.default
 
     @cached_property
     def records(self) -> RecordStore:
@@ -117,7 +150,7 @@ class Components:
     @cached_property
     def tagger(self) -> Tagger:
         return Tagger(
-            encoder=self.encoder,
+            encoders=self.encoders,
             models=self.active_models,
             embeddings=EmbeddingCache(store=self.store, bucket=self.settings.data_bucket),
             limits=Limits(

@@ -7,6 +7,7 @@ the real training and ingest services. Tokens: an ``acme`` reviewer and reader, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +96,12 @@ def upload_photos(c: Components, tenant: str, *, blends: int, clean: int) -> Non
         assert not isinstance(outcome, Exception), outcome
 
 
+def with_retrain_every(c: Components, every: int) -> Components:
+    """``c`` with the deployment's retrain policy set to ``every`` corrections (a settings value)."""
+    c.settings = dataclasses.replace(c.settings, retrain_every=every)
+    return c
+
+
 def build_scene(
     c: Components, *, blends: int = 6, clean: int = 3, threshold: float = 0.9, retrain_every: int = 25
 ) -> Scene:
@@ -106,7 +113,7 @@ def build_scene(
     tokens = TokenStore(store=c.store, bucket=c.settings.data_bucket)
     return Scene(
         components=c,
-        services=ConsoleServices.from_components(c, retrain_every=retrain_every),
+        services=ConsoleServices.from_components(with_retrain_every(c, retrain_every)),
         reviewer=tokens.issue("acme", name="ana", role="reviewer"),
         reader=tokens.issue("acme", name="rita", role="reader"),
         other=tokens.issue("beta", name="bo", role="reviewer"),
@@ -133,7 +140,7 @@ def clone_scene(scene: Scene, *, index: Any, retrain_every: int = 25) -> Scene:
         c.index.rebuild(tenant, list(c.records.iter_tenant(tenant)), {m.model_id: m.taxonomy for m in models})
     return Scene(
         components=c,
-        services=ConsoleServices.from_components(c, retrain_every=retrain_every),
+        services=ConsoleServices.from_components(with_retrain_every(c, retrain_every)),
         reviewer=scene.reviewer,
         reader=scene.reader,
         other=scene.other,

@@ -14,6 +14,7 @@ import av
 import numpy as np
 import pytest
 from tagsmith.config import Settings
+from tagsmith.encoder import EncoderSet
 from tagsmith.events import ObjectRef
 from tagsmith.keys import AssetKey
 from tagsmith.queues import MemoryQueue
@@ -388,7 +389,7 @@ def test_an_encoder_changed_mid_job_restarts_its_windows(stack) -> None:
         encoder_id = "fake-hist-v2"
 
     # WHEN a deploy brings another encoder (embeddings of two encoders cannot be joined)
-    c.ingest.tagger.encoder = NewEncoder()
+    c.ingest.tagger.encoders = EncoderSet.of(NewEncoder())
     outcomes = drain(c, queue)
     # THEN the job scans again from the start with it, and the record says which encoder tagged it
     job = c.ingest.video_jobs.get("acme", "long.mp4")

@@ -242,7 +242,7 @@ def test_a_model_of_another_encoder_is_warned_about_once_and_listed_for_retraini
     c.trainer.train(tenant="acme", model_id="colour", examples=colour_examples(), augment=0)
     # WHEN the deployment's encoder changes
     c.encoder_override = OtherEncoder()
-    c.__dict__.pop("encoder", None)
+    c.__dict__.pop("encoders", None)
     c.__dict__.pop("tagger", None)
     with caplog.at_level(logging.WARNING, logger="tagsmith.tagging"):
         assert c.tagger.active_models("acme") == []

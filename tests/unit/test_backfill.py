@@ -158,8 +158,29 @@ def test_promotion_event_starts_one_backfill_even_if_redelivered(store, queue, i
     assert len(plans) == 1
     assert svc.list_ids("acme") == ["product-20261122-061500-3f9a"]
     assert (
-        svc.progress("acme", "product-20261122-061500-3f9a").reason == "promoted product 20261122-061500-3f9a"
+        svc.progress("acme", "product-20261122-061500-3f9a").reason
+        == "product 20261122-061500-3f9a activated"
     )
+
+
+def test_a_rollback_to_a_version_backfilled_before_re_tags_the_library(store, queue, ingest):
+    # GIVEN version v2 was activated and its backfill ran
+    svc = service(store, queue, ingest)
+    key = "tenants/acme/models/product/active.json"
+
+    def activate(at: str, reason: str) -> None:
+        body = {"version": "20261122-061500-3f9a", "at": at, "reason": reason}
+        store.put("data", key, json.dumps(body).encode())
+        svc.on_promotion(key)
+
+    activate("2026-11-22T06:15:01.000Z", "first version")
+    # WHEN another version won meanwhile and v2 is made active again (a rollback writes active.json)
+    activate("2026-12-07T09:00:00.000Z", "rolled back from 20261201-000000-000-aaaa")
+    # THEN that activation starts its own backfill, so the library is re-tagged by v2 again
+    ids = svc.list_ids("acme")
+    assert len(ids) == 2 and all(i.startswith("product-20261122-061500-3f9a-at") for i in ids)
+    assert "rolled back" in svc.progress("acme", sorted(ids)[-1]).reason
+    assert len([m for m, _ in queue.sent if m["kind"] == "plan"]) == 2
 
 
 def test_event_for_a_record_named_active_is_ignored(store, queue, ingest):

@@ -220,7 +220,13 @@ def test_corrections_trigger_a_retrain_on_the_reviewed_examples(components: Comp
     key = outcome.retrain["key"]
     assert key == "tenants/acme/training-requests/colour-reviewed-000002.train.json"
     request = json.loads(components.store.get(DATA, key).body)
-    assert (request["examples"], request["corrections"], request["kind"]) == ([examples], True, "exclusive")
+    # the retrain starts from what the active version learnt from (whatever that came from), plus answers
+    assert (request["previous_examples"], request["corrections"], request["kind"]) == (
+        True,
+        True,
+        "exclusive",
+    )
+    assert "examples" not in request
     assert "threshold" not in request  # the retrain calibrates its thresholds, never a flat one
     state = json.loads(components.store.get(DATA, corrections_key("acme", "colour")).body)
     assert (state["total"], state["since_request"]) == (2, 0)
@@ -238,4 +244,5 @@ def test_corrections_trigger_a_retrain_on_the_reviewed_examples(components: Comp
     assert jobs.run(key)["state"] == "trained"
     status = jobs.status("acme", "colour")
     assert status is not None
-    assert sum(status["report"]["examples_per_tag"].values()) == 15 + 1  # a.jpg was rejected in the end
+    # the active version's 18 examples and the one answer that gives an example (a.jpg was rejected in the end)
+    assert sum(status["report"]["examples_per_tag"].values()) == 18 + 1

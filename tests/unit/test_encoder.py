@@ -265,5 +265,12 @@ def test_public_api_is_complete_and_importable() -> None:
     for name in exported:
         assert getattr(tagsmith.encoder, name) is not None
     public = {name for name in vars(tagsmith.encoder) if not name.startswith("_")}
-    modules = {"augment", "lite0", "session", "torch_legacy", "transforms"}  # submodules, once imported
+    modules = {
+        "augment",
+        "lite0",
+        "registry",
+        "session",
+        "torch_legacy",
+        "transforms",
+    }  # submodules, once imported
     assert public - modules == exported

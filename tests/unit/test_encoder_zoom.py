@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tagsmith.encoder import DEFAULT_RECIPE, RECIPES, FeatureRecipe, ridge_alpha_for, to_model_input
+from tagsmith.encoder import (
+    CANDIDATE_RECIPES,
+    DEFAULT_RECIPE,
+    RECIPES,
+    FeatureRecipe,
+    ridge_alpha_for,
+    to_model_input,
+)
 
 
 def framed(width: int, height: int, inner: float) -> Image.Image:
@@ -97,7 +104,7 @@ def test_default_features_begin_with_the_zoomed_recipes_features(encoder_cache_d
 
 def test_an_operator_can_choose_the_unzoomed_recipe_by_environment(encoder_cache_dir: Path) -> None:
     from tagsmith.config import Settings
-    from tagsmith.wiring import load_encoder
+    from tagsmith.wiring import load_encoders
 
     settings = Settings.from_env(
         {
@@ -107,19 +114,22 @@ def test_an_operator_can_choose_the_unzoomed_recipe_by_environment(encoder_cache
         }
     )
 
-    encoder = load_encoder(settings)
+    encoders = load_encoders(settings)
 
+    encoder = encoders.default
     assert (encoder.encoder_id, encoder.dim, encoder.recipe.crop) == ("effnet-lite2-260-s7-v1", 1632, 1.0)
-    assert load_encoder(Settings(data_bucket="data", encoder_cache_dir=encoder_cache_dir)).encoder_id == (
-        DEFAULT_RECIPE.id
-    )
+    # a pinned recipe is also the only one the trainer uses
+    assert encoders.candidates == ("effnet-lite2-260-s7-v1",)
+    unpinned = load_encoders(Settings(data_bucket="data", encoder_cache_dir=encoder_cache_dir))
+    assert unpinned.default.encoder_id == DEFAULT_RECIPE.id
+    assert unpinned.candidates == CANDIDATE_RECIPES
 
 
 def test_an_unknown_recipe_is_a_configuration_error_naming_the_known_ones(tmp_path: Path) -> None:
     from tagsmith.config import ConfigurationError, Settings
-    from tagsmith.wiring import load_encoder
+    from tagsmith.wiring import load_encoders
 
     settings = Settings(data_bucket="data", encoder_cache_dir=tmp_path, encoder_recipe="effnet-nope")
 
     with pytest.raises(ConfigurationError, match=r"effnet-nope.*known: .*effnet-lite2-260-s7-c70-v1"):
-        load_encoder(settings)
+        load_encoders(settings)

@@ -9,6 +9,7 @@ import pytest
 from tagsmith.errors import TrainingInputError
 from tagsmith.records import TagState
 from tagsmith.tagmodels import ModelKind, TagModel, fit_linear_head, route_prediction
+from tagsmith.tagmodels.calibration import CalibrationSettings
 
 
 def clusters(
@@ -54,14 +55,23 @@ def test_exclusive_head_learns_separable_tags_and_applies_them() -> None:
 
 
 def test_thresholds_hold_back_confusable_tags() -> None:
-    # GIVEN two tags that overlap heavily and four that are clean
-    x, y = clusters(20, 30, spread=0.3, seed=1)
-    x[30:60] = x[:30] + 0.01 * np.random.default_rng(2).standard_normal((30, 32)).astype(np.float32)
-    head = fit_linear_head(x, y, kind=ModelKind.EXCLUSIVE)
+    # GIVEN two tags that overlap heavily and eighteen that are clean (40 photos each: 30 to train on)
+    x, y = clusters(20, 40, spread=0.3, seed=1)
+    x[40:80] = x[:40] + 0.01 * np.random.default_rng(2).standard_normal((40, 32)).astype(np.float32)
+    train = np.arange(len(y)) % 40 < 30
+    labels = np.array(y)
+    # (never-seen products are another rule's business: let them all through here)
+    settings = CalibrationSettings(never_seen_pass=1.0)
+    head = fit_linear_head(x[train], list(labels[train]), kind=ModelKind.EXCLUSIVE, settings=settings)
     assert head.thresholds is not None
-    # THEN the confusable pair never auto-applies, and needs at least as much confidence as any other
-    assert min(head.thresholds[:2]) > 1.0
+    # THEN the confusable pair needs at least as much confidence as any other tag, and new photos
+    # of it are never auto-applied, while the clean tags' mostly are
     assert min(head.thresholds[:2]) >= max(head.thresholds[2:])
+    model = model_of(head)
+    pair = np.isin(labels, head.tags[:2]) & ~train
+    clean = ~np.isin(labels, head.tags[:2]) & ~train
+    assert not applied(model, x[pair]).any()
+    assert applied(model, x[clean]).mean() > 0.5
     assert head.calibration["target_precision"] == 0.98
     assert head.calibration["cv_precision"] is None or head.calibration["cv_precision"] >= 0.98
 

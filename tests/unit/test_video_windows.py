@@ -135,14 +135,23 @@ def test_a_window_checkpoint_round_trips_as_plain_arrays() -> None:
     scan = FrameScan(
         times=np.array([0.0, 2.0, 3.5]),
         keyframes=np.array([True, False, True]),
-        embeddings=np.arange(12, dtype=np.float32).reshape(3, 4),
+        # by each encoder a model needs (two recipes here): both come back
+        embeddings={
+            "effnet-lite2-260-s567g-c70-v1": np.arange(12, dtype=np.float32).reshape(3, 4),
+            "effnet-lite2-260-s567g-v1": -np.arange(6, dtype=np.float32).reshape(3, 2),
+        },
         thumbnails=[b"\xff\xd8a", b"", b"\xff\xd8ccc"],
         text_lines=(TextLine("LAKTOSFRI", 0.9, ((1, 2), (3, 4)), time=2.0),),
         seconds={"decode": 1.0, "embed": 2.0, "ocr": 0.5},
     )
     back = decode_window(encode_window(scan), thumbnails=True)
     assert back.times.tolist() == [0.0, 2.0, 3.5] and back.keyframes.tolist() == [True, False, True]
-    assert np.array_equal(back.embeddings, scan.embeddings) and back.embeddings.dtype == np.float32
+    assert back.embeddings.keys() == scan.embeddings.keys()
+    for encoder_id, rows in scan.embeddings.items():
+        assert (
+            np.array_equal(back.embeddings[encoder_id], rows)
+            and back.embeddings[encoder_id].dtype == np.float32
+        )
     assert back.thumbnails == scan.thumbnails and back.text_lines == scan.text_lines
     assert back.seconds == scan.seconds
     assert decode_window(encode_window(scan)).thumbnails == []  # only when asked
@@ -161,12 +170,12 @@ def test_windows_join_end_to_end_and_text_keeps_its_first_time() -> None:
     def part(times: list[float], text: list[tuple[str, float]]) -> FrameScan:
         n = len(times)
         return FrameScan(
-            np.array(times), np.zeros(n, bool), np.ones((n, 2), np.float32), [b""] * n,
+            np.array(times), np.zeros(n, bool), {"enc": np.ones((n, 2), np.float32)}, [b""] * n,
             tuple(TextLine(t, 0.9, time=at) for t, at in text), {"decode": 1.0},
         )  # fmt: skip
 
     joined = FrameScan.join([part([0.0, 1.0], [("A", 0.0)]), part([2.0], [("B", 2.0), ("A", 2.0)])])
-    assert joined.times.tolist() == [0.0, 1.0, 2.0] and joined.embeddings.shape == (3, 2)
+    assert joined.times.tolist() == [0.0, 1.0, 2.0] and joined.embeddings["enc"].shape == (3, 2)
     assert [(x.text, x.time) for x in joined.text_lines or ()] == [("A", 0.0), ("B", 2.0)]
     assert joined.seconds == {"decode": 2.0}
 

@@ -9,6 +9,7 @@ Examples::
     tagsmith status -t acme
     tagsmith models versions -t acme -m product
     tagsmith models rollback -t acme -m product --to 20261122-061500-3f9a
+    tagsmith models target -t acme -m product --precision 0.95   # no retraining; the library is re-routed
     tagsmith models report -t acme -m product --out report.html
     tagsmith taxonomy set -t acme -m product labels.json
 """
@@ -37,7 +38,7 @@ from tagsmith.keys import validate_model_id, validate_tenant
 
 app = typer.Typer()
 models_app = typer.Typer(
-    help="A tenant's tag models: list, versions, rollback, report.", invoke_without_command=True
+    help="A tenant's tag models: list, versions, rollback, target, report.", invoke_without_command=True
 )
 taxonomy_app = typer.Typer(
     help="A model's tags with labels per language and synonyms (no retraining needed)."
@@ -365,6 +366,63 @@ def rollback(
             print(json.dumps({"model": model, "active": to, "previous": previous}))
         else:
             out.print(f"[green]{tenant}/{model}[/]: active version is now [bold]{to}[/] (was {previous})")
+
+    run_or_exit(go)
+
+
+@models_app.command("target")
+def set_target(
+    tenant: TenantOpt,
+    model: ModelOpt,
+    precision: Annotated[
+        float | None,
+        typer.Option(
+            help="the precision auto-applied tags must keep, e.g. 0.9, 0.95, 0.98 (default) or 0.99"
+        ),
+    ] = None,
+    max_tags: Annotated[
+        int | None,
+        typer.Option("--max-tags", help="multi-label models: propose at most this many tags per asset"),
+    ] = None,
+    no_max_tags: Annotated[bool, typer.Option("--no-max-tags", help="multi-label models: no limit")] = False,
+    target: TargetOpt = Target.AUTO,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change what a model auto-applies, without retraining.
+
+    The thresholds are chosen again from the out-of-fold evidence the active version keeps, as a new
+    version; activating it re-tags the library (a backfill), and every human decision is kept.
+    """
+    from tagsmith.tagmodels.model import KEEP
+    from tagsmith.tagmodels.retarget import retarget
+
+    def go() -> None:
+        validate_tenant(tenant)
+        validate_model_id(model)
+        if precision is None and max_tags is None and not no_max_tags:
+            raise TagsmithError("give --precision, --max-tags or --no-max-tags")
+        c = open_session(target).components
+        limit: Any = None if no_max_tags else (max_tags if max_tags is not None else KEEP)
+        new = retarget(c.models, tenant, model, target=precision, max_tags=limit, by="tagsmith models target")
+        cal = new.metrics.get("calibration") or {}
+        if as_json:
+            print(json.dumps({"model": model, "active": new.version, "target_precision": new.target_precision,
+                              "max_tags": new.max_tags, "calibration": cal}))  # fmt: skip
+            return
+        out.print(
+            f"[green]{tenant}/{model}[/]: version [bold]{new.version}[/] is active, auto-applying at "
+            f"{new.target_precision:.0%} precision"
+            + (f", at most {new.max_tags} tag(s) per asset" if new.max_tags else "")
+        )
+        if cal.get("cv_coverage") is not None:
+            lower = cal.get("cv_precision_lower")
+            out.print(
+                f"expected on uploads like the examples: {cal['cv_coverage']:.0%} auto-applied"
+                + (f" (out-of-fold precision {cal['cv_precision']:.1%}, 95% lower bound {lower:.1%})" if cal.get("cv_precision") is not None and lower is not None else "")
+            )  # fmt: skip
+        out.print(
+            "the library is re-routed by the backfill this activation starts: `tagsmith backfill status`"
+        )
 
     run_or_exit(go)
 

@@ -21,6 +21,8 @@ Routes::
     POST /api/items/<id>/decision             {"action": "accept|reject|pick|none", "tag": "..."}
     POST /api/decisions/bulk-accept           {"item_ids": [...], "tag": "..."}   (tag optional)
     POST /api/models/<model>/retrain          request a retrain on the reviewed examples now
+    POST /api/models/<model>/target           {"precision": 0.95, "max_tags": 3}: what it auto-applies,
+                                              without retraining (a new version; the library is re-routed)
     GET  /api/assets/image?key=<asset key>&max=<px>   the asset (or a preview), tenant-checked
     GET  /api/items/<id>/frame                the video frame of a video item
     GET  /api/search?q&lang&tag&size&cursor   search the tenant's assets (facets by tag)
@@ -52,7 +54,7 @@ from tagsmith.keys import model_prefix, parse_asset_key, tenant_prefix
 from tagsmith.outbound.webhooks import SubscriptionStore
 from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore
 from tagsmith.storage import ObjectStore, RecordStore
-from tagsmith.tagmodels import ActiveModels
+from tagsmith.tagmodels import ActiveModels, ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -159,15 +161,20 @@ class ConsoleServices:
     def webhooks(self) -> SubscriptionStore:
         return SubscriptionStore(store=self.store, bucket=self.data_bucket)
 
+    def model_store(self) -> ModelStore:
+        return ModelStore(store=self.store, bucket=self.data_bucket)
+
     @classmethod
-    def from_components(cls, c: Any, *, retrain_every: int = 25) -> ConsoleServices:
-        """From :class:`tagsmith.wiring.Components` (never touches the encoder)."""
+    def from_components(cls, c: Any) -> ConsoleServices:
+        """From :class:`tagsmith.wiring.Components` (never touches the encoder). The retrain policy
+        is the deployment's one setting (``TAGSMITH_RETRAIN_EVERY``), whichever entry point
+        records the decision: console, CLI or the review Lambda."""
         bucket = c.settings.data_bucket
         corrections = CorrectionTracker(
             store=c.store,
             data_bucket=bucket,
             models=c.active_models,
-            policy=RetrainPolicy(retrain_every),
+            policy=RetrainPolicy(c.settings.retrain_every),
         )
         decisions = DecisionService(
             records=c.records,
@@ -290,6 +297,10 @@ def _models(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) 
                 "kind": model.kind.value,
                 "version": model.version,
                 "threshold": round(float(model.thresholds.max()), 4) if len(model.thresholds) else None,
+                "target_precision": model.target_precision,
+                "max_tags": model.max_tags,
+                # what the thresholds promise on uploads like the examples (out of fold)
+                "automation": model.metrics.get("calibration") or None,
                 "cv_accuracy": model.metrics.get("cv_accuracy"),
                 "examples": int(sum(model.examples_per_tag.values())),
                 "tags": [{"id": t, "labels": dict(model.taxonomy.get(t).labels)} for t in model.tags],
@@ -478,6 +489,45 @@ def _bulk_accept(req: Request, s: ConsoleServices, who: Principal, m: re.Match[s
 @_route("POST", r"/api/models/(?P<model>[a-z0-9-]+)/retrain", decides=True)
 def _retrain(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
     return Response.json(202, s.corrections.request_retrain(who.tenant, m["model"]))
+
+
+@_route("POST", r"/api/models/(?P<model>[a-z0-9-]+)/target", decides=True)
+def _target(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
+    from tagsmith.tagmodels.model import KEEP
+    from tagsmith.tagmodels.retarget import retarget
+
+    body = req.json()
+    if not {"precision", "max_tags"} & set(body):
+        raise InvalidInputError('send {"precision": 0.95} and/or {"max_tags": 3} (null: no limit)')
+    precision = body.get("precision")
+    if precision is not None and (isinstance(precision, bool) or not isinstance(precision, int | float)):
+        raise InvalidInputError(f"precision must be a number such as 0.95, got {precision!r}")
+    max_tags = body.get("max_tags", KEEP)
+    if (
+        max_tags is not KEEP
+        and max_tags is not None
+        and (isinstance(max_tags, bool) or not isinstance(max_tags, int))
+    ):
+        raise InvalidInputError(f"max_tags must be a whole number or null, got {max_tags!r}")
+    new = retarget(
+        s.model_store(),
+        who.tenant,
+        m["model"],
+        target=precision,
+        max_tags=max_tags,
+        by=f"{who.name} (console)",
+    )
+    s.models.invalidate(who.tenant)
+    return Response.json(
+        200,
+        {
+            "model": new.model_id,
+            "version": new.version,
+            "target_precision": new.target_precision,
+            "max_tags": new.max_tags,
+            "automation": new.metrics.get("calibration"),
+        },
+    )
 
 
 # --- webhook subscriptions (tagsmith.outbound.webhooks) -----------------------------------------

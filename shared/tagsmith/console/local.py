@@ -1,7 +1,8 @@
 """The console inside the local stack (``make run``): start it, hand out a demo reviewer token.
 
 Settings (read here, at the entry point): ``TAGSMITH_CONSOLE_PORT`` (default 8780; a busy port
-falls back to any free one) and ``TAGSMITH_RETRAIN_EVERY`` (corrections per retrain, default 25).
+falls back to any free one); corrections per retrain come from the deployment's settings
+(``TAGSMITH_RETRAIN_EVERY``, :class:`tagsmith.config.Settings`), as for every entry point.
 """
 
 from __future__ import annotations
@@ -70,9 +71,7 @@ def demo_token(tokens: TokenStore, tenant: str, saved: Path) -> str:
 
 def start_local_console(components: Any, *, home: Path, tenant: str, host: str = "127.0.0.1") -> LocalConsole:
     env = os.environ
-    services = ConsoleServices.from_components(
-        components, retrain_every=int(env.get("TAGSMITH_RETRAIN_EVERY", 25))
-    )
+    services = ConsoleServices.from_components(components)
     token = demo_token(services.tokens, tenant, Path(home) / "console-token.txt")
     server = start_console(
         services, host=host, port=_port(host, int(env.get("TAGSMITH_CONSOLE_PORT", DEFAULT_PORT)))

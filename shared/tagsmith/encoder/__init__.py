@@ -24,7 +24,9 @@ from tagsmith.encoder.lite0 import (
     ensure_lite0_onnx,
     ensure_lite_taps_onnx,
 )
+from tagsmith.encoder.registry import EncoderSet, UnknownEncoderError
 from tagsmith.encoder.session import (
+    CANDIDATE_RECIPES,
     DEFAULT_RECIPE,
     RECIPES,
     Encoder,
@@ -47,15 +49,18 @@ from tagsmith.encoder.torch_legacy import (
 from tagsmith.encoder.transforms import DecodedImage, decode_image, describe_bytes, to_model_input
 
 __all__ = [
+    "CANDIDATE_RECIPES",
     "DEFAULT_RECIPE",
     "LITE0_ENCODER_ID",
     "RECIPES",
     "DecodedImage",
     "Encoder",
+    "EncoderSet",
     "EncoderSpec",
     "FeatureEncoder",
     "FeatureRecipe",
     "OnnxEncoder",
+    "UnknownEncoderError",
     "WeightsFileError",
     "baseline_encoder",
     "build_lite0_onnx",

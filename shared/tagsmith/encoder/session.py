@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import onnxruntime
 
 __all__ = [
+    "CANDIDATE_RECIPES",
     "DEFAULT_RECIPE",
     "MULTI_STAGE_OUTPUTS",
     "RECIPES",
@@ -333,6 +334,17 @@ RECIPES: dict[str, FeatureRecipe] = {
             crop=0.7,
             ridge_alpha=0.1,
         ),
+        # The same features on the full frame: clothing, furniture, anything whose photos show the
+        # whole object (on the clothing dev set 66.5% top-1 at k=10 against 62.2% zoomed; on
+        # grocery 74.2% against 81.3%): the trainer picks per model (docs/benchmarks.md).
+        FeatureRecipe(
+            "effnet-lite2-260-s567g-v1",
+            "lite2",
+            260,
+            SECOND_ORDER_OUTPUTS,
+            (1280, 352, 208, 120, 1176),
+            ridge_alpha=0.1,
+        ),
         # s567 at 330 px: finer print, about twice the ingest cost.
         FeatureRecipe(
             "effnet-lite2-330-s567-c70-v1",
@@ -353,6 +365,10 @@ RECIPES: dict[str, FeatureRecipe] = {
 #: borders; ``TAGSMITH_ENCODER_RECIPE=effnet-lite2-260-s7-v1`` selects the first un-zoomed recipe
 #: (models are per encoder: retrain after switching, docs/training.md).
 DEFAULT_RECIPE = RECIPES["effnet-lite2-260-s567g-c70-v1"]
+#: The recipes the trainer chooses between per model, by cross-validation on the tenant's own
+#: examples (the zoom wins on shop photos of packaged products, the full frame on clothing; one
+#: network pass each, and ingest runs only the chosen one). The default comes first: it wins ties.
+CANDIDATE_RECIPES = (DEFAULT_RECIPE.id, "effnet-lite2-260-s567g-v1")
 
 
 def ridge_alpha_for(encoder_id: str) -> float | None:

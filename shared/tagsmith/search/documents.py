@@ -19,6 +19,7 @@ The document (fields whose value would be ``null`` are left out)::
       "tag_ids": ["garments/scarf"],                            # visible tags only
       "models": ["garments"],
       "review_state": "clear",                                  # "pending" if any tag is in review
+      "none_of": ["garments"],                                  # models that found none of their tags
       "max_confidence": 0.93,                                   # visible tags; confirmed counts 1.0
       "human_confirmed_count": 0,
       "labels": {"en": ["scarf", "muffler"], "fr": ["écharpe"], ..., "folded": [...every label...]},
@@ -36,7 +37,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tagsmith.keys import validate_tenant
-from tagsmith.records import AssetRecord, TagAssignment, TagState
+from tagsmith.records import NONE_TAG, AssetRecord, TagAssignment, TagState
 from tagsmith.search.analysis import LEVELS, Vocabulary, label_terms
 from tagsmith.search.mapping import LANGUAGES, TERM_LANGUAGES
 from tagsmith.taxonomy import TagDefinition, Taxonomy
@@ -102,6 +103,7 @@ def document_from_record(record: AssetRecord, taxonomies: Mapping[str, Taxonomy]
         "tag_ids": _unique(tag_id(t.model, t.tag) for t in visible),
         "models": sorted({*record.models, *(t.model for t in record.tags)}),
         "review_state": REVIEW_PENDING if record.pending_review() else REVIEW_CLEAR,
+        "none_of": none_of(record) or None,
         "max_confidence": max(known) if known else None,
         "human_confirmed_count": sum(1 for t in visible if t.state is TagState.CONFIRMED),
         "labels": labels,
@@ -110,6 +112,25 @@ def document_from_record(record: AssetRecord, taxonomies: Mapping[str, Taxonomy]
         "segments": segment_documents(record) or None,
     }
     return {k: v for k, v in doc.items() if v is not None}
+
+
+def none_of(record: AssetRecord) -> list[str]:
+    """The models whose answer for this asset is "none of the trained tags": proposed by the model
+    (waiting for review) or confirmed by a human, and not overruled since.
+
+    >>> from tagsmith.records import NONE_TAG, AssetStatus, Source, SourceObject
+    >>> r = AssetRecord("acme", "a.jpg", SourceObject("b", "acme/a.jpg", "e", 1), AssetStatus.TAGGED,
+    ...                 tags=(TagAssignment("food", NONE_TAG, TagState.REVIEW, Source.AI, 0.1),))
+    >>> none_of(r)
+    ['food']
+    """
+    return sorted(
+        {
+            t.model
+            for t in record.tags
+            if t.tag == NONE_TAG and t.state in (TagState.REVIEW, TagState.CONFIRMED)
+        }
+    )
 
 
 def segment_documents(record: AssetRecord) -> list[dict[str, Any]]:

@@ -283,6 +283,8 @@ def _passes_filters(doc: Mapping[str, Any], query: SearchQuery) -> bool:
         return False
     if query.media_type is not None and doc.get("media_type") != query.media_type:
         return False
+    if query.none_of is not None and query.none_of not in doc.get("none_of", ()):
+        return False
     if query.review_state is not None and doc.get("review_state") != query.review_state:
         return False
     bounds = uploaded_range(query)

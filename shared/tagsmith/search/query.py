@@ -99,6 +99,7 @@ class SearchQuery:
     source: str | None = None
     media_type: str | None = None
     review_state: str | None = None
+    none_of: str | None = None  # a model id: assets it found none of its tags in
     uploaded_from: str | None = None  # ISO 8601 date or date-time, inclusive
     uploaded_to: str | None = None  # ISO 8601 date or date-time, inclusive (a date means its whole day)
     size: int = DEFAULT_PAGE_SIZE
@@ -313,6 +314,7 @@ PARAMETERS = (
     "source",
     "media_type",
     "review_state",
+    "none_of",
     "uploaded_from",
     "uploaded_to",
     "size",
@@ -350,6 +352,7 @@ def query_from_params(params: Mapping[str, str]) -> SearchQuery:
         source=params.get("source") or None,
         media_type=params.get("media_type") or None,
         review_state=params.get("review_state") or None,
+        none_of=params.get("none_of") or None,
         uploaded_from=params.get("uploaded_from") or None,
         uploaded_to=params.get("uploaded_to") or None,
         size=DEFAULT_PAGE_SIZE if size is None else size,
@@ -452,6 +455,8 @@ def _filters(tenant: str, query: SearchQuery) -> list[dict[str, Any]]:
         filters.append({"term": {"media_type": query.media_type}})
     if query.review_state is not None:
         filters.append({"term": {"review_state": query.review_state}})
+    if query.none_of is not None:
+        filters.append({"term": {"none_of": query.none_of}})
     uploaded = uploaded_range(query)
     if uploaded:
         filters.append({"range": {"uploaded_at": uploaded}})

@@ -31,6 +31,13 @@ import numpy as np
 
 from tagsmith.errors import InvalidInputError
 from tagsmith.ocr.features import DEFAULT_DIM, DEFAULT_NGRAMS, text_features
+from tagsmith.tagmodels.calibration import (
+    DEFAULT_CALIBRATION,
+    DEFAULT_TARGET_PRECISION,
+    CalibrationSettings,
+    OutOfFold,
+    calibrate_thresholds,
+)
 from tagsmith.taxonomy import Taxonomy
 
 #: The format of image-only models (unchanged since the first release).
@@ -38,6 +45,16 @@ MODEL_FORMAT = 1
 #: The format of models that also read text (``features.text`` in model.json).
 TEXT_MODEL_FORMAT = 2
 READABLE_FORMATS = (MODEL_FORMAT, TEXT_MODEL_FORMAT)
+#: Below this confidence a model's proposal is not even suggested for review (unless it is the
+#: "none of the trained tags" outcome, see :attr:`TagModel.none_below`).
+DEFAULT_REVIEW_FLOOR = 0.2
+
+
+class _Keep:
+    """``max_tags=KEEP``: leave the setting as it is."""
+
+
+KEEP = _Keep()
 
 
 class ModelKind(StrEnum):
@@ -82,6 +99,9 @@ class TextHead:
     image_scale: float
     image_thresholds: np.ndarray  # (T,) float32
     weight: float = 1.0  # the text/image weight chosen by cross-validation (informative)
+    #: the image head's own calibration evidence (see :attr:`TagModel.evidence`)
+    image_evidence: OutOfFold | None = None
+    image_none_below: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -105,15 +125,25 @@ class TagModel:
     coef: np.ndarray  # (T, D) float32
     intercept: np.ndarray  # (T,) float32
     thresholds: np.ndarray  # (T,) float32
-    review_floor: float = 0.2
+    review_floor: float = DEFAULT_REVIEW_FLOOR
     #: The precision the thresholds were calibrated for (model.json ``target_precision``).
-    target_precision: float = 0.98
+    target_precision: float = DEFAULT_TARGET_PRECISION
     taxonomy: Taxonomy = field(default_factory=lambda: Taxonomy(()))
     created_at: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     examples_per_tag: dict[str, int] = field(default_factory=dict)
     #: Set when the model also reads the asset's OCR text (see :class:`TextHead`).
     text: TextHead | None = None
+    #: What the thresholds were chosen from (out-of-fold and simulated never-seen predictions,
+    #: :mod:`tagsmith.tagmodels.calibration`), kept so that a new target recalibrates without a
+    #: fit (:meth:`recalibrated`); None for models trained without cross-validation.
+    evidence: OutOfFold | None = None
+    #: Exclusive models: a top confidence below this proposes "none of the trained tags" for review
+    #: (the photo looks more like a product the model never saw than like any of its tags); 0: never.
+    none_below: float = 0.0
+    #: Multi-label models: at most this many tags per asset are proposed, most confident first
+    #: (None: no limit).
+    max_tags: int | None = None
 
     def __post_init__(self) -> None:
         t = len(self.tags)
@@ -126,6 +156,15 @@ class TagModel:
             raise InvalidInputError(
                 f"model {self.model_id} {self.version}: {t} tags but thresholds {self.thresholds.shape}"
             )
+        if self.max_tags is not None and self.max_tags < 1:
+            raise InvalidInputError(
+                f"model {self.model_id}: max_tags must be at least 1, got {self.max_tags}"
+            )
+        for ev in (self.evidence, self.text.image_evidence if self.text else None):
+            if ev is not None and len(ev) and (ev.tag.min() < 0 or ev.tag.max() >= t):
+                raise InvalidInputError(
+                    f"model {self.model_id} {self.version}: calibration evidence names tags outside its {t}"
+                )
         if self.text is not None:
             th = self.text
             if (
@@ -152,7 +191,55 @@ class TagModel:
         alone: what scores an asset whose text was not read (OCR failed, video frames)."""
         if self.text is None:
             return self
-        return replace(self, text=None, thresholds=self.text.image_thresholds)
+        return replace(
+            self,
+            text=None,
+            thresholds=self.text.image_thresholds,
+            evidence=self.text.image_evidence,
+            none_below=self.text.image_none_below,
+        )
+
+    def recalibrated(
+        self,
+        *,
+        target: float | None = None,
+        max_tags: int | _Keep | None = KEEP,
+        settings: CalibrationSettings = DEFAULT_CALIBRATION,
+    ) -> TagModel:
+        """This model with thresholds chosen again from its stored evidence for ``target`` precision
+        (default: its own), and ``max_tags`` set (multi-label; ``KEEP``: unchanged). No fit: the
+        weights stay the same. Raises :class:`InvalidInputError` for a model without evidence.
+
+        >>> m = TagModel.example()
+        >>> m.recalibrated(target=0.95)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        tagsmith.errors.InvalidInputError: model example v0 keeps no calibration evidence...
+        """
+        target = self.target_precision if target is None else target
+        model = self
+        if target != self.target_precision or self.evidence is not None:
+            if self.evidence is None:
+                raise InvalidInputError(
+                    f"model {self.model_id} {self.version} keeps no calibration evidence (trained before "
+                    "it was stored, or with too few examples to cross-validate): retrain it to change "
+                    "its precision target"
+                )
+            cal = calibrate_thresholds(self.evidence, len(self.tags), target=target, settings=settings)
+            text = self.text
+            if text is not None and text.image_evidence is not None:
+                image_cal = calibrate_thresholds(
+                    text.image_evidence, len(self.tags), target=target, settings=settings
+                )
+                text = replace(text, image_thresholds=image_cal.thresholds)
+            metrics = {**self.metrics, "calibration": cal.metrics()}
+            model = replace(
+                model, thresholds=cal.thresholds, target_precision=target, text=text, metrics=metrics
+            )
+        if not isinstance(max_tags, _Keep):
+            if max_tags is not None and self.kind is not ModelKind.MULTILABEL:
+                raise InvalidInputError("max tags per asset is a setting of multi-label models only")
+            model = replace(model, max_tags=max_tags)
+        return model
 
     def predict(self, embeddings: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
         """Probabilities (N, T) for L2-normalised embeddings (N, D) and, for a model that reads
@@ -191,7 +278,9 @@ class TagModel:
             "kind": self.kind.value,
             "encoder_id": self.encoder_id,
             "tags": list(self.tags),
-            "thresholds": [round(float(t), 6) for t in self.thresholds],
+            # float32 -> float is exact, and so is its JSON repr: a rounded threshold could let
+            # through the prediction it was chosen to stop
+            "thresholds": [float(t) for t in self.thresholds],
             "review_floor": self.review_floor,
             "target_precision": self.target_precision,
             "taxonomy": self.taxonomy.to_dict(),
@@ -199,6 +288,10 @@ class TagModel:
             "metrics": self.metrics,
             "examples_per_tag": self.examples_per_tag,
         }
+        if self.none_below:
+            meta["none_below"] = round(float(self.none_below), 6)
+        if self.max_tags is not None:
+            meta["max_tags"] = self.max_tags
         if self.text is not None:
             th = self.text
             meta["features"] = {
@@ -211,7 +304,9 @@ class TagModel:
                     "image_scale": float(th.image_scale),
                 },
             }
-            meta["image_only_thresholds"] = [round(float(t), 6) for t in th.image_thresholds]
+            meta["image_only_thresholds"] = [float(t) for t in th.image_thresholds]
+            if th.image_none_below:
+                meta["image_none_below"] = round(float(th.image_none_below), 6)
         return meta
 
     def to_files(self) -> tuple[bytes, bytes]:
@@ -221,6 +316,10 @@ class TagModel:
         if self.text is not None:
             arrays["text_coef"] = self.text.coef.astype(np.float32)
             arrays["text_intercept"] = self.text.intercept.astype(np.float32)
+            if self.text.image_evidence is not None:
+                arrays.update(self.text.image_evidence.arrays("image_evidence_"))
+        if self.evidence is not None:
+            arrays.update(self.evidence.arrays())
         np.savez(buf, **arrays)  # type: ignore[arg-type]
         return json.dumps(self.metadata(), ensure_ascii=False, indent=1).encode(), buf.getvalue()
 
@@ -240,6 +339,7 @@ class TagModel:
                 )
             with np.load(io.BytesIO(weights_npz), allow_pickle=False) as npz:
                 coef, intercept = npz["coef"], npz["intercept"]
+                stored = {name: npz[name] for name in npz.files if "evidence_" in name}
                 text = None
                 if text_meta is not None:
                     text = TextHead(
@@ -253,6 +353,8 @@ class TagModel:
                         image_scale=float(text_meta["image_scale"]),
                         image_thresholds=np.asarray(meta["image_only_thresholds"], dtype=np.float32),
                         weight=float(text_meta.get("weight", 1.0)),
+                        image_evidence=OutOfFold.from_arrays(stored, "image_evidence_"),
+                        image_none_below=float(meta.get("image_none_below", 0.0)),
                     )
             return cls(
                 tenant=meta["tenant"],
@@ -264,14 +366,17 @@ class TagModel:
                 coef=np.asarray(coef, dtype=np.float32),
                 intercept=np.asarray(intercept, dtype=np.float32),
                 thresholds=np.asarray(meta["thresholds"], dtype=np.float32),
-                review_floor=float(meta.get("review_floor", 0.2)),
+                review_floor=float(meta.get("review_floor", DEFAULT_REVIEW_FLOOR)),
                 # Models written before calibration carry no target: they used a flat threshold.
-                target_precision=float(meta.get("target_precision", 0.98)),
+                target_precision=float(meta.get("target_precision", DEFAULT_TARGET_PRECISION)),
                 taxonomy=Taxonomy.from_dict(meta.get("taxonomy") or {"tags": []}),
                 created_at=meta.get("created_at", ""),
                 metrics=meta.get("metrics") or {},
                 examples_per_tag=meta.get("examples_per_tag") or {},
                 text=text,
+                evidence=OutOfFold.from_arrays(stored),
+                none_below=float(meta.get("none_below", 0.0)),
+                max_tags=int(meta["max_tags"]) if meta.get("max_tags") is not None else None,
             )
         except (KeyError, ValueError, TypeError, OSError) as e:
             raise InvalidInputError(f"model files are not a valid Tagsmith model: {e}") from e

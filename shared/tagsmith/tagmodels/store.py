@@ -8,6 +8,11 @@
     tenants/<t>/models/<m>/versions/<v>/weights.npz
     tenants/<t>/models/<m>/versions/<v>/examples.json  content hash + tags of each training example
     tenants/<t>/models/<m>/versions/<v>/report.json|report.html
+    tenants/<t>/example-copies/<sha256>                a copy of every example photo a model trained on
+
+The example copies make a version's training set readable by the deployment whatever it came from
+(a laptop's folder, a manifest whose objects were deleted since): a retrain after review starts
+from exactly the examples of the active version, plus the reviewers' answers.
 
 Moving ``active.json`` is a compare-and-swap on its ETag: two trainings (or a training and a
 rollback) that decide from the same active version cannot both win silently; the loser gets a
@@ -16,15 +21,18 @@ rollback) that decide from the same active version cannot both win silently; the
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from tagsmith.errors import InvalidInputError, NotFoundError, TransientError
-from tagsmith.keys import model_prefix, models_prefix, validate_model_id
+from tagsmith.keys import model_prefix, models_prefix, tenant_prefix, validate_model_id
 from tagsmith.records import utc_now
 from tagsmith.storage.base import ObjectStore, PreconditionFailedError
 from tagsmith.tagmodels.model import TagModel
@@ -116,6 +124,47 @@ class ModelStore:
             }
         except (ValueError, KeyError, TypeError, AttributeError):
             return {}
+
+    def training_order(self, tenant: str, model_id: str, version: str) -> list[str] | None:
+        """Content hashes of ``version``'s examples in its training order (the order of its stored
+        out-of-fold evidence); None without a record."""
+        body = self.version_file(tenant, model_id, version, "examples.json")
+        if body is None:
+            return None
+        try:
+            return [str(row["sha256"]) for row in json.loads(body)["examples"]]
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def example_rows(self, tenant: str, model_id: str, version: str) -> list[dict[str, Any]]:
+        """``version``'s examples.json rows (sha256, tags, source, content version); [] without one."""
+        body = self.version_file(tenant, model_id, version, "examples.json")
+        if body is None:
+            return []
+        try:
+            rows = json.loads(body)["examples"]
+            return [dict(r) for r in rows if isinstance(r, dict) and r.get("sha256")]
+        except (ValueError, KeyError, TypeError):
+            return []
+
+    def example_copy_key(self, tenant: str, sha256: str) -> str:
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise InvalidInputError(f"not a sha256 content hash: {sha256!r}")
+        return f"{tenant_prefix(tenant)}example-copies/{sha256}"
+
+    def has_example_copy(self, tenant: str, sha256: str) -> bool:
+        return self.store.head(self.bucket, self.example_copy_key(tenant, sha256)) is not None
+
+    def save_example_copy(self, tenant: str, sha256: str, data: bytes) -> None:
+        """Keep the photo a model trained on (content-addressed: written once, never overwritten)."""
+        with contextlib.suppress(PreconditionFailedError):  # already kept: the same bytes
+            self.store.put(
+                self.bucket, self.example_copy_key(tenant, sha256), data, if_none_match=True,
+                content_type="application/octet-stream",
+            )  # fmt: skip
+
+    def load_example_copy(self, tenant: str, sha256: str) -> bytes:
+        return self.store.get(self.bucket, self.example_copy_key(tenant, sha256)).body
 
     def training_set(self, tenant: str, model_id: str, version: str) -> set[str] | None:
         """Content hashes of the examples ``version`` was trained on; None if it kept no record."""
@@ -275,6 +324,13 @@ class ModelStore:
     def save_taxonomy(self, tenant: str, model_id: str, taxonomy: Taxonomy) -> None:
         validate_model_id(model_id)
         self.store.put(self.bucket, model_prefix(tenant, model_id) + "taxonomy.json", taxonomy.to_json())
+
+
+def new_version(now: datetime | None = None) -> str:
+    """Version ids that sort in creation order, even for two trainings within one second:
+    ``20261122-061500-123-3f9a`` (date, time, milliseconds, a random suffix against collisions)."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}-{secrets.token_hex(2)}"
 
 
 def _describe(version: str | None) -> str:

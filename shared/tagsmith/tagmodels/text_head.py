@@ -43,10 +43,11 @@ import numpy as np
 import scipy.sparse
 
 from tagsmith.errors import TrainingInputError
-from tagsmith.tagmodels import training
 from tagsmith.tagmodels.calibration import (
+    DEFAULT_CALIBRATION,
     DEFAULT_TARGET_PRECISION,
     Calibration,
+    CalibrationSettings,
     OutOfFold,
     calibrate_thresholds,
 )
@@ -86,6 +87,8 @@ class FusedHead(LinearHead):
     text_weight: float = 0.0
     image_thresholds: np.ndarray | None = None
     features: TextFeatures | None = None
+    #: the image head's own calibration evidence (``evidence`` is the fused scores')
+    image_evidence: OutOfFold | None = None
 
     def text_head(self, *, threshold: float | None, default: float) -> TextHead:
         """The model's :class:`TextHead`; ``threshold`` (a flat one the caller asked for) or
@@ -175,6 +178,7 @@ def fit_fused_head(
     view_source: np.ndarray | Sequence[int] | None = None,
     negatives: np.ndarray | None = None,
     negative_texts: Sequence[str] | None = None,
+    settings: CalibrationSettings = DEFAULT_CALIBRATION,
 ) -> FusedHead:
     """Fit an exclusive image + text head (see the module docstring) and calibrate its thresholds.
 
@@ -278,16 +282,11 @@ def fit_fused_head(
     # Negatives count as known items that are always wrong (their y is -1).
     image_p = _softmax(s0 * oof_img)
     unknown_fused, unknown_image = _unknown_predictions(image, text, y, n_tags, s0, s, w)
+    fused_evidence = OutOfFold.concat([_known(oof_p, y), unknown_fused])
+    image_evidence = OutOfFold.concat([_known(image_p, y), unknown_image])
     fused_cal, image_cal = (
-        calibrate_thresholds(
-            OutOfFold.concat([_known(p, y), unknown]),
-            n_tags,
-            target=target_precision,
-            unknown_pass=training.UNKNOWN_PASS,
-            unknown_share=training.UNKNOWN_SHARE,
-            prior_weight=training.PRIOR_WEIGHT,
-        )
-        for p, unknown in ((oof_p, unknown_fused), (image_p, unknown_image))
+        calibrate_thresholds(evidence, n_tags, target=target_precision, settings=settings)
+        for evidence in (fused_evidence, image_evidence)
     )
     metrics: dict[str, Any] = {
         **fused_cal.metrics(),
@@ -298,7 +297,12 @@ def fit_fused_head(
         **{f"image_{k}": v for k, v in _image_metrics(image_cal).items()},
     }
     return replace(
-        head, thresholds=fused_cal.thresholds, calibration=metrics, image_thresholds=image_cal.thresholds
+        head,
+        thresholds=fused_cal.thresholds,
+        calibration=metrics,
+        image_thresholds=image_cal.thresholds,
+        evidence=fused_evidence,
+        image_evidence=image_evidence,
     )
 
 
@@ -313,15 +317,19 @@ class _HeldOutWithViews:
         return self.fit.held_out(_with_views(rows, self.source, self.first_view))[: len(rows)]
 
 
-def _image_metrics(cal: Calibration) -> dict[str, float | None]:
+def _image_metrics(cal: Calibration) -> dict[str, float | int | None]:
     m = cal.metrics()
-    return {k: m[k] for k in ("cv_precision", "cv_coverage", "cv_unknown_applied")}
+    return {k: m[k] for k in ("cv_precision", "cv_precision_lower", "cv_coverage", "cv_unknown_applied")}
 
 
 def _known(p: np.ndarray, y: np.ndarray) -> OutOfFold:
     predicted = p.argmax(axis=1)
     return OutOfFold(
-        tag=predicted, confidence=p.max(axis=1), correct=predicted == y, unknown=np.zeros(len(y), bool)
+        tag=predicted,
+        confidence=p.max(axis=1),
+        correct=predicted == y,
+        unknown=np.zeros(len(y), bool),
+        truth=y,
     )
 
 

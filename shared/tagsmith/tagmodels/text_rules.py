@@ -26,8 +26,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from tagsmith.records import Alternative, Source, TagAssignment, TagState
+from tagsmith.records import NONE_TAG, Alternative, Source, TagAssignment, TagState
 from tagsmith.tagmodels.model import ModelKind, TagModel
+from tagsmith.tagmodels.routing import decide
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,11 @@ def apply_text_rules(
                 return alternative.confidence
         return 0.0
 
-    def ruled(match: TextMatch, state: TagState, alternatives: tuple[Alternative, ...] = ()) -> TagAssignment:
+    def ruled(
+        match: TextMatch, state: TagState | None = None, alternatives: tuple[Alternative, ...] = ()
+    ) -> TagAssignment:
+        if state is None:  # a match is certainty: the one auto-apply rule says so for a text match
+            state = decide(model, model.tags.index(match.tag), confidence(match.tag), text_match=True)
         base = by_tag.get(match.tag)
         fields = {"state": state, "matched_text": match.text, "confidence": confidence(match.tag)}
         if base is not None:
@@ -104,12 +109,14 @@ def apply_text_rules(
             rest = tuple(Alternative(m.tag, confidence(m.tag)) for m in matches if m is not best)
             return [*others, ruled(best, TagState.REVIEW, rest)]
         [match] = matches
-        replaced = tuple(Alternative(a.tag, a.confidence or 0.0) for a in own if a.tag != match.tag)
+        replaced = tuple(
+            Alternative(a.tag, a.confidence or 0.0) for a in own if a.tag not in (match.tag, NONE_TAG)
+        )
         kept_alternatives = tuple(x for a in own for x in a.alternatives if x.tag != match.tag)
-        return [*others, ruled(match, TagState.APPLIED, (replaced + kept_alternatives)[:4])]
+        return [*others, ruled(match, None, (replaced + kept_alternatives)[:4])]
     matched = {m.tag: m for m in matches}
     out = [a for a in own if a.tag not in matched]
-    out += [ruled(m, TagState.APPLIED) for m in matches]
+    out += [ruled(m) for m in matches]
     return [*others, *sorted(out, key=lambda a: a.tag)]
 
 

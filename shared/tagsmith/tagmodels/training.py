@@ -34,14 +34,15 @@ import scipy.sparse
 import scipy.sparse.csgraph
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
 from tagsmith.errors import TrainingInputError
 from tagsmith.tagmodels.calibration import (
+    DEFAULT_CALIBRATION,
     DEFAULT_TARGET_PRECISION,
-    PRIOR_WEIGHT,
     Calibration,
+    CalibrationSettings,
     OutOfFold,
     calibrate_thresholds,
 )
@@ -63,25 +64,24 @@ DEFAULT_RIDGE_ALPHA = 0.3
 CV_FOLDS = 5
 #: Tags are split into this many groups to simulate never-seen items (see calibration).
 UNKNOWN_GROUPS = 5
-#: Series-aware cross-validation (``None``: stratified folds of single examples): examples of one
-#: tag closer than this tenant's near-twin cosine (:func:`series_similarity`, at this quantile)
-#: always fall in the same fold, so out-of-fold confidence resembles a new upload's (at 0.95 the
-#: out-of-fold precision and coverage curves match the test set's on the grocery benchmark: shops'
-#: photos are shot in series, and a held-out shot with its twin in the training fold grades the
-#: model far too kindly). On since session 3, with :data:`UNKNOWN_SHARE` (docs/benchmarks.md,
-#: "Calibration variants tried").
-SERIES_QUANTILE: float | None = 0.95
+#: Series-aware cross-validation: examples of one tag closer than this tenant's near-twin cosine
+#: (:func:`series_similarity`, at this quantile) always fall in the same fold, so out-of-fold
+#: confidence resembles a new upload's (shops' photos are shot in series, and a held-out shot
+#: with its twin in the training fold grades the model far too kindly: with plain stratified
+#: folds the calibration auto-applied 2.5x the hindsight share on grocery at 92% precision;
+#: docs/benchmarks.md, "Calibration").
+SERIES_QUANTILE = 0.95
+#: ... but never below this cosine: categories whose photos all look alike (clothing shot at home)
+#: give a low near-twin cosine, which would chain visibly different photos into one "series".
+#: Distinct clothing photos of one category, even by one person in one room, stay under it (99th
+#: percentile 0.79-0.83 with the default features); grocery's series sit above it (the quantile
+#: gives 0.875-0.91 there).
+SERIES_FLOOR = 0.86
 #: The near-twin cosine is a quantile over at most this many examples (a fixed random sample).
 SERIES_SAMPLE = 1536
 #: With series folds, a tag whose examples form fewer series than this is split example by example
 #: (a tag of near-identical packshots is one series: held out whole, no fold could score it).
 MIN_SERIES = 2
-#: Share of simulated never-seen items a model-wide confidence gate lets through (``None``: no gate,
-#: they count in every tag's precision instead). Off: measured, it let precision slip at k=5.
-UNKNOWN_PASS: float | None = None
-#: The share of uploads expected to show none of the tags, which the simulated never-seen items are
-#: weighted to make in the calibration (``None``: each counts as one item, about half of all).
-UNKNOWN_SHARE: float | None = 0.2
 _TEMPERATURES = np.geomspace(1.0, 300.0, 60)
 #: Probability mass the temperature fit moves off the true tag (see ``_fit_temperature``).
 LABEL_SMOOTHING = 0.02
@@ -119,6 +119,9 @@ class LinearHead:
     #: trainer's report and promotion reuse them instead of fitting every fold again.
     oof_probabilities: np.ndarray | None = None
     cv_folds: int = 0
+    #: What the thresholds were chosen from (out-of-fold and simulated never-seen predictions):
+    #: kept with the model so that a new precision target recalibrates without a fit.
+    evidence: OutOfFold | None = None
 
     def thresholds_or(self, default: float) -> np.ndarray:
         """The calibrated thresholds, or ``default`` for every tag when there are none."""
@@ -145,8 +148,10 @@ def fit_linear_head(
     balanced: bool = True,
     views: np.ndarray | None = None,
     view_source: np.ndarray | Sequence[int] | None = None,
+    settings: CalibrationSettings = DEFAULT_CALIBRATION,
 ) -> LinearHead:
-    """Fit a head over L2-normalised embeddings and calibrate its thresholds.
+    """Fit a head over L2-normalised embeddings and calibrate its thresholds (``settings``:
+    :class:`~tagsmith.tagmodels.calibration.CalibrationSettings`).
 
     Exclusive: ``labels`` holds one tag per example. Multi-label: a set of tags per example
     (``c`` is the logistic regressions' inverse penalty). ``calibrate=False`` skips the
@@ -171,12 +176,21 @@ def fit_linear_head(
         neg = l2_normalise(negatives) if negatives is not None and len(negatives) else None
         with one_blas_thread():
             return _fit_exclusive(
-                x, [str(lab) for lab in labels], alpha, target_precision, calibrate, neg, balanced, v, source
+                x,
+                [str(lab) for lab in labels],
+                alpha,
+                target_precision,
+                calibrate,
+                neg,
+                balanced,
+                v,
+                source,
+                settings,
             )
     if negatives is not None and len(negatives):
         raise TrainingInputError("negatives ('none of these' examples) are for exclusive models only")
     sets = [frozenset(lab) if not isinstance(lab, str) else frozenset([lab]) for lab in labels]
-    return _fit_multilabel(x, sets, c, target_precision, calibrate, v, source)
+    return _fit_multilabel(x, sets, c, target_precision, calibrate, v, source, settings)
 
 
 def _checked_views(
@@ -442,20 +456,16 @@ def cv_splits(x: np.ndarray, y_tagged: np.ndarray, folds: int) -> list[np.ndarra
     """The test rows of each cross-validation fold of an exclusive head: ``x`` holds the tagged
     examples (labels ``y_tagged``) then the negatives ("none of these"), L2-normalised.
 
-    With :data:`SERIES_QUANTILE` set, a tag's series of near-identical shots stays in one fold
-    (tags with fewer than :data:`MIN_SERIES` series are split example by example); otherwise
-    stratified folds of single examples. Negatives are spread over the folds one by one either
+    A tag's series of near-identical shots stays in one fold (:data:`SERIES_QUANTILE`,
+    :data:`SERIES_FLOOR`; tags with fewer than :data:`MIN_SERIES` series are split example by
+    example). Negatives are spread over the folds one by one either
     way: they teach the model one product to refuse, and the calibration asks how it refuses new
     photos of *that* product, which a fold that saw none of them would not tell.
     """
     n_tagged = len(y_tagged)
-    if SERIES_QUANTILE is None:
-        stratified = StratifiedKFold(folds, shuffle=True, random_state=0).split(x[:n_tagged], y_tagged)
-        tagged = [test for _, test in stratified]
-    else:
-        similarity = series_similarity(x[:n_tagged], y_tagged, SERIES_QUANTILE)
-        groups = series_groups(x[:n_tagged], y_tagged, similarity, min_series=MIN_SERIES)
-        tagged = series_folds(y_tagged, groups, folds)
+    similarity = max(series_similarity(x[:n_tagged], y_tagged, SERIES_QUANTILE), SERIES_FLOOR)
+    groups = series_groups(x[:n_tagged], y_tagged, similarity, min_series=MIN_SERIES)
+    tagged = series_folds(y_tagged, groups, folds)
     spread = np.random.default_rng(0).permutation(len(x) - n_tagged) % folds
     return [np.concatenate([t, n_tagged + np.nonzero(spread == f)[0]]) for f, t in enumerate(tagged)]
 
@@ -470,6 +480,7 @@ def _fit_exclusive(
     balanced: bool = True,
     views: np.ndarray | None = None,
     view_source: np.ndarray | None = None,
+    settings: CalibrationSettings = DEFAULT_CALIBRATION,
 ) -> LinearHead:
     tags = tuple(sorted(set(labels)))
     if len(tags) < 2:
@@ -526,16 +537,15 @@ def _fit_exclusive(
     # Negatives count as known items that are always wrong: a tag predicted on a "none of these"
     # photo with some confidence needs more than that to be auto-applied.
     known = OutOfFold(
-        tag=predicted, confidence=oof_p.max(axis=1), correct=predicted == y, unknown=np.zeros(len(y), bool)
+        tag=predicted,
+        confidence=oof_p.max(axis=1),
+        correct=predicted == y,
+        unknown=np.zeros(len(y), bool),
+        truth=y,
     )
-    calibration = calibrate_thresholds(
-        OutOfFold.concat([known, _unknown_predictions(held_out, y, len(tags), scale)]),
-        len(tags),
-        target=target,
-        unknown_pass=UNKNOWN_PASS,
-        unknown_share=UNKNOWN_SHARE,
-        prior_weight=PRIOR_WEIGHT,
-    )
+    evidence = OutOfFold.concat([known, _unknown_predictions(held_out, y, len(tags), scale)])
+    head = replace(head, evidence=evidence)
+    calibration = calibrate_thresholds(evidence, len(tags), target=target, settings=settings)
     return _with_calibration(head, calibration, temperature=scale)
 
 
@@ -594,6 +604,7 @@ def _fit_multilabel(
     calibrate: bool,
     views: np.ndarray | None = None,
     view_source: np.ndarray | None = None,
+    settings: CalibrationSettings = DEFAULT_CALIBRATION,
 ) -> LinearHead:
     tags = tuple(sorted(set().union(*sets)))
     if len(tags) < 1:
@@ -633,4 +644,7 @@ def _fit_multilabel(
         correct=truth[rows, cols],
         unknown=np.zeros(len(rows), bool),
     )
-    return _with_calibration(head, calibrate_thresholds(candidates, len(tags), target=target))
+    head = replace(head, evidence=candidates)
+    return _with_calibration(
+        head, calibrate_thresholds(candidates, len(tags), target=target, settings=settings)
+    )

@@ -23,9 +23,10 @@ import numpy as np
 from PIL import Image
 
 from tagsmith.ocr import OcrEngine
-from tagsmith.records import Segment, TagAssignment, TagState, TextLine
+from tagsmith.records import Segment, TagAssignment, TextLine
 from tagsmith.tagging import Proposal, Tagger
 from tagsmith.tagmodels import ModelKind, TagModel, route_prediction
+from tagsmith.tagmodels.routing import decide
 from tagsmith.tagmodels.text_rules import apply_text_rules
 from tagsmith.video.decode import SampledFrame, SamplingPolicy, ScanCursor, VideoInfo, VideoReader
 from tagsmith.video.segments import SegmentPolicy, find_spans
@@ -57,7 +58,7 @@ class FrameScan:
 
     times: np.ndarray  # (F,) float64, ascending
     keyframes: np.ndarray  # (F,) bool
-    embeddings: np.ndarray  # (F, D) float32
+    embeddings: dict[str, np.ndarray]  # encoder id -> (F, D) float32: by each encoder a model needs
     thumbnails: list[bytes]
     text_lines: tuple[TextLine, ...] | None  # None: OCR did not run
     seconds: dict[str, float] = field(default_factory=dict)
@@ -71,7 +72,7 @@ class FrameScan:
                 lines = lines if lines is not None else {}
                 for line in p.text_lines:
                     lines.setdefault(line.text, line)  # first seen wins, as in one pass
-        dims = [p.embeddings.shape[1] for p in parts if len(p.embeddings)]
+        encoders = list(dict.fromkeys(k for p in parts for k in p.embeddings))
         seconds: dict[str, float] = {}
         for p in parts:
             for k, v in p.seconds.items():
@@ -79,11 +80,9 @@ class FrameScan:
         return cls(
             times=np.concatenate([p.times for p in parts]) if parts else np.zeros(0),
             keyframes=np.concatenate([p.keyframes for p in parts]) if parts else np.zeros(0, bool),
-            embeddings=(
-                np.concatenate([p.embeddings for p in parts if len(p.embeddings)])
-                if dims
-                else np.zeros((0, 0), np.float32)
-            ),
+            embeddings={
+                k: np.concatenate([p.embeddings[k] for p in parts if k in p.embeddings]) for k in encoders
+            },
             thumbnails=[],
             text_lines=None if lines is None else tuple(sorted(lines.values(), key=lambda x: x.time or 0.0)),
             seconds=seconds,
@@ -138,7 +137,7 @@ class VideoTagger:
         :class:`~tagsmith.errors.UnsupportedMediaError` for a file that is not a decodable video."""
         models = self.tagger.active_models(tenant)
         with VideoReader(file, sampling or self.sampling) as video:
-            scan = self.scan(video, ocr=ocr)
+            scan = self.scan(video, ocr=ocr, encoders=self.tagger.encoders_for(tenant))
         return self.aggregate(
             tenant, path=path, etag=etag, info=video.info, scan=scan, models=models,
             thumbnail=scan.thumbnails.__getitem__,
@@ -151,16 +150,19 @@ class VideoTagger:
         ocr: OcrEngine | None = None,
         cursor: ScanCursor | None = None,
         until: float | None = None,
+        encoders: Sequence[str] | None = None,
     ) -> FrameScan:
-        """Sample, embed and thumbnail the frames of ``video`` (all of them, or the window from
-        ``cursor`` to the first keyframe at or after ``until``; ``video.cursor`` then says where
-        the next window starts), and read text in the few frames OCR looks at."""
+        """Sample, embed (by each of ``encoders``, default: the tagger's default encoder) and
+        thumbnail the frames of ``video`` (all of them, or the window from ``cursor`` to the first
+        keyframe at or after ``until``; ``video.cursor`` then says where the next window starts),
+        and read text in the few frames OCR looks at."""
+        encoder_ids = tuple(encoders) if encoders else (self.tagger.encoder.encoder_id,)
         info = video.info
         seconds = {"decode": 0.0, "embed": 0.0, "ocr": 0.0}
         times: list[float] = []
         keyframes: list[bool] = []
         thumbs: list[bytes] = []
-        embeddings: list[np.ndarray] = []
+        embeddings: dict[str, list[np.ndarray]] = {k: [] for k in encoder_ids}
         ocr_candidates: list[SampledFrame] = []
         # OCR reads a few frames spread over the video (those after the frames already read, when
         # resuming); only those are kept in memory
@@ -189,11 +191,15 @@ class VideoTagger:
             started = time.perf_counter()
             text_lines = self._read_text(ocr, ocr_candidates)
             seconds["ocr"] = time.perf_counter() - started
-        dim = embeddings[0].shape[1] if embeddings else 0
         return FrameScan(
             times=np.asarray(times, dtype=np.float64),
             keyframes=np.asarray(keyframes, dtype=bool),
-            embeddings=np.concatenate(embeddings) if embeddings else np.zeros((0, dim), np.float32),
+            embeddings={
+                k: np.concatenate(rows)
+                if rows
+                else np.zeros((0, self.tagger.encoders.get(k).dim), np.float32)
+                for k, rows in embeddings.items()
+            },
             thumbnails=thumbs,
             text_lines=None if text_lines is None else tuple(text_lines),
             seconds={k: round(v, 3) for k, v in seconds.items()},
@@ -221,7 +227,11 @@ class VideoTagger:
         thumbnails: dict[str, bytes] = {}
         assignments: list[TagAssignment] = []
         for model in models:
-            probs = model.predict(scan.embeddings) if len(t) else np.zeros((0, len(model.tags)), np.float32)
+            probs = (
+                model.predict(scan.embeddings[model.encoder_id])
+                if len(t)
+                else np.zeros((0, len(model.tags)), np.float32)
+            )
             judged = _as_multilabel(model)
             peaks = np.zeros(len(model.tags))
             for j, tag in enumerate(model.tags):
@@ -229,8 +239,8 @@ class VideoTagger:
                 stay = min(self.segmenting.stay, enter)
                 tag_policy = replace(self.segmenting, enter=enter, stay=stay)
                 for span in find_spans(t, probs[:, j], end_time=duration, policy=tag_policy, keyframes=cuts):
-                    routed = _route_one(judged, j, span.peak)
-                    if routed is None:
+                    state = decide(judged, j, span.peak)
+                    if state is None:
                         continue
                     peaks[j] = max(peaks[j], span.peak)
                     peak_time = float(t[span.peak_index])
@@ -245,7 +255,7 @@ class VideoTagger:
                             peak_confidence=round(span.peak, 4),
                             mean_confidence=round(span.mean, 4),
                             peak_time=round(peak_time, 3),
-                            state=routed.state,
+                            state=state,
                             thumbnail_key=key,
                         )
                     )
@@ -276,13 +286,15 @@ class VideoTagger:
     def _embed(
         self,
         batch: Sequence[SampledFrame],
-        embeddings: list[np.ndarray],
+        embeddings: dict[str, list[np.ndarray]],
         times: list[float],
         thumbs: list[bytes],
         seconds: dict[str, float],
     ) -> None:
         started = time.perf_counter()
-        embeddings.append(np.asarray(self.tagger.encoder.embed([f.image for f in batch]), dtype=np.float32))
+        images = [f.image for f in batch]
+        for encoder_id, rows in embeddings.items():
+            rows.append(np.asarray(self.tagger.encoders.get(encoder_id).embed(images), dtype=np.float32))
         seconds["embed"] += time.perf_counter() - started
         times.extend(f.time for f in batch)
         thumbs.extend(_jpeg_thumbnail(f.image) for f in batch)
@@ -299,16 +311,6 @@ class VideoTagger:
 
 def _as_multilabel(model: TagModel) -> TagModel:
     return model if model.kind is ModelKind.MULTILABEL else replace(model, kind=ModelKind.MULTILABEL)
-
-
-def _route_one(model: TagModel, index: int, confidence: float) -> TagAssignment | None:
-    """The model's routing rule for one tag at ``confidence``: applied, review, or None (dropped)."""
-    p = np.zeros(len(model.tags))
-    p[index] = confidence
-    for a in route_prediction(model, p):
-        if a.tag == model.tags[index]:
-            return a if a.state in (TagState.APPLIED, TagState.REVIEW) else None
-    return None
 
 
 def _jpeg_thumbnail(image: Image.Image) -> bytes:
