@@ -60,7 +60,7 @@ def test_train_from_a_folder_prints_the_decision_and_writes_the_html_report(
     assert (tmp_path / "r.html").read_text().startswith("<!doctype html>")
 
 
-def test_train_failure_names_the_tag_exits_1_and_leaves_a_failed_status(
+def test_a_failed_first_training_names_the_problem_once_and_leaves_no_model(
     session: Session, tmp_path: Path
 ) -> None:
     folder = tmp_path / "ex"
@@ -69,8 +69,52 @@ def test_train_failure_names_the_tag_exits_1_and_leaves_a_failed_status(
         (folder / "red" / f"{i}.jpg").write_bytes(solid_jpeg(COLOURS["red"], noise=25, seed=i))
     code, output = cli("train", "-t", "acme", "-m", "colour", "-e", str(folder))
     assert code == 1 and "found: red" in output
+    assert output.count("at least 2 tags") == 1 and "nothing was saved" in output
+    for command in (("status", "-t", "acme"), ("models", "-t", "acme")):
+        code, output = cli(*command)
+        assert code == 0 and "colour" not in output, command
+    code, output = cli("models", "versions", "-t", "acme", "-m", "colour")
+    assert code == 1 and "has no model 'colour'" in output
+
+
+def test_a_failed_retraining_keeps_the_last_status_and_version(session: Session, tmp_path: Path) -> None:
+    cli("train", "-t", "acme", "-m", "colour", "-e", str(example_folder(tmp_path / "ex")))
+    before = session.components.models.read_status("acme", "colour")
+    code, output = cli("train", "-t", "acme", "-m", "colour", "-e", str(tmp_path / "nope"))
+    assert code == 1 and "does not exist" in output
+    assert session.components.models.read_status("acme", "colour") == before
     code, output = cli("status", "-t", "acme")
-    assert code == 0 and "colour: failed" in output and "at least 2 tags" in output
+    assert "colour: trained" in output
+
+
+def test_a_failed_submitted_training_is_explained_by_models_versions(session: Session) -> None:
+    from tagsmith.trainjobs import TrainingJobs, TrainingRequest
+
+    c = session.components
+    jobs = TrainingJobs(store=c.store, data_bucket="data", trainer=c.trainer)
+    key = jobs.submit(
+        TrainingRequest(tenant="acme", model="colour", examples=("s3://data/tenants/acme/none/",))
+    )
+    jobs.run(key)  # as the train handler would: no images there, so it fails and says so
+    code, output = cli("status", "-t", "acme")
+    assert "colour: failed" in output and "no images under" in output
+    code, output = cli("models", "versions", "-t", "acme", "-m", "colour")
+    assert code == 1 and "has no version yet" in output and "tagsmith models delete" in output
+    code, output = cli("models", "delete", "-t", "acme", "-m", "colour")
+    assert code == 0 and "deleted acme/colour" in output
+    code, output = cli("models", "-t", "acme")
+    assert "colour" not in output
+
+
+def test_models_delete_asks_before_removing_versions(session: Session, tmp_path: Path) -> None:
+    cli("train", "-t", "acme", "-m", "colour", "-e", str(example_folder(tmp_path / "ex")))
+    code, output = cli("models", "delete", "-t", "acme", "-m", "colour")
+    assert code == 1 and "--yes" in output
+    assert session.components.models.active_version("acme", "colour") is not None
+    code, output = cli("models", "delete", "-t", "acme", "-m", "colour", "--yes")
+    assert code == 0 and "1 version(s)" in output
+    assert list(session.components.store.list("data", "tenants/acme/models/")) == []
+    assert session.components.tagger.active_models("acme") == []
 
 
 def test_train_with_nothing_to_train_on_says_which_options_to_give(session: Session) -> None:

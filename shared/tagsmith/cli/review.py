@@ -22,6 +22,7 @@ from rich.table import Table
 
 from tagsmith.cli.common import JsonOpt, Target, TargetOpt, TenantOpt, fail, open_session, out, run_or_exit
 from tagsmith.keys import validate_tenant
+from tagsmith.records import NONE_TAG
 
 app = typer.Typer()
 review_app = typer.Typer(help="The review queue: list, decide, backlog, reviewer tokens, retrain.")
@@ -73,20 +74,25 @@ def list_items(
                     )
                 )
             return
-        table = Table(
-            "id",
-            "asset",
-            "model",
-            "suggestion",
-            "confidence",
-            "alternatives",
-            title=f"review queue of {tenant}",
-        )
+        table = Table(title=f"review queue of {tenant}")
+        table.add_column("id", no_wrap=True)  # what `review decide` takes: never cut
+        table.add_column("asset", overflow="fold")  # a full name to copy, folded rather than cut
+        for name in ("model", "suggestion", "confidence", "alternatives"):
+            table.add_column(name, overflow="fold")
         for i in page:
             alts = ", ".join(f"{a.tag} {a.confidence:.2f}" for a in i.alternatives)
-            table.add_row(i.id, i.asset_path, i.model, i.suggestion, f"{i.confidence:.2f}", alts)
+            table.add_row(
+                i.id, f"{tenant}/{i.asset_path}", i.model, i.suggestion, f"{i.confidence:.2f}", alts
+            )
         out.print(table)
-        out.print(f"{queue.total} item(s) match")
+        out.print(f"{queue.total} item(s) match", highlight=False)
+        if page:
+            out.print(
+                f"decide one: tagsmith review decide -t {tenant} {page[0].id} --accept   "
+                "(or --reject, --pick TAG, --none)",
+                highlight=False,
+                soft_wrap=True,
+            )
 
     run_or_exit(go)
 
@@ -143,9 +149,15 @@ def decide(
         if as_json:
             print(json.dumps(outcome.to_dict(), ensure_ascii=False))
             return
-        tags = ", ".join(f"{t['tag']} ({t['state']})" for t in outcome.tags)
+        tags = ", ".join(
+            f"none of the model's tags ({t['state']})"
+            if t["tag"] == NONE_TAG
+            else f"{t['tag']} ({t['state']})"
+            for t in outcome.tags
+        )
         out.print(
-            f"{outcome.asset_key}: {tags}" + ("" if outcome.changed else "  [dim](already recorded)[/]")
+            f"{outcome.asset_key}: {tags}" + ("" if outcome.changed else "  [dim](already recorded)[/]"),
+            highlight=False,
         )
         for reason in outcome.stale:
             out.print(f"[yellow]stale item, decision applied anyway:[/] {reason}")
