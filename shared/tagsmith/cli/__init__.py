@@ -27,9 +27,10 @@ app = typer.Typer(
     # Plain help: flags without a type column, long options on their own line, no rich import
     # just to print help.
     rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
     pretty_exceptions_show_locals=False,  # a traceback must never print a token held in a local
 )
-for module in (training, assets, searching, local, backfill, review, dashboards, outputs):
+for module in (local, training, assets, searching, review, backfill, outputs, dashboards):  # a first hour's order
     app.registered_commands.extend(module.app.registered_commands)
     app.registered_groups.extend(module.app.registered_groups)
 

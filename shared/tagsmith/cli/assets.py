@@ -28,11 +28,15 @@ app = typer.Typer()
 @app.command()
 def tag(
     tenant: TenantOpt,
-    paths: Annotated[list[Path], typer.Argument(help="image files to tag (nothing is stored)")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PHOTO", help="photos to tag (nothing is stored)")],
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Tag local image files with the tenant's active models, exactly as the ingest handler would."""
+    """Tag photos on this machine; nothing is stored.
+
+    Each photo is scored by the tenant's active models exactly as the ingest handler would score
+    an upload: a dry run before uploading.
+    """
 
     def go() -> None:
         validate_tenant(tenant)
@@ -151,14 +155,17 @@ def _files_to_upload(paths: list[Path]) -> list[tuple[Path, str]]:
 def upload(
     tenant: TenantOpt,
     paths: Annotated[
-        list[Path], typer.Argument(help="photos or videos to upload; a folder uploads what it holds")
+        list[Path],
+        typer.Argument(
+            metavar="FILE|FOLDER", help="photos or videos to upload; a folder uploads what it holds"
+        ),
     ],
     prefix: Annotated[str, typer.Option(help="folder inside the tenant's prefix")] = "uploads",
     target: TargetOpt = Target.AUTO,
 ) -> None:
-    """Upload photos and videos to the assets bucket, where the upload event tags them.
+    """Upload photos and videos; the upload event tags them.
 
-    Each asset is then named <tenant>/<prefix>/<file name> (with a folder: its path inside it).
+    Each asset is then named TENANT/PREFIX/FILE (for a folder's files, FILE is the path inside it).
     A file that is not a photo or video Tagsmith can read is refused, and the others still go.
     """
     from tagsmith.cli.progress import progress_bar
@@ -213,12 +220,13 @@ def record(
         str,
         typer.Argument(
             metavar="ASSET",
-            help="the asset: s3://<bucket>/<tenant>/<path>, <tenant>/<path> (as search prints it) or <path>",
+            help="the asset, as search prints it (TENANT/PATH), as S3 names it (s3://BUCKET/TENANT/PATH) "
+            "or by its PATH inside the tenant",
         ),
     ],
     target: TargetOpt = Target.AUTO,
 ) -> None:
-    """Print an asset record, the source of truth for its tags, as JSON.
+    """Print an asset's record, the source of truth for its tags.
 
     For a long video still being tagged, its job's progress (the job status as JSON when there is
     no record yet).

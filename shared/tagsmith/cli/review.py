@@ -25,7 +25,7 @@ from tagsmith.keys import validate_tenant
 from tagsmith.records import NONE_TAG
 
 app = typer.Typer()
-review_app = typer.Typer(help="The review queue: list, decide, backlog, reviewer tokens, retrain.")
+review_app = typer.Typer(help="The review queue: list, decide, backlog, tokens, retrain.")
 app.add_typer(review_app, name="review")
 
 
@@ -99,7 +99,10 @@ def list_items(
 
 @review_app.command()
 def backlog(tenant: TenantOpt, target: TargetOpt = Target.AUTO, as_json: JsonOpt = False) -> None:
-    """Pending items per model and suggested tag (counted from the queue's entries, no item reads)."""
+    """Pending items per model and suggested tag.
+
+    Counted from the queue's entries, without reading the items.
+    """
     from tagsmith.console import QueueFilter
     from tagsmith.console.queue import pending_queue_page
 
@@ -177,7 +180,10 @@ def token(
     ] = "90d",
     target: TargetOpt = Target.AUTO,
 ) -> None:
-    """Issue a token for the console and the search API (printed once; only its hash is stored)."""
+    """Issue a token for the console and the search API.
+
+    It is printed once; only its hash is stored.
+    """
     from tagsmith.auth import parse_lifetime, token_id
 
     def go() -> None:
@@ -200,7 +206,10 @@ def token(
 
 @review_app.command("tokens")
 def list_tokens(tenant: TenantOpt, target: TargetOpt = Target.AUTO, as_json: JsonOpt = False) -> None:
-    """The tenant's tokens: id, holder, role, issued, expires, status (the tokens themselves are never stored)."""
+    """List the tenant's tokens and whether each still works.
+
+    Id, holder, role, issued, expires and status; the tokens themselves are never stored.
+    """
     from datetime import UTC, datetime
 
     def go() -> None:
@@ -230,7 +239,10 @@ def revoke(
     ],
     target: TargetOpt = Target.AUTO,
 ) -> None:
-    """Revoke a token: it stops working at once and stays listed as revoked."""
+    """Revoke a token: it stops working at once.
+
+    It stays listed, as revoked.
+    """
 
     def go() -> None:
         validate_tenant(tenant)
@@ -247,7 +259,7 @@ def retrain(
     model: Annotated[str, typer.Option("--model", "-m", help="the model to retrain")],
     target: TargetOpt = Target.AUTO,
 ) -> None:
-    """Request a retrain on the model's examples plus every reviewed correction, now."""
+    """Retrain a model on its examples and every correction now."""
 
     def go() -> None:
         validate_tenant(tenant)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -70,7 +71,9 @@ def search(
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search a tenant's assets by their tags' labels in any language, text and path.
+    """Search a tenant's assets, in any language.
+
+    Matches the labels of their tags, the text read on them and their path.
 
     Works against the stack's OpenSearch, AWS, or offline (the records are indexed first). --json
     prints the same object as the HTTP API (see docs/search.md), plus waiting_for_review.
@@ -163,8 +166,12 @@ def reindex(
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Rebuild search indices from the asset records with no downtime (new index, alias swap, then a
-    catch-up pass for writes made meanwhile). Also how a new mapping version is rolled out."""
+    """Rebuild search indices from the asset records.
+
+    No downtime: a new index, an alias swap, then a catch-up pass for writes made meanwhile. Also
+    how a new mapping version is rolled out.
+    """
+    from tagsmith.cli.progress import progress_bar
     from tagsmith.search import MAPPING_VERSION, reindex_tenants
 
     def go() -> None:
@@ -180,13 +187,14 @@ def reindex(
                 "with TAGSMITH_OPENSEARCH_URL set"
             )
         tenants = [validate_tenant(tenant)] if tenant else known_tenants(c)
-        reports = reindex_tenants(
-            index=c.index,
-            records=c.records,
-            taxonomies_for=lambda t: active_taxonomies(c, t),
-            tenants=tenants,
-            only_outdated=outdated,
-        )
+        with progress_bar(enabled=not as_json) as bar:
+            reports = reindex_tenants(
+                index=c.index,
+                records=_RecordsWithProgress(c, bar) if not bar.disable else c.records,
+                taxonomies_for=lambda t: active_taxonomies(c, t),
+                tenants=tenants,
+                only_outdated=outdated,
+            )
         for report in reports:
             if as_json:
                 print(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -205,3 +213,26 @@ def reindex(
             raise typer.Exit(1)
 
     run_or_exit(go)
+
+
+class _RecordsWithProgress:
+    """A tenant's records for the reindex, advancing a bar per record of the rebuild (the first
+    pass; the catch-up pass reads them again without it). Counting them first costs one listing."""
+
+    def __init__(self, c: Components, bar: Any) -> None:
+        self.c = c
+        self.bar = bar
+        self.seen: set[str] = set()
+
+    def iter_tenant(self, tenant: str) -> Iterator[Any]:
+        from tagsmith.keys import records_prefix
+
+        if tenant in self.seen:
+            yield from self.c.records.iter_tenant(tenant)
+            return
+        self.seen.add(tenant)
+        total = sum(1 for _ in self.c.store.list(self.c.settings.data_bucket, records_prefix(tenant)))
+        task = self.bar.add_task(f"reindexing {tenant}", total=total)
+        for record in self.c.records.iter_tenant(tenant):
+            self.bar.advance(task)
+            yield record

@@ -41,9 +41,7 @@ app = typer.Typer()
 models_app = typer.Typer(
     help="A tenant's tag models: list, versions, rollback, report, delete.", invoke_without_command=True
 )
-taxonomy_app = typer.Typer(
-    help="A model's tags with labels per language and synonyms (no retraining needed)."
-)
+taxonomy_app = typer.Typer(help="A model's tag labels per language, and synonyms.")
 app.add_typer(models_app, name="models")
 app.add_typer(taxonomy_app, name="taxonomy")
 
@@ -139,7 +137,11 @@ def train(
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train (or retrain) a tag model; the new version becomes active only if it is not worse."""
+    """Train (or retrain) a tag model from example photos.
+
+    The new version becomes active only if it is not worse than the active one. Prints what will
+    happen to uploads, where the report is and what to do next.
+    """
     from tagsmith.tagmodels import ModelKind
     from tagsmith.trainer import validate_augment
     from tagsmith.trainjobs import TrainingRequest
@@ -329,7 +331,10 @@ def status(
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Training status of a tenant's models: pending, training, trained or failed."""
+    """Training status of a tenant's models.
+
+    Pending, training, trained or failed (and why).
+    """
     from tagsmith.trainjobs import describe_status
 
     def go() -> None:
@@ -418,7 +423,10 @@ def models(
 def versions(
     tenant: TenantOpt, model: ModelOpt, target: TargetOpt = Target.AUTO, as_json: JsonOpt = False
 ) -> None:
-    """Every version of a model, oldest first, with its figures and promotion decision."""
+    """Every version of a model, oldest first.
+
+    With its figures and the promotion decision.
+    """
 
     def go() -> None:
         validate_tenant(tenant)
@@ -468,9 +476,9 @@ def delete(
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete a model: every version, its labels and its training status.
+    """Delete a model and every version of it.
 
-    Uploads are no longer tagged by it. Tags it already gave stay on the asset records (human
+    Its labels and training status go too. Uploads are no longer tagged by it. Tags it already gave stay on the asset records (human
     decisions are never removed), and its review items stay in the queue until decided.
     """
 
@@ -538,7 +546,10 @@ def report(
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a version's training report and write its HTML page to a file."""
+    """Show a version's training report.
+
+    Also writes its HTML page to a file you can open.
+    """
 
     def go() -> None:
         validate_tenant(tenant)
@@ -608,7 +619,10 @@ def taxonomy_set(
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Replace a model's labels and synonyms; takes effect without retraining."""
+    """Replace a model's labels and synonyms.
+
+    Takes effect without retraining; reindex for search to use them.
+    """
     from tagsmith.taxonomy import Taxonomy
 
     def go() -> None:
