@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,3 +109,33 @@ def store(
             for bucket in STORE_BUCKETS:
                 client.create_bucket(Bucket=bucket)
             yield S3ObjectStore(client=client)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def local_stack(tmp_path: Path) -> Iterator[Any]:
+    """The real local stack (moto S3/SQS server, osmem, the Lambda-style pollers of every function
+    in ``resources.py``) on free ports with its home in ``tmp_path / "home"``, stopped afterwards."""
+    from tagsmith.local.stack import LocalStack, StackConfig
+
+    saved = dict(os.environ)  # start() exports the stack's endpoints for in-process handlers
+    config = StackConfig(
+        home=tmp_path / "home", moto_port=free_port(), opensearch_port=free_port(), snapshot_seconds=3600
+    )
+    stack = LocalStack(config=config)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        # osmem-server's close() leaves its stdout pipe open (see tests/functional/conftest.py)
+        process = getattr(stack._osmem, "process", None)
+        if process is not None and process.stdout is not None and not process.stdout.closed:
+            process.stdout.close()
+        os.environ.clear()
+        os.environ.update(saved)

@@ -38,7 +38,9 @@ def server(scene: Scene) -> Iterator[ConsoleServer]:
 def get(server: ConsoleServer, path: str, token: str | None) -> tuple[int, dict[str, Any]]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(urllib.request.Request(server.url + path, headers=headers), timeout=30) as r:
+        with urllib.request.urlopen(
+            urllib.request.Request(server.url + path, headers=headers), timeout=30
+        ) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())

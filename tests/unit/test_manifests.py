@@ -147,7 +147,7 @@ def test_missing_manifest_names_it(tmp_path: Path) -> None:
 
 def test_load_examples_refuses_a_file_that_is_not_a_manifest(tmp_path: Path) -> None:
     (tmp_path / "photo.jpg").write_bytes(b"x")
-    with pytest.raises(TrainingInputError, match="photo.jpg is a file, not a folder of tag folders"):
+    with pytest.raises(TrainingInputError, match=r"photo\.jpg is a file, not a folder of tag folders"):
         load_examples(str(tmp_path / "photo.jpg"))
 
 
