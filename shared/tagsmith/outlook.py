@@ -46,11 +46,12 @@ class UploadOutlook:
                 "expect most to go to the review queue"
             )
         if self.auto_apply_share == 0:
-            target = f"{self.target_precision:.0%}" if self.target_precision else "the target"
-            few = f" with {self.examples_per_tag} examples per tag" if self.examples_per_tag else ""
+            target = f"{self.target_precision:.0%}" if self.target_precision else "often enough"
+            few = f"with {self.examples_per_tag} examples per tag, " if self.examples_per_tag else ""
             return (
-                f"no upload will be tagged automatically yet: every one goes to the review queue. "
-                f"No confidence level{few} was right {target} of the time, the bar for skipping review"
+                "no upload will be tagged automatically yet: every one goes to the review queue "
+                f"({few}no confidence level was right {target} of the time, the bar for skipping review; "
+                "each reviewed upload becomes an example for the next training)"
             )
         right = f" ({self.precision:.0%} of those tags right in cross-validation)" if self.precision else ""
         if self.auto_apply_share >= 0.995:

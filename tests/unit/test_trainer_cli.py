@@ -3,10 +3,12 @@ and the fake encoder (the CLI's session is swapped; everything below it is real)
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from tagsmith.cli import app
 from tagsmith.cli.common import Session
 from tagsmith.config import Settings
@@ -30,6 +32,7 @@ def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Session:
     )
     s = Session(c, "test store")
     monkeypatch.setattr("tagsmith.cli.training.open_session", lambda target: s)
+    monkeypatch.setenv("TAGSMITH_HOME", str(tmp_path / "home"))  # reports go there, not into var/
     return s
 
 
@@ -194,3 +197,38 @@ def test_submit_writes_a_pending_status_and_a_request(session: Session) -> None:
 def test_submit_refuses_local_examples_the_handler_cannot_read(session: Session, tmp_path: Path) -> None:
     code, output = cli("train", "-t", "acme", "-m", "colour", "-e", str(tmp_path), "--submit")
     assert code == 1 and "upload these first" in output
+
+
+def test_train_shows_a_progress_bar_over_embedding_on_a_terminal(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=120)
+    monkeypatch.setattr("tagsmith.cli.progress.err", terminal)
+    code, output = cli("train", "-t", "acme", "-m", "colour", "-e", str(example_folder(tmp_path / "ex")))
+    assert code == 0, output
+    shown = terminal.file.getvalue()  # type: ignore[attr-defined]
+    assert "embedding 15 photos and 30 augmented views" in shown and "45/45" in shown
+    assert "embedding" not in output  # the bar is on the terminal's stderr only, never in the results
+
+
+def test_train_prints_the_outlook_the_report_file_and_next_steps(session: Session, tmp_path: Path) -> None:
+    code, output = cli("train", "-t", "acme", "-m", "colour", "-e", str(example_folder(tmp_path / "ex")))
+    model = session.components.models.load_active("acme", "colour")
+    assert code == 0 and model is not None
+    share = model.metrics["auto_applied_coverage"]
+    assert "uploads: " in output and (
+        "nearly every upload" in output if share >= 0.995 else f"{share:.0%}" in output
+    )
+    report = Path(output.split("report: ", 1)[1].split()[0])
+    assert report.is_file() and report.name == f"acme-colour-{model.version}.html"
+    assert "tagsmith taxonomy set -t acme -m colour labels.json" in output
+    assert "make run" in output  # no stack in this session: upload needs one
+
+
+def test_train_json_carries_the_report_file_and_the_outlook(session: Session, tmp_path: Path) -> None:
+    code, output = cli(
+        "train", "-t", "acme", "-m", "colour", "-e", str(example_folder(tmp_path / "ex")), "--json"
+    )
+    d = json.loads(output)
+    assert code == 0 and Path(d["report_file"]).is_file()
+    assert set(d["outlook"]) == {"auto_apply_share", "precision", "target_precision"}

@@ -64,20 +64,20 @@ class ProgressEncoder:
     the slow part, embedding, without the trainer knowing about terminals."""
 
     def __init__(self, inner: Any, on_embedded: Callable[[int], None]) -> None:
-        self._inner = inner
+        self.inner = inner
         self._on_embedded = on_embedded
 
     def embed(self, images: Sequence[Any]) -> np.ndarray:
         if len(images) <= EMBED_BATCH:
-            out = self._inner.embed(images)
+            out = self.inner.embed(images)
             self._on_embedded(len(images))
             return np.asarray(out)
         parts = []
         for start in range(0, len(images), EMBED_BATCH):
             chunk = images[start : start + EMBED_BATCH]
-            parts.append(np.asarray(self._inner.embed(chunk)))
+            parts.append(np.asarray(self.inner.embed(chunk)))
             self._on_embedded(len(chunk))
         return np.concatenate(parts)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        return getattr(self.inner, name)

@@ -233,13 +233,11 @@ def training_progress(c: Any, req: Any, *, enabled: bool) -> Iterator[Callable[[
     yields the hook that learns how many there are once the examples are listed."""
     from tagsmith.cli.progress import ProgressEncoder, progress_bar
     from tagsmith.trainer import DEFAULT_AUGMENT_VIEWS, views_per_example
-    from tagsmith.wiring import load_encoder
 
+    tagger = c.trainer.tagger  # the trainer embeds through its tagger's encoder
     with progress_bar(enabled=enabled) as bar:
         task = bar.add_task("loading the image encoder", total=None)
-        inner = c.encoder_override if c.encoder_override is not None else load_encoder(c.settings)
-        c.encoder_override = ProgressEncoder(inner, lambda n: bar.advance(task, n))
-        c.__dict__.pop("encoder", None)  # a cached encoder would bypass the override
+        tagger.encoder = ProgressEncoder(tagger.encoder, lambda n: bar.advance(task, n))
 
         def on_examples(examples: Any) -> None:
             augment = DEFAULT_AUGMENT_VIEWS if req.augment is None else req.augment
@@ -248,7 +246,10 @@ def training_progress(c: Any, req: Any, *, enabled: bool) -> Iterator[Callable[[
             what = f"embedding {photos} photos" + (f" and {views} augmented views" if views else "")
             bar.update(task, description=what, total=photos + views)
 
-        yield on_examples
+        try:
+            yield on_examples
+        finally:
+            tagger.encoder = tagger.encoder.inner
 
 
 def _active_outlook(c: Any, tenant: str, model: str) -> Any:
