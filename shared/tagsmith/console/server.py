@@ -34,7 +34,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         request = Request.build(self.command, self.path, dict(self.headers.items()), body)
-        routed = type(self).routes(request) if type(self).routes is not None else None
+        routes = type(self).routes
+        routed = routes(request) if routes is not None else None
         self._send(routed or handle(request, self.services))
 
     def _send(self, response: Response) -> None:
