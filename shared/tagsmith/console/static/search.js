@@ -30,8 +30,12 @@
         class: `chip static${t.state === "confirmed" ? " human" : t.state === "review" ? " review" : ""}`,
         title: t.state === "confirmed" ? "confirmed by a reviewer" : t.state === "review" ? "waiting for review" : `applied by the model (${pct(t.confidence)})`,
       }, label(t.model, t.tag, state.lang || "en"), t.state === "applied" ? el("span", { class: "n", text: pct(t.confidence) }) : null));
-    // A highlight says why an asset matched; one that only repeats a chip's label adds nothing.
-    const shown = new Set(chips.map((c) => c.firstChild.textContent));
+    // A highlight says why an asset matched (a synonym, text read on the photo); one that only
+    // repeats a shown tag's label, in whatever language, adds nothing.
+    const shown = new Set(hit.tags.flatMap((t) => [
+      label(t.model, t.tag, state.lang || "en"),
+      ...Object.values(Console.model(t.model)?.tags.find((d) => d.id === t.tag)?.labels || {}),
+    ]));
     const first = Object.entries(hit.highlights || {})
       .filter(([field]) => field !== "path.text")
       .map(([, fragments]) => fragments[0])
