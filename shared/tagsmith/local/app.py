@@ -18,6 +18,7 @@ from tagsmith.keys import AssetKey, model_prefix
 from tagsmith.local import demo
 from tagsmith.local.httpapi import LocalHttpApi
 from tagsmith.local.stack import LocalStack, StackConfig
+from tagsmith.outlook import upload_outlook
 from tagsmith.records import NONE_TAG, AssetRecord, AssetStatus, TagState
 from tagsmith.wiring import Components, build
 
@@ -97,6 +98,8 @@ def train_demo_model(c: Components, console: Console) -> None:
         f"  [green]trained[/] version {report['version']} in {report['seconds']:.1f} s"
         + (f", cross-validated accuracy {cv:.0%}" if cv is not None else "")
     )
+    outlook = upload_outlook(c.models.load_active(demo.TENANT, demo.MODEL))
+    console.print(f"  uploads: {outlook.sentence()}", highlight=False)
 
 
 def upload_demo_assets(c: Components, console: Console) -> list[str]:
