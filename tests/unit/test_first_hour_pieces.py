@@ -128,12 +128,14 @@ def test_the_progress_encoder_reports_every_batch_and_embeds_the_same() -> None:
 def test_progress_bars_show_on_a_terminal_only() -> None:
     shown = Console(file=io.StringIO(), force_terminal=True, width=100)
     piped = Console(file=io.StringIO(), force_terminal=False, width=100)
-    for console in (shown, piped):
-        with progress_bar(console=console) as bar:
+    redirected = Console(file=io.StringIO(), force_terminal=True, width=100)
+    for console, results in ((shown, shown), (piped, shown), (redirected, piped)):
+        with progress_bar(console=console, results=results) as bar:
             task = bar.add_task("uploading", total=3)
             bar.advance(task, 3)
     assert "uploading" in shown.file.getvalue()  # type: ignore[attr-defined]
     assert piped.file.getvalue() == ""  # type: ignore[attr-defined]
+    assert redirected.file.getvalue() == ""  # type: ignore[attr-defined]  # results go to a file
 
 
 class FakeBackfills:
@@ -166,6 +168,7 @@ def test_backfill_wait_shows_a_bar_on_a_terminal_and_a_line_per_change_elsewhere
     monkeypatch.setattr(backfill.time, "sleep", lambda s: None)
     terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
     monkeypatch.setattr("tagsmith.cli.progress.err", terminal)
+    monkeypatch.setattr("tagsmith.cli.progress.out", terminal)
     svc = FakeBackfills()
     final = backfill._wait(svc, "acme", "b1", svc.status("acme", "b1"), as_json=False)
     assert final.complete and "backfill b1" in terminal.file.getvalue()  # type: ignore[attr-defined]
@@ -194,7 +197,7 @@ def test_reindex_progress_counts_the_records_of_the_first_pass_only(components: 
             components.settings.data_bucket, record_key(AssetKey("acme", record.path)), record.to_json()
         )
     terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
-    with progress_bar(console=terminal) as bar:
+    with progress_bar(console=terminal, results=terminal) as bar:
         counted = _RecordsWithProgress(components, bar)
         assert len(list(counted.iter_tenant("acme"))) == 5
         assert len(list(counted.iter_tenant("acme"))) == 5  # the catch-up pass

@@ -204,6 +204,7 @@ def test_train_shows_a_progress_bar_over_embedding_on_a_terminal(
 ) -> None:
     terminal = Console(file=io.StringIO(), force_terminal=True, width=120)
     monkeypatch.setattr("tagsmith.cli.progress.err", terminal)
+    monkeypatch.setattr("tagsmith.cli.progress.out", terminal)  # an interactive session
     code, output = cli("train", "-t", "acme", "-m", "colour", "-e", str(example_folder(tmp_path / "ex")))
     assert code == 0, output
     shown = terminal.file.getvalue()  # type: ignore[attr-defined]

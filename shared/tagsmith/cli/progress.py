@@ -1,8 +1,10 @@
 """Progress bars for the commands that take more than a moment: ``train`` (embedding photos),
 ``upload`` (many files), ``reindex``, ``backfill start --wait`` and exports.
 
-Bars go to stderr and only when it is a terminal, so ``--json`` output, pipes and logs see nothing
-but the result; each command prints a summary line when its bar is done (bars are transient).
+Bars go to stderr, and only in an interactive session (stdout and stderr both terminals): with
+``--json``, a pipe or a redirected output nothing but the results is written, and results printed
+while a bar runs appear above it. Each command prints a summary when its bar is done (bars are
+transient).
 
 Example::
 
@@ -31,7 +33,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from tagsmith.cli.common import err
+from tagsmith.cli.common import err, out
 
 # Embedding batches reported one at a time: small enough that a bar moves every second or so on
 # 2 cores (the default encoder embeds about 30 photos/s there), large enough to cost nothing.
@@ -39,9 +41,13 @@ EMBED_BATCH = 16
 
 
 @contextmanager
-def progress_bar(*, enabled: bool = True, console: Console | None = None) -> Iterator[Progress]:
-    """A rich :class:`Progress` on stderr (or ``console``), disabled unless it is a terminal."""
+def progress_bar(
+    *, enabled: bool = True, console: Console | None = None, results: Console | None = None
+) -> Iterator[Progress]:
+    """A rich :class:`Progress` on stderr (``console``), disabled unless both it and stdout
+    (``results``, where the command prints its results) are terminals."""
     console = console or err
+    results = results or out
     bar = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -52,7 +58,7 @@ def progress_bar(*, enabled: bool = True, console: Console | None = None) -> Ite
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=not (enabled and console.is_terminal),
+        disable=not (enabled and console.is_terminal and results.is_terminal),
     )
     with bar:
         yield bar
