@@ -31,6 +31,15 @@ def open_page(page: Any, server: ConsoleServer, token: str, name: str, width: in
     page.wait_for_selector("body[data-ready=true]")
 
 
+def open_with_results(page: Any, server: ConsoleServer, scene: Scene, name: str, width: int) -> None:
+    """The review queue, or the search page with results and the waiting-for-review notice."""
+    open_page(page, server, scene.reviewer, name, width)
+    if name == "search":
+        page.locator("#q").fill("jacket")
+        page.keyboard.press("Enter")
+        expect(page.locator("#waiting")).to_be_visible()
+
+
 def layout(page: Any) -> dict[str, Any]:
     return dict(
         page.evaluate(
@@ -52,11 +61,7 @@ def layout(page: Any) -> dict[str, Any]:
 def test_the_page_fits_the_window_with_a_one_line_header(
     page: Any, server: ConsoleServer, scene: Scene, name: str, width: int
 ) -> None:
-    open_page(page, server, scene.reviewer, name, width)
-    if name == "search":
-        page.locator("#q").fill("jacket")
-        page.keyboard.press("Enter")
-        expect(page.locator("#waiting")).to_be_visible()
+    open_with_results(page, server, scene, name, width)
     got = layout(page)
 
     assert got["scroll"] <= got["width"], f"horizontal scroll at {width}px: {got}"
@@ -87,11 +92,7 @@ PATH_JS = """() => { window.__path = (e) => {
 def test_every_action_is_reachable_with_the_keyboard(
     page: Any, server: ConsoleServer, scene: Scene, name: str, width: int
 ) -> None:
-    open_page(page, server, scene.reviewer, name, width)
-    if name == "search":
-        page.locator("#q").fill("jacket")
-        page.keyboard.press("Enter")
-        expect(page.locator("#waiting")).to_be_visible()
+    open_with_results(page, server, scene, name, width)
     page.evaluate(PATH_JS)
     wanted = set(
         page.evaluate(
