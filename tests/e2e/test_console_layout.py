@@ -69,6 +69,17 @@ def test_the_page_fits_the_window_with_a_one_line_header(
     assert got["header"] <= 60, f"the header wraps at {width}px ({got['header']}px high)"
 
 
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_sign_in_form_fits_the_window(page: Any, server: ConsoleServer, width: int) -> None:
+    page.set_viewport_size({"width": width, "height": 860})
+    page.goto(f"{server.url}/review")
+    expect(page.locator("#signin")).to_be_visible()
+    got = layout(page)
+
+    assert got["scroll"] <= got["width"] and got["outside"] == [], got
+    assert "acme" not in (page.locator("#token").get_attribute("placeholder") or "")  # no demo tenant
+
+
 def tab_through(page: Any, presses: int) -> set[str]:
     """The elements Tab reaches, each named by a path through the DOM."""
     reached = set()
