@@ -38,7 +38,7 @@ PATHS = list(command_paths())
 
 
 def help_text(path: tuple[str, ...]) -> str:
-    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "100"}, prog_name="tagsmith")
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"}, prog_name="tagsmith")
     assert result.exit_code == 0, result.output
     return result.output
 

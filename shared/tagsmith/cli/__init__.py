@@ -30,7 +30,16 @@ app = typer.Typer(
     context_settings={"max_content_width": 100},
     pretty_exceptions_show_locals=False,  # a traceback must never print a token held in a local
 )
-for module in (local, training, assets, searching, review, backfill, outputs, dashboards):  # a first hour's order
+for module in (
+    local,
+    training,
+    assets,
+    searching,
+    review,
+    backfill,
+    outputs,
+    dashboards,
+):  # a first hour's order
     app.registered_commands.extend(module.app.registered_commands)
     app.registered_groups.extend(module.app.registered_groups)
 

@@ -64,6 +64,14 @@ def progress_bar(
         yield bar
 
 
+def record_count(c: Any, tenant: str) -> int:
+    """How many asset records ``tenant`` has: the total of a bar over its records (one listing,
+    1,000 keys per request on S3, no record read)."""
+    from tagsmith.keys import records_prefix
+
+    return sum(1 for _ in c.store.list(c.settings.data_bucket, records_prefix(tenant)))
+
+
 class ProgressEncoder:
     """An image encoder that reports every embedded batch to ``on_embedded(count)``; everything
     else (``encoder_id``, ``dim``, ...) is the wrapped encoder's. Lets ``train`` show a bar over

@@ -225,14 +225,13 @@ class _RecordsWithProgress:
         self.seen: set[str] = set()
 
     def iter_tenant(self, tenant: str) -> Iterator[Any]:
-        from tagsmith.keys import records_prefix
+        from tagsmith.cli.progress import record_count
 
         if tenant in self.seen:
             yield from self.c.records.iter_tenant(tenant)
             return
         self.seen.add(tenant)
-        total = sum(1 for _ in self.c.store.list(self.c.settings.data_bucket, records_prefix(tenant)))
-        task = self.bar.add_task(f"reindexing {tenant}", total=total)
+        task = self.bar.add_task(f"reindexing {tenant}", total=record_count(self.c, tenant))
         for record in self.c.records.iter_tenant(tenant):
             self.bar.advance(task)
             yield record
