@@ -12,9 +12,7 @@ from tagsmith.cli.common import JsonOpt, Target, TargetOpt, TenantOpt, err, open
 from tagsmith.keys import validate_tenant
 
 app = typer.Typer()
-webhooks_app = typer.Typer(
-    help="Webhooks: change events POSTed, signed, to your URL.", no_args_is_help=True
-)
+webhooks_app = typer.Typer(help="Webhooks: change events POSTed, signed, to your URL.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
 
 

@@ -38,9 +38,7 @@ from tagsmith.errors import NotFoundError, TagsmithError
 from tagsmith.keys import validate_model_id, validate_tenant
 
 app = typer.Typer()
-models_app = typer.Typer(
-    help="A tenant's tag models and their versions.", invoke_without_command=True
-)
+models_app = typer.Typer(help="A tenant's tag models and their versions.", invoke_without_command=True)
 taxonomy_app = typer.Typer(help="A model's tag labels per language, and synonyms.")
 app.add_typer(models_app, name="models")
 app.add_typer(taxonomy_app, name="taxonomy")

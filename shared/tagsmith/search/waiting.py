@@ -10,15 +10,17 @@ review, and can include them on request (``tagsmith search --include-review``, t
 
 Which tags does a text name? Those with a name (readable id, a label or a synonym in any language)
 that holds every word of the text, compared after the in-memory index's crude analysis (lower
-case, accents folded, a plural ``s`` dropped, CJK by character):
+case, accents folded, a plural ``s`` dropped, CJK by character) or, for a name in a language
+:mod:`tagsmith.search.analysis` stems, after that language's normalisation (``Hüte`` names
+``Hut``):
 
 >>> from tagsmith.taxonomy import TagDefinition, Taxonomy
->>> hat = TagDefinition("hat", {"en": "Hat", "fr": "chapeau"}, {"ja": ("帽子",)})
+>>> hat = TagDefinition("hat", {"en": "Hat", "fr": "chapeau", "de": "Hut"}, {"ja": ("帽子",)})
 >>> names = {"garment": Taxonomy((hat, TagDefinition("dress")))}
 >>> tags_named_by("Hats", names), tags_named_by("chapeau", names), tags_named_by("帽子", names)
 (['garment/hat'], ['garment/hat'], ['garment/hat'])
->>> tags_named_by("red hat", names)
-[]
+>>> tags_named_by("Hüte", names), tags_named_by("red hat", names)
+(['garment/hat'], [])
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tagsmith.search.analysis import PYTHON_LANGUAGES, normalise, words_of
 from tagsmith.search.documents import tag_id
 from tagsmith.search.memory import _tokens as crude_tokens  # the same analysis as the fake index
 from tagsmith.search.query import SearchPage, SearchQuery
@@ -48,22 +51,32 @@ class WaitingForReview:
 
 def tags_named_by(text: str | None, taxonomies: Mapping[str, Taxonomy]) -> list[str]:
     """The ``model/tag`` ids whose id, a label or a synonym holds every word of ``text``."""
-    words = set(crude_tokens(text or ""))
-    if not words:
+    text = text or ""
+    if not crude_tokens(text):
         return []
     return sorted(
         tag_id(model, d.id)
         for model, taxonomy in taxonomies.items()
         for d in taxonomy.tags
-        if any(words <= set(crude_tokens(name)) for name in _names(d))
+        if any(_names_every_word(text, lang, name) for lang, name in _names(d))
     )
 
 
-def _names(d: TagDefinition) -> Iterator[str]:
-    yield d.id.replace("-", " ").replace("_", " ")
-    yield from d.labels.values()
-    for words in d.synonyms.values():
-        yield from words
+def _names_every_word(text: str, lang: str, name: str) -> bool:
+    if set(crude_tokens(text)) <= set(crude_tokens(name)):
+        return True
+    if lang not in PYTHON_LANGUAGES or lang == "zh":  # Chinese: the crude per-character test above
+        return False
+    keys = {normalise(lang, w) for _, _, w in words_of(name)}
+    return all(normalise(lang, w) in keys for _, _, w in words_of(text))
+
+
+def _names(d: TagDefinition) -> Iterator[tuple[str, str]]:
+    """(language, name) of every name of a tag; its readable id counts as English."""
+    yield "en", d.id.replace("-", " ").replace("_", " ")
+    yield from d.labels.items()
+    for lang, words in d.synonyms.items():
+        yield from ((lang, w) for w in words)
 
 
 def search_with_waiting(
