@@ -1,5 +1,6 @@
 """Screenshots of the console for ``docs/`` (``python -m tests.e2e.screenshots``), taken with the same
-headless chromium as the browser tests, over the browser tests' scene."""
+headless chromium as the browser tests, over the browser tests' scene. Japanese labels need Debian's
+``fonts-noto-cjk`` (chromium has no CJK font of its own)."""
 
 from __future__ import annotations
 
