@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,10 +130,15 @@ def local_stack(tmp_path: Path) -> Iterator[Any]:
         home=tmp_path / "home", moto_port=free_port(), opensearch_port=free_port(), snapshot_seconds=3600
     )
     stack = LocalStack(config=config)
-    stack.start()
     try:
+        stack.start()
         yield stack
     finally:
+        # moto keeps every server's state in this process's memory: forget it, so the next stack
+        # starts as empty as `make run` in a new process does
+        with contextlib.suppress(OSError):
+            reset = f"http://127.0.0.1:{config.moto_port}/moto-api/reset"
+            urllib.request.urlopen(urllib.request.Request(reset, method="POST"), timeout=10).close()
         stack.stop()
         # osmem-server's close() leaves its stdout pipe open (see tests/functional/conftest.py)
         process = getattr(stack._osmem, "process", None)
