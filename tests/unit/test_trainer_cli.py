@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -233,3 +234,32 @@ def test_train_json_carries_the_report_file_and_the_outlook(session: Session, tm
     d = json.loads(output)
     assert code == 0 and Path(d["report_file"]).is_file()
     assert set(d["outlook"]) == {"auto_apply_share", "precision", "target_precision"}
+
+
+class CountingOcr:
+    """Reads nothing, counting the photos it was given."""
+
+    engine_id = "counting-ocr-v1"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def read(self, image: Any) -> list[Any]:
+        self.calls += 1
+        return []
+
+
+def test_train_with_text_shows_a_second_bar_over_reading_the_print(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = CountingOcr()
+    session.components.trainer.ocr = engine
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=120)
+    monkeypatch.setattr("tagsmith.cli.progress.err", terminal)
+    monkeypatch.setattr("tagsmith.cli.progress.out", terminal)
+    folder = str(example_folder(tmp_path / "ex"))
+    code, output = cli("train", "-t", "acme", "-m", "colour", "-e", folder, "--text", "--augment", "0")
+    assert code == 0, output
+    shown = terminal.file.getvalue()  # type: ignore[attr-defined]
+    assert engine.calls == 15 and "reading the print on up to 15 photos" in shown and "15/15" in shown
+    assert session.components.trainer.ocr is engine  # unwrapped afterwards

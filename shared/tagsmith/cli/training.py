@@ -229,15 +229,27 @@ def default_report_path(tenant: str, model: str, version: str) -> Path:
 def training_progress(c: Any, req: Any, *, enabled: bool) -> Iterator[Callable[[Any], None]]:
     """A bar over the slow part of training, embedding the photos (and their augmented views);
     yields the hook that learns how many there are once the examples are listed."""
-    from tagsmith.cli.progress import ProgressEncoder, progress_bar
+    from tagsmith.cli.progress import ProgressEncoder, ProgressOcr, progress_bar
     from tagsmith.trainer import DEFAULT_AUGMENT_VIEWS, views_per_example
 
-    tagger = c.trainer.tagger  # the trainer embeds through its tagger's encoder
+    trainer = c.trainer
+    tagger = trainer.tagger  # the trainer embeds through its tagger's encoder
+    photos = 0
     with progress_bar(enabled=enabled) as bar:
         task = bar.add_task("loading the image encoder", total=None)
         tagger.encoder = ProgressEncoder(tagger.encoder, lambda n: bar.advance(task, n))
+        reading: list[Any] = []  # the OCR bar, made on the first photo read (--text only)
+
+        def on_read() -> None:
+            if not reading:
+                reading.append(bar.add_task(f"reading the print on up to {photos} photos", total=photos))
+            bar.advance(reading[0])
+
+        if trainer.ocr is not None:
+            trainer.ocr = ProgressOcr(trainer.ocr, on_read)
 
         def on_examples(examples: Any) -> None:
+            nonlocal photos
             augment = DEFAULT_AUGMENT_VIEWS if req.augment is None else req.augment
             views = sum(views_per_example([ex.tags for ex in examples.examples], augment))
             photos = len(examples.examples)
@@ -248,6 +260,8 @@ def training_progress(c: Any, req: Any, *, enabled: bool) -> Iterator[Callable[[
             yield on_examples
         finally:
             tagger.encoder = tagger.encoder.inner
+            if isinstance(trainer.ocr, ProgressOcr):
+                trainer.ocr = trainer.ocr.inner
 
 
 def _active_outlook(c: Any, tenant: str, model: str) -> Any:
