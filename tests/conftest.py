@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,3 +111,38 @@ def store(
             for bucket in STORE_BUCKETS:
                 client.create_bucket(Bucket=bucket)
             yield S3ObjectStore(client=client)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def local_stack(tmp_path: Path) -> Iterator[Any]:
+    """The real local stack (moto S3/SQS server, osmem, the Lambda-style pollers of every function
+    in ``resources.py``) on free ports with its home in ``tmp_path / "home"``, stopped afterwards."""
+    from tagsmith.local.stack import LocalStack, StackConfig
+
+    saved = dict(os.environ)  # start() exports the stack's endpoints for in-process handlers
+    config = StackConfig(
+        home=tmp_path / "home", moto_port=free_port(), opensearch_port=free_port(), snapshot_seconds=3600
+    )
+    stack = LocalStack(config=config)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        # moto keeps every server's state in this process's memory: forget it, so the next stack
+        # starts as empty as `make run` in a new process does
+        with contextlib.suppress(OSError):
+            reset = f"http://127.0.0.1:{config.moto_port}/moto-api/reset"
+            urllib.request.urlopen(urllib.request.Request(reset, method="POST"), timeout=10).close()
+        stack.stop()
+        # osmem-server's close() leaves its stdout pipe open (see tests/functional/conftest.py)
+        process = getattr(stack._osmem, "process", None)
+        if process is not None and process.stdout is not None and not process.stdout.closed:
+            process.stdout.close()
+        os.environ.clear()
+        os.environ.update(saved)

@@ -80,6 +80,46 @@ def parse_asset_key(key: str) -> AssetKey:
     return AssetKey(tenant, path)
 
 
+def asset_named(tenant: str, name: str, *, assets_bucket: str) -> AssetKey:
+    """The asset of ``tenant`` that ``name`` names, in any of its three spellings:
+
+    * ``s3://<assets bucket>/<tenant>/<path>`` (what a bucket listing or the AWS console shows),
+    * ``<tenant>/<path>``, the asset key (what search, the console and the API print: the one
+      canonical form, :attr:`AssetKey.key`),
+    * ``<path>``, the path inside the tenant.
+
+    A name that starts with ``<tenant>/`` is taken for a full key; spell a path that itself starts
+    with the tenant id as ``<tenant>/<tenant>/...`` (or with ``s3://``). Another tenant's key or
+    another bucket is refused, never looked up.
+
+    >>> asset_named("shop", "s3://assets/shop/uploads/hat.jpg", assets_bucket="assets").key
+    'shop/uploads/hat.jpg'
+    >>> asset_named("shop", "shop/uploads/hat.jpg", assets_bucket="assets").path
+    'uploads/hat.jpg'
+    >>> asset_named("shop", "uploads/hat.jpg", assets_bucket="assets").key
+    'shop/uploads/hat.jpg'
+    """
+    validate_tenant(tenant)
+    given = name.strip()
+    if given.startswith("s3://"):
+        bucket, _, key = given.removeprefix("s3://").partition("/")
+        if bucket != assets_bucket:
+            raise InvalidKeyError(
+                f"{given} is in bucket {bucket!r}, not in the assets bucket {assets_bucket!r}: "
+                f"name the asset as {tenant}/<path>"
+            )
+        owner = key.partition("/")[0]
+        if owner != tenant:
+            raise InvalidKeyError(f"{given} belongs to tenant {owner!r}, not to {tenant!r}")
+        return parse_asset_key(key)
+    path = given.removeprefix(f"{tenant}/").lstrip("/")
+    if not path:
+        raise InvalidKeyError(
+            f"{name!r} names no asset: give {tenant}/<path>, e.g. {tenant}/uploads/photo.jpg"
+        )
+    return parse_asset_key(f"{tenant}/{path}")
+
+
 def tenant_prefix(tenant: str) -> str:
     return f"tenants/{validate_tenant(tenant)}/"
 

@@ -46,7 +46,13 @@ from tagsmith.errors import NotFoundError, TrainingInputError
 from tagsmith.keys import TAG_ID
 from tagsmith.storage import ObjectStore
 from tagsmith.taxonomy import TagDefinition, Taxonomy
-from tagsmith.trainer import Example, examples_from_folder, examples_from_prefix, object_loader
+from tagsmith.trainer import (
+    IMAGE_SUFFIXES,
+    Example,
+    examples_from_folder,
+    examples_from_prefix,
+    object_loader,
+)
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".json", ".manifest")
 PATH_COLUMNS = ("path", "image", "file", "uri", "source-ref", "s3_uri")
@@ -385,7 +391,7 @@ def load_examples(
     >>> load_examples("/no/such/folder")
     Traceback (most recent call last):
     ...
-    tagsmith.errors.TrainingInputError: /no/such/folder is neither a folder of tag folders nor a manifest (.csv, .jsonl, .json, .manifest)
+    tagsmith.errors.TrainingInputError: /no/such/folder does not exist: give a folder with one sub-folder of example photos per tag, or a manifest (.csv, .jsonl, .json, .manifest)
     """
     if is_manifest(location):
         return examples_from_manifest(
@@ -410,12 +416,43 @@ def load_examples(
         return ExampleSet(examples, taxonomy, [], location)
     if not local_allowed:
         raise TrainingInputError(f"examples {location!r} must be an s3:// prefix or manifest here")
-    if not Path(location).is_dir():
+    folder = Path(location)
+    if not folder.exists():
         raise TrainingInputError(
-            f"{location} is neither a folder of tag folders nor a manifest ({', '.join(MANIFEST_SUFFIXES)})"
+            f"{location} does not exist: give a folder with one sub-folder of example photos per tag, "
+            f"or a manifest ({', '.join(MANIFEST_SUFFIXES)})"
         )
-    examples, taxonomy = examples_from_folder(Path(location))
+    if not folder.is_dir():
+        raise TrainingInputError(
+            f"{location} is a file, not a folder of tag folders nor a manifest "
+            f"({', '.join(MANIFEST_SUFFIXES)})"
+        )
+    examples, taxonomy = examples_from_folder(folder)
+    if not examples:
+        raise TrainingInputError(_why_no_examples(folder))
     return ExampleSet(examples, taxonomy, [], location)
+
+
+def _why_no_examples(folder: Path) -> str:
+    """What is wrong with a local folder that yielded no example: empty, photos not in tag
+    folders, or tag folders without photos."""
+    layout = f"expected one sub-folder per tag, e.g. {folder / 'hat' / 'photo1.jpg'}"
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if not entries:
+        return f"the folder {folder} is empty: {layout}"
+    loose = [p.name for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if loose:
+        return (
+            f"the photos in {folder} ({len(loose)}) are not in tag folders: {layout} "
+            "(the sub-folder's name is the tag)"
+        )
+    tags = sorted(p.name for p in entries if p.is_dir())
+    if tags:
+        return (
+            f"the tag folders in {folder} ({', '.join(tags[:5])}{', ...' if len(tags) > 5 else ''}) hold no "
+            f"photos ({', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
+    return f"{folder} holds no photos and no tag folders: {layout}"
 
 
 def combine(sets: Iterable[ExampleSet]) -> ExampleSet:

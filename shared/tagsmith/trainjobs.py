@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -268,14 +268,23 @@ class TrainingJobs:
         request_key: str | None = None,
         request_etag: str | None = None,
         local_paths: bool = False,
+        keep_failure: bool = True,
+        on_examples: Callable[[ExampleSet], None] | None = None,
     ) -> dict[str, Any]:
         """Train synchronously with status updates (the CLI's ``tagsmith train`` and :meth:`run`).
-        User errors end as status ``failed`` and are returned; others are raised (to be retried)."""
+        User errors end as status ``failed`` and are returned; others are raised (to be retried).
+
+        ``keep_failure=False`` (a person watching, the CLI): a user error puts the status back as
+        it was, so a first training that failed leaves no model behind; the failure is still
+        returned. ``on_examples`` sees the examples once they are listed, before any is read."""
         started = time.perf_counter()
         ids = {"request": request_key, "request_etag": request_etag}
+        before = None if keep_failure else self.status(req.tenant, req.model)
         self._set_status(req.tenant, req.model, TrainingState.TRAINING, started_at=utc_now(), **ids)
         try:
             examples = self._examples(req, local_paths=local_paths)
+            if on_examples is not None:
+                on_examples(examples)
             report = self.trainer.train(
                 tenant=req.tenant,
                 model_id=req.model,
@@ -293,15 +302,19 @@ class TrainingJobs:
             )
         except InvalidInputError as e:
             log.warning("training %s/%s failed: %s", req.tenant, req.model, e)
-            return self._set_status(
-                req.tenant,
-                req.model,
-                TrainingState.FAILED,
-                error=str(e),
-                seconds=round(time.perf_counter() - started, 3),
+            failed = {
+                "error": str(e),
+                "seconds": round(time.perf_counter() - started, 3),
                 **ids,
-            )
+            }
+            if not keep_failure:
+                self.trainer.models.restore_status(req.tenant, req.model, before)
+                return {"state": TrainingState.FAILED, "tenant": req.tenant, "model": req.model, **failed}
+            return self._set_status(req.tenant, req.model, TrainingState.FAILED, **failed)
         except Exception as e:
+            if not keep_failure:  # nobody retries a command: it says what went wrong, and that is all
+                self.trainer.models.restore_status(req.tenant, req.model, before)
+                raise
             self._set_status(
                 req.tenant,
                 req.model,

@@ -1,10 +1,12 @@
 """Screenshots of the console for ``docs/`` (``python -m tests.e2e.screenshots``), taken with the same
-headless chromium as the browser tests, over the browser tests' scene."""
+headless chromium as the browser tests, over the browser tests' scene. Japanese labels need Debian's
+``fonts-noto-cjk`` (chromium has no CJK font of its own)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import sync_playwright
 from tagsmith.console import start_console
@@ -55,10 +57,32 @@ def main(out: Path = DOCS) -> None:
             page.locator("#lang").select_option("fr")
             page.wait_for_timeout(800)
             page.screenshot(path=str(out / "console-search-french.png"))
+            widths(browser, server.url, scene.reviewer, out)
             browser.close()
     finally:
         server.stop()
     print(f"wrote {', '.join(sorted(p.name for p in out.glob('console-*.png')))} to {out}", file=sys.stderr)
+
+
+#: The widths the layout is tested at (tests/e2e/test_console_layout.py): a laptop, a small
+#: laptop or tablet, a split window, a phone.
+WIDTHS = (1366, 1024, 800, 390)
+
+
+def widths(browser: Any, url: str, token: str, out: Path) -> None:
+    """The review queue at every width, and a search with assets waiting for review."""
+    for width in WIDTHS:
+        page = browser.new_page(viewport={"width": width, "height": 800}, device_scale_factor=1)
+        page.goto(f"{url}/review#token={token}")
+        page.wait_for_selector("body[data-ready=true]")
+        page.wait_for_timeout(600)
+        page.screenshot(path=str(out / f"console-review-{width}.png"))
+        if width in (800, 390):
+            page.goto(f"{url}/search?q=Aurora")
+            page.wait_for_selector("body[data-ready=true]")
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(out / f"console-search-{width}.png"))
+        page.close()
 
 
 if __name__ == "__main__":

@@ -52,6 +52,11 @@ def test_make_run_demo_completes_and_state_survives_a_restart(tmp_path: Path) ->
     for tag in ("storm-blue-jacket", "sunset-tote", "forest-bottle"):
         assert f"{tag} " in out and "applied" in out
     assert "sent to review" in out
+    # the queue is read once the ingest handler has written its items: it agrees with the table
+    assert "review queue: 1 item(s) pending for acme" in out
+    assert "- acme/uploads/mixed-shelf.jpg: is it" in out
+    assert "  uploads: " in out and "tagged automatically" in out  # what the demo model will do
+    assert out.rstrip().endswith(f"stopped; state saved in {tmp_path}")
     assert "failed: not a supported image" in out
     assert "'veste bleu orage' (French): 2 hit(s)" in out
     assert "'storm blue jacket' (English): 2 hit(s)" in out

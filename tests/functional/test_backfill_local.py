@@ -7,18 +7,14 @@ Runs the real stack (moto S3/SQS server, osmem, the Lambda-style pollers of ever
 from __future__ import annotations
 
 import io
-import os
-import socket
 import time
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from tagsmith.keys import AssetKey
-from tagsmith.local.stack import LocalStack, StackConfig
+from tagsmith.local.stack import LocalStack
 from tagsmith.records import Source, TagAssignment, TagState
 from tagsmith.trainer import Example
 from tagsmith.wiring import Components, build
@@ -26,12 +22,6 @@ from tagsmith.wiring import Components, build
 pytestmark = pytest.mark.slow
 
 COLOURS = {"red": (200, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 200)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def photo(rgb: tuple[int, int, int], seed: int) -> bytes:
@@ -61,23 +51,8 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[LocalStack]:
-    saved = dict(os.environ)  # start() exports the stack's endpoints for in-process handlers
-    config = StackConfig(
-        home=tmp_path / "home", moto_port=free_port(), opensearch_port=free_port(), snapshot_seconds=3600
-    )
-    s = LocalStack(config=config)
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-        # osmem-server's close() leaves its stdout pipe open (see tests/functional/conftest.py)
-        process = getattr(s._osmem, "process", None)
-        if process is not None and process.stdout is not None and not process.stdout.closed:
-            process.stdout.close()
-        os.environ.clear()
-        os.environ.update(saved)
+def stack(local_stack: LocalStack) -> LocalStack:
+    return local_stack
 
 
 def test_promotion_backfills_the_library_through_sqs_keeping_human_decisions(stack: LocalStack):

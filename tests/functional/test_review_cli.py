@@ -54,6 +54,25 @@ def test_review_list_then_decide_from_the_command_line(home: Path, built: Scene)
     assert len(left) == len(items) - 1
 
 
+def test_review_decide_none_says_so_in_words(home: Path) -> None:
+    items = [json.loads(line) for line in run("review", "list", "-t", "acme", "--json").splitlines()]
+    out = run("review", "decide", "-t", "acme", items[0]["id"], "--none", "--reviewer", "ana")
+    assert f"{items[0]['asset_key']}: none of the model's tags (confirmed)" in " ".join(out.split())
+    assert "__none__" not in out
+
+
+def test_review_list_names_each_asset_by_its_key_and_says_how_to_decide(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tagsmith.cli.common import out as console
+
+    monkeypatch.setattr(console, "width", 200)  # a wide terminal: the table folds no cell
+    out = " ".join(run("review", "list", "-t", "acme").split())
+    first = json.loads(run("review", "list", "-t", "acme", "--json").splitlines()[0])
+    assert f"│ {first['id']} │ {first['asset_key']} │" in out
+    assert f"decide one: tagsmith review decide -t acme {first['id']} --accept" in out
+
+
 def test_review_decide_needs_exactly_one_action(home: Path) -> None:
     result = CliRunner().invoke(app, ["review", "decide", "-t", "acme", "abc", "--accept", "--none"])
     assert result.exit_code == 1 and "exactly one" in result.output

@@ -107,6 +107,25 @@ def test_review_and_rejected_tags_are_not_searchable(
     assert search_index.search("acme", SearchQuery()).total == 2
 
 
+def test_review_tags_let_a_text_find_assets_waiting_for_review_on_those_tags(
+    search_index: SearchIndex, make_record: RecordFactory, tag: Tag, garments: dict[str, Taxonomy]
+) -> None:
+    search_index.upsert(make_record("waiting.jpg", tag("scarf", TagState.REVIEW)), garments)
+    search_index.upsert(make_record("rejected.jpg", tag("scarf", TagState.REJECTED)), garments)
+    search_index.upsert(make_record("other-model.jpg", tag("scarf", TagState.REVIEW, model="shop")), garments)
+    search_index.upsert(make_record("hat.jpg", tag("hat", TagState.REVIEW)), garments)
+    search_index.upsert(make_record("seen.jpg", tag("scarf")), garments)
+
+    plain = search_index.search("acme", SearchQuery(text="foulard"))
+    wide = search_index.search("acme", SearchQuery(text="foulard", review_tags=["garments/scarf"]))
+    browse = search_index.search("acme", SearchQuery(review_tags=["garments/scarf"]))
+
+    assert keys(plain) == ["acme/seen.jpg"]
+    assert keys(wide) == ["acme/seen.jpg", "acme/waiting.jpg"]  # visible matches rank first
+    assert [h.score for h in wide.hits] == [1.0 + 4.0 + 2.0, 1.0]
+    assert browse.total == 5  # without text it changes nothing
+
+
 def test_delete_removes_the_asset_and_is_idempotent(
     search_index: SearchIndex, make_record: RecordFactory, tag: Tag, garments: dict[str, Taxonomy]
 ) -> None:

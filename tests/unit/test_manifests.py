@@ -145,10 +145,39 @@ def test_missing_manifest_names_it(tmp_path: Path) -> None:
         load_examples(str(tmp_path / "nope.csv"))
 
 
-def test_load_examples_refuses_a_path_that_is_neither_folder_nor_manifest(tmp_path: Path) -> None:
+def test_load_examples_refuses_a_file_that_is_not_a_manifest(tmp_path: Path) -> None:
     (tmp_path / "photo.jpg").write_bytes(b"x")
-    with pytest.raises(TrainingInputError, match="neither a folder of tag folders nor a manifest"):
+    with pytest.raises(TrainingInputError, match=r"photo\.jpg is a file, not a folder of tag folders"):
         load_examples(str(tmp_path / "photo.jpg"))
+
+
+def test_load_examples_says_a_missing_folder_does_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(TrainingInputError, match=r"nope does not exist: give a folder with one sub-folder"):
+        load_examples(str(tmp_path / "nope"))
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ({}, r"the folder .* is empty: expected one sub-folder per tag"),
+        ({"a.jpg": b"x", "b.png": b"x"}, r"the photos in .* \(2\) are not in tag folders"),
+        ({"hat/notes.txt": b"x", "cap/": b""}, r"the tag folders in .* \(cap, hat\) hold no photos"),
+    ],
+)
+def test_load_examples_says_why_a_folder_gives_no_example(
+    tmp_path: Path, layout: dict[str, bytes], message: str
+) -> None:
+    root = tmp_path / "examples"
+    root.mkdir()
+    for name, body in layout.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith("/"):
+            path.mkdir(exist_ok=True)
+        else:
+            path.write_bytes(body)
+    with pytest.raises(TrainingInputError, match=message):
+        load_examples(str(root))
 
 
 def test_load_examples_from_an_empty_prefix_says_what_layout_it_expects() -> None:

@@ -215,6 +215,7 @@ def test_public_api_is_listed_and_importable() -> None:
         "query",
         "reindex",
         "stopwords",
+        "waiting",
     }
 
     assert exported == public

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,12 +14,13 @@ from tagsmith.cli.common import (
     Target,
     TargetOpt,
     TenantOpt,
+    err,
     open_session,
     out,
     run_or_exit,
 )
-from tagsmith.errors import TagsmithError
-from tagsmith.keys import validate_tenant
+from tagsmith.errors import NotFoundError, TagsmithError
+from tagsmith.keys import asset_named, parse_asset_key, validate_tenant
 
 app = typer.Typer()
 
@@ -26,11 +28,15 @@ app = typer.Typer()
 @app.command()
 def tag(
     tenant: TenantOpt,
-    paths: Annotated[list[Path], typer.Argument(help="image files to tag (nothing is stored)")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PHOTO", help="photos to tag (nothing is stored)")],
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Tag local image files with the tenant's active models, exactly as the ingest handler would."""
+    """Tag photos on this machine; nothing is stored.
+
+    Each photo is scored by the tenant's active models exactly as the ingest handler would score
+    an upload: a dry run before uploading.
+    """
 
     def go() -> None:
         validate_tenant(tenant)
@@ -45,7 +51,7 @@ def tag(
         for path in paths:
             result: dict[str, Any] = {"file": str(path)}
             try:
-                prepared = tagger.prepare(path.read_bytes())
+                prepared = tagger.prepare(read_local_media(path, videos=False))
                 texts = None
                 if ocr is not None:
                     try:
@@ -96,14 +102,73 @@ def _print_tags(result: dict[str, Any]) -> None:
     out.print(f"{result['file']}: " + ", ".join(parts))
 
 
+MEDIA_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic"}
+    | {f".{e}" for e in ("mp4", "m4v", "mov", "qt", "webm", "mkv", "avi")}
+)
+
+
+def read_local_media(path: Path, *, videos: bool = True) -> bytes:
+    """The bytes of a local photo (or video), or an error that says what is wrong with the file
+    itself: missing, a folder, empty, not a photo, truncated. Worded for a file on this machine,
+    where the ingest handler's "upload it again" would not make sense."""
+    from tagsmith.encoder import decode_image
+    from tagsmith.errors import InvalidInputError
+    from tagsmith.video.sniff import MediaKind, sniff_media
+
+    if not path.exists():
+        raise TagsmithError(f"{path} does not exist")
+    if path.is_dir():
+        raise TagsmithError(f"{path} is a folder: give the photos in it (e.g. {path}/*.jpg)")
+    data = path.read_bytes()
+    if not data:
+        raise TagsmithError(f"{path} is empty (0 bytes)")
+    if sniff_media(data[:64], key=path.name) is MediaKind.VIDEO:
+        if videos:
+            return data
+        raise TagsmithError(f"{path} is a video: `tagsmith tag` reads photos; upload it to tag a video")
+    try:
+        decode_image(data, draft_size=64)
+    except InvalidInputError as e:
+        # the decoder's advice is for objects in a bucket ("...; upload the file again")
+        reason = re.sub(r";\s*upload .*$", "", str(e))
+        raise TagsmithError(f"{path} is not a photo Tagsmith can read: {reason}") from None
+    return data
+
+
+def _files_to_upload(paths: list[Path]) -> list[tuple[Path, str]]:
+    """(file, path inside the upload prefix) for each argument; a folder adds the photos and
+    videos under it, keeping their relative paths."""
+    out = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MEDIA_SUFFIXES)
+            if not found:
+                raise TagsmithError(f"{p} holds no photos or videos ({', '.join(sorted(MEDIA_SUFFIXES))})")
+            out += [(f, f.relative_to(p).as_posix()) for f in found if not f.name.startswith(".")]
+        else:
+            out.append((p, p.name))
+    return out
+
+
 @app.command()
 def upload(
     tenant: TenantOpt,
-    paths: Annotated[list[Path], typer.Argument(help="files to upload to the assets bucket")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="FILE|FOLDER", help="photos or videos to upload; a folder uploads what it holds"
+        ),
+    ],
     prefix: Annotated[str, typer.Option(help="folder inside the tenant's prefix")] = "uploads",
     target: TargetOpt = Target.AUTO,
 ) -> None:
-    """Upload files to the assets bucket: the upload event triggers tagging."""
+    """Upload photos and videos; the upload event tags them.
+
+    Each asset is then named TENANT/PREFIX/FILE (for a folder's files, FILE is the path inside it).
+    A file that is not a photo or video Tagsmith can read is refused, and the others still go.
+    """
+    from tagsmith.cli.progress import progress_bar
 
     def go() -> None:
         validate_tenant(tenant)
@@ -113,10 +178,37 @@ def upload(
                 "upload needs a running stack (`make run`) or --target aws: files alone raise no events"
             )
         bucket = s.components.settings.assets_bucket
-        for p in paths:
-            key = f"{tenant}/{prefix.strip('/')}/{p.name}" if prefix.strip("/") else f"{tenant}/{p.name}"
-            s.components.store.put(bucket, key, p.read_bytes())
-            out.print(f"uploaded s3://{bucket}/{key}")
+        folder = prefix.strip("/")
+        uploaded: list[str] = []
+        refused = 0
+        files = _files_to_upload(paths)
+        with progress_bar(enabled=len(files) > 1) as bar:
+            task = bar.add_task("uploading", total=len(files))
+            for path, name in files:
+                try:
+                    data = read_local_media(path)
+                except TagsmithError as e:
+                    err.print(f"[red]refused[/] {e}", highlight=False)
+                    refused += 1
+                    continue
+                asset = parse_asset_key(f"{tenant}/{folder}/{name}" if folder else f"{tenant}/{name}")
+                s.components.store.put(bucket, asset.key, data)
+                uploaded.append(asset.key)
+                out.print(f"uploaded {asset.key}", highlight=False)
+                bar.advance(task)
+        if uploaded:
+            out.print(
+                f"{len(uploaded)} uploaded to s3://{bucket}/ ({s.where}); the ingest handler tags each "
+                "within seconds:",
+                highlight=False,
+                soft_wrap=True,
+            )
+            out.print(
+                f"  tagsmith record -t {tenant} {uploaded[0]}   # its tags", highlight=False, soft_wrap=True
+            )
+            out.print(f"  tagsmith review list -t {tenant}   # what waits for a reviewer", highlight=False)
+        if refused:
+            raise TagsmithError(f"{refused} file(s) refused (not uploaded); the others were")
 
     run_or_exit(go)
 
@@ -124,22 +216,39 @@ def upload(
 @app.command()
 def record(
     tenant: TenantOpt,
-    path: Annotated[str, typer.Argument(help="the asset's path inside the tenant (or its full key)")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="ASSET",
+            help="the asset, as search prints it (TENANT/PATH), as S3 names it (s3://BUCKET/TENANT/PATH) "
+            "or by its PATH inside the tenant",
+        ),
+    ],
     target: TargetOpt = Target.AUTO,
 ) -> None:
-    """Print an asset record (the source of truth) as JSON; for a long video still being tagged,
-    its job's progress (the job status as JSON when there is no record yet)."""
-    from tagsmith.keys import AssetKey
+    """Print an asset's record, the source of truth for its tags.
+
+    For a long video still being tagged, its job's progress (the job status as JSON when there is
+    no record yet).
+    """
     from tagsmith.videojobs import JobStatus, read_job
 
     def go() -> None:
         validate_tenant(tenant)
-        rel = path.removeprefix(f"{tenant}/")
-        c = open_session(target).components
-        got = c.records.get(AssetKey(tenant, rel))
-        job = read_job(c.store, c.settings.data_bucket, tenant, rel)
+        s = open_session(target)
+        c = s.components
+        asset = asset_named(tenant, name, assets_bucket=c.settings.assets_bucket)
+        got = c.records.get(asset)
+        job = read_job(c.store, c.settings.data_bucket, tenant, asset.path)
         if got is None and job is None:
-            raise TagsmithError(f"no record for {tenant}/{rel}")
+            if c.store.head(c.settings.assets_bucket, asset.key) is not None:
+                raise NotFoundError(
+                    f"{asset.key} is uploaded but has no record yet: the ingest handler records it within "
+                    "seconds of the upload (is the stack running?)"
+                )
+            raise NotFoundError(
+                f"no asset {asset.key} ({s.where}): `tagsmith search -t {tenant}` lists the tenant's assets"
+            )
         if got is None:
             assert job is not None
             print(job.to_json().decode())  # a long video's first upload: the job is all there is

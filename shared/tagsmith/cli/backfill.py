@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,7 +14,7 @@ from tagsmith.keys import validate_tenant
 
 app = typer.Typer()
 backfill_app = typer.Typer(
-    help="Re-tag a tenant's existing library (runs on the backfill queue).", no_args_is_help=True
+    help="Re-tag a tenant's existing library (on the backfill queue).", no_args_is_help=True
 )
 app.add_typer(backfill_app, name="backfill")
 
@@ -47,11 +47,16 @@ def start(
         typer.Option(help="at most this many assets per second are queued (default TAGSMITH_BACKFILL_RATE)"),
     ] = None,
     keys_per_message: Annotated[int, typer.Option(help="assets per SQS message")] = 25,
-    wait: Annotated[bool, typer.Option(help="print progress until the backfill completes")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="show the progress until the backfill completes")
+    ] = False,
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start (or resume, with the id of an unfinished one) a backfill of every asset of the tenant."""
+    """Re-tag every asset of the tenant with its active models.
+
+    With --id of an unfinished backfill, resume it.
+    """
     from tagsmith.backfill import BackfillOptions
 
     def go() -> None:
@@ -73,20 +78,37 @@ def start(
         status = svc.status(tenant, progress.id)
         if status.complete and not as_json:
             err.print("[yellow]that backfill is already complete[/]: pass --id NEW-ID to run another")
-        while wait and not status.complete:
-            _print_status(status.to_dict(), as_json)
-            time.sleep(2)
-            status = svc.status(tenant, progress.id)
+        if wait and not status.complete:
+            status = _wait(svc, tenant, progress.id, status, as_json)
         _print_status(status.to_dict(), as_json)
 
     run_or_exit(go)
+
+
+def _wait(svc: Any, tenant: str, backfill_id: str, status: Any, as_json: bool) -> Any:
+    """Poll until the backfill completes: a progress bar on a terminal, else a line per change
+    (JSON lines with --json)."""
+    from tagsmith.cli.progress import progress_bar
+
+    with progress_bar(enabled=not as_json) as bar:
+        task = bar.add_task(f"backfill {backfill_id}", total=None)
+        last = None
+        while not status.complete:
+            d = status.to_dict()
+            bar.update(task, completed=d["done"] + d["failed"], total=d["listed"] or None)
+            if bar.disable and (d["listed"], d["done"], d["failed"]) != last:
+                _print_status(d, as_json)
+                last = (d["listed"], d["done"], d["failed"])
+            time.sleep(2)
+            status = svc.status(tenant, backfill_id)
+    return status
 
 
 @backfill_app.command("status")
 def status(
     tenant: TenantOpt, backfill_id: IdOpt = None, target: TargetOpt = Target.AUTO, as_json: JsonOpt = False
 ) -> None:
-    """Progress of a backfill: listed, done, failed and pending assets."""
+    """Progress of a backfill: listed, done, failed, pending."""
 
     def go() -> None:
         validate_tenant(tenant)

@@ -35,7 +35,15 @@ class Target(StrEnum):
     AWS = "aws"
 
 
-TargetOpt = Annotated[Target, typer.Option("--target", help="where to work: auto, files, stack or aws")]
+TargetOpt = Annotated[
+    Target,
+    typer.Option(
+        "--target",
+        help="where to work: auto = the running local stack, else the local data folder; files = the "
+        "local data folder (var/, no server); stack = the running local stack (`make run`); aws = your "
+        "AWS account (TAGSMITH_DATA_BUCKET, TAGSMITH_ASSETS_BUCKET, TAGSMITH_OPENSEARCH_URL)",
+    ),
+]
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="tenant id (lower-case letters, digits, '-')")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output: one JSON object per line")]
 

@@ -15,7 +15,7 @@ from tagsmith.cli.common import JsonOpt, out, run_or_exit
 from tagsmith.errors import InvalidInputError, TagsmithError, TransientError
 
 app = typer.Typer()
-group = typer.Typer(help="OpenSearch Dashboards: index pattern, saved searches, visualisations.")
+group = typer.Typer(help="OpenSearch Dashboards: saved searches and visualisations.")
 app.add_typer(group, name="dashboards")
 
 
@@ -55,10 +55,14 @@ def import_(
     tenant: Annotated[
         str | None, typer.Option("--tenant", "-t", help="objects for this tenant's alias only")
     ] = None,
-    dry_run: Annotated[bool, typer.Option(help="print the ndjson instead of posting it")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the ndjson instead of posting it")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import the index pattern, saved searches, visualisations and dashboard (overwriting).
+    """Load Tagsmith's saved objects into OpenSearch Dashboards.
+
+    The index pattern, saved searches, visualisations and dashboard (existing ones are replaced).
 
     Basic auth: set TAGSMITH_DASHBOARDS_AUTH=user:password.
     """

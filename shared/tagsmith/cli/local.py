@@ -20,7 +20,11 @@ def up(
     demo: Annotated[bool, typer.Option(help="run the demo tenant once the stack is ready")] = True,
     serve: Annotated[bool, typer.Option(help="keep serving until Ctrl-C")] = True,
 ) -> None:
-    """Start the local stack (moto S3/SQS, osmem OpenSearch, handlers), run the demo, serve."""
+    """Start the local stack, run the demo, serve until Ctrl-C.
+
+    moto (S3, SQS), osmem (OpenSearch API), the handlers and the review console, on 127.0.0.1;
+    this is what `make run` runs.
+    """
     from tagsmith.local.app import run_local
 
     try:

@@ -7,22 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tagsmith.cli.common import JsonOpt, Target, TargetOpt, TenantOpt, err, open_session, out, run_or_exit
 from tagsmith.keys import validate_tenant
 
 app = typer.Typer()
-webhooks_app = typer.Typer(
-    help="Webhook subscriptions: change events POSTed, signed, to your URL.", no_args_is_help=True
-)
+webhooks_app = typer.Typer(help="Webhooks: change events POSTed, signed, to your URL.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
-
-
-def _counter(label: str) -> Progress:
-    return Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
-    )
 
 
 @webhooks_app.command("add")
@@ -40,7 +31,10 @@ def add(
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Subscribe a URL; prints the signing secret once (keep it: it is not shown again)."""
+    """Subscribe a URL to the tenant's change events.
+
+    Prints the signing secret once (keep it: it is not shown again).
+    """
 
     def go() -> None:
         s = open_session(target)
@@ -117,7 +111,11 @@ def export(
     restart: Annotated[bool, typer.Option(help="ignore a checkpoint left by an interrupted export")] = False,
     target: TargetOpt = Target.AUTO,
 ) -> None:
-    """Write a tenant's tags to a file or folder; an interrupted export resumes where it stopped."""
+    """Write a tenant's tags to a file or folder.
+
+    CSV, JSON lines or XMP sidecars; an interrupted export resumes where it stopped.
+    """
+    from tagsmith.cli.progress import progress_bar, record_count
     from tagsmith.outbound.export import export_tenant
 
     def go() -> None:
@@ -125,8 +123,9 @@ def export(
         validate_tenant(tenant)
         taxonomies = {m.model_id: m.taxonomy for m in c.active_models.for_tenant(tenant)}
         languages = lang or list(c.output_settings.for_tenant(tenant).languages)
-        with _counter(f"exporting {tenant}") as bar:
-            task = bar.add_task("export", total=None)
+        with progress_bar() as bar:
+            total = None if bar.disable else record_count(c, tenant)  # one listing: an end and an ETA
+            task = bar.add_task(f"exporting {tenant}", total=total)
             result = export_tenant(
                 c.records, tenant, fmt, output, taxonomies=taxonomies, languages=languages, restart=restart,
                 progress=lambda n: bar.update(task, completed=n),
@@ -149,12 +148,17 @@ def republish(
     ] = False,
     target: TargetOpt = Target.AUTO,
 ) -> None:
-    """Publish record changes a crash left unpublished (change events, object tags, sidecars)."""
+    """Publish the record changes a crash left unpublished.
+
+    Change events, S3 object tags and XMP sidecars.
+    """
+
+    from tagsmith.cli.progress import progress_bar
 
     def go() -> None:
         c = open_session(target).components
-        with _counter(f"checking {tenant}") as bar:
-            task = bar.add_task("republish", total=None)
+        with progress_bar() as bar:
+            task = bar.add_task(f"checking {tenant}", total=None)
             counts = c.outbound.repair_tenant(
                 validate_tenant(tenant),
                 everything=everything,

@@ -22,9 +22,10 @@ from rich.table import Table
 
 from tagsmith.cli.common import JsonOpt, Target, TargetOpt, TenantOpt, fail, open_session, out, run_or_exit
 from tagsmith.keys import validate_tenant
+from tagsmith.records import NONE_TAG
 
 app = typer.Typer()
-review_app = typer.Typer(help="The review queue: list, decide, backlog, reviewer tokens, retrain.")
+review_app = typer.Typer(help="The review queue: list, decide, backlog, tokens, retrain.")
 app.add_typer(review_app, name="review")
 
 
@@ -73,27 +74,35 @@ def list_items(
                     )
                 )
             return
-        table = Table(
-            "id",
-            "asset",
-            "model",
-            "suggestion",
-            "confidence",
-            "alternatives",
-            title=f"review queue of {tenant}",
-        )
+        table = Table(title=f"review queue of {tenant}")
+        table.add_column("id", no_wrap=True)  # what `review decide` takes: never cut
+        table.add_column("asset", overflow="fold")  # a full name to copy, folded rather than cut
+        for name in ("model", "suggestion", "confidence", "alternatives"):
+            table.add_column(name, overflow="fold")
         for i in page:
             alts = ", ".join(f"{a.tag} {a.confidence:.2f}" for a in i.alternatives)
-            table.add_row(i.id, i.asset_path, i.model, i.suggestion, f"{i.confidence:.2f}", alts)
+            table.add_row(
+                i.id, f"{tenant}/{i.asset_path}", i.model, i.suggestion, f"{i.confidence:.2f}", alts
+            )
         out.print(table)
-        out.print(f"{queue.total} item(s) match")
+        out.print(f"{queue.total} item(s) match", highlight=False)
+        if page:
+            out.print(
+                f"decide one: tagsmith review decide -t {tenant} {page[0].id} --accept   "
+                "(or --reject, --pick TAG, --none)",
+                highlight=False,
+                soft_wrap=True,
+            )
 
     run_or_exit(go)
 
 
 @review_app.command()
 def backlog(tenant: TenantOpt, target: TargetOpt = Target.AUTO, as_json: JsonOpt = False) -> None:
-    """Pending items per model and suggested tag (counted from the queue's entries, no item reads)."""
+    """Pending items per model and suggested tag.
+
+    Counted from the queue's entries, without reading the items.
+    """
     from tagsmith.console import QueueFilter
     from tagsmith.console.queue import pending_queue_page
 
@@ -143,9 +152,15 @@ def decide(
         if as_json:
             print(json.dumps(outcome.to_dict(), ensure_ascii=False))
             return
-        tags = ", ".join(f"{t['tag']} ({t['state']})" for t in outcome.tags)
+        tags = ", ".join(
+            f"none of the model's tags ({t['state']})"
+            if t["tag"] == NONE_TAG
+            else f"{t['tag']} ({t['state']})"
+            for t in outcome.tags
+        )
         out.print(
-            f"{outcome.asset_key}: {tags}" + ("" if outcome.changed else "  [dim](already recorded)[/]")
+            f"{outcome.asset_key}: {tags}" + ("" if outcome.changed else "  [dim](already recorded)[/]"),
+            highlight=False,
         )
         for reason in outcome.stale:
             out.print(f"[yellow]stale item, decision applied anyway:[/] {reason}")
@@ -165,7 +180,10 @@ def token(
     ] = "90d",
     target: TargetOpt = Target.AUTO,
 ) -> None:
-    """Issue a token for the console and the search API (printed once; only its hash is stored)."""
+    """Issue a token for the console and the search API.
+
+    It is printed once; only its hash is stored.
+    """
     from tagsmith.auth import parse_lifetime, token_id
 
     def go() -> None:
@@ -188,7 +206,10 @@ def token(
 
 @review_app.command("tokens")
 def list_tokens(tenant: TenantOpt, target: TargetOpt = Target.AUTO, as_json: JsonOpt = False) -> None:
-    """The tenant's tokens: id, holder, role, issued, expires, status (the tokens themselves are never stored)."""
+    """List the tenant's tokens and whether each still works.
+
+    Id, holder, role, issued, expires and status; the tokens themselves are never stored.
+    """
     from datetime import UTC, datetime
 
     def go() -> None:
@@ -218,7 +239,10 @@ def revoke(
     ],
     target: TargetOpt = Target.AUTO,
 ) -> None:
-    """Revoke a token: it stops working at once and stays listed as revoked."""
+    """Revoke a token: it stops working at once.
+
+    It stays listed, as revoked.
+    """
 
     def go() -> None:
         validate_tenant(tenant)
@@ -235,7 +259,7 @@ def retrain(
     model: Annotated[str, typer.Option("--model", "-m", help="the model to retrain")],
     target: TargetOpt = Target.AUTO,
 ) -> None:
-    """Request a retrain on the model's examples plus every reviewed correction, now."""
+    """Retrain a model on its examples and every correction now."""
 
     def go() -> None:
         validate_tenant(tenant)

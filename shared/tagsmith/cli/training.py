@@ -17,6 +17,8 @@ Examples::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,12 +39,8 @@ from tagsmith.errors import NotFoundError, TagsmithError
 from tagsmith.keys import validate_model_id, validate_tenant
 
 app = typer.Typer()
-models_app = typer.Typer(
-    help="A tenant's tag models: list, versions, rollback, target, report.", invoke_without_command=True
-)
-taxonomy_app = typer.Typer(
-    help="A model's tags with labels per language and synonyms (no retraining needed)."
-)
+models_app = typer.Typer(help="A tenant's tag models and their versions.", invoke_without_command=True)
+taxonomy_app = typer.Typer(help="A model's tag labels per language, and synonyms.")
 app.add_typer(models_app, name="models")
 app.add_typer(taxonomy_app, name="taxonomy")
 
@@ -73,12 +71,14 @@ def train(
         typer.Option(
             "--examples",
             "-e",
-            help="folder or s3://bucket/prefix with one sub-folder per tag, or a manifest (.csv, .jsonl, "
-            "Ground Truth / Rekognition .manifest); repeat to combine",
+            metavar="FOLDER|S3-PREFIX|MANIFEST",
+            help="[required unless --corrections] a folder with one sub-folder of photos per tag (the "
+            "sub-folder's name is the tag), the same under s3://bucket/prefix/, or a manifest (.csv, "
+            ".jsonl, Ground Truth / Rekognition .manifest); repeat to combine",
         ),
     ] = None,
     corrections: Annotated[
-        bool, typer.Option(help="add the tags reviewers confirmed for this model")
+        bool, typer.Option("--corrections", help="add the tags reviewers confirmed for this model")
     ] = False,
     kind: Annotated[str, typer.Option(help="exclusive (one tag per asset) or multilabel")] = "exclusive",
     threshold: Annotated[
@@ -92,11 +92,15 @@ def train(
         float, typer.Option(help="confidence below which a tag is not even suggested")
     ] = 0.2,
     force: Annotated[
-        bool, typer.Option(help="make the new version active even if it is worse than the active one")
+        bool,
+        typer.Option("--force", help="make the new version active even if it is worse than the active one"),
     ] = False,
     allow_near_duplicates: Annotated[
         bool,
-        typer.Option(help="allow nearly identical photos under different tags (a warning, not an error)"),
+        typer.Option(
+            "--allow-near-duplicates",
+            help="allow nearly identical photos under different tags (a warning, not an error)",
+        ),
     ] = False,
     label_attribute: Annotated[
         str | None,
@@ -120,15 +124,23 @@ def train(
         ),
     ] = None,
     submit: Annotated[
-        bool, typer.Option(help="do not wait: write a training request for the train handler")
+        bool, typer.Option("--submit", help="do not wait: write a training request for the train handler")
     ] = False,
     report_out: Annotated[
-        Path | None, typer.Option("--report", help="also write the HTML report to this file")
+        Path | None,
+        typer.Option(
+            "--report",
+            help="write the HTML report to this file (default: reports/ in the local data folder)",
+        ),
     ] = None,
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train (or retrain) a tag model; the new version becomes active only if it is not worse."""
+    """Train (or retrain) a tag model from example photos.
+
+    The new version becomes active only if it is not worse than the active one. Prints what will
+    happen to uploads, where the report is and what to do next.
+    """
     from tagsmith.tagmodels import ModelKind
     from tagsmith.trainer import validate_augment
     from tagsmith.trainjobs import TrainingRequest
@@ -176,44 +188,154 @@ def train(
             return
         if not as_json:
             err.print(
-                f"training {tenant}/{model} from {', '.join(req.examples) or 'corrections'} ({s.where}) ..."
+                f"training {tenant}/{model} from {', '.join(req.examples) or 'corrections'} ({s.where})"
             )
-        status = jobs.train_now(req, local_paths=True)
+        with training_progress(s.components, req, enabled=not as_json) as on_examples:
+            status = jobs.train_now(req, local_paths=True, keep_failure=False, on_examples=on_examples)
         if status["state"] != "trained":
-            raise TagsmithError(status.get("error", "training failed"))
+            active = s.components.models.active_version(tenant, model)
+            kept = f"version {active} stays active" if active else "nothing was saved"
+            raise TagsmithError(f"training {tenant}/{model} failed ({kept}): {status.get('error')}")
         report = status["report"]
-        if report_out is not None:
-            html = s.components.models.version_file(tenant, model, status["version"], "report.html") or b""
-            report_out.write_bytes(html)
+        html = s.components.models.version_file(tenant, model, status["version"], "report.html") or b""
+        report_file = report_out or default_report_path(tenant, model, status["version"])
+        report_file.parent.mkdir(parents=True, exist_ok=True)
+        report_file.write_bytes(html)
+        outlook = _active_outlook(s.components, tenant, model)
         if as_json:
-            print(json.dumps(report, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {**report, "report_file": str(report_file), "outlook": outlook.to_dict()},
+                    ensure_ascii=False,
+                )
+            )
             return
-        _print_report(report, status)
-        if report_out is not None:
-            out.print(f"report: {report_out}")
+        _print_report(report, None)
+        _print_outlook(outlook, report)
+        out.print(f"report: {report_file}  (open it in a browser)", soft_wrap=True, highlight=False)
+        _print_next_steps(s, tenant, model)
 
     run_or_exit(go)
 
 
-def _print_report(report: dict[str, Any], status: dict[str, Any]) -> None:
+def default_report_path(tenant: str, model: str, version: str) -> Path:
+    """Where ``train`` writes the HTML report when ``--report`` is not given: a file a person can
+    open, in the local data folder (``var/reports/`` unless ``TAGSMITH_HOME`` moves it)."""
+    from tagsmith.local.stack import StackConfig
+
+    return (StackConfig.from_env().home / "reports" / f"{tenant}-{model}-{version}.html").resolve()
+
+
+@contextmanager
+def training_progress(c: Any, req: Any, *, enabled: bool) -> Iterator[Callable[[Any], None]]:
+    """A bar over the slow part of training, embedding the photos (and their augmented views);
+    yields the hook that learns how many there are once the examples are listed."""
+    from tagsmith.cli.progress import ProgressEncoder, ProgressOcr, progress_bar
+    from tagsmith.trainer import DEFAULT_AUGMENT_VIEWS, views_per_example
+
+    trainer = c.trainer
+    tagger = trainer.tagger  # the trainer embeds through its tagger's encoder
+    photos = 0
+    with progress_bar(enabled=enabled) as bar:
+        task = bar.add_task("loading the image encoder", total=None)
+        tagger.encoder = ProgressEncoder(tagger.encoder, lambda n: bar.advance(task, n))
+        reading: list[Any] = []  # the OCR bar, made on the first photo read (--text only)
+
+        def on_read() -> None:
+            if not reading:
+                reading.append(bar.add_task(f"reading the print on up to {photos} photos", total=photos))
+            bar.advance(reading[0])
+
+        if trainer.ocr is not None:
+            trainer.ocr = ProgressOcr(trainer.ocr, on_read)
+
+        def on_examples(examples: Any) -> None:
+            nonlocal photos
+            augment = DEFAULT_AUGMENT_VIEWS if req.augment is None else req.augment
+            views = sum(views_per_example([ex.tags for ex in examples.examples], augment))
+            photos = len(examples.examples)
+            what = f"embedding {photos} photos" + (f" and {views} augmented views" if views else "")
+            bar.update(task, description=what, total=photos + views)
+
+        try:
+            yield on_examples
+        finally:
+            tagger.encoder = tagger.encoder.inner
+            if isinstance(trainer.ocr, ProgressOcr):
+                trainer.ocr = trainer.ocr.inner
+
+
+def _active_outlook(c: Any, tenant: str, model: str) -> Any:
+    from tagsmith.outlook import upload_outlook
+
+    return upload_outlook(c.models.load_active(tenant, model))
+
+
+def _print_report(report: dict[str, Any], report_file: Path | str | None) -> None:
     for w in report["warnings"]:
-        err.print(f"[yellow]warning:[/] {w}")
-    cv = f"{report['cv_accuracy']:.0%}" if report.get("cv_accuracy") is not None else "n/a"
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    cv = report.get("cv_accuracy")
+    judged = (
+        f"; {cv:.0%} of the examples were recognised by a model trained without them (cross-validation)"
+        if cv is not None
+        else ""
+    )
     out.print(
         f"[green]trained[/] {report['tenant']}/{report['model_id']} version [bold]{report['version']}[/]: "
         f"{len(report['tags'])} tags, {report['examples']} examples ({report['embedded']} embedded, "
-        f"{report['cached']} from cache), cross-validated accuracy {cv}, {report['seconds']:.1f} s"
+        f"{report['cached']} from cache) in {report['seconds']:.1f} s{judged}",
+        highlight=False,
     )
     weak = [(t, m) for t, m in report["per_tag"].items() if m["recall"] < 0.8 or m["precision"] < 0.8]
     for tag, m in weak[:10]:
-        out.print(f"  {tag}: precision {m['precision']:.0%}, recall {m['recall']:.0%}")
+        out.print(f"  {tag}: precision {m['precision']:.0%}, recall {m['recall']:.0%}", highlight=False)
     for pair in report["confused"][:5]:
-        out.print(f"  confused: {pair['tag']} taken for {pair['predicted_as']} {pair['count']} time(s)")
+        out.print(
+            f"  confused: {pair['tag']} taken for {pair['predicted_as']} {pair['count']} time(s)",
+            highlight=False,
+        )
     promotion = report.get("promotion") or {}
     colour = "green" if promotion.get("promoted") else "yellow"
     word = "active" if promotion.get("promoted") else "NOT promoted"
-    out.print(f"[{colour}]{word}[/]: {promotion.get('reason', '')}")
-    out.print(f"report: {status.get('report_html_key', '')}")
+    out.print(f"[{colour}]{word}[/]: {promotion.get('reason', '')}", highlight=False)
+    if report_file:
+        out.print(f"report: {report_file}  (open it in a browser)", soft_wrap=True, highlight=False)
+
+
+def _print_outlook(outlook: Any, report: dict[str, Any]) -> None:
+    promoted = (report.get("promotion") or {}).get("promoted")
+    who = "" if promoted else " (still tagged by the active version)"
+    out.print(f"uploads{who}: {outlook.sentence()}", highlight=False)
+
+
+def _print_next_steps(s: Any, tenant: str, model: str) -> None:
+    active = s.components.models.load_active(tenant, model)
+    languages = {lang for t in (active.taxonomy.tags if active else ()) for lang in t.labels}
+    steps = []
+    if s.stack is not None or s.where.startswith("AWS"):
+        steps.append((f"tagsmith upload -t {tenant} photo.jpg ...", "tag new photos as they are uploaded"))
+    else:
+        steps.append((f"tagsmith tag -t {tenant} photo.jpg", "try the model on a photo (nothing stored)"))
+        steps.append(("make run", "start the local stack, then `tagsmith upload` photos"))
+    console = f" (or {s.stack.console_url}/review)" if s.stack is not None and s.stack.console_url else ""
+    steps.append((f"tagsmith review list -t {tenant}", f"what waits for a reviewer{console}"))
+    if languages <= {"en"}:
+        steps.append(
+            (
+                f"tagsmith taxonomy show -t {tenant} -m {model} --json > labels.json",
+                'then add labels in other languages ("fr": "chapeau")',
+            )
+        )
+        steps.append(
+            (
+                f"tagsmith taxonomy set -t {tenant} -m {model} labels.json",
+                "so search finds them in those words",
+            )
+        )
+    out.print("next:", highlight=False)
+    width = max(len(c) for c, _ in steps)
+    for command, why in steps:
+        out.print(f"  {command:<{width}}  # {why}", soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -223,7 +345,10 @@ def status(
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Training status of a tenant's models: pending, training, trained or failed."""
+    """Training status of a tenant's models.
+
+    Pending, training, trained or failed (and why).
+    """
     from tagsmith.trainjobs import describe_status
 
     def go() -> None:
@@ -261,7 +386,7 @@ def models(
 
     def go() -> None:
         if tenant is None:
-            raise TagsmithError("give --tenant (or a sub-command: versions, rollback, report)")
+            raise TagsmithError("give --tenant (or a sub-command: versions, rollback, report, delete)")
         validate_tenant(tenant)
         c = open_session(target).components
         current_encoder = c.encoder.encoder_id
@@ -312,14 +437,17 @@ def models(
 def versions(
     tenant: TenantOpt, model: ModelOpt, target: TargetOpt = Target.AUTO, as_json: JsonOpt = False
 ) -> None:
-    """Every version of a model, oldest first, with its figures and promotion decision."""
+    """Every version of a model, oldest first.
+
+    With its figures and the promotion decision.
+    """
 
     def go() -> None:
         validate_tenant(tenant)
         c = open_session(target).components
         rows = c.models.version_summaries(tenant, validate_model_id(model))
         if not rows:
-            raise NotFoundError(f"tenant {tenant!r} has no model {model!r}: train it with `tagsmith train`")
+            raise NotFoundError(_no_versions(c, tenant, model))
         if as_json:
             for r in rows:
                 print(json.dumps(r, ensure_ascii=False))
@@ -337,6 +465,56 @@ def versions(
                 r["decision"],
             )
         out.print(table)
+
+    run_or_exit(go)
+
+
+def _no_versions(c: Any, tenant: str, model: str) -> str:
+    """Why a model has no version: never trained, or its training is pending or failed."""
+    from tagsmith.trainjobs import describe_status
+
+    st = c.models.read_status(tenant, model)
+    if st is None:
+        return f"tenant {tenant!r} has no model {model!r}: train it with `tagsmith train`"
+    return (
+        f"model {tenant}/{model} has no version yet; its training {describe_status(st)}. "
+        f"Train it again, or remove it with `tagsmith models delete -t {tenant} -m {model}`"
+    )
+
+
+@models_app.command("delete")
+def delete(
+    tenant: TenantOpt,
+    model: ModelOpt,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    target: TargetOpt = Target.AUTO,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a model and every version of it.
+
+    Its labels and training status go too. Uploads are no longer tagged by it. Tags it already gave stay on the asset records (human
+    decisions are never removed), and its review items stay in the queue until decided.
+    """
+
+    def go() -> None:
+        validate_tenant(tenant)
+        c = open_session(target).components
+        known = c.models.versions(tenant, validate_model_id(model))
+        if not known and c.models.read_status(tenant, model) is None:
+            raise NotFoundError(f"tenant {tenant!r} has no model {model!r}")
+        if known and not yes:
+            what = f"delete {tenant}/{model} and its {len(known)} version(s)?"
+            if not err.is_terminal or not typer.confirm(what, default=False, err=True):
+                raise TagsmithError(f"not deleted: {what} Pass --yes to confirm")
+        removed = c.models.delete_model(tenant, model)
+        c.active_models.invalidate(tenant)
+        if as_json:
+            print(json.dumps({"model": model, "deleted": True, "versions": len(known), "objects": removed}))
+        else:
+            out.print(
+                f"deleted {tenant}/{model}: {len(known)} version(s); uploads are no longer tagged by it",
+                highlight=False,
+            )
 
     run_or_exit(go)
 
@@ -432,11 +610,17 @@ def report(
     tenant: TenantOpt,
     model: ModelOpt,
     version: Annotated[str | None, typer.Option(help="a version (default: the newest)")] = None,
-    out_file: Annotated[Path | None, typer.Option("--out", help="write the HTML page here")] = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="write the HTML page here (default: reports/ in the local data folder)"),
+    ] = None,
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a version's training report (or save its HTML page)."""
+    """Show a version's training report.
+
+    Also writes its HTML page to a file you can open.
+    """
 
     def go() -> None:
         validate_tenant(tenant)
@@ -448,19 +632,20 @@ def report(
         d = json.loads(body)
         for pair in d.get("confused", []):
             pair.pop("thumbnails", None)
-        if out_file is not None:
-            out_file.write_bytes(c.models.version_file(tenant, model, v, "report.html") or b"")
+        html = c.models.version_file(tenant, model, v, "report.html")
+        report_file = None
+        if html is not None:
+            report_file = out_file or default_report_path(tenant, model, v)
+            report_file.parent.mkdir(parents=True, exist_ok=True)
+            report_file.write_bytes(html)
         if as_json:
-            print(json.dumps(d, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {**d, "report_file": str(report_file) if report_file else None}, ensure_ascii=False
+                )
+            )
             return
-        _print_report(
-            d,
-            {
-                "report_html_key": str(out_file)
-                if out_file
-                else c.models.version_key(tenant, model, v, "report.html")
-            },
-        )
+        _print_report(d, report_file)
 
     run_or_exit(go)
 
@@ -505,7 +690,10 @@ def taxonomy_set(
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Replace a model's labels and synonyms; takes effect without retraining."""
+    """Replace a model's labels and synonyms.
+
+    Takes effect without retraining; reindex for search to use them.
+    """
     from tagsmith.taxonomy import Taxonomy
 
     def go() -> None:

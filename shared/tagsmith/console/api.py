@@ -25,7 +25,10 @@ Routes::
                                               without retraining (a new version; the library is re-routed)
     GET  /api/assets/image?key=<asset key>&max=<px>   the asset (or a preview), tenant-checked
     GET  /api/items/<id>/frame                the video frame of a video item
-    GET  /api/search?q&lang&tag&size&cursor   search the tenant's assets (facets by tag)
+    GET  /api/search?q&lang&tag&size&cursor&include_review
+                                              search the tenant's assets (facets by tag); says
+                                              how many more wait for review on the tags the
+                                              text names (include_review=1: list them too)
 
 Roles: ``reader`` may read and search; ``reviewer`` and ``admin`` may also decide and retrain.
 Status codes: 400 bad input, 401 no or unknown token, 403 role too low, 404 not found (or not
@@ -593,7 +596,7 @@ def _frame(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -
 
 @_route("GET", "/api/search")
 def _search(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
-    from tagsmith.search import LANGUAGES, SearchQuery
+    from tagsmith.search import LANGUAGES, SearchQuery, search_with_waiting
 
     cursor = req.arg("cursor")
     try:
@@ -610,7 +613,11 @@ def _search(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) 
         size=_int_arg(req, "size", 24),
         search_after=after,
     )
-    page = s.index.search(who.tenant, query).to_dict()
+    taxonomies = {m.model_id: m.taxonomy for m in s.models.for_tenant(who.tenant)}
+    include = req.arg("include_review") in ("1", "true")
+    found, waiting = search_with_waiting(s.index, who.tenant, query, taxonomies, include=include)
+    page = found.to_dict()
+    page["waiting_for_review"] = waiting.to_dict() if waiting else None
     for hit in page["hits"]:
         hit["image_url"] = "/api/assets/image?" + _qs(key=hit["asset_key"], max="480")
     nxt = page.get("next_search_after")

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tagsmith.auth import AuthError, TokenStore
-from tagsmith.console.api import ConsoleServices
+from tagsmith.console.api import ConsoleServices, Request, Response
 from tagsmith.console.server import ConsoleServer, start_console
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class LocalConsole:
         return [
             f"Review console:     {self.url}/review#token={self.token}",
             f"                    (reviewer token for '{self.tenant}': {self.token})",
+            f'Search API:         curl -H "Authorization: Bearer {self.token}" "{self.url}/v1/search?q=jacket"',
         ]
 
     def stop(self) -> None:
@@ -69,11 +71,22 @@ def demo_token(tokens: TokenStore, tenant: str, saved: Path) -> str:
     return token
 
 
-def start_local_console(components: Any, *, home: Path, tenant: str, host: str = "127.0.0.1") -> LocalConsole:
+def start_local_console(
+    components: Any,
+    *,
+    home: Path,
+    tenant: str,
+    host: str = "127.0.0.1",
+    routes: Callable[[Request], Response | None] | None = None,
+) -> LocalConsole:
+    """The console on ``TAGSMITH_CONSOLE_PORT``; ``routes`` (the local HTTP API) are served beside it."""
     env = os.environ
     services = ConsoleServices.from_components(components)
     token = demo_token(services.tokens, tenant, Path(home) / "console-token.txt")
     server = start_console(
-        services, host=host, port=_port(host, int(env.get("TAGSMITH_CONSOLE_PORT", DEFAULT_PORT)))
+        services,
+        host=host,
+        port=_port(host, int(env.get("TAGSMITH_CONSOLE_PORT", DEFAULT_PORT))),
+        routes=routes,
     )
     return LocalConsole(server=server, tenant=tenant, token=token)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,6 +24,8 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     protocol_version = "HTTP/1.1"
     services: ConsoleServices  # set on the subclass made per server
+    # more routes answered before the console's (the local stack's /v1/search), or None
+    routes: Callable[[Request], Response | None] | None = None
 
     def _serve(self) -> None:
         length = int(self.headers.get("content-length") or 0)
@@ -31,7 +34,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         request = Request.build(self.command, self.path, dict(self.headers.items()), body)
-        self._send(handle(request, self.services))
+        routes = type(self).routes
+        routed = routes(request) if routes is not None else None
+        self._send(routed or handle(request, self.services))
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)
@@ -64,9 +69,20 @@ class ConsoleServer:
         self.thread.join(timeout=5)
 
 
-def start_console(services: ConsoleServices, *, host: str = "127.0.0.1", port: int = 0) -> ConsoleServer:
-    """Serve the console on ``host:port`` (0: any free port) in a daemon thread."""
-    handler = type("ConsoleHandler", (_Handler,), {"services": services})
+def start_console(
+    services: ConsoleServices,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    routes: Callable[[Request], Response | None] | None = None,
+) -> ConsoleServer:
+    """Serve the console on ``host:port`` (0: any free port) in a daemon thread; ``routes`` answers
+    the requests it knows before the console does (None: it does not know this one)."""
+    handler = type(
+        "ConsoleHandler",
+        (_Handler,),
+        {"services": services, "routes": staticmethod(routes) if routes else None},
+    )
     httpd = ThreadingHTTPServer((host, port), handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, name="console", daemon=True)

@@ -16,8 +16,10 @@ from rich.table import Table
 
 from tagsmith.keys import AssetKey, model_prefix
 from tagsmith.local import demo
+from tagsmith.local.httpapi import LocalHttpApi
 from tagsmith.local.stack import LocalStack, StackConfig
-from tagsmith.records import AssetRecord, AssetStatus
+from tagsmith.outlook import upload_outlook
+from tagsmith.records import NONE_TAG, AssetRecord, AssetStatus, TagState
 from tagsmith.wiring import Components, build
 
 
@@ -96,6 +98,8 @@ def train_demo_model(c: Components, console: Console) -> None:
         f"  [green]trained[/] version {report['version']} in {report['seconds']:.1f} s"
         + (f", cross-validated accuracy {cv:.0%}" if cv is not None else "")
     )
+    outlook = upload_outlook(c.models.load_active(demo.TENANT, demo.MODEL))
+    console.print(f"  uploads: {outlook.sentence()}", highlight=False)
 
 
 def upload_demo_assets(c: Components, console: Console) -> list[str]:
@@ -134,6 +138,8 @@ def show_records(c: Components, keys: list[str], console: Console) -> None:
             continue
         cells = []
         for t in r.tags:
+            if t.tag == NONE_TAG:
+                continue  # a reviewer's "none of these": no tag to show
             colour = {"applied": "green", "review": "yellow", "confirmed": "cyan", "rejected": "red"}[
                 t.state.value
             ]
@@ -142,12 +148,24 @@ def show_records(c: Components, keys: list[str], console: Console) -> None:
             cells.append(f"[{colour}]{t.tag}{conf} {what}[/]")
         table.add_row(key, ", ".join(cells) or "[dim]no tag above the review floor[/]")
     console.print(table)
+    # The ingest handler writes the record first and the review item after it (through the review
+    # queue): wait for the items of this run's uploads, so the count agrees with the table above.
+    sent = {(r.path, t.model) for r in records.values() for t in r.tags if t.state is TagState.REVIEW}
+
+    def queued() -> bool:
+        return sent <= {(i.asset_path, i.model) for i in c.reviews.pending(demo.TENANT)}
+
+    deadline = time.monotonic() + 60
+    while not queued() and time.monotonic() < deadline:  # past it, show the queue as it is
+        time.sleep(0.3)
     pending = c.reviews.pending(demo.TENANT)
     console.print(
         f"  review queue: {len(pending)} item(s) pending for {demo.TENANT}"
         + "".join(
-            f"\n    - {i.asset_path}: is it {i.suggestion}? (confidence {i.confidence:.2f})" for i in pending
-        )
+            f"\n    - {demo.TENANT}/{i.asset_path}: is it {i.suggestion}? (confidence {i.confidence:.2f})"
+            for i in pending
+        ),
+        highlight=False,
     )
 
 
@@ -178,13 +196,15 @@ def run_local(*, run_demo: bool = True, serve: bool = True, console: Console | N
     review = None
     try:
         info = stack.start()
+        # the HTTP API's functions (GET /v1/search) load before their logs are sent to the file
+        api = LocalHttpApi.from_definition(config.functions_dir, config.definition)
         _send_function_logs_to(config.home / "logs" / "functions.jsonl")
         c = build(info.settings())
         console.print("[dim]•[/] loading the image encoder (built from the pinned weights on first use)")
         _ = c.encoder.dim
         if run_demo:
             _run_demo(c, console)
-        review = _start_review_console(c, stack, config.home)
+        review = _start_review_console(c, stack, config.home, api)
         _print_endpoints(info, console, review.banner(), config.home / "logs" / "functions.jsonl")
         if not serve:
             return 0
@@ -198,14 +218,16 @@ def run_local(*, run_demo: bool = True, serve: bool = True, console: Console | N
         if review is not None:
             review.stop()
         stack.stop()
+        console.print(f"stopped; state saved in {config.home}", highlight=False)
     return 0
 
 
-def _start_review_console(c: Components, stack: LocalStack, home: Path) -> Any:
-    """The review console (issue 4): served beside the stack, its URL recorded in stack.json."""
+def _start_review_console(c: Components, stack: LocalStack, home: Path, api: LocalHttpApi) -> Any:
+    """The review console, and the HTTP API routes of functions without a queue (GET /v1/search),
+    served beside the stack; its URL recorded in stack.json."""
     from tagsmith.console.local import start_local_console
 
-    review = start_local_console(c, home=home, tenant=demo.TENANT)
+    review = start_local_console(c, home=home, tenant=demo.TENANT, routes=api)
     if stack.info is not None:
         stack.info.console_url = review.url
         stack.write_info()
@@ -231,11 +253,13 @@ def _print_endpoints(info: Any, console: Console, review_banner: list[str], logs
     console.print(f"OpenSearch (osmem): {info.opensearch_url}   alias tagsmith-assets-<tenant>")
     console.print("\n".join(review_banner), soft_wrap=True, highlight=False)
     console.print(f"Function logs:      {logs}", soft_wrap=True, highlight=False)
-    console.print("\nTag your own photo (in another terminal):")
+    console.print("\nTry it with your own photos (in another terminal):")
     for command, what in (
-        ("tagsmith tag --tenant acme path/to/photo.jpg", "dry run: prints the tags"),
-        ("tagsmith upload --tenant acme path/to/photo.jpg", "upload: the ingest handler tags it"),
-        ("tagsmith record --tenant acme uploads/photo.jpg", "its asset record (JSON)"),
-        ('tagsmith search "veste bleu" --tenant acme', "search, in any language"),
+        ("tagsmith train -t shop -m garment -e path/to/examples/", "one sub-folder of photos per tag"),
+        ("tagsmith tag -t acme path/to/photo.jpg", "dry run with the demo model: prints the tags"),
+        ("tagsmith upload -t acme path/to/photo.jpg", "upload: the ingest handler tags it"),
+        ("tagsmith record -t acme acme/uploads/photo.jpg", "its asset record (JSON)"),
+        ('tagsmith search -t acme "veste bleu"', "search, in any language"),
+        ("tagsmith review list -t acme", "what waits for a reviewer"),
     ):
-        console.print(f"  .venv/bin/{command:<50} # {what}", soft_wrap=True, highlight=False)
+        console.print(f"  .venv/bin/{command:<55} # {what}", soft_wrap=True, highlight=False)

@@ -31,6 +31,9 @@ Public API::
     BulkItemError / RebuildReport                 write outcomes
     reindex_tenant / reindex_tenants / ReindexReport / RecordSource
                            rebuild from records with a catch-up pass; mapping migrations
+    search_with_waiting / WaitingForReview / tags_named_by
+                           how many more assets the tags a text names hold while they wait
+                           for review (not searchable by default), and including them
     document_from_record / doc_id                 pure document shaping
     load_mapping / analysed_fields / alias_name   the versioned mapping and names
     SearchIndexError       the cluster refused a request (TransientError for retryable failures)
@@ -61,6 +64,7 @@ from tagsmith.search.mapping import (
 from tagsmith.search.memory import InMemorySearchIndex
 from tagsmith.search.query import SearchHit, SearchPage, SearchQuery, build_search_body
 from tagsmith.search.reindex import RecordSource, ReindexReport, reindex_tenant, reindex_tenants
+from tagsmith.search.waiting import WaitingForReview, search_with_waiting, tags_named_by
 
 __all__ = [
     "LANGUAGES",
@@ -77,6 +81,7 @@ __all__ = [
     "SearchIndexError",
     "SearchPage",
     "SearchQuery",
+    "WaitingForReview",
     "alias_name",
     "analysed_fields",
     "build_search_body",
@@ -87,4 +92,6 @@ __all__ = [
     "load_mapping",
     "reindex_tenant",
     "reindex_tenants",
+    "search_with_waiting",
+    "tags_named_by",
 ]

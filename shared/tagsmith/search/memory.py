@@ -249,7 +249,7 @@ def _score(doc: Mapping[str, Any], query: SearchQuery, plan: TextPlan | None) ->
         or (bool(folded) and sum(w in folded_doc for w in folded) >= needed)
         or any(set(plan.loose[lang]) & levels(lang, len(LEVELS)) for lang in plan.loose)
     )
-    if not matched:
+    if not matched and not _waiting_for_review(doc, query.review_tags):
         return None
     score = MATCH_ANY_WORD
     for depth in range(1, len(LEVELS) + 1):
@@ -276,6 +276,14 @@ def _sort_values(score: float, doc: Mapping[str, Any]) -> tuple[Any, ...]:
 
 def _order(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return (-float(values[0]), -float(values[1]), -float(values[2]), -float(values[3]), str(values[4]))
+
+
+def _waiting_for_review(doc: Mapping[str, Any], tag_ids: Iterable[str]) -> bool:
+    wanted = set(tag_ids)
+    return any(
+        t["state"] == TagState.REVIEW.value and f"{t['model']}/{t['tag']}" in wanted
+        for t in doc.get("tags", [])
+    )
 
 
 def _passes_filters(doc: Mapping[str, Any], query: SearchQuery) -> bool:

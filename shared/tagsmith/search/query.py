@@ -104,6 +104,9 @@ class SearchQuery:
     uploaded_to: str | None = None  # ISO 8601 date or date-time, inclusive (a date means its whole day)
     size: int = DEFAULT_PAGE_SIZE
     search_after: list[Any] | None = None
+    #: ``"<model>/<tag>"`` ids: an asset whose tag waits for review on one of them also matches
+    #: the text (see :mod:`tagsmith.search.waiting`); without text it changes nothing.
+    review_tags: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.languages, str):
@@ -115,7 +118,7 @@ class SearchQuery:
             )
         if not self.languages:
             raise InvalidInputError("languages is empty: leave it out to search every language")
-        for t in self.tags:
+        for t in (*self.tags, *self.review_tags):
             model, sep, tag = t.partition("/")
             if not (model and sep and tag):
                 raise InvalidInputError(f"tag filter {t!r} must look like '<model>/<tag>'")
@@ -382,6 +385,8 @@ def build_search_body(tenant: str, query: SearchQuery) -> dict[str, Any]:
         # pair ("トー" in both トートバッグ and ストームブルー) a hit
         loose.append({"match": {FOLDED: {"query": plan.folded, "minimum_should_match": MOST_WORDS}}})
         loose += [_any_term(lang, plan.loose[lang]) for lang in plan.loose if plan.loose[lang]]
+        if query.review_tags:
+            loose.append(_waiting_for_review(query.review_tags))
         must = [_constant({"bool": {"should": loose, "minimum_should_match": 1}}, MATCH_ANY_WORD)]
         for depth in range(1, len(LEVELS) + 1):
             in_one_language = [_multi_match(plan.text, builtin, "and")] if builtin else []
@@ -410,6 +415,27 @@ def build_search_body(tenant: str, query: SearchQuery) -> dict[str, Any]:
     if query.search_after is not None:
         body["search_after"] = list(query.search_after)
     return body
+
+
+def _waiting_for_review(tag_ids: Sequence[str]) -> dict[str, Any]:
+    """Assets with one of these ``model/tag`` tags in state ``review``."""
+    pairs = [t.partition("/") for t in tag_ids]
+    one_of = [
+        {"bool": {"filter": [{"term": {"tags.model": model}}, {"term": {"tags.tag": tag}}]}}
+        for model, _, tag in pairs
+    ]
+    return {
+        "nested": {
+            "path": "tags",
+            "query": {
+                "bool": {
+                    "filter": [{"term": {"tags.state": TagState.REVIEW.value}}],
+                    "should": one_of,
+                    "minimum_should_match": 1,
+                }
+            },
+        }
+    }
 
 
 def _constant(query: dict[str, Any], boost: float) -> dict[str, Any]:

@@ -239,6 +239,24 @@ class ModelStore:
             self.bucket, model_prefix(tenant, model_id) + "status.json", body, content_type="application/json"
         )
 
+    def restore_status(self, tenant: str, model_id: str, status: dict[str, Any] | None) -> None:
+        """Put back a status read earlier (``None``: there was none, so remove it)."""
+        if status is None:
+            self.store.delete(self.bucket, model_prefix(tenant, model_id) + "status.json")
+        else:
+            self.write_status(tenant, model_id, status)
+
+    def delete_model(self, tenant: str, model_id: str) -> int:
+        """Remove every file of a model (versions, pointer, status, taxonomy, corrections count);
+        returns how many objects went. The pointer goes first, so ingest stops using the model
+        before any version disappears."""
+        prefix = model_prefix(tenant, model_id)
+        keys = [info.key for info in self.store.list(self.bucket, prefix)]
+        keys.sort(key=lambda k: k != prefix + "active.json")
+        for key in keys:
+            self.store.delete(self.bucket, key)
+        return len(keys)
+
     def known_model_ids(self, tenant: str) -> list[str]:
         """Every model with an active version or a training status (a first training may be pending)."""
         prefix = models_prefix(tenant)

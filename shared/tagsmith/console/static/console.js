@@ -53,7 +53,8 @@ const Console = (() => {
       img.src = await imageCache.get(url);
     } catch (e) {
       imageCache.delete(url);
-      img.alt = "image unavailable";
+      // e.g. an upload that is not an image: say so instead of showing a broken picture
+      img.replaceWith(el("div", { class: "no-image", text: e.status === 404 ? "no preview: the asset is gone" : "no preview: not an image Tagsmith can show" }));
     }
   }
 

@@ -58,15 +58,18 @@
 
   function renderBacklog(entries) {
     const table = $("backlog");
-    table.replaceChildren(...entries.map((b) => el("tr", {
-      title: "Show only these items",
-      onclick: () => {
-        $("f-model").value = b.model;
-        $("f-model").dispatchEvent(new Event("change"));
-        $("f-tag").value = b.tag;
-        refresh();
-      },
-    }, el("td", { text: `${b.model} · ${label(b.model, b.tag)}` }), el("td", { class: "n", text: String(b.pending) }))));
+    // a button per row: filtering to a backlog entry must work from the keyboard too
+    table.replaceChildren(...entries.map((b) => el("tr", {},
+      el("td", {}, el("button", {
+        type: "button", title: "Show only these items", dataset: { action: "backlog" },
+        onclick: () => {
+          $("f-model").value = b.model;
+          $("f-model").dispatchEvent(new Event("change"));
+          $("f-tag").value = b.tag;
+          refresh();
+        },
+      }, `${b.model} · ${label(b.model, b.tag)}`)),
+      el("td", { class: "n", text: String(b.pending) }))));
     $("backlog-empty").hidden = entries.length > 0;
   }
 
@@ -187,6 +190,16 @@
     for (const node of document.querySelectorAll(".card")) if (gone.has(node.dataset.id)) node.classList.add("leaving");
     for (const id of ids) state.selected.delete(id);
     setTimeout(refresh, 180);
+    refreshModels(); // a decision moves the corrections count towards the next retrain
+  }
+
+  async function refreshModels() {
+    try {
+      Console.setModels((await api("/api/models")).models);
+    } catch (e) {
+      return; // the panel keeps its last figures; the decision itself went through
+    }
+    renderModels();
   }
 
   async function decide(item, action, tag) {

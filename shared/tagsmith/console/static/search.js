@@ -3,7 +3,7 @@
 
 (() => {
   const { api, el, label, loadImage, pct, toast } = Console;
-  const state = { tags: new Set(), review: "", cursor: null, lang: "" };
+  const state = { tags: new Set(), review: "", cursor: null, lang: "", includeReview: false };
   const $ = (id) => document.getElementById(id);
 
   function tagLabel(tagId) {
@@ -30,13 +30,22 @@
         class: `chip static${t.state === "confirmed" ? " human" : t.state === "review" ? " review" : ""}`,
         title: t.state === "confirmed" ? "confirmed by a reviewer" : t.state === "review" ? "waiting for review" : `applied by the model (${pct(t.confidence)})`,
       }, label(t.model, t.tag, state.lang || "en"), t.state === "applied" ? el("span", { class: "n", text: pct(t.confidence) }) : null));
-    const first = Object.entries(hit.highlights || {}).find(([field]) => field !== "path.text")?.[1];
+    // A highlight says why an asset matched (a synonym, text read on the photo); one that only
+    // repeats a shown tag's label, in whatever language, adds nothing.
+    const shown = new Set(hit.tags.flatMap((t) => [
+      label(t.model, t.tag, state.lang || "en"),
+      ...Object.values(Console.model(t.model)?.tags.find((d) => d.id === t.tag)?.labels || {}),
+    ]));
+    const first = Object.entries(hit.highlights || {})
+      .filter(([field]) => field !== "path.text")
+      .map(([, fragments]) => fragments[0])
+      .find((f) => !shown.has(f.replace(/<\/?em>/g, "")));
     return el("article", { class: "card result" },
       el("div", { class: "thumb" }, img),
       el("div", { class: "info" },
         el("div", { class: "path", title: hit.asset_key, text: hit.asset_key.split("/").slice(1).join("/") }),
         el("div", { class: "alts" }, chips),
-        first ? highlighted(first[0]) : null));
+        first ? highlighted(first) : null));
   }
 
   function renderFacets(facets) {
@@ -75,6 +84,7 @@
     if (state.lang) p.set("lang", state.lang);
     for (const t of state.tags) p.append("tag", t);
     if (state.review) p.set("review_state", state.review);
+    if (state.includeReview) p.set("include_review", "1");
     p.set("size", "24");
     if (more && state.cursor) p.set("cursor", state.cursor);
     let page;
@@ -93,10 +103,37 @@
     $("no-results").hidden = page.total > 0;
     $("more").hidden = !page.next_cursor;
     if (!more) renderFacets(page.facets);
+    if (!more) renderWaiting(page.waiting_for_review);
     history.replaceState(null, "", `/search?${new URLSearchParams(q ? { q } : {})}`);
   }
 
+  // Tags waiting for review are not searchable until a reviewer confirms them: say how many
+  // assets that leaves out, and offer to include them.
+  function renderWaiting(waiting) {
+    const box = $("waiting");
+    box.hidden = !waiting || waiting.count === 0;
+    if (box.hidden) return;
+    const names = waiting.tags.map(tagLabel).join(", ");
+    const n = waiting.count;
+    $("waiting-text").textContent = waiting.included
+      ? `Including ${n} asset${n === 1 ? "" : "s"} with ${names} still waiting for review.`
+      : `${n} more asset${n === 1 ? " has" : "s have"} ${names} waiting for review.`;
+    $("waiting-toggle").textContent = waiting.included ? "Show confirmed tags only" : "Include them";
+  }
+
+  // Examples from the tenant's own labels (never another tenant's products).
+  function placeholder() {
+    const tags = Console.models().flatMap((m) => m.tags.map((t) => ({ model: m.id, id: t.id, labels: t.labels || {} })));
+    if (!tags.length) return "Search by tag, in any language, or by file name";
+    // one tag per language where the tenant has labels in several: shows that any language works
+    const examples = ["en", "fr", "ja"].map((lang, i) => tags[i % tags.length].labels[lang]).filter(Boolean);
+    const words = examples.length ? examples : tags.slice(0, 3).map((t) => label(t.model, t.id));
+    return `Search in any language: ${[...new Set(words)].join(", ")} …`;
+  }
+
   Console.start(async () => {
+    $("q").placeholder = placeholder();
+    $("waiting-toggle").addEventListener("click", () => { state.includeReview = !state.includeReview; search(); });
     const langs = ["en", "fr", "de", "es", "it", "nl", "sv", "ja", "zh"];
     const names = { en: "English", fr: "Français", de: "Deutsch", es: "Español", it: "Italiano", nl: "Nederlands", sv: "Svenska", ja: "日本語", zh: "中文" };
     for (const l of langs) $("lang").append(el("option", { value: l, text: names[l] || l }));
