@@ -30,7 +30,8 @@ exiftool:  ## Debian's exiftool: the independent reader the XMP sidecar tests ch
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libimage-exiftool-perl \
 	  || echo "warning: exiftool could not be installed; the sidecar tests that read with it will be skipped"; }
 
-bench: $(STAMP)  ## accuracy and throughput figures for docs/benchmarks.md
+bench: $(STAMP)  ## accuracy, automation and throughput figures for docs/benchmarks.md
+	$(BIN)/python -m benchmarks.automation
 	$(BIN)/python -m benchmarks.run
 
 lint: $(STAMP)

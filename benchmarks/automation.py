@@ -60,7 +60,8 @@ RESULTS = ROOT / "var" / "automation-results.json"
 TENANT = "bench"
 #: The parts of the recipes the trainer chooses between (tagsmith.encoder.CANDIDATE_RECIPES).
 S567G = ("embedding", "stage7", "stage6", "stage5", "stage5_gram")
-#: recipe id -> (crop of the cached features, parts)
+#: recipe id -> (crop of the cached features, parts), in the product's order of candidates
+#: (tagsmith.encoder.CANDIDATE_RECIPES: the first is the one a model gets without evidence)
 RECIPE_FEATURES = {
     "effnet-lite2-260-s567g-c70-v1": (0.7, S567G),
     "effnet-lite2-260-s567g-v1": (1.0, S567G),
@@ -332,6 +333,12 @@ def recipe_counts(counts: dict[str, int]) -> str:
     """``3x zoom, 2x full frame``: which recipe the trainer chose over the seeds."""
     short = {"effnet-lite2-260-s567g-c70-v1": "zoom", "effnet-lite2-260-s567g-v1": "full frame"}
     return ", ".join(f"{n}x {short.get(r, r)}" for r, n in counts.items())
+
+
+def run() -> dict[str, Any]:
+    """``python -m benchmarks.run --only automation``: every variant, both catalogues, 5 seeds."""
+    main([])
+    return dict(json.loads(RESULTS.read_text()))
 
 
 def print_tables(

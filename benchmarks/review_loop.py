@@ -187,6 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def run() -> dict[str, Any]:
+    """``python -m benchmarks.run --only review_loop``: both catalogues, k=10 and 5, seeds 0-2."""
+    main(["--seeds", "0,1,2"])
+    return dict(json.loads(RESULTS.read_text()))
+
+
 def print_table(results: dict[str, Any], names: Sequence[str]) -> None:
     print(
         "| catalogue | k | order | answers | top-1 | coverage | precision (min seed) | oracle coverage | versions promoted |"

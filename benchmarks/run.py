@@ -57,6 +57,7 @@ UNKNOWN_K = 10
 OWN_SECTIONS = ("accuracy", "variants", "throughput", "embed_cost")
 NAMED_SECTIONS = ("calibration",)  # own sections run only when named
 EXTRA_SECTIONS = (
+    "automation",
     "training_speed",
     "search_latency",
     "video",

@@ -177,10 +177,12 @@ def test_trainer_caches_deterministic_views_and_a_retrain_embeds_nothing(compone
         assert stored is not None
         np.testing.assert_allclose(stored, expected[i], atol=1e-6)
     assert not np.allclose(expected[0], expected[1])
-    # AND the model records the setting
+    # AND the model records whether it kept them: both were compared by cross-validation
     model = components.models.load_active("acme", "colour")
     assert model is not None and model.version == report.version
-    assert (model.metrics["augmented_views"], model.metrics["augment_version"]) == (2, AUGMENT_VERSION)
+    assert set(report.recipes) == {"fake-hist-v1", "fake-hist-v1 without views"}
+    kept = model.metrics["augmented_views"] == 2
+    assert model.metrics["augment_version"] == (AUGMENT_VERSION if kept else None)
     # WHEN retrained on the same photos: nothing goes through the encoder again
     before = encoder.images_embedded
     components.trainer.train(tenant="acme", model_id="colour", examples=colour_examples(), force=True)
@@ -282,7 +284,9 @@ def test_only_tags_with_few_examples_get_views(components: Components) -> None:
     small_photos = 5 * (len(COLOURS) - 1)
     assert encoder.images_embedded == AUGMENT_BELOW + small_photos * (1 + DEFAULT_AUGMENT_VIEWS)
     model = components.models.load_active("acme", "colour")
-    assert model is not None and model.metrics["augment_below"] == AUGMENT_BELOW
+    assert model is not None
+    kept = model.metrics["augmented_views"] == DEFAULT_AUGMENT_VIEWS  # chosen by cross-validation
+    assert model.metrics["augment_below"] == (AUGMENT_BELOW if kept else None)
 
 
 def test_views_per_example_follows_the_least_photographed_tag() -> None:

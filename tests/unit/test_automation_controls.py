@@ -78,6 +78,17 @@ def test_a_target_outside_reason_is_refused_with_what_is_allowed(components: Com
 
 
 # --- the promotion gate ------------------------------------------------------------------------------
+def test_the_gate_never_promotes_a_version_worse_on_new_examples(components: Components) -> None:
+    # GIVEN a good active version, and a retrain that swaps two tags, with new photos to score on
+    first = components.trainer.train(tenant="acme", model_id="colour", examples=examples(5))
+    sabotaged = SabotagedService(tagger=components.tagger, models=components.models)
+    second = sabotaged.train(tenant="acme", model_id="colour", examples=examples(5) + examples(4, seed=70))
+    # THEN the new photos, scored by each version without having trained on them, refuse it
+    assert second.promotion is not None and not second.promotion.promoted
+    assert "12 examples added since it" in second.promotion.reason
+    assert components.models.active_version("acme", "colour") == first.version
+
+
 def test_the_gate_never_promotes_a_version_worse_on_the_examples_both_trained_on(
     components: Components,
 ) -> None:
@@ -97,8 +108,9 @@ def test_the_gate_promotes_an_honest_retrain_on_the_same_evidence(components: Co
         tenant="acme", model_id="colour", examples=examples(5) + examples(2, seed=40)
     )
     assert again.promotion is not None and again.promotion.promoted, again.promotion
-    assert "6 examples added since it" in again.promotion.reason
-    assert "both were trained on" in again.promotion.reason
+    # the new photos decide: each scored by a model trained on everything else, as the active one is
+    assert "6 examples added since it (neither was trained on them)" in again.promotion.reason
+    assert again.promotion.held_out == 6
 
 
 # --- retrains keep every example ----------------------------------------------------------------------
@@ -176,3 +188,24 @@ def test_max_tags_round_trips_through_the_model_files() -> None:
     model = replace(TagModel.example(), kind=ModelKind.MULTILABEL, max_tags=2, none_below=0.0)
     back = TagModel.from_files(*model.to_files())
     assert back.max_tags == 2
+
+
+def test_train_says_what_uploads_can_expect_with_the_bound_it_rests_on() -> None:
+    from dataclasses import replace
+
+    from tagsmith.outlook import upload_outlook
+
+    model = replace(
+        TagModel.example(),
+        metrics={
+            "calibration": {
+                "cv_coverage": 0.31,
+                "cv_precision": 1.0,
+                "cv_precision_lower": 0.953,
+                "cv_applied": 62,
+            }
+        },
+    )
+    sentence = upload_outlook(model).sentence()
+    assert sentence.startswith("about 31% of uploads will be tagged automatically")
+    assert "at least 95% with 95% confidence, from 62 predictions" in sentence

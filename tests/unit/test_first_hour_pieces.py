@@ -68,6 +68,8 @@ def test_the_outlook_reads_the_models_own_figures() -> None:
     assert upload_outlook(None).to_dict() == {
         "auto_apply_share": None,
         "precision": None,
+        "precision_lower": None,
+        "applied": None,
         "target_precision": None,
     }
 

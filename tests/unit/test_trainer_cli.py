@@ -13,6 +13,7 @@ from rich.console import Console
 from tagsmith.cli import app
 from tagsmith.cli.common import Session
 from tagsmith.config import Settings
+from tagsmith.outlook import upload_outlook
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import FileObjectStore
 from tagsmith.wiring import build
@@ -217,7 +218,8 @@ def test_train_prints_the_outlook_the_report_file_and_next_steps(session: Sessio
     code, output = cli("train", "-t", "acme", "-m", "colour", "-e", str(example_folder(tmp_path / "ex")))
     model = session.components.models.load_active("acme", "colour")
     assert code == 0 and model is not None
-    share = model.metrics["auto_applied_coverage"]
+    share = upload_outlook(model).auto_apply_share
+    assert share is not None
     assert "uploads: " in output and (
         "nearly every upload" in output if share >= 0.995 else f"{share:.0%}" in output
     )
@@ -233,7 +235,13 @@ def test_train_json_carries_the_report_file_and_the_outlook(session: Session, tm
     )
     d = json.loads(output)
     assert code == 0 and Path(d["report_file"]).is_file()
-    assert set(d["outlook"]) == {"auto_apply_share", "precision", "target_precision"}
+    assert set(d["outlook"]) == {
+        "auto_apply_share",
+        "precision",
+        "precision_lower",
+        "applied",
+        "target_precision",
+    }
 
 
 class CountingOcr:

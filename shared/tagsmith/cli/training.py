@@ -234,11 +234,12 @@ def training_progress(c: Any, req: Any, *, enabled: bool) -> Iterator[Callable[[
     from tagsmith.trainer import DEFAULT_AUGMENT_VIEWS, views_per_example
 
     trainer = c.trainer
-    tagger = trainer.tagger  # the trainer embeds through its tagger's encoder
+    tagger = trainer.tagger  # the trainer embeds through its tagger's encoders
     photos = 0
     with progress_bar(enabled=enabled) as bar:
         task = bar.add_task("loading the image encoder", total=None)
-        tagger.encoder = ProgressEncoder(tagger.encoder, lambda n: bar.advance(task, n))
+        plain = tagger.encoders
+        tagger.encoders = plain.wrapped(lambda e: ProgressEncoder(e, lambda n: bar.advance(task, n)))
         reading: list[Any] = []  # the OCR bar, made on the first photo read (--text only)
 
         def on_read() -> None:
@@ -255,12 +256,15 @@ def training_progress(c: Any, req: Any, *, enabled: bool) -> Iterator[Callable[[
             views = sum(views_per_example([ex.tags for ex in examples.examples], augment))
             photos = len(examples.examples)
             what = f"embedding {photos} photos" + (f" and {views} augmented views" if views else "")
-            bar.update(task, description=what, total=photos + views)
+            recipes = len(plain.candidates)  # each is embedded once per candidate recipe
+            if recipes > 1:
+                what += f" ({recipes} recipes to compare)"
+            bar.update(task, description=what, total=(photos + views) * recipes)
 
         try:
             yield on_examples
         finally:
-            tagger.encoder = tagger.encoder.inner
+            tagger.encoders = plain
             if isinstance(trainer.ocr, ProgressOcr):
                 trainer.ocr = trainer.ocr.inner
 

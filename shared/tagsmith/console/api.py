@@ -609,6 +609,7 @@ def _search(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) 
         languages=[lang] if lang else LANGUAGES,
         tags=tuple(req.args("tag")),
         review_state=req.arg("review_state") or None,
+        none_of=req.arg("none_of") or None,
         source=req.arg("source") or None,
         size=_int_arg(req, "size", 24),
         search_after=after,

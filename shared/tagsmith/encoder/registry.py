@@ -72,6 +72,17 @@ class EncoderSet:
         """The encoders the trainer compares per model, the default first."""
         return self._candidates
 
+    def wrapped(self, wrap: Callable[[Encoder], Encoder]) -> EncoderSet:
+        """The same set with every encoder (built now or later) passed through ``wrap``: e.g. one
+        that reports progress. The candidates and their order are kept."""
+        factory = self._factory
+        out = EncoderSet(
+            default=wrap(self._default),
+            candidates=[wrap(self.get(c)) for c in self._candidates],
+            factory=(lambda encoder_id: wrap(factory(encoder_id))) if factory is not None else None,
+        )
+        return out
+
     def available(self, encoder_id: str) -> bool:
         try:
             self.get(encoder_id)

@@ -52,7 +52,7 @@ from tagsmith.search.mapping import LANGUAGES, TERM_LANGUAGES
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 VISIBLE_STATES = (TagState.APPLIED.value, TagState.CONFIRMED.value)
-FACET_SIZES: Mapping[str, int] = {"tag_ids": 50, "media_type": 20, "review_state": 5}
+FACET_SIZES: Mapping[str, int] = {"tag_ids": 50, "media_type": 20, "review_state": 5, "none_of": 20}
 
 # Score = sum of the text tiers an asset reaches. All are binary fractions, so sums are exact.
 MATCH_ANY_WORD = 1.0  # some word of the text is in some searched field (required)

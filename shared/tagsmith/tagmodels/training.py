@@ -149,9 +149,14 @@ def fit_linear_head(
     views: np.ndarray | None = None,
     view_source: np.ndarray | Sequence[int] | None = None,
     settings: CalibrationSettings = DEFAULT_CALIBRATION,
+    folds: Sequence[np.ndarray] | None = None,
 ) -> LinearHead:
     """Fit a head over L2-normalised embeddings and calibrate its thresholds (``settings``:
     :class:`~tagsmith.tagmodels.calibration.CalibrationSettings`).
+
+    ``folds`` (exclusive only): the test rows of each cross-validation fold (examples, then
+    negatives), when several heads must be compared on the same folds (:func:`cv_splits` of one
+    set of features); default: this head's own :func:`cv_splits`.
 
     Exclusive: ``labels`` holds one tag per example. Multi-label: a set of tags per example
     (``c`` is the logistic regressions' inverse penalty). ``calibrate=False`` skips the
@@ -186,6 +191,7 @@ def fit_linear_head(
                 v,
                 source,
                 settings,
+                folds,
             )
     if negatives is not None and len(negatives):
         raise TrainingInputError("negatives ('none of these' examples) are for exclusive models only")
@@ -410,20 +416,33 @@ def series_similarity(x: np.ndarray, y: np.ndarray, quantile: float = 0.95) -> f
     return float(np.quantile(nearest_other, quantile))
 
 
-def series_groups(x: np.ndarray, y: np.ndarray, similarity: float, *, min_series: int = 1) -> np.ndarray:
+def series_groups(
+    x: np.ndarray | Sequence[np.ndarray],
+    y: np.ndarray,
+    similarity: float | Sequence[float],
+    *,
+    min_series: int = 1,
+) -> np.ndarray:
     """A group id per row: rows of the same class (``y``) joined by a chain of cosine similarities
     above ``similarity`` form one group (connected components), so a series of near-identical
-    shots is one group. ``x`` must be L2-normalised.
+    shots is one group. ``x`` must be L2-normalised. ``x`` may also be several embeddings of the
+    same rows (one per recipe), each with its own ``similarity``: two rows are twins when any of
+    them says so.
 
     A class that falls into fewer than ``min_series`` series keeps one group per row: holding out
     its only series would leave cross-validation no example of it to learn from, and the tag (a
     set of near-identical packshots, say) could then never be auto-applied.
     """
+    views = [x] if isinstance(x, np.ndarray) else list(x)
+    cuts = [similarity] * len(views) if isinstance(similarity, int | float) else list(similarity)
     groups = np.empty(len(y), dtype=np.int64)
     next_id = 0
     for c in np.unique(y):
         rows = np.nonzero(y == c)[0]
-        adjacency = scipy.sparse.csr_matrix(x[rows] @ x[rows].T > similarity)
+        twins = np.zeros((len(rows), len(rows)), dtype=bool)
+        for v, cut in zip(views, cuts, strict=True):
+            twins |= v[rows] @ v[rows].T > cut
+        adjacency = scipy.sparse.csr_matrix(twins)
         count, labels = scipy.sparse.csgraph.connected_components(adjacency, directed=False)
         if count < min_series:
             count, labels = len(rows), np.arange(len(rows))
@@ -452,9 +471,10 @@ def series_folds(y: np.ndarray, groups: np.ndarray, folds: int, seed: int = 0) -
     return [np.nonzero(fold_of == f)[0] for f in range(folds)]
 
 
-def cv_splits(x: np.ndarray, y_tagged: np.ndarray, folds: int) -> list[np.ndarray]:
+def cv_splits(x: np.ndarray | Sequence[np.ndarray], y_tagged: np.ndarray, folds: int) -> list[np.ndarray]:
     """The test rows of each cross-validation fold of an exclusive head: ``x`` holds the tagged
-    examples (labels ``y_tagged``) then the negatives ("none of these"), L2-normalised.
+    examples (labels ``y_tagged``) then the negatives ("none of these"), L2-normalised; or several
+    such embeddings of the same rows (one per recipe compared): twins by any of them are a series.
 
     A tag's series of near-identical shots stays in one fold (:data:`SERIES_QUANTILE`,
     :data:`SERIES_FLOOR`; tags with fewer than :data:`MIN_SERIES` series are split example by
@@ -463,10 +483,11 @@ def cv_splits(x: np.ndarray, y_tagged: np.ndarray, folds: int) -> list[np.ndarra
     photos of *that* product, which a fold that saw none of them would not tell.
     """
     n_tagged = len(y_tagged)
-    similarity = max(series_similarity(x[:n_tagged], y_tagged, SERIES_QUANTILE), SERIES_FLOOR)
-    groups = series_groups(x[:n_tagged], y_tagged, similarity, min_series=MIN_SERIES)
+    views = [x] if isinstance(x, np.ndarray) else list(x)
+    cuts = [max(series_similarity(v[:n_tagged], y_tagged, SERIES_QUANTILE), SERIES_FLOOR) for v in views]
+    groups = series_groups([v[:n_tagged] for v in views], y_tagged, cuts, min_series=MIN_SERIES)
     tagged = series_folds(y_tagged, groups, folds)
-    spread = np.random.default_rng(0).permutation(len(x) - n_tagged) % folds
+    spread = np.random.default_rng(0).permutation(len(views[0]) - n_tagged) % folds
     return [np.concatenate([t, n_tagged + np.nonzero(spread == f)[0]]) for f, t in enumerate(tagged)]
 
 
@@ -481,6 +502,7 @@ def _fit_exclusive(
     views: np.ndarray | None = None,
     view_source: np.ndarray | None = None,
     settings: CalibrationSettings = DEFAULT_CALIBRATION,
+    fold_rows: Sequence[np.ndarray] | None = None,
 ) -> LinearHead:
     tags = tuple(sorted(set(labels)))
     if len(tags) < 2:
@@ -518,7 +540,10 @@ def _fit_exclusive(
 
     x_scored, y = x[:n_scored], y[:n_scored]
     oof_scores = np.zeros((n_scored, len(tags)))
-    for test in cv_splits(x_scored, y_tagged, folds):
+    splits = (
+        cv_splits(x_scored, y_tagged, folds) if fold_rows is None else _checked_folds(fold_rows, n_scored)
+    )
+    for test in splits:
         oof_scores[test] = held_out(test)  # as if fitted on the other folds
     scale = _fit_temperature(oof_scores[:n_tagged], y_tagged)
     oof_p = _softmax(scale * oof_scores)
@@ -530,7 +555,7 @@ def _fit_exclusive(
         (scale * intercept).astype(np.float32),
         cv_accuracy,
         oof_probabilities=oof_p[:n_tagged].astype(np.float32),
-        cv_folds=folds,
+        cv_folds=len(splits),
     )
     if not calibrate:
         return head
@@ -547,6 +572,16 @@ def _fit_exclusive(
     head = replace(head, evidence=evidence)
     calibration = calibrate_thresholds(evidence, len(tags), target=target, settings=settings)
     return _with_calibration(head, calibration, temperature=scale)
+
+
+def _checked_folds(folds: Sequence[np.ndarray], n_rows: int) -> list[np.ndarray]:
+    """Given test rows of each fold, checked to cover every scored row exactly once."""
+    rows = np.concatenate([np.asarray(f, dtype=np.int64) for f in folds]) if folds else np.zeros(0, np.int64)
+    if len(folds) < 2 or len(rows) != n_rows or not np.array_equal(np.sort(rows), np.arange(n_rows)):
+        raise TrainingInputError(
+            f"folds must split the {n_rows} scored rows (examples, then negatives) into 2 or more parts"
+        )
+    return [np.asarray(f, dtype=np.int64) for f in folds]
 
 
 def _unknown_predictions(

@@ -91,7 +91,7 @@ const Console = (() => {
   }
 
   function label(modelId, tagId, lang = "en") {
-    if (tagId === "__none__") return "none of these";
+    if (tagId === "__none__") return "none of the trained tags";
     const tag = model(modelId)?.tags.find((t) => t.id === tagId);
     const labels = tag?.labels || {};
     return labels[lang] || labels.en || tagId.replace(/[-_]/g, " ");

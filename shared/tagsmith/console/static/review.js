@@ -140,7 +140,12 @@
       el("div", { class: "path", title: item.asset_key, text: item.timestamp === null || item.timestamp === undefined ? item.asset_path : `${item.asset_path} · at ${item.timestamp.toFixed(1)} s` }),
       el("div", { class: "suggestion" },
         el("span", { class: "tag", text: label(item.model, item.suggestion) }),
-        el("span", { class: "conf", title: "model confidence", text: pct(item.confidence) })),
+        // "none of the trained tags": the percentage is its best tag's, too low to trust
+        el("span", {
+          class: "conf",
+          title: item.suggestion === "__none__" ? "confidence of the best tag" : "model confidence",
+          text: item.suggestion === "__none__" ? `best tag ${pct(item.confidence)}` : pct(item.confidence),
+        })),
       el("div", { class: "meter" }, fill, threshold),
       el("div", { class: "muted small", text: `${item.model} · ${alts.length ? "alternatives:" : "no alternative"}` }),
       el("div", { class: "alts" }, alts),

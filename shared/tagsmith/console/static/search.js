@@ -3,7 +3,7 @@
 
 (() => {
   const { api, el, label, loadImage, pct, toast } = Console;
-  const state = { tags: new Set(), review: "", cursor: null, lang: "", includeReview: false };
+  const state = { tags: new Set(), review: "", noneOf: "", cursor: null, lang: "", includeReview: false };
   const $ = (id) => document.getElementById(id);
 
   function tagLabel(tagId) {
@@ -75,6 +75,18 @@
       });
       return el("label", { class: "facet" }, input, el("span", { text: names[b.value] || b.value }), el("span", { class: "n", text: String(b.count) }));
     }));
+    // assets a model found none of its tags in (proposed for review, or confirmed)
+    const none = facets.none_of || [];
+    $("panel-none").hidden = !none.length && !state.noneOf;
+    $("facet-none").replaceChildren(...none.map((b) => {
+      const input = el("input", { type: "radio", name: "none-of", value: b.value });
+      input.checked = state.noneOf === b.value;
+      input.addEventListener("click", () => {
+        state.noneOf = state.noneOf === b.value ? "" : b.value;
+        search();
+      });
+      return el("label", { class: "facet" }, input, el("span", { text: b.value }), el("span", { class: "n", text: String(b.count) }));
+    }));
   }
 
   async function search({ more = false } = {}) {
@@ -84,6 +96,7 @@
     if (state.lang) p.set("lang", state.lang);
     for (const t of state.tags) p.append("tag", t);
     if (state.review) p.set("review_state", state.review);
+    if (state.noneOf) p.set("none_of", state.noneOf);
     if (state.includeReview) p.set("include_review", "1");
     p.set("size", "24");
     if (more && state.cursor) p.set("cursor", state.cursor);
