@@ -132,7 +132,7 @@ class Catalogue:
 BASELINE = "effnet-lite0-v1"
 
 
-def components(cat: Catalogue, recipes: Sequence[str], views: bool) -> Any:
+def components(cat: Catalogue, recipes: Sequence[str], views: bool, calibration: Any = None) -> Any:
     """A trainer on memory adapters whose cache holds every photo's (and view's) embedding."""
     from tagsmith.encoder.registry import EncoderSet
     from tagsmith.storage import MemoryObjectStore
@@ -156,17 +156,28 @@ def components(cat: Catalogue, recipes: Sequence[str], views: bool) -> Any:
         models=ActiveModels(models=models, ttl=0.0),
         embeddings=cache,  # type: ignore[arg-type]
     )
-    return TrainingService(tagger=tagger, models=models), models
+    from tagsmith.tagmodels.calibration import DEFAULT_CALIBRATION
+
+    return TrainingService(
+        tagger=tagger, models=models, calibration=calibration or DEFAULT_CALIBRATION
+    ), models
 
 
 def unreadable() -> bytes:
     raise OSError("the benchmark keeps no pixels")
 
 
-def train(cat: Catalogue, support: Sequence[tuple[str, str]], recipes: Sequence[str], *, views: bool) -> Any:
+def train(
+    cat: Catalogue,
+    support: Sequence[tuple[str, str]],
+    recipes: Sequence[str],
+    *,
+    views: bool,
+    calibration: Any = None,
+) -> Any:
     from tagsmith.trainer import Example
 
-    trainer, models = components(cat, recipes, views)
+    trainer, models = components(cat, recipes, views, calibration)
     examples = [Example.of([label], p, unreadable, sha256=sha_of(cat.name, p)) for p, label in support]
     report = trainer.train(
         tenant=TENANT, model_id="m", examples=examples, augment=2 if views else 0, allow_near_duplicates=True
@@ -200,10 +211,12 @@ def oracle_coverage(conf: np.ndarray, correct: np.ndarray, precision: float) -> 
     return float((ok.max() + 1) / len(right)) if ok.size else 0.0
 
 
-def evaluate(cat: Catalogue, k: int, seed: int, recipes: Sequence[str], *, views: bool) -> dict[str, Any]:
+def evaluate(
+    cat: Catalogue, k: int, seed: int, recipes: Sequence[str], *, views: bool, calibration: Any = None
+) -> dict[str, Any]:
     split = load_split(cat.name, k, seed)
     started = time.perf_counter()
-    model, report = train(cat, split.support, recipes, views=views)
+    model, report = train(cat, split.support, recipes, views=views, calibration=calibration)
     seconds = time.perf_counter() - started
     x = np.stack([cat.vectors[model.encoder_id][p] for p, _ in split.test])
     truth = np.array([label for _, label in split.test])
@@ -212,7 +225,13 @@ def evaluate(cat: Catalogue, k: int, seed: int, recipes: Sequence[str], *, views
     # never-seen: half the tags trained, the other half's test photos routed
     classes = sorted({label for _, label in split.support})
     known = set(np.random.default_rng(seed).permutation(classes)[: len(classes) // 2].tolist())
-    half, _ = train(cat, [(p, lab) for p, lab in split.support if lab in known], recipes, views=views)
+    half, _ = train(
+        cat,
+        [(p, lab) for p, lab in split.support if lab in known],
+        recipes,
+        views=views,
+        calibration=calibration,
+    )
     unseen = [p for p, lab in split.test if lab not in known]
     _, _, u_applied, u_none = route(half, np.stack([cat.vectors[half.encoder_id][p] for p in unseen]))
     target = model.target_precision
@@ -257,14 +276,29 @@ def pct(cell: dict[str, Any], *, std: bool = True) -> str:
     return f"{100 * cell['mean']:.1f} ± {100 * cell['std']:.1f}" if std else f"{100 * cell['mean']:.1f}"
 
 
-VARIANTS = {
-    # name: (recipes the trainer may choose between, augmented views)
-    "product": (tuple(RECIPE_FEATURES), True),
-    "zoom only": (("effnet-lite2-260-s567g-c70-v1",), True),
-    "full frame only": (("effnet-lite2-260-s567g-v1",), True),
-    "product without views": (tuple(RECIPE_FEATURES), False),
-    "baseline (Lite0 linear probe)": ((BASELINE,), False),
+def _calibration(**changes: Any) -> Any:
+    from tagsmith.tagmodels.calibration import CalibrationSettings
+
+    return CalibrationSettings(**changes)
+
+
+VARIANTS: dict[str, tuple[tuple[str, ...], bool, dict[str, Any]]] = {
+    # name: (recipes the trainer may choose between, augmented views, calibration settings changed)
+    "product": (tuple(RECIPE_FEATURES), True, {}),
+    "zoom only": (("effnet-lite2-260-s567g-c70-v1",), True, {}),
+    "full frame only": (("effnet-lite2-260-s567g-v1",), True, {}),
+    "product without views": (tuple(RECIPE_FEATURES), False, {}),
+    "baseline (Lite0 linear probe)": ((BASELINE,), False, {}),
+    # the calibration's choices, each changed alone (tagsmith.tagmodels.calibration)
+    "calibration: whole error budget out of fold": (tuple(RECIPE_FEATURES), True, {"error_share": 1.0}),
+    "calibration: half the error budget": (tuple(RECIPE_FEATURES), True, {"error_share": 0.5}),
+    "calibration: never-seen gate at 10%": (tuple(RECIPE_FEATURES), True, {"never_seen_pass": 0.10}),
+    "calibration: no per-tag confusion floors": (tuple(RECIPE_FEATURES), True, {"confusion_margin": 1.0}),
 }
+#: What ``make bench`` runs (the calibration rows on demand: ``--variants``).
+DEFAULT_VARIANTS = (
+    "product", "zoom only", "full frame only", "product without views", "baseline (Lite0 linear probe)",
+)  # fmt: skip
 
 
 def check_against_product(name: str, count: int = 6) -> float:
@@ -289,7 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--catalogues", default=",".join(CATALOGUES))
     parser.add_argument("--ks", default=",".join(map(str, KS)))
-    parser.add_argument("--variants", default=";".join(VARIANTS), help="semicolon-separated")
+    parser.add_argument(
+        "--variants",
+        default=";".join(DEFAULT_VARIANTS),
+        help=f"semicolon-separated, of: {'; '.join(VARIANTS)}",
+    )
     parser.add_argument("--quick", action="store_true", help="seeds 0-1 only")
     parser.add_argument(
         "--check", action="store_true", help="compare cached features with the product encoders"
@@ -312,9 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in names:
         cat = Catalogue.load(name, tuple(RECIPE_FEATURES))
         for variant in variants:
-            recipes, views = VARIANTS[variant]
+            recipes, views, changes = VARIANTS[variant]
+            calibration = _calibration(**changes) if changes else None
             for k in ks:
-                runs = [evaluate(cat, k, s, recipes, views=views) for s in seeds]
+                runs = [evaluate(cat, k, s, recipes, views=views, calibration=calibration) for s in seeds]
                 row = summarise(runs)
                 results.setdefault(name, {}).setdefault(variant, {})[str(k)] = row
                 log(

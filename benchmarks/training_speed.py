@@ -2,7 +2,7 @@
 embed new examples with the real encoder.
 
 * ``cached_train``: 3,000 distinct JPEG files in tag folders (generated), their embeddings already in
-  the embedding cache (synthetic vectors of the default encoder's 1632 dimensions, clustered by tag,
+  the embedding cache by both candidate recipes (synthetic vectors of the default encoder's 3136 dimensions, clustered by tag,
   so fitting works on a realistic problem), and those of each photo's ``DEFAULT_AUGMENT_VIEWS``
   augmented views (the photo's vector plus a little noise; the product's default, so 3,000 examples
   are 9,000 training rows), trained end to end with :meth:`TrainingService.train`:
@@ -44,13 +44,20 @@ DIM = 3136  # the default encoder's (tagsmith.encoder.DEFAULT_RECIPE.dim; checke
 
 
 class CachedOnlyEncoder:
-    """An encoder for the cached benchmark: every embedding must come from the cache."""
+    """An encoder for the cached benchmark: every embedding must come from the cache. Two of them
+    stand for the deployment's two candidate recipes: the trainer compares a model by both."""
 
-    encoder_id = "bench-synthetic-1280"
     dim = DIM
+
+    def __init__(self, encoder_id: str = "bench-synthetic-zoom") -> None:
+        self.encoder_id = encoder_id
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         raise AssertionError(f"{len(images)} image(s) missed the embedding cache")
+
+
+#: The candidates, as tagsmith.encoder.CANDIDATE_RECIPES are for the default deployment.
+CANDIDATES = ("bench-synthetic-zoom", "bench-synthetic-full")
 
 
 def _scene(seed: int, size: int = 96) -> Image.Image:
@@ -101,7 +108,7 @@ def _counting(load: Callable[[], bytes], reads: list[int]) -> Callable[[], bytes
 
 def cached_train(tags: int = 100, per_tag: int = 30) -> dict[str, Any]:
     from tagsmith.config import Settings
-    from tagsmith.encoder import DEFAULT_RECIPE
+    from tagsmith.encoder import CANDIDATE_RECIPES, DEFAULT_RECIPE, EncoderSet
     from tagsmith.search import InMemorySearchIndex
     from tagsmith.storage import MemoryObjectStore
     from tagsmith.trainer import DEFAULT_AUGMENT_VIEWS, examples_from_folder
@@ -112,24 +119,29 @@ def cached_train(tags: int = 100, per_tag: int = 30) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "examples"
         vectors = _write_examples(root, names[:tags], per_tag)
-        c = build(
-            Settings(data_bucket="data"),
-            store=MemoryObjectStore(),
-            index=InMemorySearchIndex(),
-            encoder=CachedOnlyEncoder(),
-        )
+        c = build(Settings(data_bucket="data"), store=MemoryObjectStore(), index=InMemorySearchIndex())
+        assert len(CANDIDATE_RECIPES) == len(CANDIDATES)
+        encoders = [CachedOnlyEncoder(e) for e in CANDIDATES]
+        c.__dict__["encoders"] = EncoderSet(default=encoders[0], candidates=encoders)  # type: ignore[arg-type]
         cache = c.tagger.embeddings
         assert cache is not None
-        for sha, vec in vectors.items():
-            cache.put(TENANT, CachedOnlyEncoder.encoder_id, sha, vec)
+
+        def fill(vectors: dict[str, np.ndarray]) -> None:
+            # the second candidate's view of a photo: the same, a little moved (another crop)
+            noise = np.random.default_rng(7)
+            for key, vec in vectors.items():
+                cache.put(TENANT, CANDIDATES[0], key, vec)
+                other = vec + 0.3 * noise.normal(size=DIM).astype(np.float32) / np.sqrt(DIM)
+                cache.put(TENANT, CANDIDATES[1], key, (other / np.linalg.norm(other)).astype(np.float32))
+
+        fill(vectors)
         examples, _ = examples_from_folder(root)
         load_at_start = os.getloadavg()
         started = time.perf_counter()
         first = c.trainer.train(tenant=TENANT, model_id=MODEL, examples=examples)
         first_s = time.perf_counter() - started
         # incremental: one more tag of per_tag new examples (their embeddings cached too)
-        for sha, vec in _write_examples(root, names[tags:], per_tag, seed=1).items():
-            cache.put(TENANT, CachedOnlyEncoder.encoder_id, sha, vec)
+        fill(_write_examples(root, names[tags:], per_tag, seed=1))
         examples, _ = examples_from_folder(root)
         reads = [0]
         examples = [replace(ex, load=_counting(ex.load, reads)) for ex in examples]
@@ -138,6 +150,7 @@ def cached_train(tags: int = 100, per_tag: int = 30) -> dict[str, Any]:
         second_s = time.perf_counter() - started
     return {
         "load_average_at_start": list(load_at_start),
+        "candidate_recipes": len(CANDIDATES),
         "dim": DIM,
         "tags": tags,
         "examples": tags * per_tag,
