@@ -18,7 +18,8 @@ embed new examples with the real encoder.
 
 ``run()`` returns the figures as a dict (for ``benchmarks.run``); ``python -m
 benchmarks.training_speed`` prints them as JSON. ``TAGSMITH_BENCH_TRAIN_TAGS`` /
-``TAGSMITH_BENCH_TRAIN_PER_TAG`` shrink the problem for a quick look.
+``TAGSMITH_BENCH_TRAIN_PER_TAG`` shrink the problem for a quick look;
+``TAGSMITH_BENCH_TRAIN_CANDIDATES=1`` trains as a deployment pinned to one recipe (no choice).
 """
 
 from __future__ import annotations
@@ -121,7 +122,9 @@ def cached_train(tags: int = 100, per_tag: int = 30) -> dict[str, Any]:
         vectors = _write_examples(root, names[:tags], per_tag)
         c = build(Settings(data_bucket="data"), store=MemoryObjectStore(), index=InMemorySearchIndex())
         assert len(CANDIDATE_RECIPES) == len(CANDIDATES)
-        encoders = [CachedOnlyEncoder(e) for e in CANDIDATES]
+        # TAGSMITH_BENCH_TRAIN_CANDIDATES=1: a deployment pinned to one recipe (no choice to make)
+        count = int(os.environ.get("TAGSMITH_BENCH_TRAIN_CANDIDATES", len(CANDIDATES)))
+        encoders = [CachedOnlyEncoder(e) for e in CANDIDATES[:count]]
         c.__dict__["encoders"] = EncoderSet(default=encoders[0], candidates=encoders)  # type: ignore[arg-type]
         cache = c.tagger.embeddings
         assert cache is not None
@@ -150,7 +153,7 @@ def cached_train(tags: int = 100, per_tag: int = 30) -> dict[str, Any]:
         second_s = time.perf_counter() - started
     return {
         "load_average_at_start": list(load_at_start),
-        "candidate_recipes": len(CANDIDATES),
+        "candidate_recipes": count,
         "dim": DIM,
         "tags": tags,
         "examples": tags * per_tag,

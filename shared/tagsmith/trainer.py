@@ -643,7 +643,13 @@ class TrainingService:
             and activate
             and not force
         ):
-            new = [i for i, sha in enumerate(shas) if sha not in seen]
+            # the same examples the gate compares on (_decide: new, of tags the active version knows)
+            known = set(active.tags) if active is not None else set()
+            new = [
+                i
+                for i, (sha, tags) in enumerate(zip(shas, truth, strict=True))
+                if sha not in seen and tags and tags <= known
+            ]
             if new:
                 new_cv = self._new_examples_cv(
                     model, loaded, negative_items, labels, kind, new,
