@@ -681,8 +681,9 @@ class TrainingService:
             changes=changes,
             promotion=promotion,
             recipes={_option_name(o): (round(v, 4) if v is not None else None) for o, v in scores.items()},
+            # what calibrated thresholds promise; a flat threshold the caller set promises nothing
             calibration={**head.calibration, "none_below": round(model.none_below, 4)}
-            if head.calibration
+            if head.calibration and threshold is None
             else {},
         )
         self._fill_quality(report, model, loaded, cv)

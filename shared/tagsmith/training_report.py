@@ -227,7 +227,20 @@ def render_html(report: TrainingReport) -> str:
         ("embedded / cached", f"{r.embedded} / {r.cached}"),
         ("training time", f"{r.seconds:.1f} s"),
     ]
-    if r.auto_applied.get("coverage") is not None:
+    cal = r.calibration or {}
+    if cal.get("cv_coverage") is not None:
+        # what the thresholds promise on uploads like the examples, and what that rests on
+        cards.append(("auto-applied share", _pct(cal.get("cv_coverage"))))
+        cards.append(("auto-applied precision", _pct(cal.get("cv_precision"))))
+        if cal.get("cv_precision_lower") is not None:
+            cards.append(
+                (
+                    f"precision, 95% lower bound ({cal.get('cv_applied')} predictions)",
+                    _pct(cal.get("cv_precision_lower")),
+                )
+            )
+        cards.append(("precision target", _pct(cal.get("target_precision"))))
+    elif r.auto_applied.get("coverage") is not None:
         cards.append(("auto-applied precision", _pct(r.auto_applied.get("precision"))))  # type: ignore[arg-type]
         cards.append(("auto-applied share", _pct(r.auto_applied.get("coverage"))))  # type: ignore[arg-type]
     parts = [
@@ -241,6 +254,14 @@ def render_html(report: TrainingReport) -> str:
         + "".join(f'<div class="card"><b>{e(v)}</b>{e(k)}</div>' for k, v in cards)
         + "</div>",
     ]
+    if len(r.recipes) > 1:
+        parts.append(
+            "<h2>Recipe</h2><p class=muted>each candidate encoder, with and without augmented views, "
+            f"cross-validated on the same folds; the model uses <code>{e(r.encoder_id)}</code></p><table>"
+            "<tr><th>recipe</th><th class=num>cross-validated accuracy</th></tr>"
+            + "".join(f"<tr><td>{e(k)}</td><td class=num>{_pct(v)}</td></tr>" for k, v in r.recipes.items())
+            + "</table>"
+        )
     if r.warnings:
         parts.append("<h2>Warnings</h2>" + "".join(f'<div class="warn">{e(w)}</div>' for w in r.warnings))
     if promo is not None and promo.compared_with:

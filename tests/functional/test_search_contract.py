@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 from tagsmith.errors import InvalidKeyError
-from tagsmith.records import AssetRecord, TagAssignment, TagState
+from tagsmith.records import NONE_TAG, AssetRecord, TagAssignment, TagState
 from tagsmith.search import MAPPING_VERSION, SearchIndex, SearchQuery
 from tagsmith.taxonomy import Taxonomy
 
@@ -337,6 +337,26 @@ def test_search_after_pages_through_everything_once_in_order(
     assert pages == 5
 
 
+def test_none_of_finds_the_assets_a_model_found_none_of_its_tags_in(
+    search_index: SearchIndex, make_record: RecordFactory, tag: Tag, garments: dict[str, Taxonomy]
+) -> None:
+    search_index.bulk_upsert(
+        [
+            (make_record("1.jpg", tag(NONE_TAG, TagState.REVIEW)), garments),  # proposed
+            (make_record("2.jpg", tag(NONE_TAG, TagState.CONFIRMED)), garments),  # a human agreed
+            (make_record("3.jpg", tag(NONE_TAG, TagState.REJECTED)), garments),  # a human overruled it
+            (make_record("4.jpg", tag("hat")), garments),
+        ],
+        "acme",
+    )
+
+    page = search_index.search("acme", SearchQuery(none_of="garments"))
+
+    assert sorted(h.asset_key for h in page.hits) == ["acme/1.jpg", "acme/2.jpg"]
+    assert page.facets["none_of"] == [("garments", 2)]
+    assert search_index.search("acme", SearchQuery(none_of="shoes")).hits == []
+
+
 def test_facets_count_the_matching_assets(
     search_index: SearchIndex, make_record: RecordFactory, tag: Tag, garments: dict[str, Taxonomy]
 ) -> None:
@@ -356,6 +376,7 @@ def test_facets_count_the_matching_assets(
         "tag_ids": [("garments/hat", 3), ("garments/scarf", 1)],
         "media_type": [("image/jpeg", 2), ("image/png", 1)],
         "review_state": [("clear", 2), ("pending", 1)],
+        "none_of": [],  # no model found none of its tags here
     }
 
 
@@ -382,4 +403,4 @@ def test_search_page_is_json_serialisable(
     assert out["next_search_after"][0] == out["hits"][0]["score"]
     assert out["next_search_after"][-1] == "acme/a.jpg"
     assert len(out["next_search_after"]) == 5  # score, confidence, confirmed, uploaded_at, key
-    assert set(out["facets"]) == {"tag_ids", "media_type", "review_state"}
+    assert set(out["facets"]) == {"tag_ids", "media_type", "review_state", "none_of"}

@@ -155,6 +155,20 @@ def test_report_lists_confused_pairs_with_inline_thumbnails(components: Componen
     assert f"<code>{report.version}</code>" in html
 
 
+def test_report_shows_what_calibrated_thresholds_promise_and_a_flat_threshold_promises_nothing(
+    components: Components,
+) -> None:
+    calibrated = components.trainer.train(tenant="acme", model_id="colour", examples=examples(12))
+    flat = components.trainer.train(tenant="acme", model_id="flat", examples=examples(12), threshold=0.9)
+
+    assert calibrated.calibration["cv_coverage"] is not None
+    html = (components.models.version_file("acme", "colour", calibrated.version, "report.html") or b"").decode()
+    assert "precision, 95% lower bound" in html and "precision target" in html
+    assert flat.calibration == {}
+    html = (components.models.version_file("acme", "flat", flat.version, "report.html") or b"").decode()
+    assert "lower bound" not in html and "auto-applied share" in html
+
+
 def test_report_round_trips_through_json(components: Components) -> None:
     report = components.trainer.train(tenant="acme", model_id="colour", examples=examples(5))
     again = TrainingReport.from_dict(json.loads(report.to_json()))

@@ -290,6 +290,14 @@ def _print_report(report: dict[str, Any], report_file: Path | str | None) -> Non
         f"{report['cached']} from cache) in {report['seconds']:.1f} s{judged}",
         highlight=False,
     )
+    recipes = report.get("recipes") or {}
+    if len(recipes) > 1:
+        # which recipe the examples chose, and by how much (cross-validated accuracy of each)
+        ranked = sorted(recipes.items(), key=lambda kv: -(kv[1] or 0.0))
+        shown = ", ".join(f"{name} {v:.0%}" if v is not None else f"{name} n/a" for name, v in ranked)
+        out.print(
+            f"recipe: {report['encoder_id']} (cross-validated: {shown})", highlight=False, soft_wrap=True
+        )
     weak = [(t, m) for t, m in report["per_tag"].items() if m["recall"] < 0.8 or m["precision"] < 0.8]
     for tag, m in weak[:10]:
         out.print(f"  {tag}: precision {m['precision']:.0%}, recall {m['recall']:.0%}", highlight=False)
