@@ -162,7 +162,9 @@ def test_report_shows_what_calibrated_thresholds_promise_and_a_flat_threshold_pr
     flat = components.trainer.train(tenant="acme", model_id="flat", examples=examples(12), threshold=0.9)
 
     assert calibrated.calibration["cv_coverage"] is not None
-    html = (components.models.version_file("acme", "colour", calibrated.version, "report.html") or b"").decode()
+    html = (
+        components.models.version_file("acme", "colour", calibrated.version, "report.html") or b""
+    ).decode()
     assert "precision, 95% lower bound" in html and "precision target" in html
     assert flat.calibration == {}
     html = (components.models.version_file("acme", "flat", flat.version, "report.html") or b"").decode()
