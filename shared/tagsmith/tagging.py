@@ -43,6 +43,7 @@ class Limits:
 class PreparedImage:
     sha256: str
     decoded: DecodedImage
+    preview: bytes | None = None  # the bounded JPEG the console shows (ingestion makes it)
 
 
 @dataclass(frozen=True)

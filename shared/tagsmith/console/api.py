@@ -55,6 +55,8 @@ from tagsmith.decisions import CorrectionTracker, DecisionOutcome, DecisionServi
 from tagsmith.errors import InvalidInputError, NotFoundError, TagsmithError, TransientError
 from tagsmith.keys import model_prefix, parse_asset_key, tenant_prefix
 from tagsmith.outbound.webhooks import SubscriptionStore
+from tagsmith.previews import PREVIEW_SIDE, PreviewMaker, scaled
+from tagsmith.records import AssetStatus
 from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore
 from tagsmith.storage import ObjectStore, RecordStore
 from tagsmith.tagmodels import ActiveModels, ModelStore
@@ -158,6 +160,7 @@ class ConsoleServices:
     index: Any  # tagsmith.search.SearchIndex
     decisions: DecisionService
     corrections: CorrectionTracker
+    previews: PreviewMaker | None = None  # None: one over ``store`` (at most one preview made at a time)
     max_pixels: int = 100_000_000
     webhooks_allow_private: bool = False
 
@@ -166,6 +169,12 @@ class ConsoleServices:
 
     def model_store(self) -> ModelStore:
         return ModelStore(store=self.store, bucket=self.data_bucket)
+
+    def __post_init__(self) -> None:
+        if self.previews is None:
+            self.previews = PreviewMaker(
+                store=self.store, data_bucket=self.data_bucket, max_pixels=self.max_pixels
+            )
 
     @classmethod
     def from_components(cls, c: Any) -> ConsoleServices:
@@ -197,6 +206,7 @@ class ConsoleServices:
             index=c.index,
             decisions=decisions,
             corrections=corrections,
+            previews=c.previews,
             max_pixels=c.settings.max_pixels,
             webhooks_allow_private=c.settings.webhooks_allow_private,
         )
@@ -570,16 +580,19 @@ def _image(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -
     if asset.tenant != who.tenant:
         raise not_found  # another tenant's key looks exactly like a missing one
     got = s.records.get(asset)
-    if got is None or got[0].source.key != asset.key:
+    if got is None or got[0].source.key != asset.key or got[0].status is AssetStatus.DELETED:
         raise not_found
     record = got[0]
+    # the bounded preview made once at ingest (or now, once, for an asset ingested before previews
+    # existed): a request never decodes the original, however large it is
     try:
-        data = s.store.get(record.source.bucket, record.source.key).body
+        assert s.previews is not None
+        stored = s.previews.ensure(record)
     except NotFoundError:
         raise not_found from None
-    max_side = min(max(_int_arg(req, "max", 1024), 64), 2048)
-    body, ctype = preview(data, record.media_type, max_side=max_side, max_pixels=s.max_pixels)
-    return Response(200, {"content-type": ctype, "cache-control": "private, max-age=300"}, body)
+    max_side = min(max(_int_arg(req, "max", PREVIEW_SIDE), 64), PREVIEW_SIDE)
+    body = scaled(stored, max_side)
+    return Response(200, {"content-type": "image/jpeg", "cache-control": "private, max-age=300"}, body)
 
 
 @_route("GET", r"/api/items/(?P<id>[^/]+)/frame")
