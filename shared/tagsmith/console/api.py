@@ -12,7 +12,8 @@ Routes::
     GET  /  /review  /search                  the pages (static HTML, CSS and JS; no secrets)
     GET  /static/<file>                       page assets
     GET  /api/me                              who the token is: tenant, name, role
-    GET  /api/models                          active models, tags and labels, training status
+    GET  /api/models                          active models, tags and labels, training status;
+                                              ``broken``: active versions that cannot be loaded, and why
     GET  /api/queue?model&tag&min_confidence&max_confidence&status&cursor&offset&limit&counts
                                               review items, most informative first, plus backlog
                                               (pending: paged by ``next_cursor``; counts=0 skips
@@ -321,7 +322,9 @@ def _models(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) 
                 "corrections": s.corrections.state(who.tenant, model.model_id),
             }
         )
-    return Response.json(200, {"models": out})
+    # a version that cannot be loaded is shown with the reason; the tenant's other models still work
+    broken = [b.to_dict() for b in s.models.broken(who.tenant)]
+    return Response.json(200, {"models": out, "broken": broken})
 
 
 def _training_status(s: ConsoleServices, tenant: str, model: str) -> dict[str, Any] | None:

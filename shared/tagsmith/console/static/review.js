@@ -113,6 +113,12 @@
       }
       box.append(node);
     }
+    for (const b of Console.broken()) {
+      box.append(el("div", { class: "model broken" },
+        el("div", { class: "name", text: b.id }),
+        el("div", { class: "small", text: `version ${b.version} cannot be loaded: ${b.error}` }),
+        el("div", { class: "muted small", text: "its uploads wait (and retry) until it is rolled back or retrained" })));
+    }
   }
 
   function card(item, index) {
