@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tagsmith.errors import InvalidInputError, InvalidKeyError
-from tagsmith.keys import tenant_prefix, validate_model_id, validate_tenant
+from tagsmith.keys import has_plain_segments, tenant_prefix, validate_model_id, validate_tenant
 from tagsmith.manifests import MANIFEST_SUFFIXES, ExampleSet, combine, load_examples
 from tagsmith.records import utc_now
 from tagsmith.storage import ObjectStore, RecordStore
@@ -349,9 +349,10 @@ class TrainingJobs:
         own = tenant_prefix(tenant)
 
         def allowed(bucket: str, key: str) -> bool:
-            if bucket == self.data_bucket:
-                return key.startswith(own)
-            return key.startswith(f"{tenant}/")
+            # a prefix passes with its trailing "/"; ".." and empty segments never do (S3 keeps
+            # them literally, a folder or a later join may not)
+            inside = key.startswith(own if bucket == self.data_bucket else f"{tenant}/")
+            return inside and has_plain_segments(key.removesuffix("/"))
 
         return allowed
 

@@ -54,7 +54,7 @@ from tagsmith.console.media import preview
 from tagsmith.console.queue import QueueFilter, backlog, informativeness, pending_queue_page, select
 from tagsmith.decisions import CorrectionTracker, DecisionOutcome, DecisionService, RetrainPolicy
 from tagsmith.errors import InvalidInputError, NotFoundError, TagsmithError, TransientError
-from tagsmith.keys import model_prefix, parse_asset_key, tenant_prefix
+from tagsmith.keys import is_under, model_prefix, parse_asset_key, tenant_prefix
 from tagsmith.outbound.webhooks import SubscriptionStore
 from tagsmith.previews import PREVIEW_SIDE, PreviewMaker, scaled
 from tagsmith.records import AssetStatus
@@ -602,7 +602,7 @@ def _image(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -
 def _frame(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
     item = _own_item(s, who, m["id"])
     key = getattr(item, "thumbnail_key", None)
-    if not key or not key.startswith(tenant_prefix(who.tenant)):
+    if not key or not is_under(key, tenant_prefix(who.tenant)):
         raise NotFoundError(f"review item {item.id} has no video frame")
     data = s.store.get(s.data_bucket, key).body
     max_side = min(max(_int_arg(req, "max", 1024), 64), 2048)
