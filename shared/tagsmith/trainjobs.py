@@ -175,7 +175,7 @@ def parse_request(key: str, body: bytes, *, data_bucket: str) -> TrainingRequest
         )
     try:
         d = json.loads(body)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the parser goes
         raise InvalidInputError(f"training request {key} is not JSON: {e}") from e
     if not isinstance(d, dict):
         raise InvalidInputError(f"training request {key} must be a JSON object")

@@ -33,7 +33,8 @@ Routes::
 
 Roles: ``reader`` may read and search; ``reviewer`` and ``admin`` may also decide and retrain.
 Status codes: 400 bad input, 401 no or unknown token, 403 role too low, 404 not found (or not
-yours), 405 wrong method, 503 a dependency is down (retry).
+yours), 405 wrong method, 411/413 a request body without a valid length or over the limit, 429
+too many retrains for the tenant this hour (``retry-after``), 503 a dependency is down (retry).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from tagsmith.keys import is_under, model_prefix, parse_asset_key, tenant_prefix
 from tagsmith.outbound.webhooks import SubscriptionStore
 from tagsmith.previews import PREVIEW_SIDE, PreviewMaker, scaled
 from tagsmith.records import AssetStatus
+from tagsmith.retrains import RetrainRateError
 from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore
 from tagsmith.storage import ObjectStore, RecordStore
 from tagsmith.tagmodels import ActiveModels, ModelStore
@@ -123,6 +125,8 @@ class Request:
             raise InvalidInputError(f"request body is over {MAX_BODY} bytes")
         try:
             data = json.loads(self.body or b"{}")
+        except RecursionError:  # a 100,000-deep array: the parser's recursion limit, not a 500
+            raise InvalidInputError("request body is nested too deeply to be a request") from None
         except ValueError as e:
             raise InvalidInputError(f"request body is not JSON: {e}") from e
         if not isinstance(data, dict):
@@ -237,6 +241,9 @@ def handle(request: Request, services: ConsoleServices) -> Response:
         response = Response.error(404, str(e))
     except InvalidInputError as e:
         response = Response.error(400, str(e))
+    except RetrainRateError as e:
+        response = Response.error(429, str(e))
+        response.headers["retry-after"] = str(e.retry_after)
     except TransientError as e:
         log.warning("console request failed transiently: %s", e, extra={"path": request.path})
         response = Response.error(503, "a backing service is unavailable; retry in a moment")
@@ -617,7 +624,7 @@ def _search(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) 
     cursor = req.arg("cursor")
     try:
         after = json.loads(base64.urlsafe_b64decode(cursor.encode())) if cursor else None
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInputError("cursor is not one this API returned; start from the first page") from None
     lang = req.arg("lang") or ""
     query = SearchQuery(

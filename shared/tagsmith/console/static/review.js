@@ -106,7 +106,8 @@
           onclick: async () => {
             try {
               const r = await api(`/api/models/${encodeURIComponent(m.id)}/retrain`, { method: "POST" });
-              toast(`Retrain of ${m.id} requested on its examples plus every reviewed correction`);
+              toast(r.coalesced ? `A retrain of ${m.id} is already waiting; it will include every correction`
+                : `Retrain of ${m.id} requested on its examples plus every reviewed correction`);
             } catch (e) { toast(e.message, { error: true }); }
           },
         }));
