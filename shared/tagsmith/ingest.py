@@ -97,6 +97,18 @@ class IngestOutcome:
     message: str = ""
 
 
+def log_outcome(kind: str, outcome: IngestOutcome) -> None:
+    """One INFO line per object and outcome, ``unchanged`` included: a redelivery that changes
+    nothing is visible in the logs too."""
+    log.info(
+        "%s %s%s",
+        kind,
+        outcome.status,
+        f": {outcome.message}" if outcome.message else "",
+        extra={"tenant": outcome.tenant, "key": outcome.key, "outcome": outcome.status},
+    )
+
+
 def failure_code(error: Exception) -> str:
     name = type(error).__name__.removesuffix("Error")
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
@@ -187,7 +199,11 @@ class IngestService:
             except Exception as e:  # transient (or a bug): this video alone is retried
                 log.exception("video ingest failed", extra={"tenant": job.asset.tenant, "key": job.asset.key})
                 results[i] = e
-        return [r if r is not None else RuntimeError("no outcome") for r in results]
+        final = [r if r is not None else RuntimeError("no outcome") for r in results]
+        for outcome in final:
+            if isinstance(outcome, IngestOutcome):
+                log_outcome("ingest", outcome)
+        return final
 
     # --- steps ---------------------------------------------------------------------------------
     def _publish(self, results: list[IngestOutcome | Exception | None]) -> None:

@@ -113,6 +113,11 @@ class Components:
     backfill_queue_override: DelayQueue | None = None
 
     @cached_property
+    def sqs(self) -> Any:
+        """An SQS client (handlers use it to shorten failed messages' retry delay)."""
+        return boto3_client("sqs", self.settings)
+
+    @cached_property
     def encoders(self) -> EncoderSet:
         if self.encoder_override is not None:
             return EncoderSet.of(self.encoder_override)

@@ -18,6 +18,7 @@ from tagsmith.keys import AssetKey, model_prefix
 from tagsmith.local import demo
 from tagsmith.local.httpapi import LocalHttpApi
 from tagsmith.local.stack import LocalStack, StackConfig
+from tagsmith.logs import function_logger
 from tagsmith.outlook import upload_outlook
 from tagsmith.records import NONE_TAG, AssetRecord, AssetStatus, TagState
 from tagsmith.wiring import Components, build
@@ -194,11 +195,14 @@ def run_local(*, run_demo: bool = True, serve: bool = True, console: Console | N
     signal.signal(signal.SIGTERM, on_signal)
     console.print("[bold]Tagsmith local stack[/]")
     review = None
+    logs = config.home / "logs" / "functions.jsonl"
+    function_logger("tagsmith-stack", process_default=True)  # restart reconcile, sweeps, watchdog
+    _send_function_logs_to(logs)
     try:
         info = stack.start()
         # the HTTP API's functions (GET /v1/search) load before their logs are sent to the file
         api = LocalHttpApi.from_definition(config.functions_dir, config.definition)
-        _send_function_logs_to(config.home / "logs" / "functions.jsonl")
+        _send_function_logs_to(logs)
         c = build(info.settings())
         console.print("[dim]•[/] loading the image encoder (built from the pinned weights on first use)")
         _ = c.encoder.dim
