@@ -113,3 +113,24 @@ def running_service() -> str | None:
     """The ``service`` of the function running in this thread (None outside an invocation)."""
     logger = _running.get()
     return logger.service if logger is not None else None
+
+
+def emit_metrics(
+    logger: Logger, message: str, values: dict[str, float], *, namespace: str = "Tagsmith"
+) -> None:
+    """One INFO line that is also CloudWatch metrics: the line carries the embedded metric format's
+    ``_aws`` block (counts per function ``service``), so Lambda's log stream is all it needs and the
+    local stack shows the same line in its logs."""
+    import time
+
+    block = {
+        "Timestamp": int(time.time() * 1000),
+        "CloudWatchMetrics": [
+            {
+                "Namespace": namespace,
+                "Dimensions": [["service"]],
+                "Metrics": [{"Name": name, "Unit": "Count"} for name in values],
+            }
+        ],
+    }
+    logger.info(message, extra={"_aws": block, **values})

@@ -52,6 +52,9 @@ class FunctionDef:
     memory_mb: int = 2048
     timeout: int = 60
     routes: tuple[str, ...] = ()  # HTTP API routes ("GET /v1/search") for functions without a queue
+    schedule: str | None = (
+        None  # an EventBridge schedule ("rate(15 minutes)"); locally, StackConfig's interval
+    )
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,16 @@ class StackDef:
             max_concurrency=5,
             memory_mb=512,
             timeout=30,
+        ),
+        # projections checked against the records and repaired (review items, previews, the search
+        # index: tagsmith.sweep); a sweep reads only the records written since the last one
+        FunctionDef(
+            "sweep",
+            "functions/sweep/handler.handler",
+            None,
+            memory_mb=1024,
+            timeout=900,
+            schedule="rate(15 minutes)",
         ),
         # below ingest's concurrency on purpose: a re-tag of the whole library must not starve uploads
         FunctionDef(
