@@ -14,11 +14,15 @@ from typing import Any
 
 from tagsmith.lazy import Lazy, lazy_components
 from tagsmith.logs import emit_metrics, function_logger, logged
-from tagsmith.sweep import SweepService
+from tagsmith.sweep import SweepOptions, SweepService
 
 logger = function_logger("tagsmith-sweep")
 components = lazy_components()  # built on the first invocation, reused while warm
-sweeper = Lazy(lambda: SweepService.from_components(components()))
+sweeper = Lazy(
+    lambda: SweepService.from_components(
+        components(), options=SweepOptions(settle=components().settings.sweep_settle_seconds)
+    )
+)
 
 
 @logged(logger)

@@ -32,7 +32,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from aws_lambda_powertools import Logger
 
@@ -43,6 +43,7 @@ _running: contextvars.ContextVar[Logger | None] = contextvars.ContextVar(
 )
 _functions: dict[str, Logger] = {}
 _default: dict[str, Logger] = {}  # "process": where lines written outside any invocation go
+_stream: dict[str, IO[str]] = {}  # "all": where every function logger writes (default: stdout)
 _lock = threading.Lock()
 LIBRARY = "tagsmith"
 
@@ -76,6 +77,8 @@ def function_logger(service: str, *, process_default: bool = False) -> Logger:
     ``tagsmith-stack`` logger: restart reconcile, sweeps, the search server's watchdog)."""
     logger = Logger(service=service)
     logger.append_keys(name="%(name)s")  # which module wrote the line
+    if "all" in _stream:
+        _redirect(logger, _stream["all"])
     with _lock:
         _functions[service] = logger
         if process_default:
@@ -87,6 +90,22 @@ def function_logger(service: str, *, process_default: bool = False) -> Logger:
         levels = [f.log_level for f in _functions.values()]
         library.setLevel(min(levels))
     return logger
+
+
+def send_function_logs_to(stream: IO[str]) -> None:
+    """Every function logger, made now or later, writes to ``stream`` instead of stdout (the local
+    stack keeps its terminal for people and sends the handlers' JSON lines to a file)."""
+    with _lock:
+        _stream["all"] = stream
+        loggers = list(_functions.values())
+    for logger in loggers:
+        _redirect(logger, stream)
+
+
+def _redirect(logger: Logger, stream: IO[str]) -> None:
+    for h in logger.handlers:
+        if isinstance(h, logging.StreamHandler) and h.stream is not stream:
+            h.setStream(stream)
 
 
 def logged(logger: Logger) -> Callable[[F], F]:

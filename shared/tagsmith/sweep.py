@@ -146,6 +146,7 @@ class SweepService:
         tenants: Iterable[str] | None = None,
         *,
         full: bool = False,
+        quiet: bool = False,
         time_left: Callable[[], float] | None = None,
     ) -> list[TenantSweep]:
         """Sweep ``tenants`` (default: every tenant, least recently swept first); with
@@ -162,10 +163,12 @@ class SweepService:
                     "sweep stopped for lack of time; %d tenants left for the next run", len(todo) - len(done)
                 )
                 break
-            done.append(self.sweep_tenant(tenant, full=full))
+            done.append(self.sweep_tenant(tenant, full=full, quiet=quiet))
         return done
 
-    def sweep_tenant(self, tenant: str, *, full: bool = False) -> TenantSweep:
+    def sweep_tenant(self, tenant: str, *, full: bool = False, quiet: bool = False) -> TenantSweep:
+        """One tenant (see the module docstring). ``quiet``: nothing else writes meanwhile (the
+        local stack's start), so a rebuild can load the records this sweep read."""
         started = time.perf_counter()
         now = self.clock()
         until = now - timedelta(seconds=self.options.settle)
@@ -206,6 +209,7 @@ class SweepService:
             records=read,
             source=self.records,
             taxonomies=self.taxonomies(tenant),
+            complete=quiet and settled <= set(read),
         )
         dead = {k: s for k, s in known_dead.items() if k in listing and s == _stamp(listing[k])}
         dead |= {k: _stamp(listing[k]) for k, r in read.items() if r.status is AssetStatus.DELETED}
