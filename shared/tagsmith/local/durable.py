@@ -71,6 +71,9 @@ class DurableState:
         self._seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0]
         # (bucket, key) of every object a restored storage event names: its event is queued already
         self.pending_objects: set[tuple[str, str]] = set()
+        # (bucket, key) of every object restored from disk: objects written after the start have
+        # events of their own
+        self.restored_objects: set[tuple[str, str]] = set()
 
     # --- restore ----------------------------------------------------------------------------------
     def restore_objects(self, backend: Any) -> int:
@@ -80,6 +83,7 @@ class DurableState:
             for info in self.disk.list(bucket):
                 body = self.disk.get(bucket, info.key).body
                 backend.put_object(bucket, info.key, body, disable_notification=True)
+                self.restored_objects.add((bucket, info.key))
                 n += 1
         return n
 

@@ -448,11 +448,11 @@ class LocalStack:
                 recorded[asset.tenant] = {
                     i.key[len(prefix) : -len(".json")] for i in live.list(self.info.data_bucket, prefix)
                 }
-            queued = (
-                self._durable is not None
-                and (self.info.assets_bucket, obj.key) in self._durable.pending_objects
-            )
-            if asset.path not in recorded[asset.tenant] and not queued:
+            where = (self.info.assets_bucket, obj.key)
+            restored = self._durable is None or where in self._durable.restored_objects
+            queued = self._durable is not None and where in self._durable.pending_objects
+            # only what was on disk at start: an upload since has its own event
+            if asset.path not in recorded[asset.tenant] and restored and not queued:
                 obj_event = {"key": quote_plus(obj.key, safe="/"), "eTag": obj.etag, "size": obj.size}
                 record = {
                     "eventSource": "aws:s3",
