@@ -20,7 +20,6 @@ from tagsmith.decisions import CorrectionTracker
 from tagsmith.errors import InvalidInputError
 from tagsmith.events import ObjectRef
 from tagsmith.keys import AssetKey, model_prefix
-from tagsmith.retrains import RetrainLimits, RetrainRateError, RetrainThrottle
 from tagsmith.search import InMemorySearchIndex, SearchQuery
 
 from tests.e2e.scene import Scene, clone_scene, new_scene
@@ -78,6 +77,8 @@ def test_a_huge_png_is_decoded_once_however_often_the_console_shows_it(
 
 # --- retrains ------------------------------------------------------------------------------------
 def test_one_pending_retrain_per_model_and_a_per_tenant_rate(scene: Scene) -> None:
+    from tagsmith.retrains import RetrainLimits, RetrainRateError, RetrainThrottle
+
     c = scene.components
     now = [datetime(2026, 12, 1, 9, 0, tzinfo=UTC)]
     throttle = RetrainThrottle(
@@ -118,6 +119,8 @@ def test_one_pending_retrain_per_model_and_a_per_tenant_rate(scene: Scene) -> No
 
 
 def test_the_console_answers_429_with_retry_after_over_the_rate(scene: Scene) -> None:
+    from tagsmith.retrains import RetrainLimits, RetrainThrottle
+
     scene.services.corrections.throttle = RetrainThrottle(
         store=scene.components.store, data_bucket="data", limits=RetrainLimits(per_hour=0)
     )
@@ -146,7 +149,7 @@ def test_a_100000_deep_json_body_is_a_400_not_a_500(scene: Scene) -> None:
 # --- the console server on a socket --------------------------------------------------------------
 @pytest.fixture
 def server(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> Iterator[ConsoleServer]:
-    monkeypatch.setattr(console_server._Handler, "timeout", 0.5, raising=False)
+    monkeypatch.setattr(console_server, "READ_TIMEOUT", 0.5, raising=False)
     monkeypatch.setattr(console_server, "BODY_DEADLINE", 1.0, raising=False)
     s = start_console(scene.services, host="127.0.0.1", port=0)
     yield s

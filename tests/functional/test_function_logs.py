@@ -55,36 +55,38 @@ def ingest(moto_aws: dict[str, Any]) -> Any:
 
 @pytest.fixture
 def written() -> Iterator[io.StringIO]:
-    """What every function logger writes (with each function's own formatter)."""
+    """What the function loggers' own handlers write (their streams pointed at a buffer)."""
     buf = io.StringIO()
-    added = []
+    swapped = []
     for service in ("tagsmith-ingest", "tagsmith-backfill"):
-        target = logging.getLogger(service)
-        handler = logging.StreamHandler(buf)
-        handler.setFormatter(target.handlers[0].formatter)
-        target.addHandler(handler)
-        added.append((target, handler))
+        for handler in logging.getLogger(service).handlers:
+            if isinstance(handler, logging.StreamHandler):
+                swapped.append((handler, handler.setStream(buf)))
     yield buf
-    for target, handler in added:
-        target.removeHandler(handler)
+    for handler, stream in swapped:
+        handler.setStream(stream)
 
 
 def test_library_lines_name_the_handler_that_runs_and_unchanged_is_logged(
     moto_aws: dict[str, Any], ingest: Any, written: io.StringIO
 ) -> None:
     moto_aws["s3"].put_object(Bucket=HANDLER_ASSETS, Key="acme/a.jpg", Body=solid_jpeg(COLOURS["red"]))
-    event = sqs_event(s3_body("acme/a.jpg"))
+    moto_aws["s3"].put_object(Bucket=HANDLER_ASSETS, Key="acme/notes.jpg", Body=b"a text file, not a photo")
+    event = sqs_event(s3_body("acme/a.jpg"), s3_body("acme/notes.jpg"))
     assert ingest.handler(event, LambdaContext("tagsmith-ingest")) == {"batchItemFailures": []}
-    assert ingest.handler(event, LambdaContext("tagsmith-ingest")) == {"batchItemFailures": []}  # redelivered
+    redelivered = sqs_event(s3_body("acme/a.jpg"))
+    assert ingest.handler(redelivered, LambdaContext("tagsmith-ingest")) == {"batchItemFailures": []}
     logged = lines(written.getvalue())
     library = [entry for entry in logged if str(entry.get("name", "")).startswith("tagsmith.")]
-    assert library, logged
+    assert any("cannot be tagged" in e["message"] for e in library), logged
     assert {entry["service"] for entry in library} == {"tagsmith-ingest"}  # not tagsmith-backfill
-    outcomes = [(e["message"], e["level"]) for e in library if e.get("outcome")]
-    assert outcomes == [("ingest tagged", "INFO"), ("ingest unchanged", "INFO")]
-    assert all(
-        e.get("key") == "acme/a.jpg" and e.get("tenant") == "acme" for e in library if e.get("outcome")
-    )
+    outcomes = [(e["key"], e["message"].split(" (")[0], e["level"]) for e in library if e.get("outcome")]
+    assert outcomes == [
+        ("acme/a.jpg", "ingest tagged", "INFO"),
+        ("acme/notes.jpg", "ingest failed: not a supported image", "INFO"),
+        ("acme/a.jpg", "ingest unchanged", "INFO"),  # a redelivery that changes nothing is visible too
+    ]
+    assert [e.get("tenant") for e in library if e.get("outcome")] == ["acme"] * 3
 
 
 def test_a_failed_message_is_retried_after_seconds_not_the_visibility_timeout(

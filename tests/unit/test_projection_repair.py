@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 from tagsmith.errors import TransientError
 from tagsmith.keys import AssetKey, review_item_key
-from tagsmith.previews import preview_key
 from tagsmith.records import TagState
 from tagsmith.review import ReviewStatus, queue_entry_name, review_queue_prefix
 from tagsmith.search import SearchQuery
@@ -125,6 +124,8 @@ def test_a_pending_item_the_record_no_longer_asks_for_is_closed(components: Comp
 
 
 def test_ingest_writes_a_bounded_preview_and_a_redelivery_restores_a_lost_one(components: Components) -> None:
+    from tagsmith.previews import preview_key
+
     train_colours(components)
     big = io.BytesIO()
     Image.new("RGB", (3000, 1500), (200, 30, 30)).save(big, "PNG")

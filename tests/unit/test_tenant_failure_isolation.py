@@ -19,8 +19,6 @@ from tagsmith.events import ObjectRef
 from tagsmith.keys import model_prefix
 from tagsmith.sqsbatch import storage_sqs_batch
 from tagsmith.storage import MemoryObjectStore
-from tagsmith.tagmodels import ActiveModels, ModelLoadError, ModelStore
-from tagsmith.tagmodels.checks import check_weights
 from tagsmith.wiring import Components
 
 from tests.conftest import ASSETS, DATA
@@ -139,7 +137,7 @@ class CountingStore(MemoryObjectStore):
 def test_a_deflate_bomb_is_refused_from_its_headers_and_the_failure_is_cached(
     components: Components, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tagsmith.tagmodels import checks
+    from tagsmith.tagmodels import ActiveModels, ModelLoadError, ModelStore, checks
 
     monkeypatch.setattr(checks, "MAX_WEIGHTS_BYTES", 1024 * 1024)  # the same rule, at a test's scale
     train(components, "acme")
@@ -184,6 +182,8 @@ def test_a_deflate_bomb_is_refused_from_its_headers_and_the_failure_is_cached(
 def test_weights_are_checked_against_the_tags_and_the_encoder_width(
     arrays: dict[str, Any], says: str
 ) -> None:
+    from tagsmith.tagmodels.checks import check_weights
+
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     with pytest.raises(InvalidInputError, match=says.replace("(", r"\(")):
@@ -204,6 +204,8 @@ def test_model_json_with_bad_tag_ids_or_deep_nesting_is_refused(components: Comp
 def test_a_model_of_this_encoder_with_the_wrong_width_fails_its_tenant_clearly(
     components: Components,
 ) -> None:
+    from tagsmith.tagmodels import ModelLoadError
+
     train_colours(components)
     version = components.models.active_version("acme", "colour")
     prefix = f"{model_prefix('acme', 'colour')}versions/{version}/"

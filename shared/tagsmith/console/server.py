@@ -49,10 +49,13 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "tagsmith-console"
     sys_version = ""
     protocol_version = "HTTP/1.1"
-    timeout = READ_TIMEOUT  # applied to the socket by StreamRequestHandler.setup
     services: ConsoleServices  # set on the subclass made per server
     # more routes answered before the console's (the local stack's /v1/search), or None
     routes: Callable[[Request], Response | None] | None = None
+
+    def setup(self) -> None:
+        self.timeout = READ_TIMEOUT  # StreamRequestHandler.setup applies it to the socket
+        super().setup()
 
     def _serve(self) -> None:
         length = content_length({k.lower(): v for k, v in self.headers.items()})
