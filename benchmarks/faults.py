@@ -180,7 +180,7 @@ class StackProcess:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGINT)
+        self.process.send_signal(signal.SIGTERM)  # a clean stop (SIGINT is ignored in background jobs)
         try:
             self.process.wait(timeout=120)
         except subprocess.TimeoutExpired:
@@ -559,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=None, help="state folder (default: a temporary one)")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the stack and proxies on the way out
     plan = FaultPlan(n=args.n, outage_seconds=args.outage, s3_error_rate=args.error_rate)
     result = run_faults(plan, home=args.home, say=lambda m: print(m, file=sys.stderr, flush=True))
     print(result.line(), flush=True)

@@ -120,7 +120,7 @@ def test_kill_9_loses_no_acknowledged_upload_and_no_queued_message(
         logged = (tmp_path / "logs" / "functions.jsonl").read_text()
         assert "cannot place s3://tagsmith-assets/stray-upload.jpg" in logged
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:

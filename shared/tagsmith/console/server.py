@@ -54,8 +54,8 @@ class _Handler(BaseHTTPRequestHandler):
     routes: Callable[[Request], Response | None] | None = None
 
     def setup(self) -> None:
-        self.timeout = READ_TIMEOUT  # StreamRequestHandler.setup applies it to the socket
         super().setup()
+        self.connection.settimeout(READ_TIMEOUT)  # every read of this connection, headers included
 
     def _serve(self) -> None:
         length = content_length({k.lower(): v for k, v in self.headers.items()})

@@ -234,29 +234,40 @@ class LocalStack:
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request drowns the demo
 
-        self._moto = ThreadedMotoServer(ip_address=cfg.host, port=cfg.moto_port, verbose=False)
-        self._moto.start()
+        # Provision, restore and hook moto on a private port first: a client that reached moto
+        # before its state was restored, written through and wired to the queues would get an
+        # acknowledgement for an upload that has no event and would not survive a crash.
+        setup = ThreadedMotoServer(ip_address=cfg.host, port=0, verbose=False)
+        setup.start()
+        private = f"http://{cfg.host}:{setup.get_host_and_port()[1]}"
         endpoint = f"http://{cfg.host}:{cfg.moto_port}"
-
-        self.progress("starting osmem-server (OpenSearch API)")
-        self._osmem = self._start_osmem()
-        opensearch_url = f"http://{cfg.host}:{cfg.opensearch_port}"
 
         import boto3
 
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+        s3 = boto3.client("s3", endpoint_url=private, region_name="us-east-1")
+        sqs = boto3.client("sqs", endpoint_url=private, region_name="us-east-1")
         self.progress("provisioning buckets and queues")
         buckets = {b: d.bucket_name(b) for b in d.buckets}
         for name in buckets.values():
             s3.create_bucket(Bucket=name)
         queue_urls, queue_arns = self._provision_queues(sqs)
-        self._live = S3ObjectStore(client=s3)
         self._restore(list(buckets.values()), [d.queue_name(q) for q in queue_urls])
         self._configure_notifications(s3, buckets, queue_arns)
         self._provision_event_bus(
-            boto3.client("events", endpoint_url=endpoint, region_name="us-east-1"), queue_arns
+            boto3.client("events", endpoint_url=private, region_name="us-east-1"), queue_arns
         )
+        # the same in-process state, now served on the public port
+        self._moto = ThreadedMotoServer(ip_address=cfg.host, port=cfg.moto_port, verbose=False)
+        self._moto.start()
+        setup.stop()
+        queue_urls = {name: url.replace(private, endpoint) for name, url in queue_urls.items()}
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+        self._live = S3ObjectStore(client=s3)
+
+        self.progress("starting osmem-server (OpenSearch API)")
+        self._osmem = self._start_osmem()
+        opensearch_url = f"http://{cfg.host}:{cfg.opensearch_port}"
 
         self.info = StackInfo(
             pid=os.getpid(),
