@@ -353,10 +353,12 @@ class FaultRun:
         for tenant in self.plan.tenants:
             status = self.home / "s3" / DATA / "tenants" / tenant / "models" / demo.MODEL / "status.json"
             while True:
-                state = json.loads(status.read_text()).get("state") if status.exists() else None
+                got = json.loads(status.read_text()) if status.exists() else {}
+                state = got.get("state")
                 if state == "trained":
                     break
-                if state == "failed" or time.monotonic() > deadline:
+                # a failure that will be retried (an S3 error the SDK could not hide) is not the end
+                if (state == "failed" and not got.get("retrying")) or time.monotonic() > deadline:
                     raise RuntimeError(
                         f"training for {tenant} did not finish: {status.read_text() if status.exists() else 'no status'}"
                     )

@@ -35,7 +35,7 @@ from typing import Any, Final, Literal
 from tagsmith.errors import InvalidInputError, NotFoundError, TransientError
 from tagsmith.keys import model_prefix, models_prefix, tenant_prefix, validate_model_id
 from tagsmith.records import utc_now
-from tagsmith.storage.base import ObjectStore, PreconditionFailedError
+from tagsmith.storage.base import ObjectStore, PreconditionFailedError, create_once
 from tagsmith.tagmodels import checks
 from tagsmith.tagmodels.model import TagModel
 from tagsmith.taxonomy import Taxonomy
@@ -71,10 +71,9 @@ class ModelStore:
         """Write an immutable version (refuses to overwrite an existing one)."""
         base = f"{model_prefix(model.tenant, model.model_id)}versions/{model.version}/"
         model_json, weights = model.to_files()
-        self.store.put(self.bucket, base + "weights.npz", weights, if_none_match=True)
-        self.store.put(
-            self.bucket, base + "model.json", model_json, content_type="application/json", if_none_match=True
-        )
+        # create_once: a write whose acknowledgement was lost and was retried is not a conflict
+        create_once(self.store, self.bucket, base + "weights.npz", weights)
+        create_once(self.store, self.bucket, base + "model.json", model_json, content_type="application/json")
 
     def save_version_file(
         self,
@@ -88,7 +87,7 @@ class ModelStore:
     ) -> None:
         """Write a file beside a version (report, examples); immutable like the version itself."""
         key = f"{model_prefix(tenant, model_id)}versions/{version}/{name}"
-        self.store.put(self.bucket, key, body, content_type=content_type, if_none_match=True)
+        create_once(self.store, self.bucket, key, body, content_type=content_type)
 
     def version_file(self, tenant: str, model_id: str, version: str, name: str) -> bytes | None:
         try:
