@@ -213,6 +213,8 @@ class ModelStore:
             )
         except PreconditionFailedError as e:
             now, _ = self._active_pointer(tenant, model_id)
+            if now == version:
+                return  # this very write, whose acknowledgement was lost and whose retry found it
             raise PromotionConflictError(
                 f"cannot make {version} the active version of {tenant}/{model_id}: active.json changed "
                 f"while it was being written (from {_describe(previous)} to {_describe(now)}); "
