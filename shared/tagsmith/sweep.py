@@ -175,6 +175,10 @@ class SweepService:
         state = self._state(tenant)
         last_end = None if full else _instant(state.get("until"))
         since = last_end - timedelta(seconds=self.options.slack) if last_end is not None else None
+        # the documents before the records: a document listed now has its record written already
+        # (records come first), so the listing below has it; the other way round, a record and
+        # document written between the two listings would look like an orphan document
+        documents = self.index.revisions(tenant)
         prefix = records_prefix(tenant)
         listing: dict[str, datetime | None] = {}
         for info in self.store.list(self.data_bucket, prefix):
@@ -182,7 +186,6 @@ class SweepService:
                 continue
             listing[asset_from_record_key(info.key).key] = _instant(info.last_modified)
         settled = {k for k, at in listing.items() if at is None or at < until}
-        documents = self.index.revisions(tenant)
         known_dead: dict[str, str] = dict(state.get("tombstones") or {})
         recent = {k for k in settled if _at_or_after(listing[k], since)}
         lacking = {

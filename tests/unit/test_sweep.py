@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from tagsmith.deletion import DeletionService
 from tagsmith.events import ObjectRef
-from tagsmith.keys import review_item_key
+from tagsmith.keys import AssetKey, review_item_key
 from tagsmith.local.runtime import LambdaContext
 from tagsmith.local.stack import REPO_ROOT, load_function
 from tagsmith.search import InMemorySearchIndex, SearchQuery
@@ -126,6 +126,22 @@ def test_tombstones_are_remembered_so_later_sweeps_do_not_read_them(library: Com
     assert library.index.count("acme") == 3
     later = sweeper(library, at=LATER + timedelta(minutes=20)).sweep_tenant("acme")
     assert later.read == 0
+
+
+def test_a_record_and_document_written_during_the_sweep_are_not_taken_for_an_orphan(
+    library: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = library.index
+    original = index.revisions
+
+    def an_upload_lands_then_revisions(tenant: str) -> Any:
+        if tenant == "acme" and not library.records.get(AssetKey("acme", "late.jpg")):
+            library.ingest.ingest([upload(library, "acme/late.jpg", solid_jpeg(COLOURS["green"]))])
+        return original(tenant)
+
+    monkeypatch.setattr(index, "revisions", an_upload_lands_then_revisions)
+    sweeper(library, settle=0).sweep_tenant("acme")
+    assert "acme/late.jpg" in (original("acme") or {})  # never deleted as a document without a record
 
 
 def test_tenant_ids_jump_from_tenant_to_tenant() -> None:
