@@ -4,7 +4,7 @@ An EventBridge schedule invokes it (``infra/aws/template.yaml``); the local stac
 thread. Review items and their queue entries, previews, stale thumbnails and the search index are
 compared with the records and repaired (:mod:`tagsmith.sweep`); each tenant gets a log line and the
 run a metrics line (``Tagsmith`` namespace: ``ProjectionsRepaired``, ``IndexDocumentsRepaired``,
-``IndexRebuilds``, ``TenantsSwept``). ``{"full": true}`` checks every record, not only those
+``IndexRebuilds``, ``ChangesPublished``, ``TenantsSwept``). ``{"full": true}`` checks every record, not only those
 written since the last sweep; ``{"tenants": [...]}`` sweeps only those.
 """
 
@@ -39,6 +39,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         {
             "TenantsSwept": len(reports),
             "ProjectionsRepaired": sum(r.projections.total for r in reports),
+            "ChangesPublished": sum(r.published for r in reports),
             "IndexDocumentsRepaired": sum(i.indexed + i.removed for i in index if i.action != "none"),
             "IndexRebuilds": sum(1 for i in index if i.action == "rebuilt"),
         },

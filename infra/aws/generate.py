@@ -185,23 +185,29 @@ ACCESS: dict[str, FunctionAccess] = {
     # their queue entries, previews and thumbnails, and the search index (rebuilds included)
     "sweep": FunctionAccess(
         data_read=(
+            "tenants/*/tenant.json",
             "tenants/*/models/*",
             "tenants/*/records/*",
             "tenants/*/reviews/*",
             "tenants/*/review-queue/*",
             "tenants/*/thumbnails/*",
+            "tenants/*/sidecars/*",
             "tenants/*/sweep.json",
         ),
         data_write=(
+            "tenants/*/records/*",  # the published revision stamped on a record (no other change)
             "tenants/*/reviews/*",
             "tenants/*/review-queue/*",
             "tenants/*/thumbnails/*",
+            "tenants/*/sidecars/*",
             "tenants/*/sweep.json",
         ),
         data_delete=(*_QUEUE_DELETE, "tenants/*/thumbnails/*"),
         data_list=True,
         assets_read=True,  # a missing preview is made from the asset
         opensearch=(*_INDEX_WRITER, "Delete"),  # a rebuild drops the old index
+        publishes_events=True,  # changes a crash left unpublished
+        tags_assets=True,
     ),
     # the steps of long-video jobs (tagsmith.videojobs): ingest's rights, and its own queue
     "video": FunctionAccess(

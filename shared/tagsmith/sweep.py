@@ -10,8 +10,10 @@ from the records, per tenant:
 2. **read** the records written since the last sweep (minus ``slack``, plus every record on the
    first sweep or a ``full`` one), and those the index lacks;
 3. **repair** each read record's projections (:meth:`Projections.ensure`: review items, entries,
-   previews, stale thumbnails) and the index as a whole (:mod:`tagsmith.search.healing`: rebuilt
-   when missing or empty, caught up when behind);
+   previews, stale thumbnails), publish the outbound projections of revisions never published
+   (:meth:`tagsmith.outbound.Outbound.after_write`: change event, object tags, sidecar), and repair
+   the index as a whole (:mod:`tagsmith.search.healing`: rebuilt when missing or empty, caught up
+   when behind);
 4. **remember** where it got to in ``tenants/<t>/sweep.json``: the window's end, and the deleted
    assets' records (tombstones have no document, so without this every sweep would read them all).
 
@@ -62,12 +64,13 @@ class TenantSweep:
     read: int  # records read and checked
     projections: ProjectionRepair = field(default_factory=ProjectionRepair)
     index: IndexRepair | None = None
+    published: int = 0  # revisions whose change was never published, published now
     seconds: float = 0.0
 
     @property
     def repaired(self) -> int:
         index = (self.index.indexed + self.index.removed) if self.index else 0
-        return self.projections.total + index
+        return self.projections.total + index + self.published
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +79,7 @@ class TenantSweep:
             "read": self.read,
             "projections": self.projections.to_dict(),
             "index": self.index.to_dict() if self.index else None,
+            "published": self.published,
             "seconds": round(self.seconds, 3),
         }
 
@@ -114,6 +118,7 @@ class SweepService:
         projections: Projections,
         index: Any,  # tagsmith.search.SearchIndex
         taxonomies: Callable[[str], Mapping[str, Taxonomy]],
+        outbound: Any = None,  # tagsmith.outbound.Outbound (None: no change events to repair)
         options: SweepOptions = SweepOptions(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -124,6 +129,7 @@ class SweepService:
         self.projections = projections
         self.index = index
         self.taxonomies = taxonomies
+        self.outbound = outbound
         self.options = options
         self.clock = clock
 
@@ -138,6 +144,7 @@ class SweepService:
             projections=c.projections,
             index=c.index,
             taxonomies=c.projections.taxonomies,
+            outbound=c.outbound,
             options=options,
         )
 
@@ -203,6 +210,7 @@ class SweepService:
         for key in sorted(recent):
             if key in read:
                 repaired += self.projections.ensure(read[key], entries=entries, index=False)
+        published = self._publish([read[k] for k in sorted(recent) if k in read])
         diagnosis = diagnose(
             tenant, documents, {k: r for k, r in read.items() if k in settled}, listed=set(listing)
         )
@@ -217,7 +225,7 @@ class SweepService:
         dead = {k: s for k, s in known_dead.items() if k in listing and s == _stamp(listing[k])}
         dead |= {k: _stamp(listing[k]) for k, r in read.items() if r.status is AssetStatus.DELETED}
         report = TenantSweep(
-            tenant, len(listing), len(read), repaired, index_repair, time.perf_counter() - started
+            tenant, len(listing), len(read), repaired, index_repair, published, time.perf_counter() - started
         )
         self._save(
             tenant,
@@ -226,16 +234,30 @@ class SweepService:
         level = logging.WARNING if report.repaired else logging.INFO
         log.log(
             level,
-            "sweep of tenant %s: %d records, %d read, %d projections repaired, index %s (%s)",
+            "sweep of tenant %s: %d records, %d read, %d projections repaired, %d changes published, "
+            "index %s (%s)",
             tenant,
             report.records,
             report.read,
             repaired.total,
+            published,
             index_repair.state,
             index_repair.action,
             extra={"tenant": tenant, "sweep": report.to_dict()},
         )
         return report
+
+    def _publish(self, records: list[AssetRecord]) -> int:
+        """The outbound projections of the revisions a crash left unpublished; returns how many."""
+        if self.outbound is None or not records:
+            return 0
+        from tagsmith.outbound.changes import needs_event
+
+        todo = [r for r in records if needs_event(r)]
+        if not todo:
+            return 0
+        errors = self.outbound.after_write(todo)  # never raises; what failed waits for the next sweep
+        return len(todo) - len(errors)
 
     # --- state -----------------------------------------------------------------------------------
     def _state(self, tenant: str) -> dict[str, Any]:

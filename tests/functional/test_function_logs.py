@@ -15,7 +15,6 @@ import pytest
 from tagsmith.config import Settings
 from tagsmith.local.runtime import LambdaContext
 from tagsmith.local.stack import REPO_ROOT, load_function
-from tagsmith.queues import SqsQueue
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import S3ObjectStore
 from tagsmith.wiring import build
@@ -38,14 +37,12 @@ def lines(captured: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def ingest(moto_aws: dict[str, Any]) -> Any:
     """The ingest handler loaded first, then every other handler (as the local stack loads them)."""
-    review_url, _ = queue_with_arn(moto_aws["sqs"], "tagsmith-review")
     module = load_function(REPO_ROOT / "functions", "ingest")
-    for other in ("train", "search", "review", "video", "backfill"):
+    for other in ("train", "search", "review", "video", "webhooks", "sweep", "backfill"):
         load_function(REPO_ROOT / "functions", other)
     c = build(
-        Settings(data_bucket=HANDLER_DATA, assets_bucket=HANDLER_ASSETS, review_queue_url=review_url),
+        Settings(data_bucket=HANDLER_DATA, assets_bucket=HANDLER_ASSETS),
         store=S3ObjectStore(client=moto_aws["s3"]),
-        queue=SqsQueue(client=moto_aws["sqs"], url=review_url),
         index=InMemorySearchIndex(),
         encoder=FakeEncoder(),
     )

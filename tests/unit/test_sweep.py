@@ -66,7 +66,6 @@ def test_a_search_server_that_restarted_empty_is_rebuilt_by_the_next_sweep(
     c = build(
         library.settings,
         store=library.store,
-        queue=library.review_queue,
         index=restarted,
         encoder=library.encoder,
     )
@@ -80,9 +79,7 @@ def test_a_search_server_that_restarted_empty_is_rebuilt_by_the_next_sweep(
     assert "was behind its records: 7 documents missing" in caplog.text
 
     gone = InMemorySearchIndex()
-    c2 = build(
-        library.settings, store=library.store, queue=library.review_queue, index=gone, encoder=library.encoder
-    )
+    c2 = build(library.settings, store=library.store, index=gone, encoder=library.encoder)
     [report] = sweeper(c2, at=LATER + timedelta(minutes=20)).sweep()
     assert report.index is not None and (report.index.state, report.index.action) == ("missing", "rebuilt")
     assert gone.count("acme") == 8
@@ -155,9 +152,7 @@ def test_tenant_ids_jump_from_tenant_to_tenant() -> None:
 def test_the_sweep_handler_reports_what_it_repaired_as_metrics(library: Components, monkeypatch: Any) -> None:
     module = load_function(REPO_ROOT / "functions", "sweep")
     gone = InMemorySearchIndex()
-    c = build(
-        library.settings, store=library.store, queue=library.review_queue, index=gone, encoder=library.encoder
-    )
+    c = build(library.settings, store=library.store, index=gone, encoder=library.encoder)
     module.components.set(c)
     module.sweeper.set(sweeper(c))
     written = io.StringIO()
