@@ -47,9 +47,11 @@ def start(home: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:
         )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        info = home / "stack.json"
-        if info.exists() and json.loads(info.read_text()).get("console_url"):
-            return process
+        info = home / "stack.json"  # the killed stack's file stays behind: wait for this process's
+        if info.exists():
+            got = json.loads(info.read_text())
+            if got.get("pid") == process.pid and got.get("console_url"):
+                return process
         if process.poll() is not None:
             raise AssertionError((home / "up.log").read_text())
         time.sleep(0.2)
