@@ -56,8 +56,9 @@ class _ToRunningFunction(logging.Handler):
         if target is None and len(_functions) == 1:
             target = next(iter(_functions.values()))
         if target is None:
+            library = logging.getLogger(LIBRARY).handlers  # already given the record (pytest adds its own)
             for h in logging.getLogger().handlers:
-                if record.levelno >= h.level:
+                if h not in library and record.levelno >= h.level:
                     h.handle(record)
             return
         if record.levelno < target.log_level:
