@@ -169,7 +169,15 @@ def test_a_deflate_bomb_is_refused_from_its_headers_and_the_failure_is_cached(
 @pytest.mark.parametrize(
     ("arrays", "says"),
     [
-        ({"coef": np.zeros((2, 3), np.float32)}, "expected exactly"),
+        ({"coef": np.zeros((2, 3), np.float32)}, "lacks"),
+        (
+            {
+                "coef": np.zeros((2, 3), np.float32),
+                "intercept": np.zeros(2, np.float32),
+                "x": np.zeros((2, 2, 2)),
+            },
+            "not a plain array",
+        ),
         (
             {"coef": np.zeros((3, 3), np.float32), "intercept": np.zeros(2, np.float32)},
             "expected (2, <encoder",

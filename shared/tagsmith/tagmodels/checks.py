@@ -8,10 +8,13 @@ and refuse, with :class:`~tagsmith.errors.InvalidInputError` saying what is wron
 
 * files over :data:`MAX_MODEL_JSON_BYTES` / :data:`MAX_WEIGHTS_BYTES`;
 * tags that are not unique valid tag ids, or more than :data:`MAX_TAGS`;
-* an archive with other members than the model's arrays, or whose declared uncompressed sizes
-  disagree with the array headers (what a bomb or a truncated file looks like);
-* arrays whose dtype is not float32/float64 or whose shape does not match the tags, the encoder
-  width (when the caller knows it) and the text features' width.
+* an archive without the model's arrays, with more than :data:`MAX_MEMBERS` members, or whose
+  declared uncompressed sizes disagree with the array headers (what a bomb or a truncated file
+  looks like);
+* head arrays whose dtype is not float32/float64 or whose shape does not match the tags, the
+  encoder width (when the caller knows it) and the text features' width; any other array (the
+  calibration evidence, ``evidence_*``) must be a plain numeric or boolean array of at most two
+  dimensions, within the same size bound.
 
 :class:`~tagsmith.tagmodels.store.ModelStore` runs them on every load; a failure is cached briefly
 by :class:`~tagsmith.tagmodels.store.ActiveModels` so a broken version costs one check, not one
@@ -40,7 +43,9 @@ MAX_MODEL_JSON_BYTES = 8 * 1024 * 1024
 MAX_WEIGHTS_BYTES = 256 * 1024 * 1024  # compressed or not; 1,000 tags x 3,136-d float32 is 12.5 MB
 MAX_TAGS = 10_000
 MAX_DIM = 65_536  # encoder or text feature width
+MAX_MEMBERS = 64
 _ALLOWED_DTYPES = (np.dtype("<f4"), np.dtype("<f8"))
+_OTHER_DTYPE_KINDS = frozenset("biuf")  # bool, ints, floats: never objects
 _IMAGE_ARRAYS = ("coef", "intercept")
 _TEXT_ARRAYS = ("text_coef", "text_intercept")
 
@@ -100,10 +105,12 @@ def check_weights(
         raise InvalidInputError(f"{where} is not an .npz archive: {e}") from e
     with archive:
         members = {info.filename: info for info in archive.infolist()}
-        names = sorted(members)
-        if names != sorted(f"{n}.npy" for n in expected):
+        missing = [f"{n}.npy" for n in expected if f"{n}.npy" not in members]
+        if missing:
+            raise InvalidInputError(f"{where} lacks {missing}: holds {sorted(members)[:10]}")
+        if len(members) > MAX_MEMBERS or any(not n.endswith(".npy") or "/" in n for n in members):
             raise InvalidInputError(
-                f"{where} holds {names}, expected exactly {[f'{n}.npy' for n in expected]}"
+                f"{where} holds {len(members)} members; expected at most {MAX_MEMBERS} .npy arrays"
             )
         declared = sum(info.file_size for info in members.values())
         if declared > MAX_WEIGHTS_BYTES:
@@ -111,12 +118,17 @@ def check_weights(
                 f"{where} would decompress to {declared:,} bytes, over {MAX_WEIGHTS_BYTES:,}"
             )
         shapes = {name: _array_header(archive, members[f"{name}.npy"], where) for name in expected}
+        for name in sorted(set(members) - {f"{n}.npy" for n in expected}):
+            _array_header(archive, members[name], where, head=False)
     _check_shapes(shapes, tags=tags, dim=dim, text=text, where=where)
     return {name: shape for name, (shape, _size) in shapes.items()}
 
 
-def _array_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> tuple[tuple[int, ...], int]:
-    """(shape, total bytes the member must hold) from one ``.npy`` header."""
+def _array_header(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, *, head: bool = True
+) -> tuple[tuple[int, ...], int]:
+    """(shape, total bytes the member must hold) from one ``.npy`` header; ``head``: an array of the
+    linear head (float32/64), else any other stored array (numeric or boolean, at most 2-d)."""
     try:
         with archive.open(info) as f:
             version = np.lib.format.read_magic(f)
@@ -129,8 +141,10 @@ def _array_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -
             header = f.tell()
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise InvalidInputError(f"{where}: {info.filename} has no valid .npy header: {e}") from e
-    if dtype not in _ALLOWED_DTYPES or fortran:
+    if head and (dtype not in _ALLOWED_DTYPES or fortran):
         raise InvalidInputError(f"{where}: {info.filename} is {dtype} (fortran={fortran}), expected float32")
+    if not head and (dtype.kind not in _OTHER_DTYPE_KINDS or dtype.hasobject or len(shape) > 2):
+        raise InvalidInputError(f"{where}: {info.filename} is {dtype} of shape {shape}: not a plain array")
     if any(not isinstance(n, int) or n < 0 for n in shape):
         raise InvalidInputError(f"{where}: {info.filename} declares shape {shape}")
     size = header + math.prod(shape) * dtype.itemsize
