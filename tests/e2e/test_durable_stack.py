@@ -48,10 +48,12 @@ def start(home: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         info = home / "stack.json"  # the killed stack's file stays behind: wait for this process's
-        if info.exists():
+        try:
             got = json.loads(info.read_text())
-            if got.get("pid") == process.pid and got.get("console_url"):
-                return process
+        except (FileNotFoundError, ValueError):
+            got = {}
+        if got.get("pid") == process.pid and got.get("console_url"):
+            return process
         if process.poll() is not None:
             raise AssertionError((home / "up.log").read_text())
         time.sleep(0.2)

@@ -304,7 +304,11 @@ class LocalStack:
 
     def write_info(self) -> None:
         assert self.info is not None
-        (self.config.home / "stack.json").write_text(json.dumps(self.info.__dict__, indent=1))
+        # write then rename: a reader (the CLI, a test waiting for the restart) never sees half a file
+        target = self.config.home / "stack.json"
+        partial = target.with_suffix(".json.tmp")
+        partial.write_text(json.dumps(self.info.__dict__, indent=1))
+        os.replace(partial, target)
 
     def stop(self) -> None:
         self._stop.set()
