@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck clean template validate-template browser exiftool
+.PHONY: run test bench faults lint typecheck clean template validate-template browser exiftool
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ exiftool:  ## Debian's exiftool: the independent reader the XMP sidecar tests ch
 bench: $(STAMP)  ## accuracy, automation and throughput figures for docs/benchmarks.md
 	$(BIN)/python -m benchmarks.automation
 	$(BIN)/python -m benchmarks.run
+
+N ?= 1000
+faults: $(STAMP)  ## the local stack under faults: N uploads, duplicates, poison, a search outage, kill -9 (docs/benchmarks.md)
+	$(BIN)/python -m benchmarks.faults --n $(N)
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared functions tests benchmarks infra

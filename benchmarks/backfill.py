@@ -98,9 +98,7 @@ def run(n: int | None = None, *, humans: int = 50, timeout: float = 1800.0) -> d
     # the capacity is measured, not the default rate limit (50 assets/s)
     os.environ["TAGSMITH_BACKFILL_RATE"] = os.environ.get("TAGSMITH_BENCH_BACKFILL_RATE", "100000")
     with tempfile.TemporaryDirectory(prefix="tagsmith-bench-backfill-") as home:
-        config = StackConfig(
-            home=Path(home), moto_port=_free_port(), opensearch_port=_free_port(), snapshot_seconds=3600
-        )
+        config = StackConfig(home=Path(home), moto_port=_free_port(), opensearch_port=_free_port())
         stack = LocalStack(config=config)
         info = stack.start()
         try:

@@ -56,9 +56,7 @@ def _pct(values: list[float], q: float) -> float:
 def run(rate: float = 2.0, drain_timeout: float = 300.0) -> dict[str, Any]:
     saved = dict(os.environ)
     home = Path(tempfile.mkdtemp(prefix="tagsmith-webhooks-"))
-    stack = LocalStack(
-        config=StackConfig(home=home, moto_port=_port(), opensearch_port=_port(), snapshot_seconds=3600)
-    )
+    stack = LocalStack(config=StackConfig(home=home, moto_port=_port(), opensearch_port=_port()))
     stack.start()
     healthy = Receiver(secrets={}).start()
     faulty = Receiver(secrets={}, seed=11).start()

@@ -126,9 +126,7 @@ def local_stack(tmp_path: Path) -> Iterator[Any]:
     from tagsmith.local.stack import LocalStack, StackConfig
 
     saved = dict(os.environ)  # start() exports the stack's endpoints for in-process handlers
-    config = StackConfig(
-        home=tmp_path / "home", moto_port=free_port(), opensearch_port=free_port(), snapshot_seconds=3600
-    )
+    config = StackConfig(home=tmp_path / "home", moto_port=free_port(), opensearch_port=free_port())
     stack = LocalStack(config=config)
     try:
         stack.start()

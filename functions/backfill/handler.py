@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from tagsmith.errors import InvalidInputError
 from tagsmith.lazy import lazy_components
+from tagsmith.logs import function_logger, logged
+from tagsmith.sqsbatch import RetryBackoff
 
-logger = Logger(service="tagsmith-backfill")
-copy_config_to_registered_loggers(source_logger=logger, include={"tagsmith"})
+logger = function_logger("tagsmith-backfill")  # library lines name this function while it runs
 components = lazy_components()  # built on the first invocation, reused while warm
+backoff = RetryBackoff(sqs=lambda: components().sqs)  # failed messages come back in seconds
 
 
-@logger.inject_lambda_context
+@logged(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     failures = []
     for message in event.get("Records", ()):
@@ -30,4 +30,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         except Exception:
             logger.exception("backfill step failed; the message will be retried")
             failures.append({"itemIdentifier": message["messageId"]})
-    return {"batchItemFailures": failures}
+    return backoff.apply(event, {"batchItemFailures": failures})

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from tagsmith.deletion import DeletionService
 from tagsmith.lazy import Lazy, lazy_components
-from tagsmith.sqsbatch import storage_sqs_batch
+from tagsmith.logs import function_logger, logged
+from tagsmith.sqsbatch import RetryBackoff, storage_sqs_batch
 
-logger = Logger(service="tagsmith-ingest")
-copy_config_to_registered_loggers(source_logger=logger, include={"tagsmith"})
+logger = function_logger("tagsmith-ingest")  # library lines name this function while it runs
 components = lazy_components()
+backoff = RetryBackoff(sqs=lambda: components().sqs)  # failed messages come back in seconds
 deletions = Lazy(lambda: DeletionService.from_components(components()))
 
 
-@logger.inject_lambda_context
+@logged(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     response, _ = storage_sqs_batch(event, ingest=components().ingest.ingest, remove=deletions().remove)
-    return response
+    return backoff.apply(event, response)

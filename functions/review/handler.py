@@ -10,13 +10,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from tagsmith.console import ConsoleServices, Request, Response, handle
 from tagsmith.lazy import Lazy, lazy_components
+from tagsmith.logs import function_logger, logged
 
-logger = Logger(service="tagsmith-review")
-copy_config_to_registered_loggers(source_logger=logger, include={"tagsmith"})
+logger = function_logger("tagsmith-review")  # library lines name this function while it runs
 components = lazy_components()
 services = Lazy(lambda: ConsoleServices.from_components(components()))  # built on first use
 
@@ -44,6 +42,6 @@ def event_response(response: Response) -> dict[str, Any]:
     }
 
 
-@logger.inject_lambda_context
+@logged(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return event_response(handle(request_from_event(event), services()))

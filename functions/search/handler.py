@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from tagsmith.auth import AuthError, TokenStore
 from tagsmith.errors import InvalidInputError, TransientError
 from tagsmith.lazy import lazy_components
+from tagsmith.logs import function_logger, logged
 from tagsmith.search import SearchIndexError, SearchQuery
 from tagsmith.search.query import query_from_params
 
-logger = Logger(service="tagsmith-search")
+logger = function_logger("tagsmith-search")
 components = lazy_components()  # built on the first invocation, reused while warm
 
 
@@ -41,7 +41,7 @@ def parse_query(params: dict[str, str]) -> SearchQuery:
     return query_from_params(params)
 
 
-@logger.inject_lambda_context
+@logged(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     c = components()
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from tagsmith.errors import InvalidInputError, NotFoundError
 from tagsmith.events import parse_storage_event
 from tagsmith.lazy import Lazy, lazy_components
+from tagsmith.logs import function_logger, logged
+from tagsmith.sqsbatch import RetryBackoff
 from tagsmith.trainjobs import TrainingJobs
 
-logger = Logger(service="tagsmith-train")
-copy_config_to_registered_loggers(source_logger=logger, include={"tagsmith"})
+logger = function_logger("tagsmith-train")  # library lines name this function while it runs
 components = lazy_components()
+backoff = RetryBackoff(sqs=lambda: components().sqs)  # failed messages come back in seconds
 
 
 def _training_jobs() -> TrainingJobs:
@@ -36,7 +36,7 @@ def _training_jobs() -> TrainingJobs:
 jobs = Lazy(_training_jobs)  # built on the first invocation, reused while warm
 
 
-@logger.inject_lambda_context
+@logged(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     failures = []
     for message in event.get("Records", ()):
@@ -49,4 +49,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         except Exception:
             logger.exception("training failed; the message will be retried")
             failures.append({"itemIdentifier": message["messageId"]})
-    return {"batchItemFailures": failures}
+    return backoff.apply(event, {"batchItemFailures": failures})

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from tagsmith.config import ConfigurationError
 from tagsmith.lazy import lazy_components
 from tagsmith.local.resources import STACK
+from tagsmith.logs import function_logger, logged
+from tagsmith.sqsbatch import RetryBackoff
 from tagsmith.videojobs import VideoJobService
 
-logger = Logger(service="tagsmith-video")
-copy_config_to_registered_loggers(source_logger=logger, include={"tagsmith"})
+logger = function_logger("tagsmith-video")  # library lines name this function while it runs
 components = lazy_components()  # built on the first invocation, reused while warm
+backoff = RetryBackoff(sqs=lambda: components().sqs)  # failed messages come back in seconds
 MAX_RECEIVES = STACK.queue("video-jobs").max_receive_count
 
 
@@ -32,7 +32,7 @@ def jobs() -> VideoJobService:
     return service
 
 
-@logger.inject_lambda_context
+@logged(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     failures = []
     for message in event.get("Records", ()):
@@ -47,4 +47,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         except Exception:
             logger.exception("video job step failed; the message will be retried")
             failures.append({"itemIdentifier": message["messageId"]})
-    return {"batchItemFailures": failures}
+    return backoff.apply(event, {"batchItemFailures": failures})

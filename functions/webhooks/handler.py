@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from tagsmith.lazy import lazy_components
+from tagsmith.logs import function_logger, logged
 
-logger = Logger(service="tagsmith-webhooks")
-copy_config_to_registered_loggers(source_logger=logger, include={"tagsmith"})
+logger = function_logger("tagsmith-webhooks")  # library lines name this function while it runs
 components = lazy_components()  # built on the first invocation, reused while warm
 
 
-@logger.inject_lambda_context
+@logged(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     messages = [(m["messageId"], m["body"]) for m in event.get("Records", ())]
     failed = components().webhooks.handle(messages)

@@ -147,9 +147,10 @@ ACCESS: dict[str, FunctionAccess] = {
             "tenants/*/reviews/*",
             "tenants/*/review-queue/*",  # HEAD of the queue's built marker (tagsmith.review)
             "tenants/*/training-requests/*",
-            "tenants/*/thumbnails/*",  # a video item's frame
+            "tenants/*/thumbnails/*",  # a video item's frame, an asset's preview
             "tenants/*/sidecars/*",
             "tenants/*/webhooks/*",
+            "tenants/*/retrains.json",  # one pending retrain per model, a rate per tenant
         ),
         data_write=(
             "tenants/*/records/*",
@@ -159,6 +160,8 @@ ACCESS: dict[str, FunctionAccess] = {
             "tenants/*/training-requests/*",
             "tenants/*/sidecars/*",
             "tenants/*/webhooks/*",  # the API manages the tenant's webhook subscriptions
+            "tenants/*/thumbnails/*",  # a preview made once for an asset that had none
+            "tenants/*/retrains.json",
         ),
         data_delete=(*_QUEUE_DELETE, "tenants/*/webhooks/*"),
         data_list=True,
@@ -176,6 +179,34 @@ ACCESS: dict[str, FunctionAccess] = {
         sends_to=("backfill", "video-jobs"),
         opensearch=_INDEX_WRITER,
         publishes_events=True,
+        tags_assets=True,
+    ),
+    # the scheduled sweep (tagsmith.sweep): reads records and projections, repairs review items,
+    # their queue entries, previews and thumbnails, and the search index (rebuilds included)
+    "sweep": FunctionAccess(
+        data_read=(
+            "tenants/*/tenant.json",
+            "tenants/*/models/*",
+            "tenants/*/records/*",
+            "tenants/*/reviews/*",
+            "tenants/*/review-queue/*",
+            "tenants/*/thumbnails/*",
+            "tenants/*/sidecars/*",
+            "tenants/*/sweep.json",
+        ),
+        data_write=(
+            "tenants/*/records/*",  # the published revision stamped on a record (no other change)
+            "tenants/*/reviews/*",
+            "tenants/*/review-queue/*",
+            "tenants/*/thumbnails/*",
+            "tenants/*/sidecars/*",
+            "tenants/*/sweep.json",
+        ),
+        data_delete=(*_QUEUE_DELETE, "tenants/*/thumbnails/*"),
+        data_list=True,
+        assets_read=True,  # a missing preview is made from the asset
+        opensearch=(*_INDEX_WRITER, "Delete"),  # a rebuild drops the old index
+        publishes_events=True,  # changes a crash left unpublished
         tags_assets=True,
     ),
     # the steps of long-video jobs (tagsmith.videojobs): ingest's rights, and its own queue
@@ -730,6 +761,11 @@ def function_resources(stack: StackDef) -> dict[str, Any]:
                     "ScalingConfig": {"MaximumConcurrency": f.max_concurrency},
                 },
             }
+        if f.schedule is not None:
+            events["Schedule"] = {
+                "Type": "Schedule",
+                "Properties": {"Schedule": f.schedule, "Description": f"tagsmith {f.name}", "Enabled": True},
+            }
         for route in f.routes:
             method, path = route.split(" ", 1)
             words = re.sub(r"[^A-Za-z0-9]+", "-", path).strip("-") or "root"
@@ -859,6 +895,23 @@ def alarms(stack: StackDef) -> dict[str, Any]:
                 "OKActions": actions,
             },
         }
+    out["IndexRepairedAlarm"] = {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": "The sweep found the search index behind its records and repaired it "
+            "(see the sweep function's log for the tenant and why): a write path is losing index updates.",
+            "Namespace": "Tagsmith",
+            "MetricName": "IndexDocumentsRepaired",
+            "Dimensions": [{"Name": "service", "Value": "tagsmith-sweep"}],
+            "Statistic": "Sum",
+            "Period": 3600,
+            "EvaluationPeriods": 1,
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": actions,
+        },
+    }
     for f in stack.functions:
 
         def metric(mid: str, name: str, fn: FunctionDef = f) -> dict[str, Any]:

@@ -9,7 +9,8 @@ domain's master user (``OpenSearchMasterUserArn``) after the first deploy::
 
 Two roles, both limited to Tagsmith's indices (``tagsmith-assets-*``, tenants behind aliases):
 
-* ``tagsmith_writer`` (ingest, backfill): create indices and aliases, write and read documents;
+* ``tagsmith_writer`` (ingest, backfill, video, review, sweep): create indices and aliases, write and
+  read documents;
 * ``tagsmith_reader`` (search): read documents only.
 """
 
@@ -49,6 +50,7 @@ ROLE_OF_FUNCTION = {
     "BackfillRoleArn": "tagsmith_writer",
     "VideoRoleArn": "tagsmith_writer",  # the last step of a long video job indexes it
     "ReviewRoleArn": "tagsmith_writer",
+    "SweepRoleArn": "tagsmith_writer",  # repairs the index: catch-up writes and rebuilds
     "SearchRoleArn": "tagsmith_reader",
 }
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from tagsmith.errors import InvalidInputError, NotFoundError, TagsmithError
 from tagsmith.keys import tenant_prefix, validate_tenant
-from tagsmith.storage.base import ObjectStore, PreconditionFailedError
+from tagsmith.storage.base import ObjectStore, PreconditionFailedError, create_once
 
 ROLES = ("reader", "reviewer", "admin")
 DEFAULT_LIFETIME = timedelta(days=90)
@@ -162,7 +162,7 @@ class TokenStore:
             "created_at": _iso(now),
             "expires_at": _iso(now + lifetime) if lifetime is not None else None,
         }
-        self.store.put(self.bucket, self._key(tenant, token), json.dumps(body).encode(), if_none_match=True)
+        create_once(self.store, self.bucket, self._key(tenant, token), json.dumps(body).encode())
         return token
 
     def authenticate(self, token: str | None) -> Principal:

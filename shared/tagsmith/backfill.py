@@ -576,7 +576,7 @@ class BackfillService:
         """Dispatch one backfill-queue message body: plan, work, or an S3 promotion event."""
         try:
             message = json.loads(body) if isinstance(body, str) else body
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the parser goes
             raise InvalidInputError(f"backfill message is not JSON: {e}") from e
         if not isinstance(message, dict):
             raise InvalidInputError("backfill message is not a JSON object")

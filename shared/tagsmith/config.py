@@ -43,6 +43,7 @@ class Settings:
     max_object_bytes: int = 64 * 1024 * 1024
     max_pixels: int = 100_000_000
     model_cache_seconds: float = 30.0
+    sweep_settle_seconds: float = 60.0  # the sweep leaves records younger than this to its next run
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +85,7 @@ class Settings:
                 max_object_bytes=int(e.get("TAGSMITH_MAX_OBJECT_BYTES", 64 * 1024 * 1024)),
                 max_pixels=int(e.get("TAGSMITH_MAX_PIXELS", 100_000_000)),
                 model_cache_seconds=float(e.get("TAGSMITH_MODEL_CACHE_SECONDS", 30)),
+                sweep_settle_seconds=float(e.get("TAGSMITH_SWEEP_SETTLE_SECONDS", 60)),
             )
         except ValueError as err:
             raise ConfigurationError(f"a numeric TAGSMITH_* setting is malformed: {err}") from err

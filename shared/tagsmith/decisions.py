@@ -62,6 +62,7 @@ from tagsmith.records import (
     TagState,
     utc_now,
 )
+from tagsmith.retrains import RetrainRateError, RetrainThrottle
 from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore
 from tagsmith.storage.base import ObjectStore, PreconditionFailedError
 from tagsmith.storage.records import RecordStore
@@ -243,12 +244,15 @@ class CorrectionTracker:
         models: TaxonomySource,
         policy: RetrainPolicy = RetrainPolicy(),
         clock: Callable[[], str] = utc_now,
+        throttle: RetrainThrottle | None = None,
     ) -> None:
         self.store = store
         self.data_bucket = data_bucket
         self.models = models
         self.policy = policy
         self.clock = clock
+        # one pending retrain per model and a per-tenant rate: the training queue is shared
+        self.throttle = throttle or RetrainThrottle(store=store, data_bucket=data_bucket)
 
     def state(self, tenant: str, model: str) -> dict[str, Any]:
         try:
@@ -276,6 +280,8 @@ class CorrectionTracker:
             state["every"] = self.policy.every
             state["updated_at"] = self.clock()
             due = self.policy.every > 0 and state["since_request"] >= self.policy.every
+            if due and not self.throttle.allows(tenant, model):
+                due = False  # over the tenant's hourly allowance: asked again by a later decision
             name = f"{model}-reviewed-{state['total']:06d}"
             if due:
                 state["since_request"] = 0
@@ -294,7 +300,13 @@ class CorrectionTracker:
                 )
             except PreconditionFailedError:
                 continue  # another decision counted at the same time: count again on top of it
-            return self.request_retrain(tenant, model, name=name) if due else None
+            if not due:
+                return None
+            try:
+                return self.request_retrain(tenant, model, name=name)
+            except RetrainRateError as e:  # another request took the last slot meanwhile
+                log.warning("retrain after corrections deferred: %s", e, extra={"tenant": tenant})
+                return None
         raise TransientError(f"correction count of {tenant}/{model} kept changing; retry the decision")
 
     def _baseline(self, tenant: str, model: str) -> dict[str, Any]:
@@ -328,11 +340,14 @@ class CorrectionTracker:
             "baseline": self._baseline(tenant, model),
         }
         key = f"{tenant_prefix(tenant)}training-requests/{name}.train.json"
+        pending = self.throttle.admit(tenant, model, key)  # RetrainRateError over the tenant's rate
+        if pending is not None:  # one pending retrain per model: it will see these corrections too
+            return {"key": pending, "coalesced": True, **request}
         self.store.put(self.data_bucket, key, json.dumps(request).encode(), content_type="application/json")
         log.info(
             "retrain of %s requested after review corrections", model, extra={"tenant": tenant, "key": key}
         )
-        return {"key": key, **request}
+        return {"key": key, "coalesced": False, **request}
 
 
 # --- the service -------------------------------------------------------------------------------

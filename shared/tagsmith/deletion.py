@@ -48,7 +48,7 @@ from typing import Any, Protocol
 
 from tagsmith.errors import InvalidKeyError
 from tagsmith.events import ObjectRef
-from tagsmith.ingest import IngestOutcome, delete_stale_thumbnails
+from tagsmith.ingest import IngestOutcome, delete_stale_thumbnails, log_outcome
 from tagsmith.keys import parse_asset_key
 from tagsmith.records import AssetRecord, AssetStatus, Cause, utc_now
 from tagsmith.review import ReviewStatus, ReviewStore, review_item_id
@@ -128,7 +128,9 @@ class DeletionService:
         results: list[IngestOutcome | Exception] = []
         for ref in refs:
             try:
-                results.append(self._remove(ref))
+                outcome = self._remove(ref)
+                log_outcome("removal", outcome)
+                results.append(outcome)
             except Exception as e:  # transient (or a bug): this message alone is retried
                 log.exception("deletion failed; will be retried", extra={"key": ref.key})
                 results.append(e)

@@ -65,7 +65,7 @@ def parse_storage_changes(body: str | dict[str, Any]) -> list[ObjectRef]:
     """
     try:
         event = json.loads(body) if isinstance(body, str) else body
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the parser goes
         raise InvalidInputError(f"message body is not JSON: {e}") from e
     if not isinstance(event, dict):
         raise InvalidInputError("message body is not a JSON object")

@@ -38,21 +38,20 @@ from typing import TYPE_CHECKING, Any
 from tagsmith.errors import InvalidInputError, InvalidKeyError, NotFoundError, TagsmithError
 from tagsmith.events import ObjectRef
 from tagsmith.keys import AssetKey, parse_asset_key
+from tagsmith.previews import PreviewMaker, preview_from, preview_key
+from tagsmith.projections import Projections
 from tagsmith.queues import Queue
 from tagsmith.records import (
-    Alternative,
     AssetRecord,
     AssetStatus,
     Cause,
     Failure,
-    Segment,
     SourceObject,
-    TagAssignment,
     TagState,
     TextLine,
     merge_tags,
 )
-from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore, review_item_id
+from tagsmith.review import ReviewStore
 from tagsmith.storage import ObjectStore, RecordStore
 from tagsmith.tagging import PreparedImage, Proposal, Tagger
 from tagsmith.tagmodels.text_rules import apply_text_rules
@@ -98,6 +97,18 @@ class IngestOutcome:
     message: str = ""
 
 
+def log_outcome(kind: str, outcome: IngestOutcome) -> None:
+    """One INFO line per object and outcome, ``unchanged`` included: a redelivery that changes
+    nothing is visible in the logs too."""
+    log.info(
+        "%s %s%s",
+        kind,
+        outcome.status,
+        f": {outcome.message}" if outcome.message else "",
+        extra={"tenant": outcome.tenant, "key": outcome.key, "outcome": outcome.status},
+    )
+
+
 def failure_code(error: Exception) -> str:
     name = type(error).__name__.removesuffix("Error")
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
@@ -119,6 +130,7 @@ class IngestService:
         video_job_queue: Queue | None = None,
         video_job_policy: VideoJobPolicy | None = None,
         outbound: Outbound | None = None,
+        projections: Projections | None = None,
     ) -> None:
         self.store = store
         self.records = records
@@ -130,6 +142,21 @@ class IngestService:
         self.ocr = ocr  # None: no OCR, whatever the tenants' settings say
         self.media_settings = media_settings
         self.texts = texts  # OCR results by content hash: read once, reused by training
+        # review items and their queue entries, the search document, previews: written after the
+        # record and repaired from it (a redelivery of a current record makes them whole again)
+        self.projections = projections or Projections(
+            store=store,
+            data_bucket=records.bucket,
+            reviews=reviews,
+            index=index,
+            taxonomies=self._taxonomies,
+            previews=PreviewMaker(
+                store=store,
+                data_bucket=records.bucket,
+                max_pixels=tagger.limits.max_pixels,
+                max_bytes=tagger.limits.max_object_bytes,
+            ),
+        )
         # long videos become resumable jobs on their own queue; without one they are tagged inline
         self.video_jobs = (
             VideoJobService(ingest=self, queue=video_job_queue, policy=video_job_policy or VideoJobPolicy())
@@ -172,7 +199,11 @@ class IngestService:
             except Exception as e:  # transient (or a bug): this video alone is retried
                 log.exception("video ingest failed", extra={"tenant": job.asset.tenant, "key": job.asset.key})
                 results[i] = e
-        return [r if r is not None else RuntimeError("no outcome") for r in results]
+        final = [r if r is not None else RuntimeError("no outcome") for r in results]
+        for outcome in final:
+            if isinstance(outcome, IngestOutcome):
+                log_outcome("ingest", outcome)
+        return final
 
     # --- steps ---------------------------------------------------------------------------------
     def _publish(self, results: list[IngestOutcome | Exception | None]) -> None:
@@ -211,8 +242,11 @@ class IngestService:
         current = self.records.get(asset)
         existing = current[0] if current else None
         if existing is not None and self._is_current(existing, source, asset.tenant):
-            self._project(existing)
-            return IngestOutcome(ref.key, "unchanged", asset.tenant, existing)
+            # A redelivery (or a retry after a crash or a timeout mid-commit): the record is done,
+            # but what is written after it may not be. Repair every projection, not just the index.
+            repair = self.projections.ensure(existing)
+            message = f"repaired {repair.total} projections" if repair.total else ""
+            return IngestOutcome(ref.key, "unchanged", asset.tenant, existing, message)
         try:
             if info.size == 0:
                 raise InvalidInputError("empty object: 0 bytes; upload the file again")
@@ -231,6 +265,10 @@ class IngestService:
             ):
                 return VideoJob(asset, source, current)  # a video named like an image
             prepared = self.tagger.prepare(body)
+            prepared = replace(
+                prepared,
+                preview=preview_from(body, prepared.decoded, max_pixels=self.tagger.limits.max_pixels),
+            )
         except NotFoundError:
             return IngestOutcome(ref.key, "skipped", asset.tenant, message="object no longer exists")
         except InvalidInputError as e:
@@ -280,7 +318,7 @@ class IngestService:
         if record is not None and record.status is AssetStatus.DELETED:
             return self._skipped_deleted(asset, record)
         if record is not None:
-            self._project(record)
+            self.projections.project(record)
         return IngestOutcome(asset.key, "failed", asset.tenant, record, failure.message)
 
     def _deleted_meanwhile(self, record: AssetRecord | None, source: SourceObject) -> bool:
@@ -309,8 +347,10 @@ class IngestService:
         for n, (_, asset, *_rest) in enumerate(todo):
             by_tenant.setdefault(asset.tenant, []).append(n)
         for tenant, members in by_tenant.items():
-            ocr = self._ocr_for(tenant, video=False)
             try:
+                # inside the try: reading the tenant's models may fail (an unloadable model), and
+                # that must fail this tenant's messages only, never the rest of the batch
+                ocr = self._ocr_for(tenant, video=False)
                 embeddings = self.tagger.embed_for_models(tenant, [todo[n][4] for n in members])
                 read = [self._text_for(ocr, *todo[n][1:]) if ocr is not None else None for n in members]
                 texts = [None if lines is None else "\n".join(x.text for x in lines) for lines in read]
@@ -318,7 +358,7 @@ class IngestService:
                     tenant, embeddings, texts, ocr_engine=ocr.engine_id if ocr is not None else None
                 )
             except Exception as e:  # the whole tenant batch is retried
-                log.exception("embedding failed", extra={"tenant": tenant})
+                log.exception("tagging failed for this tenant's objects", extra={"tenant": tenant})
                 for n in members:
                     results[todo[n][0]] = e
                 continue
@@ -345,6 +385,13 @@ class IngestService:
         decoded = prepared.decoded
         if lines:
             proposal = self._apply_text_rules(asset.tenant, proposal, lines)
+        if prepared.preview is not None:  # written before the record that describes this version
+            self.store.put(
+                self.records.bucket,
+                preview_key(asset.tenant, asset.path, source.etag),
+                prepared.preview,
+                content_type="image/jpeg",
+            )
 
         def change(record: AssetRecord | None) -> AssetRecord | None:
             if self._deleted_meanwhile(record, source):
@@ -361,10 +408,11 @@ class IngestService:
         assert record is not None
         if record.status is AssetStatus.DELETED:
             return self._skipped_deleted(asset, record)
-        self._sync_reviews(record, current[0] if current else None, set(proposal.models))
-        self._project(record)
-        if current is not None and current[0].segments:  # an image replaced a video
-            self.delete_stale_thumbnails(record)
+        previous = current[0] if current else None
+        self.projections.sync_reviews(record, previous, set(proposal.models))
+        self.projections.project(record)
+        if previous is not None and previous.source.etag != record.source.etag:
+            self.delete_stale_thumbnails(record)  # the replaced version's preview (or video frames)
         for t in record.tags:
             if t.source.value == "ai":
                 log.info(
@@ -377,45 +425,6 @@ class IngestService:
                     extra={"tenant": asset.tenant, "key": asset.key},
                 )
         return IngestOutcome(asset.key, "tagged", asset.tenant, record)
-
-    def _sync_reviews(self, record: AssetRecord, previous: AssetRecord | None, models_run: set[str]) -> None:
-        pending: dict[str, list[TagAssignment]] = {}
-        for t in record.pending_review():
-            pending.setdefault(t.model, []).append(t)
-        for model, tags in pending.items():
-            top = max(tags, key=lambda t: t.confidence or 0.0)
-            item_id = review_item_id(record.tenant, record.path, model)
-            others = tuple(Alternative(t.tag, t.confidence or 0.0) for t in tags if t is not top)
-            segment = _best_segment(record, model, top.tag)
-            item = ReviewItem(
-                id=item_id,
-                tenant=record.tenant,
-                asset_path=record.path,
-                model=model,
-                model_version=top.model_version or "",
-                suggestion=top.tag,
-                confidence=top.confidence or 0.0,
-                threshold=top.threshold or 0.0,
-                alternatives=others + top.alternatives,
-                asset_etag=record.source.etag,
-                timestamp=segment.peak_time if segment else None,
-                thumbnail_key=segment.thumbnail_key if segment else None,
-            )
-            existing = self.reviews.get(record.tenant, item_id)
-            if (
-                existing is not None
-                and existing.status is ReviewStatus.PENDING
-                and _same_question(existing, item)
-            ):
-                continue  # a redelivery: the item already exists
-            # no queue message: the console reads the items, and whoever wants to hear of new
-            # questions subscribes to change events of kind "review" (tagsmith.outbound)
-            self.reviews.put(item)
-        had_review = {t.model for t in (previous.pending_review() if previous else [])}
-        for model in (had_review & models_run) - set(pending):
-            stale = self.reviews.get(record.tenant, review_item_id(record.tenant, record.path, model))
-            if stale is not None and stale.status is ReviewStatus.PENDING:
-                self.reviews.put(replace(stale, status=ReviewStatus.SUPERSEDED))
 
     # --- media dispatch, video and OCR ------------------------------------------------------------
     def _media_kind(self, bucket: str, key: str, content_type: str | None) -> MediaKind:
@@ -570,8 +579,8 @@ class IngestService:
             for key in analysis.thumbnails:  # nothing will ever point at them
                 self.store.delete(self.records.bucket, key)
             return self._skipped_deleted(asset, record)
-        self._sync_reviews(record, current[0] if current else None, set(proposal.models))
-        self._project(record)
+        self.projections.sync_reviews(record, current[0] if current else None, set(proposal.models))
+        self.projections.project(record)
         self.delete_stale_thumbnails(record)
         return self._publish_one(IngestOutcome(asset.key, "tagged", asset.tenant, record))
 
@@ -620,9 +629,8 @@ class IngestService:
             **facts,
         )
 
-    def _project(self, record: AssetRecord) -> None:
-        taxonomies = {m.model_id: m.taxonomy for m in self.tagger.models.for_tenant(record.tenant)}
-        self.index.upsert(record, taxonomies)
+    def _taxonomies(self, tenant: str) -> dict[str, Any]:
+        return {m.model_id: m.taxonomy for m in self.tagger.models.for_tenant(tenant)}
 
 
 def delete_stale_thumbnails(store: ObjectStore, bucket: str, record: AssetRecord) -> int:
@@ -634,6 +642,8 @@ def delete_stale_thumbnails(store: ObjectStore, bucket: str, record: AssetRecord
     Idempotent: a second call finds nothing to delete. Returns how many were deleted."""
     prefix = thumbnails_prefix(record.tenant, record.path)
     keep = {s.thumbnail_key for s in record.segments}
+    if record.status is not AssetStatus.DELETED:
+        keep.add(preview_key(record.tenant, record.path, record.source.etag))
     stale = []
     for info in store.list(bucket, prefix):
         version, _, name = info.key[len(prefix) :].partition("/")
@@ -651,13 +661,3 @@ def delete_stale_thumbnails(store: ObjectStore, bucket: str, record: AssetRecord
             "deleted %d stale thumbnails", len(stale), extra={"tenant": record.tenant, "key": record.key}
         )
     return len(stale)
-
-
-def _best_segment(record: AssetRecord, model: str, tag: str) -> Segment | None:
-    """A video's most confident segment of ``tag``: where a reviewer should look."""
-    found = [s for s in record.segments if s.model == model and s.tag == tag]
-    return max(found, key=lambda s: s.peak_confidence) if found else None
-
-
-def _same_question(a: ReviewItem, b: ReviewItem) -> bool:
-    return (a.asset_etag, a.model_version, a.suggestion) == (b.asset_etag, b.model_version, b.suggestion)

@@ -21,6 +21,7 @@ from tagsmith.errors import InvalidKeyError
 TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MODEL_ID = TENANT_ID
 TAG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+ITEM_ID = re.compile(r"^[0-9a-f]{1,64}$")
 RESERVED_TENANTS = frozenset({"tenants", "system", "_tagsmith"})
 
 
@@ -65,6 +66,34 @@ class AssetKey:
         return f"{self.tenant}/{self.path}"
 
 
+def has_plain_segments(key: str) -> bool:
+    """Whether every ``/``-separated segment of ``key`` is a name: not empty, ``.`` or ``..``.
+
+    S3 keeps such segments literally, but a folder, a URL or a later ``startswith`` check may not:
+    every entry point refuses them, so no check holds only because S3 happens not to resolve them.
+
+    >>> has_plain_segments("acme/shoot/a.jpg"), has_plain_segments("acme/../beta/a.jpg")
+    (True, False)
+    """
+    return all(part not in ("", ".", "..") for part in key.split("/"))
+
+
+def is_under(key: str, prefix: str) -> bool:
+    """Whether ``key`` lies under ``prefix`` (which ends with ``/``) with only plain segments.
+
+    >>> is_under("tenants/acme/x.jpg", "tenants/acme/"), is_under("tenants/acme/../beta/x.jpg", "tenants/acme/")
+    (True, False)
+    """
+    return key.startswith(prefix) and len(key) > len(prefix) and has_plain_segments(key)
+
+
+def validate_item_id(item_id: str) -> str:
+    """A review item id: hex digits (see :func:`tagsmith.review.review_item_id`)."""
+    if not ITEM_ID.match(item_id):
+        raise InvalidKeyError(f"invalid review item id {item_id!r}: expected 1-64 hex digits")
+    return item_id
+
+
 def parse_asset_key(key: str) -> AssetKey:
     """Split an assets-bucket key into tenant and path, validating both.
 
@@ -75,7 +104,7 @@ def parse_asset_key(key: str) -> AssetKey:
     if not sep or not path or path.endswith("/"):
         raise InvalidKeyError(f"key {key!r} is outside any tenant prefix: expected '<tenant>/<path>'")
     validate_tenant(tenant)
-    if any(part in ("", ".", "..") for part in path.split("/")):
+    if not has_plain_segments(path):
         raise InvalidKeyError(f"key {key!r} has an empty, '.' or '..' path segment")
     return AssetKey(tenant, path)
 
@@ -155,7 +184,7 @@ def models_prefix(tenant: str) -> str:
 
 
 def review_item_key(tenant: str, item_id: str) -> str:
-    return f"{tenant_prefix(tenant)}reviews/{item_id}.json"
+    return f"{tenant_prefix(tenant)}reviews/{validate_item_id(item_id)}.json"
 
 
 def reviews_prefix(tenant: str) -> str:

@@ -113,7 +113,7 @@ def parse_manifest(data: bytes, *, name: str, label_attribute: str | None = None
     if stripped.startswith("["):  # a JSON array of rows
         try:
             items = json.loads(text)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise TrainingInputError(f"manifest {name} is not valid JSON: {e}") from e
         lines = [(i + 1, item) for i, item in enumerate(items)]
     else:
@@ -123,7 +123,7 @@ def parse_manifest(data: bytes, *, name: str, label_attribute: str | None = None
                 continue
             try:
                 lines.append((number, json.loads(raw)))
-            except ValueError as e:
+            except (ValueError, RecursionError) as e:
                 raise TrainingInputError(f"manifest {name} line {number} is not valid JSON: {e}") from e
     if not lines:
         raise TrainingInputError(f"manifest {name} lists no examples")

@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Any
 
 from tagsmith.errors import NotFoundError
-from tagsmith.keys import review_item_key, reviews_prefix, tenant_prefix
+from tagsmith.keys import ITEM_ID, review_item_key, reviews_prefix, tenant_prefix
 from tagsmith.records import Alternative, utc_now
 from tagsmith.storage.base import ObjectStore
 
@@ -160,6 +160,10 @@ class ReviewStore:
             self.store.delete(self.bucket, prefix + old)
 
     def get(self, tenant: str, item_id: str) -> ReviewItem | None:
+        """The item, or None when there is none; an id that is not an item id (``..``, a path) is
+        never read and answers None, exactly as an unknown id."""
+        if not ITEM_ID.match(item_id):
+            return None
         try:
             return ReviewItem.from_json(self.store.get(self.bucket, review_item_key(tenant, item_id)).body)
         except NotFoundError:

@@ -1,4 +1,5 @@
-"""SQS batches in, partial batch failures out (Lambda's ``ReportBatchItemFailures`` contract).
+"""SQS batches in, partial batch failures out (Lambda's ``ReportBatchItemFailures`` contract), and
+failed messages brought back soon (:class:`RetryBackoff`) rather than after the queue's timeout.
 
 Creations and removals of objects arrive on the same queue; a message fails (and is retried, then
 dead-lettered by the queue's redrive policy) only for transient trouble or a malformed message body; bad *objects* are recorded on their asset record and
@@ -57,3 +58,64 @@ def storage_sqs_batch(
             else:
                 outcomes.append(result)
     return {"batchItemFailures": [{"itemIdentifier": m} for m in failures]}, outcomes
+
+
+def queue_url_from_arn(arn: str) -> str:
+    """The queue URL of an SQS queue ARN (what an SQS event record carries).
+
+    >>> queue_url_from_arn("arn:aws:sqs:eu-west-1:123456789012:tagsmith-ingest")
+    'https://sqs.eu-west-1.amazonaws.com/123456789012/tagsmith-ingest'
+    """
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        raise ValueError(f"not an SQS queue ARN: {arn!r}")
+    _, partition, _, region, account, name = parts
+    suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    return f"https://sqs.{region}.{suffix}/{account}/{name}"
+
+
+class RetryBackoff:
+    """Failed messages of a batch become visible again after ``base * 2**(n - 1)`` seconds (``n``:
+    deliveries so far; at most ``cap``) instead of after the queue's whole visibility timeout.
+
+    The visibility timeout has to cover the slowest invocation (AWS: six times the function's
+    timeout), but a message that failed fast (a search-cluster blip, an S3 500) should not wait it
+    out: a failed ingest message used to come back after 360 s. Each failure's receipt handle is
+    given a short visibility (``ChangeMessageVisibility``, which the consuming role may call); if
+    that call fails, the queue's timeout applies as before. The redrive policy still counts every
+    delivery, so a message that keeps failing reaches the dead-letter queue after
+    ``maxReceiveCount`` tries, a minute or so after the first instead of after half an hour.
+    """
+
+    def __init__(self, *, sqs: Callable[[], Any], base: int = 10, cap: int = 120) -> None:
+        self.sqs = sqs  # made on the first failure: a batch that succeeds builds no client
+        self.base = base
+        self.cap = cap
+
+    def delay(self, receives: int) -> int:
+        """Seconds before delivery ``receives + 1``.
+
+        >>> [RetryBackoff(sqs=lambda: None).delay(n) for n in (1, 2, 3, 8)]
+        [10, 20, 40, 120]
+        """
+        return int(min(self.cap, self.base * 2 ** max(0, receives - 1)))
+
+    def apply(self, event: dict[str, Any], response: BatchResponse) -> BatchResponse:
+        """Shorten the visibility of every message ``response`` reports as failed; returns it."""
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        for record in event.get("Records", ()):
+            if record.get("messageId") not in failed:
+                continue
+            receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", 1))
+            delay = self.delay(receives)
+            try:
+                self.sqs().change_message_visibility(
+                    QueueUrl=queue_url_from_arn(record["eventSourceARN"]),
+                    ReceiptHandle=record["receiptHandle"],
+                    VisibilityTimeout=delay,
+                )
+            except Exception as e:  # the queue's own visibility timeout still brings it back
+                log.warning("could not shorten the retry delay of message %s: %s", record.get("messageId"), e)
+                continue
+            log.info("message %s will be retried in %d s (delivery %d)", record["messageId"], delay, receives)
+        return response

@@ -22,7 +22,7 @@ from tagsmith.encoder.registry import EncoderSet
 from tagsmith.errors import UnsupportedMediaError
 from tagsmith.records import TagAssignment
 from tagsmith.storage.embeddings import EmbeddingCache
-from tagsmith.tagmodels import ActiveModels, TagModel, route_prediction
+from tagsmith.tagmodels import ActiveModels, BrokenModel, ModelLoadError, TagModel, route_prediction
 
 if TYPE_CHECKING:
     from tagsmith.encoder import DecodedImage, Encoder
@@ -43,6 +43,7 @@ class Limits:
 class PreparedImage:
     sha256: str
     decoded: DecodedImage
+    preview: bytes | None = None  # the bounded JPEG the console shows (ingestion makes it)
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,20 @@ class Tagger:
         (once per model version) saying to retrain it (docs/training.md)."""
         current = self.encoder.encoder_id
         usable = []
-        for m in self.models.for_tenant(tenant):
+        for m in self.models.require(tenant):  # one unloadable version fails this tenant only
             if self.encoders.available(m.encoder_id):
+                width = self.encoders.get(m.encoder_id).dim
+                if m.dim != width:
+                    raise ModelLoadError(
+                        [
+                            BrokenModel(
+                                tenant,
+                                m.model_id,
+                                m.version,
+                                f"weights are {m.dim}-d but encoder {m.encoder_id} gives {width}-d",
+                            )
+                        ]
+                    )
                 usable.append(m)
                 continue
             key = (tenant, m.model_id, m.version, m.encoder_id)

@@ -119,5 +119,5 @@ class Taxonomy:
     def from_json(cls, data: bytes | str) -> Taxonomy:
         try:
             return cls.from_dict(json.loads(data))
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise TrainingInputError(f"taxonomy is not valid JSON: {e}") from e

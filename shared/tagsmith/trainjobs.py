@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tagsmith.errors import InvalidInputError, InvalidKeyError
-from tagsmith.keys import tenant_prefix, validate_model_id, validate_tenant
+from tagsmith.keys import has_plain_segments, tenant_prefix, validate_model_id, validate_tenant
 from tagsmith.manifests import MANIFEST_SUFFIXES, ExampleSet, combine, load_examples
 from tagsmith.records import utc_now
 from tagsmith.storage import ObjectStore, RecordStore
@@ -175,7 +175,7 @@ def parse_request(key: str, body: bytes, *, data_bucket: str) -> TrainingRequest
         )
     try:
         d = json.loads(body)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the parser goes
         raise InvalidInputError(f"training request {key} is not JSON: {e}") from e
     if not isinstance(d, dict):
         raise InvalidInputError(f"training request {key} must be a JSON object")
@@ -349,9 +349,10 @@ class TrainingJobs:
         own = tenant_prefix(tenant)
 
         def allowed(bucket: str, key: str) -> bool:
-            if bucket == self.data_bucket:
-                return key.startswith(own)
-            return key.startswith(f"{tenant}/")
+            # a prefix passes with its trailing "/"; ".." and empty segments never do (S3 keeps
+            # them literally, a folder or a later join may not)
+            inside = key.startswith(own if bucket == self.data_bucket else f"{tenant}/")
+            return inside and has_plain_segments(key.removesuffix("/"))
 
         return allowed
 

@@ -256,7 +256,7 @@ def parse_job_message(body: str | dict[str, Any]) -> JobStep:
         d = json.loads(body) if isinstance(body, str) else body
         m = d["video_job"]
         step = JobStep(validate_tenant(str(m["tenant"])), str(m["path"]), str(m["etag"]), int(m["step"]))
-    except (ValueError, KeyError, TypeError, InvalidKeyError) as e:
+    except (ValueError, KeyError, TypeError, InvalidKeyError, RecursionError) as e:
         raise VideoJobMessageError(f"not a video job message ({e}): expected {{'video_job': {{...}}}}") from e
     if step.step < 0 or not step.path or not step.etag:
         raise VideoJobMessageError(f"video job message with an empty path or etag, or a negative step: {m}")

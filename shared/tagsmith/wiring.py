@@ -14,6 +14,8 @@ from tagsmith.config import ConfigurationError, Settings
 from tagsmith.encoder.registry import EncoderSet
 from tagsmith.ingest import IngestService
 from tagsmith.ocr import RapidOcrEngine
+from tagsmith.previews import PreviewMaker
+from tagsmith.projections import Projections
 from tagsmith.queues import SqsQueue
 from tagsmith.records import Cause
 from tagsmith.review import ReviewStore
@@ -111,6 +113,11 @@ class Components:
     backfill_queue_override: DelayQueue | None = None
 
     @cached_property
+    def sqs(self) -> Any:
+        """An SQS client (handlers use it to shorten failed messages' retry delay)."""
+        return boto3_client("sqs", self.settings)
+
+    @cached_property
     def encoders(self) -> EncoderSet:
         if self.encoder_override is not None:
             return EncoderSet.of(self.encoder_override)
@@ -159,6 +166,32 @@ class Components:
         )
 
     @cached_property
+    def previews(self) -> PreviewMaker:
+        return PreviewMaker(
+            store=self.store,
+            data_bucket=self.settings.data_bucket,
+            max_pixels=self.settings.max_pixels,
+            max_bytes=self.settings.max_object_bytes,
+        )
+
+    @cached_property
+    def projections(self) -> Projections:
+        """Review items, queue entries, the search document and previews of records (never loads
+        the encoder: the console and the sweep use it too)."""
+
+        def taxonomies(tenant: str) -> dict[str, Any]:
+            return {m.model_id: m.taxonomy for m in self.active_models.for_tenant(tenant)}
+
+        return Projections(
+            store=self.store,
+            data_bucket=self.settings.data_bucket,
+            reviews=self.reviews,
+            index=self.index,
+            taxonomies=taxonomies,
+            previews=self.previews,
+        )
+
+    @cached_property
     def ingest(self) -> IngestService:
         return IngestService(
             store=self.store,
@@ -179,6 +212,7 @@ class Components:
                 window_seconds=self.settings.video_window_seconds,
             ),
             outbound=self.outbound,
+            projections=self.projections,
         )
 
     @cached_property

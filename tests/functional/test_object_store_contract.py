@@ -37,6 +37,16 @@ def test_if_none_match_refuses_to_overwrite(store: ObjectStore) -> None:
     assert store.get(BUCKET, "k").body == b"1"
 
 
+def test_create_once_takes_its_own_lost_acknowledgement_for_success(store: ObjectStore) -> None:
+    from tagsmith.storage.base import create_once
+
+    create_once(store, "contract-bucket", "v/model.json", b"{1}")
+    create_once(store, "contract-bucket", "v/model.json", b"{1}")  # the retry of a write that happened
+    with pytest.raises(PreconditionFailedError):
+        create_once(store, "contract-bucket", "v/model.json", b"{2}")  # another writer's version
+    assert store.get("contract-bucket", "v/model.json").body == b"{1}"
+
+
 def test_if_match_is_a_compare_and_swap(store: ObjectStore) -> None:
     first = store.put(BUCKET, "k", b"1")
     second = store.put(BUCKET, "k", b"2", if_match=first)

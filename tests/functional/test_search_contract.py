@@ -96,6 +96,18 @@ def test_upsert_of_a_newer_revision_replaces_the_document(
     assert keys(search_index.search("acme", SearchQuery(text="scarf"))) == ["acme/a.jpg"]
 
 
+def test_revisions_list_every_document_with_its_record_revision(
+    search_index: SearchIndex, make_record: RecordFactory, tag: Tag, garments: dict[str, Taxonomy]
+) -> None:
+    assert search_index.revisions("acme") is None  # no index at all: the healer rebuilds
+    search_index.upsert(make_record("a.jpg", tag("hat"), revision=3), garments)
+    search_index.upsert(make_record("b.jpg", tag("hat"), revision=1), garments)
+    search_index.delete("acme", "acme/b.jpg")
+
+    assert search_index.revisions("acme") == {"acme/a.jpg": 3}
+    assert search_index.revisions("globex") is None
+
+
 def test_review_and_rejected_tags_are_not_searchable(
     search_index: SearchIndex, make_record: RecordFactory, tag: Tag, garments: dict[str, Taxonomy]
 ) -> None:

@@ -209,6 +209,7 @@ def test_public_api_is_listed_and_importable() -> None:
         "analysis",
         "dashboards",
         "documents",
+        "healing",
         "index",
         "mapping",
         "memory",

@@ -172,6 +172,8 @@ def upload(
 
     def go() -> None:
         validate_tenant(tenant)
+        if prefix.strip("/"):  # an empty, "." or ".." segment in --prefix: refused before any upload
+            parse_asset_key(f"{tenant}/{prefix.strip('/')}/file")
         s = open_session(target)
         if s.stack is None and target is not Target.AWS:
             raise TagsmithError(

@@ -12,7 +12,8 @@ Routes::
     GET  /  /review  /search                  the pages (static HTML, CSS and JS; no secrets)
     GET  /static/<file>                       page assets
     GET  /api/me                              who the token is: tenant, name, role
-    GET  /api/models                          active models, tags and labels, training status
+    GET  /api/models                          active models, tags and labels, training status;
+                                              ``broken``: active versions that cannot be loaded, and why
     GET  /api/queue?model&tag&min_confidence&max_confidence&status&cursor&offset&limit&counts
                                               review items, most informative first, plus backlog
                                               (pending: paged by ``next_cursor``; counts=0 skips
@@ -32,7 +33,8 @@ Routes::
 
 Roles: ``reader`` may read and search; ``reviewer`` and ``admin`` may also decide and retrain.
 Status codes: 400 bad input, 401 no or unknown token, 403 role too low, 404 not found (or not
-yours), 405 wrong method, 503 a dependency is down (retry).
+yours), 405 wrong method, 411/413 a request body without a valid length or over the limit, 429
+too many retrains for the tenant this hour (``retry-after``), 503 a dependency is down (retry).
 """
 
 from __future__ import annotations
@@ -53,8 +55,11 @@ from tagsmith.console.media import preview
 from tagsmith.console.queue import QueueFilter, backlog, informativeness, pending_queue_page, select
 from tagsmith.decisions import CorrectionTracker, DecisionOutcome, DecisionService, RetrainPolicy
 from tagsmith.errors import InvalidInputError, NotFoundError, TagsmithError, TransientError
-from tagsmith.keys import model_prefix, parse_asset_key, tenant_prefix
+from tagsmith.keys import is_under, model_prefix, parse_asset_key, tenant_prefix
 from tagsmith.outbound.webhooks import SubscriptionStore
+from tagsmith.previews import PREVIEW_SIDE, PreviewMaker, scaled
+from tagsmith.records import AssetStatus
+from tagsmith.retrains import RetrainRateError
 from tagsmith.review import ReviewItem, ReviewStatus, ReviewStore
 from tagsmith.storage import ObjectStore, RecordStore
 from tagsmith.tagmodels import ActiveModels, ModelStore
@@ -120,6 +125,8 @@ class Request:
             raise InvalidInputError(f"request body is over {MAX_BODY} bytes")
         try:
             data = json.loads(self.body or b"{}")
+        except RecursionError:  # a 100,000-deep array: the parser's recursion limit, not a 500
+            raise InvalidInputError("request body is nested too deeply to be a request") from None
         except ValueError as e:
             raise InvalidInputError(f"request body is not JSON: {e}") from e
         if not isinstance(data, dict):
@@ -158,6 +165,7 @@ class ConsoleServices:
     index: Any  # tagsmith.search.SearchIndex
     decisions: DecisionService
     corrections: CorrectionTracker
+    previews: PreviewMaker | None = None  # None: one over ``store`` (at most one preview made at a time)
     max_pixels: int = 100_000_000
     webhooks_allow_private: bool = False
 
@@ -166,6 +174,12 @@ class ConsoleServices:
 
     def model_store(self) -> ModelStore:
         return ModelStore(store=self.store, bucket=self.data_bucket)
+
+    def __post_init__(self) -> None:
+        if self.previews is None:
+            self.previews = PreviewMaker(
+                store=self.store, data_bucket=self.data_bucket, max_pixels=self.max_pixels
+            )
 
     @classmethod
     def from_components(cls, c: Any) -> ConsoleServices:
@@ -197,6 +211,7 @@ class ConsoleServices:
             index=c.index,
             decisions=decisions,
             corrections=corrections,
+            previews=c.previews,
             max_pixels=c.settings.max_pixels,
             webhooks_allow_private=c.settings.webhooks_allow_private,
         )
@@ -226,6 +241,9 @@ def handle(request: Request, services: ConsoleServices) -> Response:
         response = Response.error(404, str(e))
     except InvalidInputError as e:
         response = Response.error(400, str(e))
+    except RetrainRateError as e:
+        response = Response.error(429, str(e))
+        response.headers["retry-after"] = str(e.retry_after)
     except TransientError as e:
         log.warning("console request failed transiently: %s", e, extra={"path": request.path})
         response = Response.error(503, "a backing service is unavailable; retry in a moment")
@@ -311,7 +329,9 @@ def _models(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) 
                 "corrections": s.corrections.state(who.tenant, model.model_id),
             }
         )
-    return Response.json(200, {"models": out})
+    # a version that cannot be loaded is shown with the reason; the tenant's other models still work
+    broken = [b.to_dict() for b in s.models.broken(who.tenant)]
+    return Response.json(200, {"models": out, "broken": broken})
 
 
 def _training_status(s: ConsoleServices, tenant: str, model: str) -> dict[str, Any] | None:
@@ -570,23 +590,26 @@ def _image(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -
     if asset.tenant != who.tenant:
         raise not_found  # another tenant's key looks exactly like a missing one
     got = s.records.get(asset)
-    if got is None or got[0].source.key != asset.key:
+    if got is None or got[0].source.key != asset.key or got[0].status is AssetStatus.DELETED:
         raise not_found
     record = got[0]
+    # the bounded preview made once at ingest (or now, once, for an asset ingested before previews
+    # existed): a request never decodes the original, however large it is
     try:
-        data = s.store.get(record.source.bucket, record.source.key).body
+        assert s.previews is not None
+        stored = s.previews.ensure(record)
     except NotFoundError:
         raise not_found from None
-    max_side = min(max(_int_arg(req, "max", 1024), 64), 2048)
-    body, ctype = preview(data, record.media_type, max_side=max_side, max_pixels=s.max_pixels)
-    return Response(200, {"content-type": ctype, "cache-control": "private, max-age=300"}, body)
+    max_side = min(max(_int_arg(req, "max", PREVIEW_SIDE), 64), PREVIEW_SIDE)
+    body = scaled(stored, max_side)
+    return Response(200, {"content-type": "image/jpeg", "cache-control": "private, max-age=300"}, body)
 
 
 @_route("GET", r"/api/items/(?P<id>[^/]+)/frame")
 def _frame(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) -> Response:
     item = _own_item(s, who, m["id"])
     key = getattr(item, "thumbnail_key", None)
-    if not key or not key.startswith(tenant_prefix(who.tenant)):
+    if not key or not is_under(key, tenant_prefix(who.tenant)):
         raise NotFoundError(f"review item {item.id} has no video frame")
     data = s.store.get(s.data_bucket, key).body
     max_side = min(max(_int_arg(req, "max", 1024), 64), 2048)
@@ -601,7 +624,7 @@ def _search(req: Request, s: ConsoleServices, who: Principal, m: re.Match[str]) 
     cursor = req.arg("cursor")
     try:
         after = json.loads(base64.urlsafe_b64decode(cursor.encode())) if cursor else None
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInputError("cursor is not one this API returned; start from the first page") from None
     lang = req.arg("lang") or ""
     query = SearchQuery(

@@ -4,6 +4,7 @@ enough, else a JPEG preview (a large or exotic image, or a video's first keyfram
 from __future__ import annotations
 
 import io
+from typing import BinaryIO
 
 from PIL import Image
 
@@ -35,12 +36,17 @@ def preview(
 
 def video_frame(data: bytes) -> Image.Image:
     """The first keyframe of a video (PyAV decodes keyframes only, which is fast)."""
+    return video_frame_from(io.BytesIO(data))
+
+
+def video_frame_from(source: BinaryIO) -> Image.Image:
+    """The first keyframe of a video read from a seekable stream (only what it needs is read)."""
     try:
         import av
     except ImportError as e:  # pragma: no cover - PyAV is optional
         raise UnsupportedMediaError("video previews need PyAV: pip install av") from e
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
+        with av.open(source, mode="r") as container:
             stream = container.streams.video[0]
             stream.codec_context.skip_frame = "NONKEY"
             for frame in container.decode(stream):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from tagsmith.keys import AssetKey, model_prefix
 from tagsmith.local import demo
 from tagsmith.local.httpapi import LocalHttpApi
 from tagsmith.local.stack import LocalStack, StackConfig
+from tagsmith.logs import function_logger, send_function_logs_to
 from tagsmith.outlook import upload_outlook
 from tagsmith.records import NONE_TAG, AssetRecord, AssetStatus, TagState
 from tagsmith.wiring import Components, build
@@ -26,13 +25,7 @@ from tagsmith.wiring import Components, build
 def _send_function_logs_to(path: Path) -> None:
     """Handlers log JSON to stdout as on Lambda; locally that goes to a file so the demo stays readable."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    stream = path.open("a", encoding="utf-8", buffering=1)
-    for name in list(logging.root.manager.loggerDict):
-        if not name.startswith("tagsmith"):
-            continue
-        for h in logging.getLogger(name).handlers:
-            if isinstance(h, logging.StreamHandler) and h.stream in (sys.stdout, sys.stderr):
-                h.setStream(stream)
+    send_function_logs_to(path.open("a", encoding="utf-8", buffering=1))
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> None:
@@ -194,11 +187,13 @@ def run_local(*, run_demo: bool = True, serve: bool = True, console: Console | N
     signal.signal(signal.SIGTERM, on_signal)
     console.print("[bold]Tagsmith local stack[/]")
     review = None
+    logs = config.home / "logs" / "functions.jsonl"
+    _send_function_logs_to(logs)  # every function's logger, including those the stack loads
+    function_logger("tagsmith-stack", process_default=True)  # restart reconcile, sweeps, watchdog
     try:
         info = stack.start()
-        # the HTTP API's functions (GET /v1/search) load before their logs are sent to the file
+        # the HTTP API's functions (GET /v1/search): their logs go to the file too
         api = LocalHttpApi.from_definition(config.functions_dir, config.definition)
-        _send_function_logs_to(config.home / "logs" / "functions.jsonl")
         c = build(info.settings())
         console.print("[dim]•[/] loading the image encoder (built from the pinned weights on first use)")
         _ = c.encoder.dim

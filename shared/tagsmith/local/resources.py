@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class QueueDef:
     name: str
-    visibility_timeout: int  # seconds; >= the consuming function's timeout
+    visibility_timeout: int  # seconds; >= the consuming function's timeout (failures retry sooner)
     max_receive_count: int  # deliveries before the dead-letter queue takes the message
     dlq_retention: int = 14 * 24 * 3600
 
@@ -52,6 +52,9 @@ class FunctionDef:
     memory_mb: int = 2048
     timeout: int = 60
     routes: tuple[str, ...] = ()  # HTTP API routes ("GET /v1/search") for functions without a queue
+    schedule: str | None = (
+        None  # an EventBridge schedule ("rate(15 minutes)"); locally, StackConfig's interval
+    )
 
 
 @dataclass(frozen=True)
@@ -60,14 +63,18 @@ class StackDef:
     buckets: tuple[str, ...] = ("assets", "data")
     queues: tuple[QueueDef, ...] = field(
         default_factory=lambda: (
-            QueueDef("ingest", visibility_timeout=360, max_receive_count=3),
+            # twice the function's timeout: a batch of 10 photos takes 1-5 s, an inline short video
+            # up to the 60 s timeout; a message that fails is brought back after 10-40 s by the
+            # handler (tagsmith.sqsbatch.RetryBackoff), so the timeout only covers a crashed
+            # invocation (redeliveries are idempotent)
+            QueueDef("ingest", visibility_timeout=120, max_receive_count=3),
             # change events for the webhooks function (the event bus's rule "webhooks"), and that
             # function's own delayed retries; deliveries that give up go to its DLQ
             QueueDef("webhooks", visibility_timeout=180, max_receive_count=5),
             QueueDef("training", visibility_timeout=960, max_receive_count=2),
-            QueueDef("backfill", visibility_timeout=720, max_receive_count=3),
+            QueueDef("backfill", visibility_timeout=240, max_receive_count=3),
             # long videos, one job step per message (tagsmith.videojobs): its own queue because a
-            # step runs for up to 15 minutes (ingest's messages time out after 6), and its own DLQ
+            # step runs for up to 15 minutes (ingest's messages time out after 2), and its own DLQ
             # and concurrency so long videos can never hold up the uploads behind them
             QueueDef("video-jobs", visibility_timeout=960, max_receive_count=3),
         )
@@ -137,6 +144,16 @@ class StackDef:
             max_concurrency=5,
             memory_mb=512,
             timeout=30,
+        ),
+        # projections checked against the records and repaired (review items, previews, the search
+        # index: tagsmith.sweep); a sweep reads only the records written since the last one
+        FunctionDef(
+            "sweep",
+            "functions/sweep/handler.handler",
+            None,
+            memory_mb=1024,
+            timeout=900,
+            schedule="rate(15 minutes)",
         ),
         # below ingest's concurrency on purpose: a re-tag of the whole library must not starve uploads
         FunctionDef(

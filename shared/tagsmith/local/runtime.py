@@ -58,6 +58,7 @@ class SqsPoller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.invocations = 0
+        self.seconds: list[float] = []  # each invocation's duration: what visibility timeouts are set against
         self.idle = threading.Event()
 
     def poll_once(self) -> int:
@@ -90,13 +91,24 @@ class SqsPoller:
             ]
         }
         context = LambdaContext(self.function_name, aws_request_id=str(uuid.uuid4()), timeout=self.timeout)
+        started = time.perf_counter()
         try:
             response = self.handler(event, context) or {}
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception:
             log.exception("%s raised; the whole batch returns to the queue", self.function_name)
             response, failed = {}, {m["MessageId"] for m in messages}
+        seconds = time.perf_counter() - started
         self.invocations += 1
+        self.seconds.append(seconds)
+        log.info(
+            "%s: %d messages in %.2f s, %d failed",
+            self.function_name,
+            len(messages),
+            seconds,
+            len(failed),
+            extra={"function": self.function_name, "seconds": round(seconds, 3)},
+        )
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
             self.sqs.delete_message_batch(

@@ -2,13 +2,22 @@
 
 State lives under ``<home>`` (default ``var/`` in the checkout):
 
-* ``s3/<bucket>/<key>``: every object, restored into moto at start and written back every few
-  seconds and at stop (moto itself keeps everything in memory);
+* ``s3/<bucket>/<key>``: every object, written through by moto before it answers
+  (:mod:`tagsmith.local.durable`), restored into moto at start;
+* ``sqs.sqlite``: every queued message (dead-letter queues included), journaled the same way;
 * ``cache/``: the encoder's ONNX file;
 * ``stack.json``: endpoints of the running stack, read by the CLI.
 
-The search index is never persisted: at start it is rebuilt from the asset records, which proves on
-every start that the index is a projection of the records.
+**What survives**: anything moto acknowledged, through ``kill -9`` of the stack (the guarantee and
+its limits: :mod:`tagsmith.local.durable`). The search index is never persisted: osmem keeps it in
+memory, so at start it is rebuilt from the records, and a watchdog restarts osmem if it dies and
+has the sweep rebuild it again.
+
+**Restart reconcile**: at start, before the pollers run, a full sweep (:mod:`tagsmith.sweep`)
+repairs every projection of every record (review items, queue entries, previews, the index), and
+every upload is checked: one without a record gets its event again, and one that cannot be placed
+(outside any tenant prefix) is logged. While the stack runs, the sweep function runs every
+``sweep_seconds``, as its EventBridge schedule would on AWS.
 """
 
 from __future__ import annotations
@@ -22,16 +31,17 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from tagsmith.config import Settings
 from tagsmith.keys import records_prefix
+from tagsmith.local.durable import DurableState
 from tagsmith.local.resources import STACK, StackDef
-from tagsmith.local.runtime import Handler, SqsPoller
-from tagsmith.storage import FileObjectStore, ObjectStore, S3ObjectStore
+from tagsmith.local.runtime import Handler, LambdaContext, SqsPoller
+from tagsmith.storage import S3ObjectStore
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -44,10 +54,16 @@ class StackConfig:
     host: str = "127.0.0.1"
     moto_port: int = 4566
     opensearch_port: int = 9200
-    snapshot_seconds: float = 5.0
     functions_dir: Path = REPO_ROOT / "functions"
     definition: StackDef = STACK
     encoder_recipe: str = ""  # TAGSMITH_ENCODER_RECIPE: a built-in recipe id ("": the default)
+    sweep_seconds: float = 30.0  # the sweep function's interval (AWS: its EventBridge schedule)
+    sweep_settle: float = 5.0  # records younger than this are left to the next sweep
+    # Where handlers and clients reach moto and osmem ("": directly). `make faults` puts its
+    # fault-injecting proxies here; the stack's own start-up work always goes direct.
+    client_endpoint_url: str = ""
+    client_opensearch_url: str = ""
+    fsync: bool = False  # also survive a power cut (several ms per write)
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -57,6 +73,10 @@ class StackConfig:
             moto_port=int(e.get("TAGSMITH_MOTO_PORT", 4566)),
             opensearch_port=int(e.get("TAGSMITH_OPENSEARCH_PORT", 9200)),
             encoder_recipe=e.get("TAGSMITH_ENCODER_RECIPE", ""),
+            sweep_seconds=float(e.get("TAGSMITH_SWEEP_SECONDS", 30)),
+            client_endpoint_url=e.get("TAGSMITH_CLIENT_ENDPOINT_URL", ""),
+            client_opensearch_url=e.get("TAGSMITH_CLIENT_OPENSEARCH_URL", ""),
+            fsync=e.get("TAGSMITH_FSYNC", "") in ("1", "true"),
         )
 
 
@@ -74,6 +94,10 @@ class StackInfo:
     console_url: str = ""
     encoder_recipe: str = ""
     event_bus: str = ""
+    opensearch_pid: int = 0
+    moto_url: str = ""  # moto and osmem themselves (endpoint_url / opensearch_url may be proxies)
+    osmem_url: str = ""
+    sweep_settle: float = 5.0
 
     def settings(self) -> Settings:
         return Settings(
@@ -90,6 +114,15 @@ class StackInfo:
             endpoint_url=self.endpoint_url,
             encoder_cache_dir=Path(self.home) / "cache",
             encoder_recipe=self.encoder_recipe or None,
+            sweep_settle_seconds=self.sweep_settle,
+        )
+
+    def direct_settings(self) -> Settings:
+        """:meth:`settings` with moto and osmem reached directly, not through client proxies."""
+        return replace(
+            self.settings(),
+            endpoint_url=self.moto_url or self.endpoint_url,
+            opensearch_url=self.osmem_url or self.opensearch_url,
         )
 
     def environment(self) -> dict[str, str]:
@@ -113,6 +146,7 @@ class StackInfo:
             "TAGSMITH_OPENSEARCH_URL": self.opensearch_url,
             "TAGSMITH_ENCODER_CACHE": str(Path(self.home) / "cache"),
             "TAGSMITH_ENCODER_RECIPE": self.encoder_recipe,
+            "TAGSMITH_SWEEP_SETTLE_SECONDS": str(self.sweep_settle),
         }
 
     @classmethod
@@ -158,44 +192,6 @@ def load_handler(functions_dir: Path, name: str) -> Handler:
     return load_function(functions_dir, name).handler  # type: ignore[no-any-return]
 
 
-class Snapshotter:
-    """Mirrors moto's buckets to a folder and back: how local state survives a restart."""
-
-    def __init__(self, *, live: ObjectStore, disk: FileObjectStore, buckets: list[str]) -> None:
-        self.live = live
-        self.disk = disk
-        self.buckets = buckets
-        self._synced: dict[tuple[str, str], str] = {}
-        self._lock = threading.Lock()
-
-    def restore(self) -> int:
-        n = 0
-        for bucket in self.buckets:
-            for info in self.disk.list(bucket):
-                etag = self.live.put(bucket, info.key, self.disk.get(bucket, info.key).body)
-                self._synced[(bucket, info.key)] = etag
-                n += 1
-        return n
-
-    def snapshot(self) -> int:
-        """Write changed objects to disk and drop deleted ones; returns how many changed."""
-        with self._lock:
-            changed = 0
-            for bucket in self.buckets:
-                live = {i.key: i.etag for i in self.live.list(bucket)}
-                for key, etag in live.items():
-                    if self._synced.get((bucket, key)) != etag:
-                        with contextlib.suppress(Exception):  # deleted meanwhile: next round
-                            self.disk.put(bucket, key, self.live.get(bucket, key).body)
-                            self._synced[(bucket, key)] = etag
-                            changed += 1
-                for b, key in [k for k in self._synced if k[0] == bucket and k[1] not in live]:
-                    self.disk.delete(b, key)
-                    del self._synced[(b, key)]
-                    changed += 1
-            return changed
-
-
 @dataclass
 class LocalStack:
     config: StackConfig = field(default_factory=StackConfig)
@@ -204,9 +200,12 @@ class LocalStack:
     pollers: dict[str, SqsPoller] = field(default_factory=dict)
     _moto: Any = None
     _osmem: Any = None
-    _snapshotter: Snapshotter | None = None
+    _durable: DurableState | None = None
+    _live: S3ObjectStore | None = None  # moto reached directly: the stack's own work
     _stop: threading.Event = field(default_factory=threading.Event)
-    _snap_thread: threading.Thread | None = None
+    _sweep_now: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    sweeps: int = 0  # scheduled sweeps run (tests wait on it)
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self, *, run_functions: bool = True) -> StackInfo:
@@ -235,51 +234,58 @@ class LocalStack:
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request drowns the demo
 
-        self._moto = ThreadedMotoServer(ip_address=cfg.host, port=cfg.moto_port, verbose=False)
-        self._moto.start()
+        # Provision, restore and hook moto on a private port first: a client that reached moto
+        # before its state was restored, written through and wired to the queues would get an
+        # acknowledgement for an upload that has no event and would not survive a crash.
+        setup = ThreadedMotoServer(ip_address=cfg.host, port=0, verbose=False)
+        setup.start()
+        private = f"http://{cfg.host}:{setup.get_host_and_port()[1]}"
         endpoint = f"http://{cfg.host}:{cfg.moto_port}"
-
-        self.progress("starting osmem-server (OpenSearch API)")
-        from osmem_server import OsmemServer
-
-        self._osmem = OsmemServer.start(addr=f"{cfg.host}:{cfg.opensearch_port}")
-        opensearch_url = f"http://{cfg.host}:{cfg.opensearch_port}"
 
         import boto3
 
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+        s3 = boto3.client("s3", endpoint_url=private, region_name="us-east-1")
+        sqs = boto3.client("sqs", endpoint_url=private, region_name="us-east-1")
         self.progress("provisioning buckets and queues")
         buckets = {b: d.bucket_name(b) for b in d.buckets}
         for name in buckets.values():
             s3.create_bucket(Bucket=name)
         queue_urls, queue_arns = self._provision_queues(sqs)
-
-        live = S3ObjectStore(client=s3)
-        self._snapshotter = Snapshotter(
-            live=live, disk=FileObjectStore(root=cfg.home / "s3"), buckets=list(buckets.values())
-        )
-        restored = self._snapshotter.restore()
-        if restored:
-            self.progress(f"restored {restored} objects from {cfg.home / 's3'}")
+        self._restore(list(buckets.values()), [d.queue_name(q) for q in queue_urls])
         self._configure_notifications(s3, buckets, queue_arns)
         self._provision_event_bus(
-            boto3.client("events", endpoint_url=endpoint, region_name="us-east-1"), queue_arns
+            boto3.client("events", endpoint_url=private, region_name="us-east-1"), queue_arns
         )
+        # the same in-process state, now served on the public port
+        self._moto = ThreadedMotoServer(ip_address=cfg.host, port=cfg.moto_port, verbose=False)
+        self._moto.start()
+        setup.stop()
+        queue_urls = {name: url.replace(private, endpoint) for name, url in queue_urls.items()}
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+        self._live = S3ObjectStore(client=s3)
+
+        self.progress("starting osmem-server (OpenSearch API)")
+        self._osmem = self._start_osmem()
+        opensearch_url = f"http://{cfg.host}:{cfg.opensearch_port}"
 
         self.info = StackInfo(
             pid=os.getpid(),
-            endpoint_url=endpoint,
-            opensearch_url=opensearch_url,
+            endpoint_url=cfg.client_endpoint_url or endpoint,
+            opensearch_url=cfg.client_opensearch_url or opensearch_url,
             assets_bucket=buckets["assets"],
             data_bucket=buckets["data"],
             queue_urls=queue_urls,
             home=str(cfg.home),
             encoder_recipe=cfg.encoder_recipe,
             event_bus=d.bus_name(),
+            opensearch_pid=self._osmem.process.pid,
+            moto_url=endpoint,
+            osmem_url=opensearch_url,
+            sweep_settle=cfg.sweep_settle,
         )
         os.environ.update(self.info.environment())
-        rebuilt = self.rebuild_index()
+        rebuilt = self.restart_reconcile()
         if rebuilt:
             self.progress(f"rebuilt the search index from {rebuilt} asset records")
         if run_functions:
@@ -291,29 +297,33 @@ class LocalStack:
             missing = self.reconcile(sqs, queue_urls["ingest"])
             if missing:
                 self.progress(f"queued {missing} assets that have no record yet")
-        self._snap_thread = threading.Thread(target=self._snapshot_loop, name="snapshot", daemon=True)
-        self._snap_thread.start()
+            self._spawn("sweep", self._sweep_loop)
+        self._spawn("osmem-watchdog", self._watch_osmem)
         self.write_info()
         return self.info
 
     def write_info(self) -> None:
         assert self.info is not None
-        (self.config.home / "stack.json").write_text(json.dumps(self.info.__dict__, indent=1))
+        # write then rename: a reader (the CLI, a test waiting for the restart) never sees half a file
+        target = self.config.home / "stack.json"
+        partial = target.with_suffix(".json.tmp")
+        partial.write_text(json.dumps(self.info.__dict__, indent=1))
+        os.replace(partial, target)
 
     def stop(self) -> None:
         self._stop.set()
+        self._sweep_now.set()
         for p in self.pollers.values():
             p.stop()
-        if self._snapshotter is not None:
-            with contextlib.suppress(Exception):
-                self._snapshotter.snapshot()
+        for t in self._threads:
+            t.join(timeout=30)
         (self.config.home / "stack.json").unlink(missing_ok=True)
         if self._osmem is not None:
-            self._osmem.close()
-            if self._osmem.process.stdout is not None:
-                self._osmem.process.stdout.close()  # close() leaves the pipe open
+            self._close_osmem(self._osmem)
         if self._moto is not None:
             self._moto.stop()
+        if self._durable is not None:
+            self._durable.close()  # after moto: nothing it acknowledged is left unwritten
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -380,8 +390,8 @@ class LocalStack:
         """Publish the record changes a crash left unpublished (the outbound repair path)."""
         from tagsmith.wiring import build
 
-        assert self.info is not None and self._snapshotter is not None
-        c = build(self.info.settings(), store=self._snapshotter.live)
+        assert self.info is not None and self._live is not None
+        c = build(self.info.direct_settings(), store=self._live)
         return sum(c.outbound.repair_tenant(t).published for t in self.tenants())
 
     def _start_pollers(self, sqs: Any, urls: dict[str, str], arns: dict[str, str]) -> None:
@@ -402,33 +412,36 @@ class LocalStack:
             self.pollers[f.name] = poller
 
     def tenants(self) -> list[str]:
-        assert self.info is not None and self._snapshotter is not None
-        seen = set()
-        for info in self._snapshotter.live.list(self.info.data_bucket, "tenants/"):
-            seen.add(info.key.split("/")[1])
-        return sorted(seen)
+        from tagsmith.sweep import tenant_ids
 
-    def rebuild_index(self) -> int:
-        """Rebuild every tenant's search index from the asset records."""
+        assert self.info is not None and self._live is not None
+        return tenant_ids(self._live, self.info.data_bucket)
+
+    def restart_reconcile(self) -> int:
+        """A full sweep of every tenant, straight to moto and osmem: the index is rebuilt from the
+        records (osmem starts empty), and every projection of every record is repaired (a crash
+        between a record and its review item, previews). Returns how many records were indexed."""
+        from tagsmith.sweep import SweepOptions, SweepService
         from tagsmith.wiring import build
 
-        assert self.info is not None and self._snapshotter is not None
-        c = build(self.info.settings(), store=self._snapshotter.live)
-        total = 0
-        for tenant in self.tenants():
-            records = list(c.records.iter_tenant(tenant))
-            models = [m for mid in c.models.model_ids(tenant) if (m := c.models.load_active(tenant, mid))]
-            c.index.rebuild(tenant, records, {m.model_id: m.taxonomy for m in models})
-            total += len(records)
-        return total
+        assert self.info is not None and self._live is not None
+        c = build(self.info.direct_settings(), store=self._live)
+        sweeper = SweepService.from_components(c, options=SweepOptions(settle=0.0))
+        reports = sweeper.sweep(self.tenants(), full=True, quiet=True)
+        repaired = sum(r.projections.total for r in reports)
+        if repaired:
+            self.progress(f"repaired {repaired} projections of records (review items, previews)")
+        return sum(r.index.indexed for r in reports if r.index is not None)
 
     def reconcile(self, sqs: Any, ingest_url: str) -> int:
-        """Queue an event for every asset without a record (uploads made while the stack was down,
-        or messages that were in flight at the last stop)."""
-        assert self.info is not None and self._snapshotter is not None
-        live = self._snapshotter.live
+        """Queue an event for every asset that has neither a record nor a queued event (objects put
+        in the folder while the stack was down), and log every object that cannot be placed
+        (outside any tenant prefix): nothing will tag it."""
+        assert self.info is not None and self._live is not None
+        live = self._live
         from urllib.parse import quote_plus
 
+        from tagsmith.errors import InvalidKeyError
         from tagsmith.keys import parse_asset_key
 
         missing = 0
@@ -436,14 +449,25 @@ class LocalStack:
         for obj in live.list(self.info.assets_bucket):
             try:
                 asset = parse_asset_key(obj.key)
-            except Exception:
+            except InvalidKeyError as e:
+                log.warning(
+                    "restart reconcile: cannot place s3://%s/%s: %s; it will not be tagged",
+                    self.info.assets_bucket,
+                    obj.key,
+                    e,
+                    extra={"key": obj.key},
+                )
                 continue
             if asset.tenant not in recorded:
                 prefix = records_prefix(asset.tenant)
                 recorded[asset.tenant] = {
                     i.key[len(prefix) : -len(".json")] for i in live.list(self.info.data_bucket, prefix)
                 }
-            if asset.path not in recorded[asset.tenant]:
+            where = (self.info.assets_bucket, obj.key)
+            restored = self._durable is None or where in self._durable.restored_objects
+            queued = self._durable is not None and where in self._durable.pending_objects
+            # only what was on disk at start: an upload since has its own event
+            if asset.path not in recorded[asset.tenant] and restored and not queued:
                 obj_event = {"key": quote_plus(obj.key, safe="/"), "eTag": obj.etag, "size": obj.size}
                 record = {
                     "eventSource": "aws:s3",
@@ -455,13 +479,92 @@ class LocalStack:
                 missing += 1
         return missing
 
-    def _snapshot_loop(self) -> None:
-        while not self._stop.wait(self.config.snapshot_seconds):
+    # --- durability, the sweep, the search server's watchdog ---------------------------------------
+    def _restore(self, buckets: list[str], queues: list[str]) -> None:
+        """Load what is on disk into moto, then hook moto so every change is written through."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.s3.models import s3_backends
+        from moto.sqs.models import sqs_backends
+
+        self._durable = DurableState(
+            home=self.config.home, buckets=buckets, queues=queues, fsync=self.config.fsync
+        )
+        objects = self._durable.restore_objects(s3_backends[DEFAULT_ACCOUNT_ID]["aws"])
+        messages = self._durable.restore_messages(sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"])
+        self._durable.attach()
+        if objects:
+            self.progress(f"restored {objects} objects from {self.config.home / 's3'}")
+        if messages:
+            self.progress(
+                "restored queued messages: " + ", ".join(f"{q} {n}" for q, n in sorted(messages.items()))
+            )
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def sweep_now(self) -> None:
+        """Run the scheduled sweep at once instead of at its next interval."""
+        self._sweep_now.set()
+
+    def _sweep_loop(self) -> None:
+        """The sweep function on its schedule, invoked as EventBridge would invoke it."""
+        handler = load_handler(self.config.functions_dir, "sweep")
+        while not self._stop.is_set():
+            self._sweep_now.wait(self.config.sweep_seconds)
+            self._sweep_now.clear()
+            if self._stop.is_set():
+                return
             try:
-                assert self._snapshotter is not None
-                self._snapshotter.snapshot()
+                handler(
+                    {"source": "tagsmith.local", "detail-type": "Scheduled Event"},
+                    LambdaContext("tagsmith-sweep", timeout=900),
+                )
             except Exception:
-                log.exception("snapshot failed; will retry")
+                log.exception("the scheduled sweep failed; it runs again at the next interval")
+            self.sweeps += 1
+
+    def _start_osmem(self) -> Any:
+        from osmem_server import OsmemServer
+
+        cfg = self.config
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return OsmemServer.start(addr=f"{cfg.host}:{cfg.opensearch_port}")
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)  # the port of a server that just died may still be held
+
+    @staticmethod
+    def _close_osmem(server: Any) -> None:
+        server.close()
+        if server.process.stdout is not None:
+            server.process.stdout.close()  # close() leaves the pipe open
+
+    def _watch_osmem(self) -> None:
+        """osmem keeps its indices in memory: if it dies, start it again (empty) and have the
+        sweep rebuild every tenant's index from the records at once."""
+        while not self._stop.wait(0.5):
+            server = self._osmem
+            if server is None or server.process.poll() is None:
+                continue
+            code = server.process.returncode
+            log.error("the search server (osmem) exited with code %s: restarting it empty", code)
+            with contextlib.suppress(Exception):
+                self._close_osmem(server)
+            try:
+                self._osmem = self._start_osmem()
+            except Exception:
+                log.exception("the search server could not be restarted; trying again")
+                continue
+            if self.info is not None:
+                self.info.opensearch_pid = self._osmem.process.pid
+                self.write_info()
+            log.warning("search server restarted: the sweep rebuilds the index from the records now")
+            self.sweep_now()
 
     def wait_idle(self, timeout: float = 120.0) -> bool:
         """Wait until every poller has found its queue empty (twice in a row)."""

@@ -136,6 +136,11 @@ class SearchIndex(Protocol):
         """The mapping version of ``tenant``'s live index (None for an unknown tenant)."""
         ...
 
+    def revisions(self, tenant: str) -> dict[str, int] | None:
+        """asset key -> record revision of every document of ``tenant``; None when the tenant has
+        no index at all (what :mod:`tagsmith.search.healing` compares with the records)."""
+        ...
+
 
 def bulk_document(
     record: AssetRecord, taxonomies: Mapping[str, Taxonomy], tenant: str
@@ -317,6 +322,26 @@ class OpenSearchIndex:
         ]
         # one index behind the alias; an index made without our mapping has no version at all (0)
         return min(int(v) if v is not None else 0 for v in versions) if versions else None
+
+    def revisions(self, tenant: str) -> dict[str, int] | None:
+        alias = alias_name(validate_tenant(tenant))
+        found: dict[str, int] = {}
+        try:
+            with _translated(f"listing the documents of tenant {tenant!r}", missing_ok=True):
+                # ids and versions only: a scroll of a few bytes per document
+                for hit in helpers.scan(
+                    self._client,
+                    index=alias,
+                    query={"query": {"match_all": {}}, "_source": ["asset_key"]},
+                    version=True,
+                    size=5000,
+                ):
+                    key = (hit.get("_source") or {}).get("asset_key")
+                    if key is not None:
+                        found[str(key)] = int(hit.get("_version", 0))
+        except _AliasMissing:
+            return None
+        return found
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -169,6 +169,12 @@ class InMemorySearchIndex:
         state = self._tenants.get(validate_tenant(tenant))
         return state.mapping_version if state else None
 
+    def revisions(self, tenant: str) -> dict[str, int] | None:
+        state = self._tenants.get(validate_tenant(tenant))
+        if state is None:
+            return None
+        return {doc["asset_key"]: revision for revision, doc in state.docs.values()}
+
     def _load(
         self, state: _Tenant, items: Iterable[RecordWithTaxonomies], tenant: str
     ) -> list[BulkItemError]:

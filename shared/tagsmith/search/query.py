@@ -51,6 +51,11 @@ from tagsmith.search.mapping import LANGUAGES, TERM_LANGUAGES
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# A query's cost grows with its words (every word is matched in every language's field): a
+# 16,000-character query took 15 s. Labels are a few words long, so these caps lose nothing.
+MAX_QUERY_CHARS = 512
+MAX_QUERY_WORDS = 32
+MAX_TAG_FILTERS = 20
 VISIBLE_STATES = (TagState.APPLIED.value, TagState.CONFIRMED.value)
 FACET_SIZES: Mapping[str, int] = {"tag_ids": 50, "media_type": 20, "review_state": 5, "none_of": 20}
 
@@ -118,6 +123,16 @@ class SearchQuery:
             )
         if not self.languages:
             raise InvalidInputError("languages is empty: leave it out to search every language")
+        if self.text is not None and len(self.text) > MAX_QUERY_CHARS:
+            raise InvalidInputError(
+                f"search text is {len(self.text):,} characters; use at most {MAX_QUERY_CHARS} (a few words)"
+            )
+        if self.text is not None and len(self.text.split()) > MAX_QUERY_WORDS:
+            raise InvalidInputError(f"search text has more than {MAX_QUERY_WORDS} words; use fewer")
+        if len(self.tags) + len(self.review_tags) > MAX_TAG_FILTERS:
+            raise InvalidInputError(
+                f"{len(self.tags) + len(self.review_tags)} tag filters; use at most {MAX_TAG_FILTERS}"
+            )
         for t in (*self.tags, *self.review_tags):
             model, sep, tag = t.partition("/")
             if not (model and sep and tag):
@@ -300,7 +315,7 @@ def decode_cursor(cursor: str) -> list[Any]:
     """The ``search_after`` inside a cursor; a cursor that is not one of ours is refused."""
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise InvalidInputError("cursor is not valid: pass the next_cursor of the previous page") from e
     if not _valid_cursor(value):
         raise InvalidInputError("cursor is not valid: pass the next_cursor of the previous page")

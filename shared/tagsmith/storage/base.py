@@ -70,3 +70,23 @@ class ObjectStore(Protocol):
 
 def strip_etag(etag: str) -> str:
     return etag.strip('"')
+
+
+def create_once(
+    store: ObjectStore, bucket: str, key: str, body: bytes, *, content_type: str | None = None
+) -> None:
+    """Create ``key`` if it does not exist (``If-None-Match: *``). An existing object with exactly
+    these bytes counts as created: it is this very write, whose acknowledgement was lost and whose
+    retry then found it (an S3 500 after the write, retried by the SDK, answers 412). Any other
+    existing object raises :class:`PreconditionFailedError`."""
+    try:
+        store.put(bucket, key, body, content_type=content_type, if_none_match=True)
+    except PreconditionFailedError:
+        from tagsmith.errors import NotFoundError
+
+        try:
+            existing = store.get(bucket, key).body
+        except NotFoundError:
+            raise
+        if existing != body:
+            raise

@@ -33,6 +33,10 @@ class FileObjectStore:
             raise InvalidKeyError(f"key {key!r} cannot be stored in a folder (empty, '.' or '..' segment)")
         return self.root / bucket / Path(*parts)
 
+    def path_of(self, bucket: str, key: str) -> Path:
+        """The file that holds ``key``; :class:`InvalidKeyError` for a key no folder can hold."""
+        return self._path(bucket, key)
+
     @staticmethod
     def _info(key: str, path: Path, body: bytes | None = None) -> ObjectInfo:
         data = path.read_bytes() if body is None else body

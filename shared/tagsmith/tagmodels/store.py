@@ -24,20 +24,24 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from tagsmith.errors import InvalidInputError, NotFoundError, TransientError
 from tagsmith.keys import model_prefix, models_prefix, tenant_prefix, validate_model_id
 from tagsmith.records import utc_now
-from tagsmith.storage.base import ObjectStore, PreconditionFailedError
+from tagsmith.storage.base import ObjectStore, PreconditionFailedError, create_once
+from tagsmith.tagmodels import checks
 from tagsmith.tagmodels.model import TagModel
 from tagsmith.taxonomy import Taxonomy
 from tagsmith.tenantcache import TenantCache
+
+log = logging.getLogger(__name__)
 
 
 class PromotionConflictError(TransientError):
@@ -67,10 +71,9 @@ class ModelStore:
         """Write an immutable version (refuses to overwrite an existing one)."""
         base = f"{model_prefix(model.tenant, model.model_id)}versions/{model.version}/"
         model_json, weights = model.to_files()
-        self.store.put(self.bucket, base + "weights.npz", weights, if_none_match=True)
-        self.store.put(
-            self.bucket, base + "model.json", model_json, content_type="application/json", if_none_match=True
-        )
+        # create_once: a write whose acknowledgement was lost and was retried is not a conflict
+        create_once(self.store, self.bucket, base + "weights.npz", weights)
+        create_once(self.store, self.bucket, base + "model.json", model_json, content_type="application/json")
 
     def save_version_file(
         self,
@@ -84,7 +87,7 @@ class ModelStore:
     ) -> None:
         """Write a file beside a version (report, examples); immutable like the version itself."""
         key = f"{model_prefix(tenant, model_id)}versions/{version}/{name}"
-        self.store.put(self.bucket, key, body, content_type=content_type, if_none_match=True)
+        create_once(self.store, self.bucket, key, body, content_type=content_type)
 
     def version_file(self, tenant: str, model_id: str, version: str, name: str) -> bytes | None:
         try:
@@ -210,6 +213,8 @@ class ModelStore:
             )
         except PreconditionFailedError as e:
             now, _ = self._active_pointer(tenant, model_id)
+            if now == version:
+                return  # this very write, whose acknowledgement was lost and whose retry found it
             raise PromotionConflictError(
                 f"cannot make {version} the active version of {tenant}/{model_id}: active.json changed "
                 f"while it was being written (from {_describe(previous)} to {_describe(now)}); "
@@ -300,11 +305,12 @@ class ModelStore:
             return None
         return str(json.loads(body)["version"])
 
-    def load_version(self, tenant: str, model_id: str, version: str) -> TagModel:
+    def load_version(self, tenant: str, model_id: str, version: str, *, dim: int | None = None) -> TagModel:
+        """One version, its files checked before they are parsed (:mod:`tagsmith.tagmodels.checks`;
+        ``dim``: the encoder width the weights must have, when the caller knows it)."""
         base = f"{model_prefix(tenant, model_id)}versions/{version}/"
         try:
-            meta = self.store.get(self.bucket, base + "model.json").body
-            weights = self.store.get(self.bucket, base + "weights.npz").body
+            meta, weights = self._checked_files(base, dim=dim)
         except NotFoundError:
             raise NotFoundError(f"tenant {tenant!r} has no model {model_id!r} version {version!r}") from None
         model = TagModel.from_files(meta, weights)
@@ -314,6 +320,25 @@ class ModelStore:
         if taxonomy is not None:
             model = replace(model, taxonomy=taxonomy.with_tags(model.tags))
         return model
+
+    def _checked_files(self, base: str, *, dim: int | None) -> tuple[bytes, bytes]:
+        where = f"{base}weights.npz"
+        for name, limit in (
+            ("model.json", checks.MAX_MODEL_JSON_BYTES),
+            ("weights.npz", checks.MAX_WEIGHTS_BYTES),
+        ):
+            info = self.store.head(self.bucket, base + name)
+            if info is None:
+                raise NotFoundError(f"{base}{name} does not exist")
+            if info.size > limit:
+                raise InvalidInputError(f"{base}{name} is {info.size:,} bytes, over the {limit:,}-byte limit")
+        meta = self.store.get(self.bucket, base + "model.json").body
+        parsed = checks.check_model_json(meta, where=f"{base}model.json")
+        weights = self.store.get(self.bucket, base + "weights.npz").body
+        checks.check_weights(
+            weights, tags=len(parsed["tags"]), dim=dim, text=checks.text_dim(parsed), where=where
+        )
+        return meta, weights
 
     def load_active(self, tenant: str, model_id: str) -> TagModel | None:
         version = self.active_version(tenant, model_id)
@@ -355,23 +380,113 @@ def _describe(version: str | None) -> str:
     return f"version {version}" if version else "no active version"
 
 
+@dataclass(frozen=True)
+class BrokenModel:
+    """A model whose active version cannot be loaded, and why."""
+
+    tenant: str
+    model_id: str
+    version: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.model_id, "version": self.version, "error": self.reason}
+
+
+class ModelLoadError(TransientError):
+    """A tenant's active model version cannot be loaded. The tenant's uploads fail (and are retried,
+    then dead-lettered, to be redriven once the version is fixed or rolled back) rather than being
+    tagged without that model; no other tenant is affected. Transient because fixing the model
+    (``tagsmith models activate`` to roll back) makes the same message succeed."""
+
+    def __init__(self, broken: list[BrokenModel]) -> None:
+        self.broken = broken
+        detail = "; ".join(f"{b.model_id} version {b.version}: {b.reason}" for b in broken)
+        tenant = broken[0].tenant if broken else "?"
+        super().__init__(
+            f"tenant {tenant!r} has an active model version that cannot be loaded ({detail}); "
+            "roll back with `tagsmith models activate` or train again"
+        )
+
+
+@dataclass(frozen=True)
+class TenantModels:
+    models: tuple[TagModel, ...]
+    broken: tuple[BrokenModel, ...]
+
+
 class ActiveModels:
     """The active models of each tenant, cached for ``ttl`` seconds.
 
     A warm Lambda container keeps its models in memory; a promotion is picked up within ``ttl``.
+    Each model loads on its own: one unloadable version is reported (:meth:`broken`) while the
+    tenant's other models keep working for readers (:meth:`for_tenant`: the console, decisions);
+    taggers call :meth:`require`, which fails that tenant only. A failed version (versions are
+    immutable) is not fetched and checked again for ``failure_ttl`` seconds, so a deflate bomb or
+    a forged header costs one check, not one per message.
     """
 
     def __init__(
-        self, *, models: ModelStore, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        models: ModelStore,
+        ttl: float = 30.0,
+        failure_ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.models = models
+        self.failure_ttl = failure_ttl
+        self.clock = clock
+        self._failures: dict[tuple[str, str, str], tuple[float, BrokenModel]] = {}
         self._cache = TenantCache(self._load, ttl=ttl, clock=clock)
 
     def for_tenant(self, tenant: str) -> list[TagModel]:
-        return self._cache.get(tenant)
+        """The tenant's active models that load (broken ones are left out: see :meth:`broken`)."""
+        return list(self._cache.get(tenant).models)
+
+    def broken(self, tenant: str) -> list[BrokenModel]:
+        """The tenant's active versions that cannot be loaded, with the reason."""
+        return list(self._cache.get(tenant).broken)
+
+    def require(self, tenant: str) -> list[TagModel]:
+        """Every active model of the tenant; raises :class:`ModelLoadError` if one cannot be loaded."""
+        loaded = self._cache.get(tenant)
+        if loaded.broken:
+            raise ModelLoadError(list(loaded.broken))
+        return list(loaded.models)
 
     def invalidate(self, tenant: str | None = None) -> None:
         self._cache.invalidate(tenant)
+        for key in [k for k in self._failures if tenant is None or k[0] == tenant]:
+            del self._failures[key]
 
-    def _load(self, tenant: str) -> list[TagModel]:
-        return [m for mid in self.models.model_ids(tenant) if (m := self.models.load_active(tenant, mid))]
+    def _load(self, tenant: str) -> TenantModels:
+        models: list[TagModel] = []
+        broken: list[BrokenModel] = []
+        now = self.clock()
+        for mid in self.models.model_ids(tenant):
+            version = self.models.active_version(tenant, mid)  # a TransientError propagates: retry
+            if version is None:
+                continue
+            key = (tenant, mid, version)
+            failed = self._failures.get(key)
+            if failed is not None and now - failed[0] < self.failure_ttl:
+                broken.append(failed[1])
+                continue
+            try:
+                models.append(self.models.load_version(tenant, mid, version))
+            except TransientError:
+                raise
+            except Exception as e:  # anything else about these bytes: the version is broken
+                reason = f"{type(e).__name__}: {e}"[:500]
+                found = BrokenModel(tenant, mid, version, reason)
+                self._failures[key] = (now, found)
+                broken.append(found)
+                log.error(
+                    "model %s version %s cannot be loaded: %s",
+                    mid,
+                    version,
+                    reason,
+                    extra={"tenant": tenant, "model": mid, "version": version},
+                )
+        return TenantModels(tuple(models), tuple(broken))

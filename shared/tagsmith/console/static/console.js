@@ -5,6 +5,7 @@
 const Console = (() => {
   const TOKEN_KEY = "tagsmith.token";
   let models = [];
+  let broken = []; // active model versions that cannot be loaded: {id, version, error}
 
   function token() {
     return sessionStorage.getItem(TOKEN_KEY) || localStorage.getItem(TOKEN_KEY);
@@ -82,8 +83,9 @@ const Console = (() => {
     setTimeout(() => t.remove(), error ? 6000 : 3000);
   }
 
-  function setModels(list) {
+  function setModels(list, unloadable = []) {
     models = list;
+    broken = unloadable;
   }
 
   function model(id) {
@@ -128,7 +130,8 @@ const Console = (() => {
     let me;
     try {
       me = await api("/api/me");
-      setModels((await api("/api/models")).models);
+      const got = await api("/api/models");
+      setModels(got.models, got.broken || []);
     } catch (e) {
       if (e.status !== 401) toast(e.message, { error: true });
       return;
@@ -140,5 +143,5 @@ const Console = (() => {
     await run(me);
   }
 
-  return { api, ApiError, el, label, loadImage, model, models: () => models, pct, setModels, start, toast };
+  return { api, ApiError, broken: () => broken, el, label, loadImage, model, models: () => models, pct, setModels, start, toast };
 })();

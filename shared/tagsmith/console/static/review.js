@@ -106,12 +106,19 @@
           onclick: async () => {
             try {
               const r = await api(`/api/models/${encodeURIComponent(m.id)}/retrain`, { method: "POST" });
-              toast(`Retrain of ${m.id} requested on its examples plus every reviewed correction`);
+              toast(r.coalesced ? `A retrain of ${m.id} is already waiting; it will include every correction`
+                : `Retrain of ${m.id} requested on its examples plus every reviewed correction`);
             } catch (e) { toast(e.message, { error: true }); }
           },
         }));
       }
       box.append(node);
+    }
+    for (const b of Console.broken()) {
+      box.append(el("div", { class: "model broken" },
+        el("div", { class: "name", text: b.id }),
+        el("div", { class: "small", text: `version ${b.version} cannot be loaded: ${b.error}` }),
+        el("div", { class: "muted small", text: "its uploads wait (and retry) until it is rolled back or retrained" })));
     }
   }
 
