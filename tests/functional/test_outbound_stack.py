@@ -37,6 +37,11 @@ def train(c: Components, model: str, threshold: float) -> None:
     c.trainer.train(tenant=TENANT, model_id=model, examples=examples, threshold=threshold)
 
 
+def backfills_done(c: Components, n: int) -> bool:
+    ids = c.backfill.list_ids(TENANT)
+    return len(ids) == n and all(c.backfill.status(TENANT, i).complete for i in ids)
+
+
 def object_tags(c: Components, key: str) -> dict[str, str]:
     r = c.store.client.get_object_tagging(Bucket=c.settings.assets_bucket, Key=key)  # type: ignore[attr-defined]
     return {t["Key"]: t["Value"] for t in r["TagSet"]}
@@ -56,6 +61,9 @@ def test_upload_decision_and_delete_reach_webhooks_object_tags_and_sidecars(stac
     # ... a model sure of itself (auto-apply) and one that asks a human about everything
     train(c, "colour", threshold=0.5)
     train(c, "shade", threshold=0.9999)
+    # ... and both activations' backfills finished: an upload that races a backfill is tagged
+    # twice (two revisions), which is right but not the single revision this test follows
+    wait_for(lambda: backfills_done(c, 2), 120, "the two activations' backfills")
     key = f"{TENANT}/shoot/red.jpg"
     asset = AssetKey(TENANT, "shoot/red.jpg")
     try:
