@@ -17,7 +17,7 @@ Sections (``--only`` takes a comma-separated list; the default runs the first fo
   is made honest"), with the out-of-fold top-1 beside the test top-1.
 * ``throughput``: images/s through the real :class:`IngestService` (decode, embed, every active
   model, record, review items, index) on in-memory adapters, and embed-only images/s.
-* ``training_speed``, ``search_latency``, ``video``, ``ocr``, ``review_loop``, ``backfill``, ``review_queue``: the other
+* ``training_speed``, ``search_latency``, ``video``, ``ocr``, ``review_loop``, ``selftraining``, ``backfill``, ``review_queue``: the other
   benchmark modules' ``run()``, only when named (some take long).
 
 Embeddings are computed once per encoder and cached in ``var/bench-cache/<encoder id>.npz`` (with
@@ -63,6 +63,7 @@ EXTRA_SECTIONS = (
     "video",
     "ocr",
     "review_loop",
+    "selftraining",
     "backfill",
     "review_queue",
 )
