@@ -33,6 +33,20 @@ BLENDS = [
 ]
 
 
+#: How long a browser assertion waits for the page to settle (Playwright's default is 5 s): the
+#: suite shares 2 cores with local stacks and other tests, where a search round trip has been slower.
+EXPECT_TIMEOUT_MS = 15_000
+
+
+def expect(locator: Any) -> Any:
+    """Playwright's ``expect`` waiting :data:`EXPECT_TIMEOUT_MS` (imported here: only the browser
+    tests need Playwright)."""
+    from playwright.sync_api import expect as pw_expect
+
+    pw_expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    return pw_expect(locator)
+
+
 @dataclass
 class Scene:
     components: Components

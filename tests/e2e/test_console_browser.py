@@ -12,15 +12,9 @@ from tagsmith.records import NONE_TAG, Source, TagAssignment, TagState
 from tagsmith.review import ReviewItem
 from tagsmith.search import SearchQuery
 
-from tests.e2e.scene import Scene
+from tests.e2e.scene import Scene, expect
 
 pytestmark = [pytest.mark.e2e]
-
-
-def expect(locator: Any) -> Any:
-    from playwright.sync_api import expect as pw_expect
-
-    return pw_expect(locator)
 
 
 def open_queue(page: Any, server: ConsoleServer, token: str, query: str = "") -> None:

@@ -11,18 +11,12 @@ import pytest
 from tagsmith.console import ConsoleServer
 from tagsmith.taxonomy import TagDefinition, Taxonomy
 
-from tests.e2e.scene import Scene
+from tests.e2e.scene import Scene, expect
 
 pytestmark = [pytest.mark.e2e]
 WIDTHS = (1366, 1024, 800, 390)
 # Everything a person can act on; each must be reachable with Tab
 INTERACTIVE = "button:not([disabled]), a[href], input:not([type=hidden]), select"
-
-
-def expect(locator: Any) -> Any:
-    from playwright.sync_api import expect as pw_expect
-
-    return pw_expect(locator)
 
 
 def open_page(page: Any, server: ConsoleServer, token: str, name: str, width: int) -> None:
