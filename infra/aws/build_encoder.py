@@ -11,16 +11,15 @@ import sys
 from pathlib import Path
 
 from PIL import Image
+from tagsmith.config import ENV_NAMES
 from tagsmith.encoder import default_encoder
 
 
 def main() -> int:
-    cache = os.environ.get("TAGSMITH_ENCODER_CACHE")
+    name = ENV_NAMES["encoder_cache_dir"]  # the folder Settings.from_env gives the functions
+    cache = os.environ.get(name)
     if not cache:
-        print(
-            "set TAGSMITH_ENCODER_CACHE to the folder the functions will read the encoder from",
-            file=sys.stderr,
-        )
+        print(f"set {name} to the folder the functions will read the encoder from", file=sys.stderr)
         return 2
     encoder = default_encoder(Path(cache), threads=1)  # builds the graph once, verified by sha256
     encoder.embed([Image.new("RGB", (64, 64))])  # proves it runs before the image ships

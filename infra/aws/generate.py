@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tagsmith.config import ENV_NAMES
 from tagsmith.local.resources import STACK, FunctionDef, NotificationDef, QueueDef, RuleDef, StackDef
 
 HERE = Path(__file__).resolve().parent
@@ -365,19 +366,22 @@ def conditions() -> dict[str, Any]:
 
 
 def globals_section(stack: StackDef) -> dict[str, Any]:
+    # the names tagsmith.config.Settings.from_env reads; the values are CloudFormation's
     env = {
-        "TAGSMITH_DATA_BUCKET": Ref(bucket_id("data")),
-        "TAGSMITH_ASSETS_BUCKET": Ref(bucket_id("assets")),
-        "TAGSMITH_OPENSEARCH_URL": Sub("https://${SearchDomain.DomainEndpoint}"),
-        "TAGSMITH_OPENSEARCH_AUTH": "sigv4",
-        "TAGSMITH_ENCODER_CACHE": ENCODER_CACHE,
-        "TAGSMITH_BACKFILL_RATE": Ref("BackfillRate"),
+        ENV_NAMES["data_bucket"]: Ref(bucket_id("data")),
+        ENV_NAMES["assets_bucket"]: Ref(bucket_id("assets")),
+        ENV_NAMES["opensearch_url"]: Sub("https://${SearchDomain.DomainEndpoint}"),
+        ENV_NAMES["opensearch_auth"]: "sigv4",
+        ENV_NAMES["encoder_cache_dir"]: ENCODER_CACHE,
+        ENV_NAMES["backfill_rate"]: Ref("BackfillRate"),
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
-    for q in stack.queues:
-        env[f"TAGSMITH_{q.name.upper().replace('-', '_')}_QUEUE_URL"] = Ref(queue_id(q.name))
-    env["TAGSMITH_WEBHOOKS_DLQ_URL"] = Ref(dlq_id("webhooks"))
-    env["TAGSMITH_EVENT_BUS"] = Ref(BUS_ID)
+    for q in stack.queues:  # those a function sends to (nothing sends to the ingest queue but S3)
+        name = ENV_NAMES.get(f"{q.name.replace('-', '_')}_queue_url")
+        if name:
+            env[name] = Ref(queue_id(q.name))
+    env[ENV_NAMES["webhooks_dlq_url"]] = Ref(dlq_id("webhooks"))
+    env[ENV_NAMES["event_bus"]] = Ref(BUS_ID)
     return {
         "Function": {
             "Architectures": ["x86_64"],

@@ -1,17 +1,44 @@
-"""Settings: read from the environment in exactly one function, at an entry point, then passed down."""
+"""Settings, and the one mapping between them and the environment.
+
+Every entry point builds its settings here and passes them down; nothing else in the library reads
+the environment or spells a ``TAGSMITH_*`` name:
+
+* a handler (:func:`tagsmith.lazy.lazy_components`) and ``--target aws``: :meth:`Settings.from_env`;
+* the local stack and ``--target files``: :meth:`Settings.local`, the environment's tuning
+  (recipe, retrain rule, limits) with the stack's own buckets, queues and endpoints; the stack hands
+  its functions :meth:`Settings.to_env` of the same object, as Lambda would;
+* the AWS template (``infra/aws/generate.py``): :data:`ENV_NAMES`, the same names with CloudFormation
+  values;
+* the local stack's own knobs (ports, state folder): :class:`LocalSettings`.
+
+Example::
+
+    >>> s = Settings.from_env({"TAGSMITH_DATA_BUCKET": "data", "TAGSMITH_RETRAIN_EVERY": "5"})
+    >>> s.retrain_every, s.to_env()["TAGSMITH_RETRAIN_EVERY"]
+    (5, '5')
+    >>> Settings.from_env(s.to_env()) == s
+    True
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
+from typing import Any
 
-from tagsmith.errors import TagsmithError
+from tagsmith.errors import ConfigurationError
 
-
-class ConfigurationError(TagsmithError):
-    """A required setting is missing or malformed."""
+__all__ = [
+    "ENV_NAMES",
+    "LOCAL_ENV_NAMES",
+    "RESOURCE_FIELDS",
+    "ConfigurationError",
+    "LocalSettings",
+    "Settings",
+    "tuning_env",
+]
 
 
 @dataclass(frozen=True)
@@ -34,58 +61,195 @@ class Settings:
     region: str = "us-east-1"
     endpoint_url: str | None = None  # moto or another S3/SQS-compatible endpoint; None = AWS
     encoder_cache_dir: Path = Path.home() / ".cache" / "tagsmith"
-    encoder_spec: Path | None = None  # an ONNX encoder spec JSON; None = the built-in EfficientNet-Lite0
+    encoder_spec: Path | None = None  # an operator's ONNX encoder spec JSON; None = the built-in recipes
     encoder_recipe: str | None = None  # a built-in recipe id (tagsmith.encoder.RECIPES); None = the default
     # the recipes the trainer picks between per model (tagsmith.encoder.CANDIDATE_RECIPES when
     # None and no recipe is pinned; only the pinned recipe when one is)
     encoder_candidates: tuple[str, ...] | None = None
     retrain_every: int = 25  # review corrections of a model that trigger a retrain (0: never)
     max_object_bytes: int = 64 * 1024 * 1024
-    max_pixels: int = 100_000_000
+    max_pixels: int = 100_000_000  # 10,000 x 10,000; larger images are refused before decoding
     model_cache_seconds: float = 30.0
     sweep_settle_seconds: float = 60.0  # the sweep leaves records younger than this to its next run
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **fixed: Any) -> Settings:
+        """Settings from ``env`` (default ``os.environ``); ``fixed`` fields are not read from it.
+
+        A variable that is unset or empty leaves its field at the default.
+        """
         e = os.environ if env is None else env
-        data_bucket = e.get("TAGSMITH_DATA_BUCKET", "")
-        if not data_bucket:
+        values = dict(fixed)
+        for var in _VARS:
+            if var.field in values:
+                continue
+            raw = next((e[n] for n in var.names if e.get(n)), "")
+            if raw:
+                try:
+                    values[var.field] = var.parse(raw)
+                except ValueError as err:
+                    raise ConfigurationError(f"{var.names[0]}={raw!r} is malformed: {err}") from err
+        if not values.get("data_bucket"):
             raise ConfigurationError(
-                "TAGSMITH_DATA_BUCKET is not set: name the bucket that holds records and models"
+                f"{ENV_NAMES['data_bucket']} is not set: name the bucket that holds records and models"
             )
-        try:
-            return cls(
-                data_bucket=data_bucket,
-                assets_bucket=e.get("TAGSMITH_ASSETS_BUCKET", ""),
-                training_queue_url=e.get("TAGSMITH_TRAINING_QUEUE_URL", ""),
-                backfill_queue_url=e.get("TAGSMITH_BACKFILL_QUEUE_URL", ""),
-                video_jobs_queue_url=e.get("TAGSMITH_VIDEO_JOBS_QUEUE_URL", ""),
-                video_inline_seconds=float(e.get("TAGSMITH_VIDEO_INLINE_SECONDS", 180)),
-                video_window_seconds=float(e.get("TAGSMITH_VIDEO_WINDOW_SECONDS", 120)),
-                event_bus=e.get("TAGSMITH_EVENT_BUS", ""),
-                webhooks_queue_url=e.get("TAGSMITH_WEBHOOKS_QUEUE_URL", ""),
-                webhooks_dlq_url=e.get("TAGSMITH_WEBHOOKS_DLQ_URL", ""),
-                webhooks_allow_private=e.get("TAGSMITH_WEBHOOKS_ALLOW_PRIVATE", "") in ("1", "true"),
-                backfill_rate=float(e.get("TAGSMITH_BACKFILL_RATE", 50)),
-                opensearch_url=e.get("TAGSMITH_OPENSEARCH_URL", ""),
-                opensearch_auth=e.get("TAGSMITH_OPENSEARCH_AUTH", ""),
-                region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or "us-east-1",
-                endpoint_url=e.get("AWS_ENDPOINT_URL") or None,
-                encoder_cache_dir=Path(
-                    e.get("TAGSMITH_ENCODER_CACHE", str(Path.home() / ".cache" / "tagsmith"))
-                ),
-                encoder_spec=Path(e["TAGSMITH_ENCODER_SPEC"]) if e.get("TAGSMITH_ENCODER_SPEC") else None,
-                encoder_recipe=e.get("TAGSMITH_ENCODER_RECIPE") or None,
-                encoder_candidates=(
-                    tuple(r.strip() for r in e["TAGSMITH_ENCODER_CANDIDATES"].split(",") if r.strip())
-                    if e.get("TAGSMITH_ENCODER_CANDIDATES")
-                    else None
-                ),
-                retrain_every=int(e.get("TAGSMITH_RETRAIN_EVERY", 25)),
-                max_object_bytes=int(e.get("TAGSMITH_MAX_OBJECT_BYTES", 64 * 1024 * 1024)),
-                max_pixels=int(e.get("TAGSMITH_MAX_PIXELS", 100_000_000)),
-                model_cache_seconds=float(e.get("TAGSMITH_MODEL_CACHE_SECONDS", 30)),
-                sweep_settle_seconds=float(e.get("TAGSMITH_SWEEP_SETTLE_SECONDS", 60)),
-            )
-        except ValueError as err:
-            raise ConfigurationError(f"a numeric TAGSMITH_* setting is malformed: {err}") from err
+        return cls(**values)
+
+    @classmethod
+    def local(cls, env: Mapping[str, str] | None = None, **resources: Any) -> Settings:
+        """Settings of an entry point that decides where its resources are (the local stack,
+        ``--target files``): ``resources`` as given, every other :data:`RESOURCE_FIELDS` field at
+        its default, and the rest (recipe, retrain rule, limits) from ``env`` as for
+        :meth:`from_env`. An AWS deployment's bucket or queue in the environment is ignored."""
+        defaults = {f.name: f.default for f in fields(cls) if f.name in RESOURCE_FIELDS}
+        return cls.from_env(env, **(defaults | resources))
+
+    def to_env(self) -> dict[str, str]:
+        """The environment :meth:`from_env` reads back as these settings (every field)."""
+        return {var.names[0]: var.show(getattr(self, var.field)) for var in _VARS}
+
+
+@dataclass(frozen=True)
+class _Var:
+    field: str
+    names: tuple[str, ...]  # the first is the one written; later ones are also read
+    parse: Callable[[str], Any] = str
+    show: Callable[[Any], str] = str
+
+
+def _optional(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _flag(raw: str) -> bool:
+    return raw in ("1", "true")
+
+
+def _recipes(raw: str) -> tuple[str, ...] | None:
+    return tuple(r.strip() for r in raw.split(",") if r.strip()) or None
+
+
+_VARS: tuple[_Var, ...] = (
+    _Var("data_bucket", ("TAGSMITH_DATA_BUCKET",)),
+    _Var("assets_bucket", ("TAGSMITH_ASSETS_BUCKET",)),
+    _Var("training_queue_url", ("TAGSMITH_TRAINING_QUEUE_URL",)),
+    _Var("backfill_queue_url", ("TAGSMITH_BACKFILL_QUEUE_URL",)),
+    _Var("video_jobs_queue_url", ("TAGSMITH_VIDEO_JOBS_QUEUE_URL",)),
+    _Var("video_inline_seconds", ("TAGSMITH_VIDEO_INLINE_SECONDS",), float),
+    _Var("video_window_seconds", ("TAGSMITH_VIDEO_WINDOW_SECONDS",), float),
+    _Var("event_bus", ("TAGSMITH_EVENT_BUS",)),
+    _Var("webhooks_queue_url", ("TAGSMITH_WEBHOOKS_QUEUE_URL",)),
+    _Var("webhooks_dlq_url", ("TAGSMITH_WEBHOOKS_DLQ_URL",)),
+    _Var("webhooks_allow_private", ("TAGSMITH_WEBHOOKS_ALLOW_PRIVATE",), _flag, lambda v: "1" if v else ""),
+    _Var("backfill_rate", ("TAGSMITH_BACKFILL_RATE",), float),
+    _Var("opensearch_url", ("TAGSMITH_OPENSEARCH_URL",)),
+    _Var("opensearch_auth", ("TAGSMITH_OPENSEARCH_AUTH",)),
+    _Var("region", ("AWS_REGION", "AWS_DEFAULT_REGION")),
+    _Var("endpoint_url", ("AWS_ENDPOINT_URL",), str, _optional),
+    _Var("encoder_cache_dir", ("TAGSMITH_ENCODER_CACHE",), Path),
+    _Var("encoder_spec", ("TAGSMITH_ENCODER_SPEC",), Path, _optional),
+    _Var("encoder_recipe", ("TAGSMITH_ENCODER_RECIPE",), str, _optional),
+    _Var("encoder_candidates", ("TAGSMITH_ENCODER_CANDIDATES",), _recipes, lambda v: ",".join(v or ())),
+    _Var("retrain_every", ("TAGSMITH_RETRAIN_EVERY",), int),
+    _Var("max_object_bytes", ("TAGSMITH_MAX_OBJECT_BYTES",), int),
+    _Var("max_pixels", ("TAGSMITH_MAX_PIXELS",), int),
+    _Var("model_cache_seconds", ("TAGSMITH_MODEL_CACHE_SECONDS",), float),
+    _Var("sweep_settle_seconds", ("TAGSMITH_SWEEP_SETTLE_SECONDS",), float),
+)
+
+#: Each setting's environment variable (the template writes these; :meth:`Settings.to_env` too).
+ENV_NAMES: Mapping[str, str] = {var.field: var.names[0] for var in _VARS}
+
+#: Fields that say where a deployment's resources are. An entry point that decides them itself
+#: (:meth:`Settings.local`) takes none of them from the environment.
+RESOURCE_FIELDS = frozenset(
+    {
+        "data_bucket",
+        "assets_bucket",
+        "training_queue_url",
+        "backfill_queue_url",
+        "video_jobs_queue_url",
+        "event_bus",
+        "webhooks_queue_url",
+        "webhooks_dlq_url",
+        "webhooks_allow_private",
+        "opensearch_url",
+        "opensearch_auth",
+        "region",
+        "endpoint_url",
+        "encoder_cache_dir",
+    }
+)
+
+
+def tuning_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables set in ``env`` (default ``os.environ``) that tune a deployment rather than
+    locate it (every field but :data:`RESOURCE_FIELDS`): what a local stack hands its functions
+    besides its own buckets and queues."""
+    e = os.environ if env is None else env
+    return {
+        name: e[name]
+        for var in _VARS
+        if var.field not in RESOURCE_FIELDS
+        for name in var.names
+        if e.get(name)
+    }
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """The local stack's own knobs (``make run``, the CLI finding a running stack, ``make faults``)."""
+
+    home: Path | None = None  # TAGSMITH_HOME: the state folder; None = var/ in the checkout
+    moto_port: int = 4566
+    opensearch_port: int = 9200
+    console_port: int = 8780  # a busy port falls back to any free one
+    sweep_seconds: float = 30.0  # the sweep function's interval (AWS: its EventBridge schedule)
+    # where handlers and clients reach moto and osmem ("": directly); `make faults` puts its
+    # fault-injecting proxies here
+    client_endpoint_url: str = ""
+    client_opensearch_url: str = ""
+    fsync: bool = False  # also survive a power cut (several ms per write)
+    dashboards_auth: str | None = None  # "user:password" for OpenSearch Dashboards' basic auth
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LocalSettings:
+        e = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for var in _LOCAL_VARS:
+            raw = e.get(var.names[0], "")
+            if raw:
+                try:
+                    values[var.field] = var.parse(raw)
+                except ValueError as err:
+                    raise ConfigurationError(f"{var.names[0]}={raw!r} is malformed: {err}") from err
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The variables :meth:`from_env` reads back as these settings (unset ones left out)."""
+        return {
+            var.names[0]: var.show(getattr(self, var.field))
+            for var in _LOCAL_VARS
+            if getattr(self, var.field) != _default(LocalSettings, var.field)
+        }
+
+
+def _default(cls: type, name: str) -> Any:
+    f = next(f for f in fields(cls) if f.name == name)
+    return None if f.default is MISSING else f.default
+
+
+_LOCAL_VARS: tuple[_Var, ...] = (
+    _Var("home", ("TAGSMITH_HOME",), Path),
+    _Var("moto_port", ("TAGSMITH_MOTO_PORT",), int),
+    _Var("opensearch_port", ("TAGSMITH_OPENSEARCH_PORT",), int),
+    _Var("console_port", ("TAGSMITH_CONSOLE_PORT",), int),
+    _Var("sweep_seconds", ("TAGSMITH_SWEEP_SECONDS",), float),
+    _Var("client_endpoint_url", ("TAGSMITH_CLIENT_ENDPOINT_URL",)),
+    _Var("client_opensearch_url", ("TAGSMITH_CLIENT_OPENSEARCH_URL",)),
+    _Var("fsync", ("TAGSMITH_FSYNC",), _flag, lambda v: "1" if v else ""),
+    _Var("dashboards_auth", ("TAGSMITH_DASHBOARDS_AUTH",)),
+)
+
+#: The local stack's variables (ports, state folder), by field of :class:`LocalSettings`.
+LOCAL_ENV_NAMES: Mapping[str, str] = {var.field: var.names[0] for var in _LOCAL_VARS}

@@ -9,7 +9,8 @@ The tree::
         ├── UnsupportedMediaError the bytes are not an image (or video) we can decode
         ├── ImageTooLargeError    an image whose header declares more pixels than we decode
         └── TrainingInputError    examples or a taxonomy that cannot train a model
-    NotFoundError                 a tenant, model, version or record that does not exist
+    ├── ConfigurationError        a setting is missing or malformed: fix the deployment
+    └── NotFoundError             a tenant, model, version or record that does not exist
 
 Adapters translate SDK errors with ``raise ... from e``; every message says what was wrong and what
 to do about it.
@@ -40,6 +41,10 @@ class UnsupportedMediaError(InvalidInputError):
 
 class TrainingInputError(InvalidInputError):
     """Training examples or a taxonomy that cannot produce a model."""
+
+
+class ConfigurationError(TagsmithError):
+    """A deployment setting is missing or malformed (the environment, a recipe id)."""
 
 
 class NotFoundError(TagsmithError):

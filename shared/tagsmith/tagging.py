@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tagsmith.config import Settings
 from tagsmith.encoder.registry import EncoderSet
 from tagsmith.errors import UnsupportedMediaError
 from tagsmith.records import TagAssignment
@@ -32,8 +33,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Limits:
-    max_object_bytes: int = 64 * 1024 * 1024
-    max_pixels: int = 100_000_000  # 10,000 x 10,000; larger images are refused before decoding
+    max_object_bytes: int = Settings.max_object_bytes
+    max_pixels: int = Settings.max_pixels
     # JPEGs are decoded at 1/2, 1/4 or 1/8 scale while both sides stay >= this: several times
     # cheaper for big photos, and still above any input size the encoders use
     decode_draft_size: int | None = 448

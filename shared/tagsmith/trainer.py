@@ -87,10 +87,10 @@ from tagsmith.tagmodels.calibration import (
     CalibrationSettings,
     novelty_level,
 )
-from tagsmith.tagmodels.model import TextFeatures
+from tagsmith.tagmodels.model import DEFAULT_REVIEW_FLOOR, TextFeatures
 from tagsmith.tagmodels.store import PromotionConflictError, new_version
 from tagsmith.tagmodels.text_head import FusedHead, fit_fused_head
-from tagsmith.tagmodels.training import DEFAULT_RIDGE_ALPHA, cv_splits, one_blas_thread
+from tagsmith.tagmodels.training import CV_FOLDS, DEFAULT_RIDGE_ALPHA, cv_splits, one_blas_thread
 from tagsmith.taxonomy import Taxonomy
 from tagsmith.training_report import (
     ConfusedPair,
@@ -124,7 +124,6 @@ IMBALANCE_RATIO = 10
 # default encoder (40 photos; all 2,909 for the pairs): re-save at quality 60 0.975-0.99, brightness
 # 0.986-1.0, halving the size 0.947-0.97 (not caught), photos of two different SKUs at most 0.952.
 NEAR_DUPLICATE_SIMILARITY = 0.97
-CV_FOLDS = 5
 LARGE_SET = 1000  # examples: from here on 3 folds estimate well enough, and each fold is a full fit
 _LOAD_THREADS = 8  # reading from S3 is I/O-bound; decoding releases the GIL
 _CHUNK = 64  # images decoded and embedded at a time: bounds memory on large example sets
@@ -482,7 +481,7 @@ class TrainingService:
         taxonomy: Taxonomy | None = None,
         kind: ModelKind = ModelKind.EXCLUSIVE,
         threshold: float | None = None,
-        review_floor: float = 0.2,
+        review_floor: float = DEFAULT_REVIEW_FLOOR,
         activate: bool = True,
         force: bool = False,
         allow_near_duplicates: bool = False,

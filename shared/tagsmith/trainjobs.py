@@ -48,6 +48,7 @@ from tagsmith.manifests import MANIFEST_SUFFIXES, ExampleSet, combine, load_exam
 from tagsmith.records import utc_now
 from tagsmith.storage import ObjectStore, RecordStore
 from tagsmith.tagmodels import ModelKind
+from tagsmith.tagmodels.model import DEFAULT_REVIEW_FLOOR
 from tagsmith.trainer import (
     DEFAULT_AUGMENT_VIEWS,
     TrainingService,
@@ -77,7 +78,7 @@ class TrainingRequest:
     examples: tuple[str, ...] = ()  # s3:// prefixes or manifests
     kind: ModelKind = ModelKind.EXCLUSIVE
     threshold: float | None = None  # None: calibrated per tag
-    review_floor: float = 0.2
+    review_floor: float = DEFAULT_REVIEW_FLOOR
     force: bool = False
     corrections: bool = False
     previous_examples: bool = False  # the active version's examples (a retrain after review)
@@ -97,7 +98,7 @@ class TrainingRequest:
                 examples=examples,
                 kind=ModelKind(d.get("kind", "exclusive")),
                 threshold=float(d["threshold"]) if d.get("threshold") is not None else None,
-                review_floor=float(d.get("review_floor", 0.2)),
+                review_floor=float(d.get("review_floor", DEFAULT_REVIEW_FLOOR)),
                 force=bool(d.get("force", False)),
                 corrections=bool(d.get("corrections", False)),
                 previous_examples=bool(d.get("previous_examples", False)),

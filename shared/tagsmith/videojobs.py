@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tagsmith.config import Settings
 from tagsmith.errors import InvalidInputError, InvalidKeyError, NotFoundError, TransientError
 from tagsmith.keys import AssetKey, tenant_prefix, validate_tenant
 from tagsmith.queues import Queue
@@ -82,8 +83,8 @@ class VideoJobPolicy:
     ``window_seconds``: video time per window (cut at the next keyframe); ``margin_seconds``: time
     kept back at the end of an invocation for the last writes and the continuation message."""
 
-    inline_seconds: float = 180.0
-    window_seconds: float = 120.0
+    inline_seconds: float = Settings.video_inline_seconds
+    window_seconds: float = Settings.video_window_seconds
     margin_seconds: float = 30.0
 
     def __post_init__(self) -> None:
@@ -139,7 +140,7 @@ class VideoJobState:
     sampling: dict[str, Any]  # every, keyframes: pinned at the start so every window samples alike
     encoder_id: str
     ocr_engine: str | None = None
-    window_seconds: float = 120.0
+    window_seconds: float = VideoJobPolicy.window_seconds
     step: int = 0  # the next step to run: a window, or (once scanned) the last step
     cursor: dict[str, Any] | None = None  # where the next window starts (None: at the beginning)
     scanned: bool = False  # every window is checkpointed; the next step aggregates
@@ -210,7 +211,7 @@ class VideoJobState:
                 sampling=dict(d["sampling"]),
                 encoder_id=d["encoder_id"],
                 ocr_engine=d.get("ocr_engine"),
-                window_seconds=float(d.get("window_seconds", 120.0)),
+                window_seconds=float(d.get("window_seconds", VideoJobPolicy.window_seconds)),
                 step=int(d.get("step", 0)),
                 cursor=d.get("cursor"),
                 scanned=bool(d.get("scanned", False)),

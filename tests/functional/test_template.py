@@ -186,9 +186,14 @@ def test_template_functions_match_resources_py(resources):
 
 def test_template_functions_read_the_settings_handlers_read(template):
     env = template["Globals"]["Function"]["Environment"]["Variables"]
+    from tagsmith.config import ENV_NAMES
+
+    # every queue a function sends to, under the name Settings reads; no variable nothing reads
     for q in STACK.queues:
-        name = q.name.upper().replace("-", "_")
-        assert env[f"TAGSMITH_{name}_QUEUE_URL"] == {"Ref": generate.queue_id(q.name)}
+        field = f"{q.name.replace('-', '_')}_queue_url"
+        if q.name != "ingest":
+            assert env[ENV_NAMES[field]] == {"Ref": generate.queue_id(q.name)}
+    assert {k for k in env if k.startswith("TAGSMITH_")} <= set(ENV_NAMES.values())
     assert env["TAGSMITH_ENCODER_CACHE"] == generate.ENCODER_CACHE
     assert env["TAGSMITH_OPENSEARCH_AUTH"] == "sigv4"
     from tagsmith.config import Settings

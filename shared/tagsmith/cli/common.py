@@ -74,7 +74,9 @@ def open_session(target: Target) -> Session:
     from tagsmith.search import InMemorySearchIndex
     from tagsmith.storage import FileObjectStore
 
-    settings = Settings(
+    # the local stack's buckets, and the deployment's tuning (encoder recipe, retrain rule) as the
+    # stack's functions would read it
+    settings = Settings.local(
         data_bucket=STACK.bucket_name("data"),
         assets_bucket=STACK.bucket_name("assets"),
         encoder_cache_dir=home / "cache",

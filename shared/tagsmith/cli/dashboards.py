@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import urllib.error
 import urllib.request
 from typing import Annotated, Any
@@ -12,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from tagsmith.cli.common import JsonOpt, out, run_or_exit
+from tagsmith.config import LocalSettings
 from tagsmith.errors import InvalidInputError, TagsmithError, TransientError
 
 app = typer.Typer()
@@ -78,7 +78,7 @@ def import_(
         if dry_run:
             print(ndjson.decode(), end="")
             return
-        result = import_saved_objects(url, ndjson, auth=os.environ.get("TAGSMITH_DASHBOARDS_AUTH"))
+        result = import_saved_objects(url, ndjson, auth=LocalSettings.from_env().dashboards_auth)
         if as_json:
             print(json.dumps(result, ensure_ascii=False))
         else:

@@ -89,8 +89,12 @@ def train(
         ),
     ] = None,
     review_floor: Annotated[
-        float, typer.Option(help="confidence below which a tag is not even suggested")
-    ] = 0.2,
+        float | None,
+        typer.Option(
+            help="confidence below which a tag is not even suggested (default: every model's default floor)",
+            show_default=False,
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="make the new version active even if it is worse than the active one"),
@@ -142,6 +146,7 @@ def train(
     happen to uploads, where the report is and what to do next.
     """
     from tagsmith.tagmodels import ModelKind
+    from tagsmith.tagmodels.model import DEFAULT_REVIEW_FLOOR
     from tagsmith.trainer import validate_augment
     from tagsmith.trainjobs import TrainingRequest
 
@@ -164,7 +169,7 @@ def train(
             examples=tuple(examples or ()),
             kind=model_kind,
             threshold=threshold,
-            review_floor=review_floor,
+            review_floor=DEFAULT_REVIEW_FLOOR if review_floor is None else review_floor,
             force=force,
             corrections=corrections,
             label_attribute=label_attribute,

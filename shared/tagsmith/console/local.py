@@ -1,14 +1,13 @@
 """The console inside the local stack (``make run``): start it, hand out a demo reviewer token.
 
-Settings (read here, at the entry point): ``TAGSMITH_CONSOLE_PORT`` (default 8780; a busy port
-falls back to any free one); corrections per retrain come from the deployment's settings
-(``TAGSMITH_RETRAIN_EVERY``, :class:`tagsmith.config.Settings`), as for every entry point.
+Its port is :attr:`tagsmith.config.LocalSettings.console_port` (``TAGSMITH_CONSOLE_PORT``, a busy
+port falls back to any free one); corrections per retrain come from the deployment's settings
+(:attr:`tagsmith.config.Settings.retrain_every`), as for every entry point.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from tagsmith.auth import AuthError, TokenStore
+from tagsmith.config import LocalSettings
 from tagsmith.console.api import ConsoleServices, Request, Response
 from tagsmith.console.server import ConsoleServer, start_console
 
 log = logging.getLogger(__name__)
-DEFAULT_PORT = 8780
 
 
 @dataclass
@@ -80,13 +79,12 @@ def start_local_console(
     routes: Callable[[Request], Response | None] | None = None,
 ) -> LocalConsole:
     """The console on ``TAGSMITH_CONSOLE_PORT``; ``routes`` (the local HTTP API) are served beside it."""
-    env = os.environ
     services = ConsoleServices.from_components(components)
     token = demo_token(services.tokens, tenant, Path(home) / "console-token.txt")
     server = start_console(
         services,
         host=host,
-        port=_port(host, int(env.get("TAGSMITH_CONSOLE_PORT", DEFAULT_PORT))),
+        port=_port(host, LocalSettings.from_env().console_port),
         routes=routes,
     )
     return LocalConsole(server=server, tenant=tenant, token=token)

@@ -30,13 +30,13 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tagsmith.config import Settings
+from tagsmith.config import LOCAL_ENV_NAMES, LocalSettings, Settings, tuning_env
 from tagsmith.keys import records_prefix
 from tagsmith.local.durable import DurableState
 from tagsmith.local.resources import STACK, StackDef
@@ -46,6 +46,12 @@ from tagsmith.storage import S3ObjectStore
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ACCESS_KEY = "testing"  # moto accepts any credentials; fixed ones keep every process in one account
+#: What boto3 needs to sign a request to moto (the SDK's own variables, not Tagsmith settings).
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+    "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,9 @@ class StackConfig:
     opensearch_port: int = 9200
     functions_dir: Path = REPO_ROOT / "functions"
     definition: StackDef = STACK
-    encoder_recipe: str = ""  # TAGSMITH_ENCODER_RECIPE: a built-in recipe id ("": the default)
+    # The deployment's tuning the functions get (TAGSMITH_ENCODER_RECIPE, TAGSMITH_RETRAIN_EVERY,
+    # limits: tagsmith.config.tuning_env); the stack decides the buckets, queues and endpoints.
+    tuning: dict[str, str] = field(default_factory=dict)
     sweep_seconds: float = 30.0  # the sweep function's interval (AWS: its EventBridge schedule)
     sweep_settle: float = 5.0  # records younger than this are left to the next sweep
     # Where handlers and clients reach moto and osmem ("": directly). `make faults` puts its
@@ -66,18 +74,20 @@ class StackConfig:
     fsync: bool = False  # also survive a power cut (several ms per write)
 
     @classmethod
-    def from_env(cls) -> StackConfig:
-        e = os.environ
-        return cls(
-            home=Path(e.get("TAGSMITH_HOME", str(REPO_ROOT / "var"))),
-            moto_port=int(e.get("TAGSMITH_MOTO_PORT", 4566)),
-            opensearch_port=int(e.get("TAGSMITH_OPENSEARCH_PORT", 9200)),
-            encoder_recipe=e.get("TAGSMITH_ENCODER_RECIPE", ""),
-            sweep_seconds=float(e.get("TAGSMITH_SWEEP_SECONDS", 30)),
-            client_endpoint_url=e.get("TAGSMITH_CLIENT_ENDPOINT_URL", ""),
-            client_opensearch_url=e.get("TAGSMITH_CLIENT_OPENSEARCH_URL", ""),
-            fsync=e.get("TAGSMITH_FSYNC", "") in ("1", "true"),
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
+        local = LocalSettings.from_env(env)
+        config = cls(
+            home=local.home or REPO_ROOT / "var",
+            moto_port=local.moto_port,
+            opensearch_port=local.opensearch_port,
+            tuning=tuning_env(env),
+            sweep_seconds=local.sweep_seconds,
+            client_endpoint_url=local.client_endpoint_url,
+            client_opensearch_url=local.client_opensearch_url,
+            fsync=local.fsync,
         )
+        Settings.local(config.tuning, data_bucket="-")  # a malformed setting stops the stack at start
+        return config
 
 
 @dataclass
@@ -92,7 +102,7 @@ class StackInfo:
     queue_urls: dict[str, str]
     home: str
     console_url: str = ""
-    encoder_recipe: str = ""
+    tuning: dict[str, str] = field(default_factory=dict)  # StackConfig.tuning
     event_bus: str = ""
     opensearch_pid: int = 0
     moto_url: str = ""  # moto and osmem themselves (endpoint_url / opensearch_url may be proxies)
@@ -100,7 +110,9 @@ class StackInfo:
     sweep_settle: float = 5.0
 
     def settings(self) -> Settings:
-        return Settings(
+        """The settings of this stack's functions: its resources, and the tuning it started with."""
+        return Settings.local(
+            self.tuning,
             data_bucket=self.data_bucket,
             assets_bucket=self.assets_bucket,
             training_queue_url=self.queue_urls.get("training", ""),
@@ -109,11 +121,11 @@ class StackInfo:
             event_bus=self.event_bus,
             webhooks_queue_url=self.queue_urls.get("webhooks", ""),
             webhooks_dlq_url=self.queue_urls.get("webhooks-dlq", ""),
+            # a local stack's webhooks go to loopback receivers, over plain http
             webhooks_allow_private=True,
             opensearch_url=self.opensearch_url,
             endpoint_url=self.endpoint_url,
             encoder_cache_dir=Path(self.home) / "cache",
-            encoder_recipe=self.encoder_recipe or None,
             sweep_settle_seconds=self.sweep_settle,
         )
 
@@ -126,28 +138,9 @@ class StackInfo:
         )
 
     def environment(self) -> dict[str, str]:
-        """The environment a handler sees in this stack, as Lambda would give it."""
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-            "TAGSMITH_DATA_BUCKET": self.data_bucket,
-            "TAGSMITH_ASSETS_BUCKET": self.assets_bucket,
-            "TAGSMITH_TRAINING_QUEUE_URL": self.queue_urls.get("training", ""),
-            "TAGSMITH_BACKFILL_QUEUE_URL": self.queue_urls.get("backfill", ""),
-            "TAGSMITH_VIDEO_JOBS_QUEUE_URL": self.queue_urls.get("video-jobs", ""),
-            "TAGSMITH_EVENT_BUS": self.event_bus,
-            "TAGSMITH_WEBHOOKS_QUEUE_URL": self.queue_urls.get("webhooks", ""),
-            "TAGSMITH_WEBHOOKS_DLQ_URL": self.queue_urls.get("webhooks-dlq", ""),
-            # a local stack's webhooks go to loopback receivers, over plain http
-            "TAGSMITH_WEBHOOKS_ALLOW_PRIVATE": "1",
-            "TAGSMITH_OPENSEARCH_URL": self.opensearch_url,
-            "TAGSMITH_ENCODER_CACHE": str(Path(self.home) / "cache"),
-            "TAGSMITH_ENCODER_RECIPE": self.encoder_recipe,
-            "TAGSMITH_SWEEP_SETTLE_SECONDS": str(self.sweep_settle),
-        }
+        """The environment a handler sees in this stack, as Lambda would give it: moto's
+        credentials and :meth:`settings` (``Settings.to_env``)."""
+        return {**CREDENTIALS, **self.settings().to_env()}
 
     @classmethod
     def read(cls, home: Path) -> StackInfo | None:
@@ -219,14 +212,10 @@ class LocalStack:
             if not _port_free(cfg.host, port):
                 raise RuntimeError(
                     f"port {port} for {name} is in use: stop what holds it, or set "
-                    f"TAGSMITH_{'MOTO' if name == 'moto' else 'OPENSEARCH'}_PORT to another port"
+                    f"{LOCAL_ENV_NAMES['moto_port' if name == 'moto' else 'opensearch_port']} to another port"
                 )
         cfg.home.mkdir(parents=True, exist_ok=True)
-        for k, v in {
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
+        for k, v in CREDENTIALS.items():
             os.environ.setdefault(k, v)
 
         self.progress("starting moto (S3, SQS)")
@@ -277,7 +266,7 @@ class LocalStack:
             data_bucket=buckets["data"],
             queue_urls=queue_urls,
             home=str(cfg.home),
-            encoder_recipe=cfg.encoder_recipe,
+            tuning=dict(cfg.tuning),
             event_bus=d.bus_name(),
             opensearch_pid=self._osmem.process.pid,
             moto_url=endpoint,

@@ -53,6 +53,7 @@ from tagsmith.tagmodels.calibration import (
 )
 from tagsmith.tagmodels.model import TextFeatures, TextHead
 from tagsmith.tagmodels.training import (
+    _TEMPERATURES,
     CV_FOLDS,
     DEFAULT_RIDGE_ALPHA,
     LABEL_SMOOTHING,
@@ -70,7 +71,6 @@ __all__ = ["DEFAULT_TEXT_ALPHA", "TEXT_WEIGHTS", "FusedHead", "fit_fused_head", 
 DEFAULT_TEXT_ALPHA = 1.0
 #: Text weights tried by cross-validation (0: text ignored).
 TEXT_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0)
-_TEMPERATURES = np.geomspace(1.0, 300.0, 60)
 #: Without cross-validation (fewer than 2 examples of some tag): fixed scale and weight.
 _UNVALIDATED_SCALE, _UNVALIDATED_WEIGHT = 10.0, 0.5
 
