@@ -242,7 +242,7 @@ def _long_mode(mode: str) -> dict[str, Any]:
     from tagsmith.queues import MemoryQueue
     from tagsmith.search import InMemorySearchIndex
     from tagsmith.storage import FileObjectStore
-    from tagsmith.videojobs import VideoJobPolicy, VideoJobService
+    from tagsmith.videojobs import VideoJobPolicy
     from tagsmith.wiring import build
 
     clip = make_clip(CACHE / "video" / f"bench-{LONG_SECONDS // 60}min-720p-h264.mp4", LONG_SECONDS)
@@ -264,7 +264,7 @@ def _long_mode(mode: str) -> dict[str, Any]:
         queue = MemoryQueue()
         if mode == "job":
             policy = VideoJobPolicy(inline_seconds=0.0, window_seconds=LONG_WINDOW, margin_seconds=0.0)
-            c.ingest.video_jobs = VideoJobService(ingest=c.ingest, queue=queue, policy=policy)
+            c.ingest.video_jobs = c.video_job_service(queue, policy)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         info = c.store.head("assets", "bench/long.mp4")
         assert info is not None

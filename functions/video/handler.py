@@ -24,7 +24,7 @@ MAX_RECEIVES = STACK.queue("video-jobs").max_receive_count
 
 
 def jobs() -> VideoJobService:
-    service = components().ingest.video_jobs
+    service = components().video_jobs
     if service is None:
         raise ConfigurationError(
             "TAGSMITH_VIDEO_JOBS_QUEUE_URL is not set: the video function needs its queue"

@@ -44,9 +44,9 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tagsmith.assetwriter import IngestOutcome
 from tagsmith.errors import InvalidInputError, NotFoundError, TransientError
 from tagsmith.events import ObjectRef
-from tagsmith.ingest import IngestOutcome
 from tagsmith.keys import tenant_prefix, validate_model_id, validate_tenant
 from tagsmith.records import utc_now
 from tagsmith.sqsbatch import IngestFn

@@ -46,10 +46,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
+from tagsmith.assetwriter import IngestOutcome, log_outcome
 from tagsmith.errors import InvalidKeyError
 from tagsmith.events import ObjectRef
-from tagsmith.ingest import IngestOutcome, delete_stale_thumbnails, log_outcome
 from tagsmith.keys import parse_asset_key
+from tagsmith.previews import delete_stale_thumbnails
 from tagsmith.records import AssetRecord, AssetStatus, Cause, utc_now
 from tagsmith.review import ReviewStatus, ReviewStore, review_item_id
 from tagsmith.sqsbatch import IngestFn

@@ -30,27 +30,17 @@ Per object the outcome is one of:
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from tagsmith.assetwriter import AssetWriter, Current, IngestOutcome, log_outcome
 from tagsmith.errors import InvalidInputError, InvalidKeyError, NotFoundError, TagsmithError
 from tagsmith.events import ObjectRef
 from tagsmith.keys import AssetKey, parse_asset_key
 from tagsmith.previews import PreviewMaker, preview_from, preview_key
 from tagsmith.projections import Projections
-from tagsmith.queues import Queue
-from tagsmith.records import (
-    AssetRecord,
-    AssetStatus,
-    Cause,
-    Failure,
-    SourceObject,
-    TagState,
-    TextLine,
-    merge_tags,
-)
+from tagsmith.records import AssetRecord, AssetStatus, Cause, SourceObject, TagState, TextLine
 from tagsmith.review import ReviewStore
 from tagsmith.storage import ObjectStore, RecordStore
 from tagsmith.tagging import PreparedImage, Proposal, Tagger
@@ -61,22 +51,19 @@ from tagsmith.video import (
     MediaSettings,
     SamplingPolicy,
     TenantMediaSettings,
-    VideoAnalysis,
     VideoReader,
     VideoTagger,
     sniff_media,
 )
-from tagsmith.video.analysis import thumbnails_prefix
-from tagsmith.videojobs import VideoJobPolicy, VideoJobService
 
 if TYPE_CHECKING:
     from tagsmith.ocr import OcrEngine
     from tagsmith.outbound import Outbound
     from tagsmith.search import SearchIndex
     from tagsmith.storage.texts import TextCache
+    from tagsmith.videojobs import VideoJobService
 
 log = logging.getLogger(__name__)
-Current = tuple[AssetRecord, str] | None  # a record as read, with its ETag (None: no record yet)
 
 
 @dataclass(frozen=True)
@@ -86,32 +73,6 @@ class VideoJob:
     asset: AssetKey
     source: SourceObject
     current: Current
-
-
-@dataclass(frozen=True)
-class IngestOutcome:
-    key: str
-    status: str  # tagged | unchanged | failed | rejected | skipped | queued (a long video's job started)
-    tenant: str | None = None
-    record: AssetRecord | None = None
-    message: str = ""
-
-
-def log_outcome(kind: str, outcome: IngestOutcome) -> None:
-    """One INFO line per object and outcome, ``unchanged`` included: a redelivery that changes
-    nothing is visible in the logs too."""
-    log.info(
-        "%s %s%s",
-        kind,
-        outcome.status,
-        f": {outcome.message}" if outcome.message else "",
-        extra={"tenant": outcome.tenant, "key": outcome.key, "outcome": outcome.status},
-    )
-
-
-def failure_code(error: Exception) -> str:
-    name = type(error).__name__.removesuffix("Error")
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 class IngestService:
@@ -127,10 +88,10 @@ class IngestService:
         ocr: OcrEngine | None = None,
         media_settings: TenantMediaSettings | None = None,
         texts: TextCache | None = None,
-        video_job_queue: Queue | None = None,
-        video_job_policy: VideoJobPolicy | None = None,
+        video_jobs: VideoJobService | None = None,
         outbound: Outbound | None = None,
         projections: Projections | None = None,
+        writer: AssetWriter | None = None,
     ) -> None:
         self.store = store
         self.records = records
@@ -157,12 +118,16 @@ class IngestService:
                 max_bytes=tagger.limits.max_object_bytes,
             ),
         )
-        # long videos become resumable jobs on their own queue; without one they are tagged inline
-        self.video_jobs = (
-            VideoJobService(ingest=self, queue=video_job_queue, policy=video_job_policy or VideoJobPolicy())
-            if video_job_queue is not None
-            else None
+        # the record and what follows it (shared with video jobs, which commit what they tag)
+        self.writer = writer or AssetWriter(
+            store=store,
+            records=records,
+            projections=self.projections,
+            encoder_key=tagger.encoder_key,
+            outbound=outbound,
         )
+        # long videos become resumable jobs on their own queue; without one they are tagged inline
+        self.video_jobs = video_jobs
 
     def ingest(
         self, refs: Sequence[ObjectRef], *, cause: Cause = Cause.UPLOAD
@@ -217,13 +182,6 @@ class IngestService:
             if isinstance(r, IngestOutcome) and r.record is not None and r.record.key in errors:
                 results[i] = errors[r.record.key]
 
-    def _publish_one(self, outcome: IngestOutcome) -> IngestOutcome:
-        if self.outbound is not None and outcome.record is not None:
-            errors = self.outbound.after_write([outcome.record])
-            if errors:
-                raise next(iter(errors.values()))
-        return outcome
-
     def _prepare(
         self, ref: ObjectRef, cause: Cause = Cause.UPLOAD
     ) -> IngestOutcome | VideoJob | tuple[AssetKey, SourceObject, Current, PreparedImage]:
@@ -241,7 +199,7 @@ class IngestService:
         source = SourceObject(ref.bucket, ref.key, info.etag, info.size)
         current = self.records.get(asset)
         existing = current[0] if current else None
-        if existing is not None and self._is_current(existing, source, asset.tenant):
+        if existing is not None and self.is_current(existing, source, asset.tenant):
             # A redelivery (or a retry after a crash or a timeout mid-commit): the record is done,
             # but what is written after it may not be. Repair every projection, not just the index.
             repair = self.projections.ensure(existing)
@@ -272,14 +230,11 @@ class IngestService:
         except NotFoundError:
             return IngestOutcome(ref.key, "skipped", asset.tenant, message="object no longer exists")
         except InvalidInputError as e:
-            return self._fail(asset, source, e, cause)
+            return self.writer.fail(asset, source, e, cause)
         return asset, source, current, prepared
 
     def is_current(self, record: AssetRecord, source: SourceObject, tenant: str) -> bool:
         """Whether ``record`` already describes this object version as the tenant's models see it now."""
-        return self._is_current(record, source, tenant)
-
-    def _is_current(self, record: AssetRecord, source: SourceObject, tenant: str) -> bool:
         if record.source.etag != source.etag or record.source.bucket != source.bucket:
             return False
         if record.status is AssetStatus.FAILED:
@@ -290,52 +245,6 @@ class IngestService:
         if self._ocr_for(tenant, video=record.duration is not None) is not None and record.ocr_engine is None:
             return False  # the tenant turned OCR on since: read the text now
         return record.models == models and record.encoder_id == self.tagger.encoder_key(tenant)
-
-    def _fail(
-        self, asset: AssetKey, source: SourceObject, error: InvalidInputError, cause: Cause = Cause.UPLOAD
-    ) -> IngestOutcome:
-        failure = Failure(failure_code(error), str(error))
-        log.warning(
-            "asset cannot be tagged: %s",
-            failure.message,
-            extra={"tenant": asset.tenant, "key": asset.key, "code": failure.code},
-        )
-
-        def change(record: AssetRecord | None) -> AssetRecord | None:
-            if self._deleted_meanwhile(record, source):
-                return None
-            tags = record.tags if record else ()
-            return AssetRecord(
-                tenant=asset.tenant,
-                path=asset.path,
-                source=source,
-                status=AssetStatus.FAILED,
-                tags=tuple(t for t in tags if t.is_human),
-                failure=failure,
-            )
-
-        record = self.records.update(asset, change, cause=cause)
-        if record is not None and record.status is AssetStatus.DELETED:
-            return self._skipped_deleted(asset, record)
-        if record is not None:
-            self.projections.project(record)
-        return IngestOutcome(asset.key, "failed", asset.tenant, record, failure.message)
-
-    def _deleted_meanwhile(self, record: AssetRecord | None, source: SourceObject) -> bool:
-        """Whether the record became a tombstone for the object version this ingestion read: writing
-        would bring a deleted asset back to life. Only a tombstone costs a HEAD: an upload after the
-        deletion finds its object there and revives the asset as usual."""
-        if record is None or record.status is not AssetStatus.DELETED:
-            return False
-        info = self.store.head(source.bucket, source.key)
-        return info is None or info.etag != source.etag
-
-    def _skipped_deleted(self, asset: AssetKey, record: AssetRecord) -> IngestOutcome:
-        log.info(
-            "object deleted while it was being tagged: the tombstone stays",
-            extra={"tenant": asset.tenant, "key": asset.key},
-        )
-        return IngestOutcome(asset.key, "skipped", asset.tenant, record, "deleted while it was being tagged")
 
     def _tag(
         self,
@@ -394,9 +303,9 @@ class IngestService:
             )
 
         def change(record: AssetRecord | None) -> AssetRecord | None:
-            if self._deleted_meanwhile(record, source):
+            if self.writer.deleted_meanwhile(record, source):
                 return None
-            return self._tagged_record(
+            return self.writer.tagged_record(
                 asset, source, proposal, record,
                 media_type=decoded.mime, width=decoded.width, height=decoded.height,
                 content_sha256=prepared.sha256,
@@ -407,12 +316,12 @@ class IngestService:
         record = self.records.update(asset, change, cause=cause, known=current)
         assert record is not None
         if record.status is AssetStatus.DELETED:
-            return self._skipped_deleted(asset, record)
+            return self.writer.skipped_deleted(asset, record)
         previous = current[0] if current else None
         self.projections.sync_reviews(record, previous, set(proposal.models))
         self.projections.project(record)
         if previous is not None and previous.source.etag != record.source.etag:
-            self.delete_stale_thumbnails(record)  # the replaced version's preview (or video frames)
+            self.writer.delete_stale_thumbnails(record)  # the replaced version's preview (or video frames)
         for t in record.tags:
             if t.source.value == "ai":
                 log.info(
@@ -529,135 +438,14 @@ class IngestService:
         except NotFoundError:
             return IngestOutcome(asset.key, "skipped", asset.tenant, message="object no longer exists")
         except InvalidInputError as e:
-            return self.fail_video(asset, source, e, cause)
+            return self.writer.fail_video(asset, source, e, cause)
         analysis = self.video.aggregate(
             asset.tenant, path=asset.path, etag=source.etag, info=info, scan=scan, models=models,
             thumbnail=scan.thumbnails.__getitem__,
         )  # fmt: skip
-        return self.commit_video(
+        return self.writer.commit_video(
             asset, source, job.current, analysis, ocr.engine_id if ocr else None, cause=cause
-        )
-
-    def commit_video(
-        self,
-        asset: AssetKey,
-        source: SourceObject,
-        current: Current,
-        analysis: VideoAnalysis,
-        ocr_engine: str | None,
-        *,
-        cause: Cause = Cause.UPLOAD,
-    ) -> IngestOutcome:
-        """Write a video's analysis: thumbnails, then the record (compare-and-swap), review items,
-        the index, the thumbnails of older versions that no record points at any more, and last
-        the outbound projections (change event, object tags, sidecar)."""
-        log.info(
-            "video %.1f s: %d frames, %d segments (decode %.2f s, embed %.2f s, OCR %.2f s)",
-            analysis.duration, analysis.frames, len(analysis.segments),
-            analysis.seconds.get("decode", 0.0), analysis.seconds.get("embed", 0.0),
-            analysis.seconds.get("ocr", 0.0),
-            extra={"tenant": asset.tenant, "key": asset.key},
-        )  # fmt: skip
-        for key, jpeg in analysis.thumbnails.items():  # written before the record that points at them
-            self.store.put(self.records.bucket, key, jpeg, content_type="image/jpeg")
-        proposal, info = analysis.proposal, analysis.info
-
-        def change(record: AssetRecord | None) -> AssetRecord | None:
-            if self._deleted_meanwhile(record, source):
-                return None
-            return self._tagged_record(
-                asset, source, proposal, record,
-                media_type=info.mime, width=info.width, height=info.height,
-                duration=analysis.duration, segments=analysis.segments,
-                text_lines=analysis.text_lines or (),
-                ocr_engine=ocr_engine if analysis.text_lines is not None else None,
-            )  # fmt: skip
-
-        record = self.records.update(asset, change, cause=cause, known=current)
-        assert record is not None
-        if record.status is AssetStatus.DELETED:
-            for key in analysis.thumbnails:  # nothing will ever point at them
-                self.store.delete(self.records.bucket, key)
-            return self._skipped_deleted(asset, record)
-        self.projections.sync_reviews(record, current[0] if current else None, set(proposal.models))
-        self.projections.project(record)
-        self.delete_stale_thumbnails(record)
-        return self._publish_one(IngestOutcome(asset.key, "tagged", asset.tenant, record))
-
-    def fail_video(
-        self, asset: AssetKey, source: SourceObject, error: InvalidInputError, cause: Cause = Cause.UPLOAD
-    ) -> IngestOutcome:
-        """A video that cannot be tagged: a ``failed`` record, then its old thumbnails go."""
-        outcome = self._fail(asset, source, error, cause)
-        if outcome.record is not None:
-            self.delete_stale_thumbnails(outcome.record)
-        return self._publish_one(outcome)
-
-    def publish(self, record: AssetRecord) -> None:
-        """The outbound projections of ``record`` if its revision is not published yet (a video
-        job that finds its record already written); raises the error to retry."""
-        self._publish_one(IngestOutcome(record.key, "unchanged", record.tenant, record))
-
-    def delete_stale_thumbnails(self, record: AssetRecord) -> int:
-        """See :func:`delete_stale_thumbnails`."""
-        return delete_stale_thumbnails(self.store, self.records.bucket, record)
-
-    def _tagged_record(
-        self,
-        asset: AssetKey,
-        source: SourceObject,
-        proposal: Proposal,
-        record: AssetRecord | None,
-        **facts: Any,
-    ) -> AssetRecord:
-        """The record after tagging: the models' proposals merged with what ``record`` holds (human
-        decisions win, see :func:`merge_tags`), plus the media facts of this object version."""
-        tags = merge_tags(
-            record.tags if record else (),
-            proposal.assignments,
-            models_run=set(proposal.models),
-            exclusive_models=proposal.exclusive_models,
-        )
-        return AssetRecord(
-            tenant=asset.tenant,
-            path=asset.path,
-            source=source,
-            status=AssetStatus.TAGGED,
-            encoder_id=self.tagger.encoder_key(asset.tenant),
-            models=dict(proposal.models),
-            tags=tags,
-            **facts,
         )
 
     def _taxonomies(self, tenant: str) -> dict[str, Any]:
         return {m.model_id: m.taxonomy for m in self.tagger.models.for_tenant(tenant)}
-
-
-def delete_stale_thumbnails(store: ObjectStore, bucket: str, record: AssetRecord) -> int:
-    """Delete the asset's segment thumbnails that ``record`` (just written) no longer points at:
-    those of replaced versions and of segments that are gone. Never before the record is
-    written (a reader of the old record would find its pictures gone), and never a thumbnail
-    of the object version now in the bucket (its own ingest may be about to point at it). For a
-    tombstone (no segments, no object) that is every thumbnail of the asset.
-    Idempotent: a second call finds nothing to delete. Returns how many were deleted."""
-    prefix = thumbnails_prefix(record.tenant, record.path)
-    keep = {s.thumbnail_key for s in record.segments}
-    if record.status is not AssetStatus.DELETED:
-        keep.add(preview_key(record.tenant, record.path, record.source.etag))
-    stale = []
-    for info in store.list(bucket, prefix):
-        version, _, name = info.key[len(prefix) :].partition("/")
-        if not name or "/" in name or info.key in keep:
-            continue  # another asset's (a path below this one), or in use
-        stale.append((version, info.key))
-    if any(version != record.source.etag for version, _ in stale):
-        head = store.head(record.source.bucket, record.source.key)
-        newest = head.etag if head is not None else None
-        stale = [(v, k) for v, k in stale if v == record.source.etag or v != newest]
-    for _, key in stale:
-        store.delete(bucket, key)
-    if stale:
-        log.info(
-            "deleted %d stale thumbnails", len(stale), extra={"tenant": record.tenant, "key": record.key}
-        )
-    return len(stale)

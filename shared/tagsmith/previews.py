@@ -9,7 +9,7 @@ reduced scale). So ingestion, which decodes the image anyway, writes a preview o
 
 before the record that describes that version (as video thumbnails are), and the console serves
 it, downscaling a ~1 MP JPEG for smaller sizes. Like thumbnails, a preview belongs to one object
-version: :func:`tagsmith.ingest.delete_stale_thumbnails` drops those of replaced versions and of
+version: :func:`delete_stale_thumbnails` drops those of replaced versions and of
 deleted assets. A missing preview (an asset ingested before previews existed, or a crash between
 the preview and the record) is a projection like any other: the sweep and the console make it once,
 one at a time (:class:`PreviewMaker`), and store it.
@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from tagsmith.errors import InvalidInputError, TransientError
+from tagsmith.records import AssetStatus
 from tagsmith.video.analysis import thumbnails_prefix
+from tagsmith.video.decode import video_frame_from
 
 if TYPE_CHECKING:
     from tagsmith.encoder import DecodedImage
@@ -138,11 +140,39 @@ class PreviewMaker:
 
     def _make(self, record: AssetRecord) -> bytes:
         if record.media_type and record.media_type.startswith("video/"):
-            from tagsmith.console.media import video_frame_from
-
             with self.store.open(record.source.bucket, record.source.key) as f:
                 return jpeg_preview(video_frame_from(f))
         if record.source.size > self.max_bytes:
             raise InvalidInputError(f"{record.key} is over {self.max_bytes:,} bytes: no preview")
         data = self.store.get(record.source.bucket, record.source.key).body
         return preview_from(data, max_pixels=self.max_pixels)
+
+
+def delete_stale_thumbnails(store: ObjectStore, bucket: str, record: AssetRecord) -> int:
+    """Delete the asset's segment thumbnails that ``record`` (just written) no longer points at:
+    those of replaced versions and of segments that are gone. Never before the record is
+    written (a reader of the old record would find its pictures gone), and never a thumbnail
+    of the object version now in the bucket (its own ingest may be about to point at it). For a
+    tombstone (no segments, no object) that is every thumbnail of the asset.
+    Idempotent: a second call finds nothing to delete. Returns how many were deleted."""
+    prefix = thumbnails_prefix(record.tenant, record.path)
+    keep = {s.thumbnail_key for s in record.segments}
+    if record.status is not AssetStatus.DELETED:
+        keep.add(preview_key(record.tenant, record.path, record.source.etag))
+    stale = []
+    for info in store.list(bucket, prefix):
+        version, _, name = info.key[len(prefix) :].partition("/")
+        if not name or "/" in name or info.key in keep:
+            continue  # another asset's (a path below this one), or in use
+        stale.append((version, info.key))
+    if any(version != record.source.etag for version, _ in stale):
+        head = store.head(record.source.bucket, record.source.key)
+        newest = head.etag if head is not None else None
+        stale = [(v, k) for v, k in stale if v == record.source.etag or v != newest]
+    for _, key in stale:
+        store.delete(bucket, key)
+    if stale:
+        log.info(
+            "deleted %d stale thumbnails", len(stale), extra={"tenant": record.tenant, "key": record.key}
+        )
+    return len(stale)

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tagsmith.previews import PreviewMaker, record_preview_key
+from tagsmith.previews import PreviewMaker, delete_stale_thumbnails, record_preview_key
 from tagsmith.records import Alternative, AssetRecord, AssetStatus, Segment, TagAssignment
 from tagsmith.review import (
     QueueEntry,
@@ -248,8 +248,6 @@ class Projections:
         return 1
 
     def _delete_stale_thumbnails(self, record: AssetRecord) -> int:
-        from tagsmith.ingest import delete_stale_thumbnails
-
         return delete_stale_thumbnails(self.store, self.data_bucket, record)
 
 

@@ -12,9 +12,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tagsmith.assetwriter import IngestOutcome
 from tagsmith.errors import InvalidInputError
 from tagsmith.events import ObjectRef, parse_storage_changes
-from tagsmith.ingest import IngestOutcome
 
 log = logging.getLogger(__name__)
 

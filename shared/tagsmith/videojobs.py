@@ -44,18 +44,28 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tagsmith.assetwriter import failure_code
 from tagsmith.config import Settings
-from tagsmith.errors import InvalidInputError, InvalidKeyError, NotFoundError, TransientError
+from tagsmith.errors import (
+    InvalidInputError,
+    InvalidKeyError,
+    NotFoundError,
+    TransientError,
+    UnsupportedMediaError,
+)
 from tagsmith.keys import AssetKey, tenant_prefix, validate_tenant
 from tagsmith.queues import Queue
-from tagsmith.records import Failure, SourceObject, TextLine, utc_now
+from tagsmith.records import AssetRecord, Failure, SourceObject, TextLine, utc_now
 from tagsmith.storage.base import ObjectStore
 from tagsmith.storage.cas import JsonDocument
 from tagsmith.video import FrameScan, SamplingPolicy, ScanCursor, VideoInfo, VideoReader
 
 if TYPE_CHECKING:
-    from tagsmith.ingest import IngestService
+    from tagsmith.assetwriter import AssetWriter
     from tagsmith.ocr import OcrEngine
+    from tagsmith.storage import RecordStore
+    from tagsmith.tagging import Tagger
+    from tagsmith.video import VideoTagger
 
 log = logging.getLogger(__name__)
 JOB_SCHEMA = 1
@@ -325,31 +335,41 @@ def decode_window(data: bytes, *, thumbnails: bool = False) -> FrameScan:
 class VideoJobService:
     """Starts jobs (from ingest) and runs their steps (from the video-jobs queue).
 
-    The ingest service does the tagging proper (:meth:`IngestService.commit_video`: thumbnails,
-    the record with compare-and-swap, review items, the index); this class cuts the work into
-    windows and keeps the job's state.
+    This class cuts the work into windows and keeps the job's state; what it is given does the
+    rest: ``video`` scans windows and turns the joined scan into segments and tags, ``writer``
+    commits the result (:meth:`AssetWriter.commit_video`: thumbnails, the record with
+    compare-and-swap, review items, the index), and ``is_current`` is ingestion's rule for a record
+    that already describes the object version (:meth:`tagsmith.ingest.IngestService.is_current`).
     """
 
     def __init__(
         self,
         *,
-        ingest: IngestService,
+        store: ObjectStore,
+        records: RecordStore,
+        tagger: Tagger,
+        video: VideoTagger,
+        writer: AssetWriter,
+        is_current: Callable[[AssetRecord, SourceObject, str], bool],
         queue: Queue,
+        ocr: OcrEngine | None = None,
         policy: VideoJobPolicy = VideoJobPolicy(),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.ingest = ingest
+        self.store = store
+        self.records = records
+        self.tagger = tagger
+        self.video = video
+        self.writer = writer
+        self.is_current = is_current
         self.queue = queue
+        self.ocr = ocr  # None: no OCR, whatever the job asks for
         self.policy = policy
         self.clock = clock
 
     @property
-    def store(self) -> ObjectStore:
-        return self.ingest.store
-
-    @property
     def bucket(self) -> str:
-        return self.ingest.records.bucket
+        return self.records.bucket
 
     # --- job status ---------------------------------------------------------------------------------
     def get(self, tenant: str, path: str) -> VideoJobState | None:
@@ -393,7 +413,7 @@ class VideoJobService:
             status=JobStatus.RUNNING,
             info=asdict(info),
             sampling={"every": sampling.every, "keyframes": sampling.keyframes},
-            encoder_id=self.ingest.tagger.encoder_key(asset.tenant),
+            encoder_id=self.tagger.encoder_key(asset.tenant),
             ocr_engine=ocr_engine,
             window_seconds=self.policy.window_seconds,
         )
@@ -516,7 +536,7 @@ class VideoJobService:
             head = self.store.head(job.source.bucket, job.source.key)
             if head is None or head.etag != job.source.etag:
                 return self._supersede(job)
-            encoder_id = self.ingest.tagger.encoder_key(job.tenant)
+            encoder_id = self.tagger.encoder_key(job.tenant)
             if encoder_id != job.encoder_id:
                 try:
                     # a deploy or a newly promoted model changed the encoders mid-job
@@ -588,7 +608,7 @@ class VideoJobService:
     def _window(self, job: VideoJobState) -> VideoJobState:
         """Scan, embed and checkpoint one window; returns the job moved to its next step."""
         sampling = replace(
-            self.ingest.video.sampling, every=job.sampling["every"], keyframes=job.sampling["keyframes"]
+            self.video.sampling, every=job.sampling["every"], keyframes=job.sampling["keyframes"]
         )
         ocr = self._ocr(job)
         cursor = ScanCursor.from_dict(job.cursor) if job.cursor else None
@@ -596,7 +616,7 @@ class VideoJobService:
         t0 = time.monotonic()
         with self.store.open(job.source.bucket, job.source.key) as f, VideoReader(f, sampling) as video:
             try:
-                scan = self.ingest.video.scan(
+                scan = self.video.scan(
                     video,
                     ocr=ocr,
                     cursor=cursor,
@@ -643,10 +663,10 @@ class VideoJobService:
     def _finish(self, job: VideoJobState) -> str:
         """The last step: join the windows, tag, write the record, review items and index once."""
         asset, source = job.asset, job.source
-        current = self.ingest.records.get(asset)
-        if current is not None and self.ingest.is_current(current[0], source, asset.tenant):
+        current = self.records.get(asset)
+        if current is not None and self.is_current(current[0], source, asset.tenant):
             log.info("video job: the record is already written; cleaning up", extra={"tenant": asset.tenant})
-            self.ingest.publish(current[0])  # a step that died before publishing it
+            self.writer.publish(current[0])  # a step that died before publishing it
         else:
             keys = [window_key(job.tenant, job.path, source.etag, w.step) for w in job.windows]
             parts = [decode_window(self._get(k)) for k in keys]
@@ -662,12 +682,12 @@ class VideoJobService:
                 return cache[n][i]
 
             info = VideoInfo(**job.info)
-            models = self.ingest.tagger.active_models(asset.tenant)
-            analysis = self.ingest.video.aggregate(
+            models = self.tagger.active_models(asset.tenant)
+            analysis = self.video.aggregate(
                 asset.tenant, path=asset.path, etag=source.etag, info=info, scan=scan, models=models,
                 thumbnail=thumbnail,
             )  # fmt: skip
-            self.ingest.commit_video(asset, source, current, analysis, job.ocr_engine)
+            self.writer.commit_video(asset, source, current, analysis, job.ocr_engine)
         self._delete_checkpoints(job.tenant, job.path, source.etag)
         self._update(
             asset,
@@ -697,9 +717,6 @@ class VideoJobService:
 
     def _fail(self, msg: JobStep, reason: str, *, gave_up: bool = False) -> str:
         """End the job ``failed``: the reason on the record (human tags kept) and on the job."""
-        from tagsmith.errors import UnsupportedMediaError
-        from tagsmith.ingest import failure_code
-
         asset = AssetKey(msg.tenant, msg.path)
         error = VideoJobGaveUpError(reason) if gave_up else UnsupportedMediaError(reason)
         failure = Failure(failure_code(error), reason)
@@ -712,14 +729,14 @@ class VideoJobService:
             ),
         )
         if job is not None and job.source.etag == msg.etag and job.status is JobStatus.FAILED:
-            self.ingest.fail_video(asset, job.source, error)
+            self.writer.fail_video(asset, job.source, error)
         self._delete_checkpoints(msg.tenant, msg.path, msg.etag)
         log.warning("video job failed: %s", reason, extra={"tenant": msg.tenant, "key": asset.key})
         return "failed"
 
     # --- helpers ----------------------------------------------------------------------------------------
     def _ocr(self, job: VideoJobState) -> OcrEngine | None:
-        engine = self.ingest.ocr
+        engine = self.ocr
         if job.ocr_engine is None or engine is None:
             return None
         return engine

@@ -6,17 +6,20 @@ builds an adapter or reads the environment.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from tagsmith.assetwriter import AssetWriter
 from tagsmith.config import ConfigurationError, Settings
 from tagsmith.encoder.registry import EncoderSet
 from tagsmith.ingest import IngestService
 from tagsmith.ocr import RapidOcrEngine
 from tagsmith.previews import PreviewMaker
 from tagsmith.projections import Projections
-from tagsmith.queues import SqsQueue
+from tagsmith.queues import Queue, SqsQueue
 from tagsmith.records import Cause
 from tagsmith.review import ReviewStore
 from tagsmith.storage import EmbeddingCache, ObjectStore, RecordStore, S3ObjectStore
@@ -24,8 +27,8 @@ from tagsmith.storage.texts import TextCache
 from tagsmith.tagging import Limits, Tagger
 from tagsmith.tagmodels import ActiveModels, ModelStore
 from tagsmith.trainer import TrainingService
-from tagsmith.video import TenantMediaSettings
-from tagsmith.videojobs import VideoJobPolicy
+from tagsmith.video import TenantMediaSettings, VideoTagger
+from tagsmith.videojobs import VideoJobPolicy, VideoJobService
 
 if TYPE_CHECKING:
     from tagsmith.backfill import BackfillService, DelayQueue
@@ -202,17 +205,57 @@ class Components:
             ocr=self.ocr,
             texts=self.texts,
             media_settings=TenantMediaSettings(store=self.store, bucket=self.settings.data_bucket),
-            video_job_queue=(
-                SqsQueue(client=boto3_client("sqs", self.settings), url=self.settings.video_jobs_queue_url)
-                if self.settings.video_jobs_queue_url
-                else None
-            ),
-            video_job_policy=VideoJobPolicy(
-                inline_seconds=self.settings.video_inline_seconds,
-                window_seconds=self.settings.video_window_seconds,
-            ),
+            video=self.video,
+            video_jobs=self.video_jobs,
             outbound=self.outbound,
             projections=self.projections,
+            writer=self.writer,
+        )
+
+    @cached_property
+    def video(self) -> VideoTagger:
+        """Video scanning and segmenting, shared by inline ingestion and video jobs."""
+        return VideoTagger(tagger=self.tagger)
+
+    @cached_property
+    def writer(self) -> AssetWriter:
+        """Asset records and what follows them, for ingestion and video jobs alike."""
+        return AssetWriter(
+            store=self.store,
+            records=self.records,
+            projections=self.projections,
+            encoder_key=lambda tenant: self.tagger.encoder_key(tenant),
+            outbound=self.outbound,
+        )
+
+    @cached_property
+    def video_jobs(self) -> VideoJobService | None:
+        """Long videos as resumable jobs on the video-jobs queue (None without one: tagged inline)."""
+        if not self.settings.video_jobs_queue_url:
+            return None
+        queue = SqsQueue(client=boto3_client("sqs", self.settings), url=self.settings.video_jobs_queue_url)
+        policy = VideoJobPolicy(
+            inline_seconds=self.settings.video_inline_seconds,
+            window_seconds=self.settings.video_window_seconds,
+        )
+        return self.video_job_service(queue, policy)
+
+    def video_job_service(
+        self, queue: Queue, policy: VideoJobPolicy, *, clock: Callable[[], float] = time.time
+    ) -> VideoJobService:
+        """A :class:`VideoJobService` on ``queue`` (tests give a memory queue and a clock)."""
+        return VideoJobService(
+            store=self.store,
+            records=self.records,
+            tagger=self.tagger,
+            video=self.video,
+            writer=self.writer,
+            # ingestion's rule, looked up when a job finishes: ingestion itself starts the jobs
+            is_current=lambda record, source, tenant: self.ingest.is_current(record, source, tenant),
+            queue=queue,
+            ocr=self.ocr,
+            policy=policy,
+            clock=clock,
         )
 
     @cached_property

@@ -22,7 +22,7 @@ from tagsmith.records import AssetStatus, Source, TagAssignment, TagState
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import S3ObjectStore
 from tagsmith.video.analysis import thumbnails_prefix
-from tagsmith.videojobs import JobStatus, VideoJobPolicy, VideoJobService, checkpoints_prefix
+from tagsmith.videojobs import JobStatus, VideoJobPolicy, checkpoints_prefix
 from tagsmith.wiring import Components, build
 
 from tests.fakes import FakeEncoder
@@ -55,11 +55,8 @@ def stack(moto_aws: dict[str, Any]) -> Iterator[tuple[Components, MemoryQueue, C
     )
     install_colour_model(c)
     queue, clock = MemoryQueue(), Clock()
-    c.ingest.video_jobs = VideoJobService(
-        ingest=c.ingest,
-        queue=queue,
-        policy=VideoJobPolicy(inline_seconds=10.0, window_seconds=4.0, margin_seconds=0.0),
-        clock=clock,
+    c.ingest.video_jobs = c.video_job_service(
+        queue, VideoJobPolicy(inline_seconds=10.0, window_seconds=4.0, margin_seconds=0.0), clock=clock
     )
     yield c, queue, clock
 
@@ -325,7 +322,7 @@ def test_reupload_deletes_the_old_thumbnails_after_the_new_record(stack, monkeyp
     record_write = order.index("put tenants/acme/records/spot.mp4.json")
     deletes = [i for i, op in enumerate(order) if op.startswith("delete ")]
     assert len(deletes) == 3 and min(deletes) > record_write
-    assert c.ingest.delete_stale_thumbnails(new) == 0  # idempotent
+    assert c.writer.delete_stale_thumbnails(new) == 0  # idempotent
 
 
 def test_stale_thumbnails_spare_the_version_being_processed(stack) -> None:
@@ -340,7 +337,7 @@ def test_stale_thumbnails_spare_the_version_being_processed(stack) -> None:
     stale = f"{thumbnails_prefix('acme', 'spot.mp4')}an-old-etag/00001000.jpg"
     c.store.put(DATA, stale, b"\xff\xd8\xff", content_type="image/jpeg")
     # WHEN the older record's cleanup runs (a late redelivery)
-    assert c.ingest.delete_stale_thumbnails(r) == 1
+    assert c.writer.delete_stale_thumbnails(r) == 1
     assert c.store.head(DATA, early) is not None and c.store.head(DATA, stale) is None
     assert all(c.store.head(DATA, s.thumbnail_key or "") for s in r.segments)
 
@@ -360,9 +357,7 @@ def test_tagsmith_record_shows_a_running_job(tmp_path, monkeypatch) -> None:
     )
     install_colour_model(c)
     queue = MemoryQueue()
-    c.ingest.video_jobs = VideoJobService(
-        ingest=c.ingest, queue=queue, policy=VideoJobPolicy(inline_seconds=10.0, window_seconds=4.0)
-    )
+    c.ingest.video_jobs = c.video_job_service(queue, VideoJobPolicy(inline_seconds=10.0, window_seconds=4.0))
     c.ingest.ingest([upload(c, "acme/long.mp4", CLIP)])
     c.ingest.video_jobs.handle(json.dumps(queue.messages.pop(0)), remaining=ONE_WINDOW)
     monkeypatch.setattr("tagsmith.cli.assets.open_session", lambda target: Session(c, "test store"))
@@ -431,7 +426,9 @@ def test_text_read_in_the_windows_equals_the_single_pass(stack) -> None:
     from tests.functional.test_ingest_video import FakeOcr
 
     c, queue, _clock = stack
-    c.ingest.ocr = FakeOcr()  # reads LAKTOSFRI on blue frames
+    assert c.ingest.video_jobs is not None
+    # the same engine for inline ingestion and the job's windows, as the wiring gives them
+    c.ingest.ocr = c.ingest.video_jobs.ocr = FakeOcr()  # reads LAKTOSFRI on blue frames
     c.store.put(DATA, "tenants/acme/tenant.json", json.dumps({"ocr": True}).encode())
     jobs, c.ingest.video_jobs = c.ingest.video_jobs, None
     c.ingest.ingest([upload(c, "acme/inline.mp4", CLIP)])

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 
 import pytest
+from tagsmith.assetwriter import IngestOutcome
 from tagsmith.backfill import (
     BackfillError,
     BackfillOptions,
@@ -22,7 +23,6 @@ from tagsmith.backfill import (
 )
 from tagsmith.errors import InvalidInputError, TransientError
 from tagsmith.events import ObjectRef
-from tagsmith.ingest import IngestOutcome
 from tagsmith.storage import MemoryObjectStore
 
 MODELS = {"product": "20261122-061500-3f9a"}

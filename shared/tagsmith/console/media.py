@@ -4,11 +4,10 @@ enough, else a JPEG preview (a large or exotic image, or a video's first keyfram
 from __future__ import annotations
 
 import io
-from typing import BinaryIO
 
 from PIL import Image
 
-from tagsmith.errors import UnsupportedMediaError
+from tagsmith.video.decode import video_frame_from
 
 BROWSER_IMAGES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
 DEFAULT_MAX_SIDE = 1024
@@ -37,20 +36,3 @@ def preview(
 def video_frame(data: bytes) -> Image.Image:
     """The first keyframe of a video (PyAV decodes keyframes only, which is fast)."""
     return video_frame_from(io.BytesIO(data))
-
-
-def video_frame_from(source: BinaryIO) -> Image.Image:
-    """The first keyframe of a video read from a seekable stream (only what it needs is read)."""
-    try:
-        import av
-    except ImportError as e:  # pragma: no cover - PyAV is optional
-        raise UnsupportedMediaError("video previews need PyAV: pip install av") from e
-    try:
-        with av.open(source, mode="r") as container:
-            stream = container.streams.video[0]
-            stream.codec_context.skip_frame = "NONKEY"
-            for frame in container.decode(stream):
-                return frame.to_image()
-    except (av.error.FFmpegError, IndexError) as e:  # type: ignore[attr-defined]
-        raise UnsupportedMediaError(f"the video cannot be decoded for a preview: {e}") from e
-    raise UnsupportedMediaError("the video has no keyframe to preview")

@@ -409,10 +409,8 @@ class WebhookService:
 
     @classmethod
     def from_components(cls, c: Any) -> WebhookService:
-        from tagsmith.wiring import boto3_client
-
         s = c.settings
-        sqs = boto3_client("sqs", s)
+        sqs = c.sqs
         return cls(
             subscriptions=SubscriptionStore(store=c.store, bucket=s.data_bucket),
             retries=SqsDelayedQueue(client=sqs, url=s.webhooks_queue_url)

@@ -26,7 +26,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from PIL import Image
 
@@ -429,3 +429,20 @@ def _decodable(codec: str) -> bool:
 def _reason(error: BaseException) -> str:
     text = getattr(error, "strerror", None) or str(error)
     return str(text).strip() or type(error).__name__
+
+
+def video_frame_from(source: BinaryIO) -> Image.Image:
+    """The first keyframe of a video read from a seekable stream (only what it needs is read)."""
+    try:
+        import av
+    except ImportError as e:  # pragma: no cover - PyAV is optional
+        raise UnsupportedMediaError("video previews need PyAV: pip install av") from e
+    try:
+        with av.open(source, mode="r") as container:
+            stream = container.streams.video[0]
+            stream.codec_context.skip_frame = "NONKEY"
+            for frame in container.decode(stream):
+                return frame.to_image()
+    except (av.error.FFmpegError, IndexError) as e:  # type: ignore[attr-defined]
+        raise UnsupportedMediaError(f"the video cannot be decoded for a preview: {e}") from e
+    raise UnsupportedMediaError("the video has no keyframe to preview")
