@@ -15,12 +15,11 @@ module and neither imports the other's internals (video jobs get their dependenc
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tagsmith.errors import InvalidInputError
+from tagsmith.errors import TagsmithError
 from tagsmith.keys import AssetKey
 from tagsmith.previews import delete_stale_thumbnails
 from tagsmith.records import AssetRecord, AssetStatus, Cause, Failure, SourceObject, merge_tags
@@ -61,10 +60,9 @@ def log_outcome(kind: str, outcome: IngestOutcome) -> None:
     )
 
 
-def failure_code(error: Exception) -> str:
-    """The code a ``failed`` record carries for ``error``."""
-    name = type(error).__name__.removesuffix("Error")
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+def failure_code(error: TagsmithError) -> str:
+    """The code a ``failed`` record carries for ``error``: the one its class declares."""
+    return error.code
 
 
 class AssetWriter:
@@ -134,9 +132,10 @@ class AssetWriter:
         return IngestOutcome(asset.key, "skipped", asset.tenant, record, "deleted while it was being tagged")
 
     def fail(
-        self, asset: AssetKey, source: SourceObject, error: InvalidInputError, cause: Cause = Cause.UPLOAD
+        self, asset: AssetKey, source: SourceObject, error: TagsmithError, cause: Cause = Cause.UPLOAD
     ) -> IngestOutcome:
-        """A ``failed`` record saying why (human tags kept), and its projections."""
+        """A ``failed`` record saying why (``error``'s code and message; human tags kept), and its
+        projections. ``error`` is an input error, or a video job that gave up."""
         failure = Failure(failure_code(error), str(error))
         log.warning(
             "asset cannot be tagged: %s",
@@ -212,7 +211,7 @@ class AssetWriter:
         return self.publish_one(IngestOutcome(asset.key, "tagged", asset.tenant, record))
 
     def fail_video(
-        self, asset: AssetKey, source: SourceObject, error: InvalidInputError, cause: Cause = Cause.UPLOAD
+        self, asset: AssetKey, source: SourceObject, error: TagsmithError, cause: Cause = Cause.UPLOAD
     ) -> IngestOutcome:
         """A video that cannot be tagged: a ``failed`` record, then its old thumbnails go."""
         outcome = self.fail(asset, source, error, cause)

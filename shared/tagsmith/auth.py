@@ -45,6 +45,8 @@ TOKEN_ID = re.compile(r"^[0-9a-f]{8,64}$")
 class AuthError(TagsmithError):
     """Missing, malformed, unknown, expired or revoked credentials."""
 
+    code = "unauthenticated"
+
 
 @dataclass(frozen=True)
 class Principal:

@@ -64,6 +64,8 @@ OUTCOMES = ("tagged", "unchanged", "queued", "failed", "skipped", "rejected")
 class BackfillError(InvalidInputError):
     """A backfill request that cannot be carried out as asked (bad id, unknown backfill)."""
 
+    code = "backfill_request"
+
 
 # --- the queue boundary ------------------------------------------------------------------------
 class DelayQueue(Protocol):

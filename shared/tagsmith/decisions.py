@@ -74,6 +74,8 @@ log = logging.getLogger(__name__)
 class DecisionError(InvalidInputError):
     """A request that cannot be turned into a decision; the message says what to send instead."""
 
+    code = "decision_request"
+
 
 class Action(StrEnum):
     ACCEPT = "accept"

@@ -55,6 +55,7 @@ from tagsmith.video import (
     VideoTagger,
     sniff_media,
 )
+from tagsmith.videojobs import VideoJobGaveUpError
 
 if TYPE_CHECKING:
     from tagsmith.ocr import OcrEngine
@@ -240,7 +241,7 @@ class IngestService:
         if record.status is AssetStatus.FAILED:
             # the same bad bytes fail the same way: do not redo the work (unless a video job gave
             # up for reasons that were not the file's)
-            return record.failure is None or record.failure.code != "video_job_gave_up"
+            return record.failure is None or record.failure.code != VideoJobGaveUpError.code
         models = {m.model_id: m.version for m in self.tagger.active_models(tenant)}
         if self._ocr_for(tenant, video=record.duration is not None) is not None and record.ocr_engine is None:
             return False  # the tenant turned OCR on since: read the text now

@@ -120,7 +120,9 @@ class SourceObject:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    code: str  # e.g. "unsupported_media", "too_large", "empty_object"
+    # the error's code (tagsmith.errors): unsupported_media, image_too_large, invalid_input (e.g.
+    # an empty object), video_job_gave_up
+    code: str
     message: str
 
 

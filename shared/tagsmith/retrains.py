@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 class RetrainRateError(TransientError):
     """The tenant asked for more retrains than its hourly allowance; ``retry_after`` in seconds."""
 
+    code = "retrain_rate"
+
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after

@@ -50,6 +50,7 @@ from tagsmith.errors import (
     InvalidInputError,
     InvalidKeyError,
     NotFoundError,
+    TagsmithError,
     TransientError,
     UnsupportedMediaError,
 )
@@ -74,10 +75,14 @@ JOB_SCHEMA = 1
 class VideoJobMessageError(InvalidInputError):
     """A video-jobs queue message that is not a job step."""
 
+    code = "video_job_message"
 
-class VideoJobGaveUpError(InvalidInputError):
+
+class VideoJobGaveUpError(TagsmithError):
     """A job step failed on every delivery for reasons that were not the video's. Recorded on the
     asset like a bad file, but not final: the next upload event or backfill tries again."""
+
+    code = "video_job_gave_up"
 
 
 class JobStatus(StrEnum):

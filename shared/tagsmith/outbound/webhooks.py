@@ -64,6 +64,8 @@ MAX_SUBSCRIPTIONS = 20  # per tenant
 class WebhookError(InvalidInputError):
     """A subscription request that cannot be accepted; the message says what to send instead."""
 
+    code = "webhook_request"
+
 
 # --- signatures ----------------------------------------------------------------------------------
 def new_secret() -> str:

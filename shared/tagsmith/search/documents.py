@@ -13,7 +13,7 @@ The document (fields whose value would be ``null`` are left out)::
       "tenant": "acme", "asset_key": "acme/2026/shoot/IMG_1.jpg", "path": "2026/shoot/IMG_1.jpg",
       "media_type": "image/jpeg", "size": 123456, "width": 4000, "height": 3000,
       "uploaded_at": "2026-11-22T06:10:00.000Z", "updated_at": "2026-11-22T06:11:00.000Z",
-      "status": "tagged", "failure_code": "too_large",         # failure_code only when failed
+      "status": "tagged", "failure_code": "image_too_large",         # failure_code only when failed
       "tags": [{"model": "garments", "tag": "scarf", "state": "applied", "source": "ai",
                 "confidence": 0.93, "model_version": "3"}],
       "tag_ids": ["garments/scarf"],                            # visible tags only

@@ -39,6 +39,8 @@ _TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 class SearchIndexError(TagsmithError):
     """The search cluster refused a request in a way a retry will not fix."""
 
+    code = "search_index"
+
 
 @dataclass(frozen=True, slots=True)
 class BulkItemError:

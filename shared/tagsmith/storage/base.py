@@ -12,6 +12,9 @@ from tagsmith.errors import TagsmithError
 class PreconditionFailedError(TagsmithError):
     """A conditional write lost a race: the object changed (or appeared) since it was read."""
 
+    code = "precondition_failed"
+    retryable = True  # read again, merge again
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:

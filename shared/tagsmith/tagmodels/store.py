@@ -48,6 +48,8 @@ class PromotionConflictError(TransientError):
     """``active.json`` moved while a promotion was being decided: another training or a rollback
     won. Transient: deciding again against the version that is active now is the way out."""
 
+    code = "promotion_conflict"
+
     def __init__(self, message: str, *, active: str | None) -> None:
         super().__init__(message)
         self.active = active  # the version active when the conflict was seen
@@ -398,6 +400,8 @@ class ModelLoadError(TransientError):
     then dead-lettered, to be redriven once the version is fixed or rolled back) rather than being
     tagged without that model; no other tenant is affected. Transient because fixing the model
     (``tagsmith models activate`` to roll back) makes the same message succeed."""
+
+    code = "model_load"
 
     def __init__(self, broken: list[BrokenModel]) -> None:
         self.broken = broken
