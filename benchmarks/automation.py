@@ -175,7 +175,7 @@ def train(
     views: bool,
     calibration: Any = None,
 ) -> Any:
-    from tagsmith.trainer import Example
+    from tagsmith.examples import Example
 
     trainer, models = components(cat, recipes, views, calibration)
     examples = [Example.of([label], p, unreadable, sha256=sha_of(cat.name, p)) for p, label in support]

@@ -52,7 +52,7 @@ def _photo(rgb: tuple[int, int, int], seed: int, size: tuple[int, int] = (320, 2
 
 
 def _train(c: Any) -> str:
-    from tagsmith.trainer import Example
+    from tagsmith.examples import Example
 
     examples = [
         Example(tag, f"{tag}-{i}", functools.partial(_photo, rgb, 10_000 + i))

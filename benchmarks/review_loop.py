@@ -86,7 +86,7 @@ def review_queue(model: Any, paths: Sequence[str], x: np.ndarray) -> list[Any]:
 
 
 def loop(cat: Catalogue, k: int, seed: int, strategy: str) -> list[dict[str, Any]]:
-    from tagsmith.trainer import Example
+    from tagsmith.examples import Example
 
     split = load_split(cat.name, k, seed)
     truth = pool_labels(cat.name)

@@ -688,9 +688,9 @@ def throughput(log: Callable[[str], None], *, photos: int = 300, batch: int = 10
     from tagsmith.config import Settings
     from tagsmith.encoder import decode_image
     from tagsmith.events import ObjectRef
+    from tagsmith.examples import Example
     from tagsmith.search import InMemorySearchIndex
     from tagsmith.storage.memory import MemoryObjectStore
-    from tagsmith.trainer import Example
     from tagsmith.wiring import build
 
     split = load_split(5, 0)

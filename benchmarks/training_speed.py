@@ -110,9 +110,10 @@ def _counting(load: Callable[[], bytes], reads: list[int]) -> Callable[[], bytes
 def cached_train(tags: int = 100, per_tag: int = 30) -> dict[str, Any]:
     from tagsmith.config import Settings
     from tagsmith.encoder import CANDIDATE_RECIPES, DEFAULT_RECIPE, EncoderSet
+    from tagsmith.examples import examples_from_folder
     from tagsmith.search import InMemorySearchIndex
     from tagsmith.storage import MemoryObjectStore
-    from tagsmith.trainer import DEFAULT_AUGMENT_VIEWS, examples_from_folder
+    from tagsmith.trainer import DEFAULT_AUGMENT_VIEWS
     from tagsmith.wiring import build
 
     assert DEFAULT_RECIPE.dim == DIM, f"the default encoder is {DEFAULT_RECIPE.dim}-d now: update DIM"

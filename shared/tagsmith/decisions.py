@@ -233,7 +233,7 @@ class CorrectionTracker:
     The request trains on the examples the active version was trained on (``"previous_examples":
     true``, from the copies the trainer keeps) plus the corrections (``"corrections": true``: the
     trainer turns every human-confirmed tag of the model into an example, and every "none of
-    these" into a negative, see :func:`tagsmith.trainer.examples_from_corrections`). It carries, and the counter
+    these" into a negative, see :func:`tagsmith.examples.examples_from_corrections`). It carries, and the counter
     file keeps, the model's figures when the retrain was requested (``baseline``), so the
     retrain's report can be read against them.
     """

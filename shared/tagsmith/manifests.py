@@ -43,16 +43,16 @@ from pathlib import Path
 from typing import Any
 
 from tagsmith.errors import NotFoundError, TrainingInputError
-from tagsmith.keys import TAG_ID
-from tagsmith.storage import ObjectStore
-from tagsmith.taxonomy import TagDefinition, Taxonomy
-from tagsmith.trainer import (
+from tagsmith.examples import (
     IMAGE_SUFFIXES,
     Example,
     examples_from_folder,
     examples_from_prefix,
     object_loader,
 )
+from tagsmith.keys import TAG_ID
+from tagsmith.storage import ObjectStore
+from tagsmith.taxonomy import TagDefinition, Taxonomy
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".json", ".manifest")
 PATH_COLUMNS = ("path", "image", "file", "uri", "source-ref", "s3_uri")

@@ -43,20 +43,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from tagsmith.errors import InvalidInputError, InvalidKeyError
+from tagsmith.examples import examples_from_corrections, examples_from_version, object_loader
 from tagsmith.keys import has_plain_segments, tenant_prefix, validate_model_id, validate_tenant
 from tagsmith.manifests import MANIFEST_SUFFIXES, ExampleSet, combine, load_examples
 from tagsmith.records import utc_now
 from tagsmith.storage import ObjectStore, RecordStore
 from tagsmith.tagmodels import ModelKind
 from tagsmith.tagmodels.model import DEFAULT_REVIEW_FLOOR
-from tagsmith.trainer import (
-    DEFAULT_AUGMENT_VIEWS,
-    TrainingService,
-    examples_from_corrections,
-    examples_from_version,
-    object_loader,
-    validate_augment,
-)
+from tagsmith.trainer import DEFAULT_AUGMENT_VIEWS, TrainingService, validate_augment
 from tagsmith.training_report import TrainingReport
 
 log = logging.getLogger(__name__)

@@ -16,11 +16,11 @@ from tagsmith.auth import TokenStore
 from tagsmith.config import Settings
 from tagsmith.console import ConsoleServices
 from tagsmith.events import ObjectRef
+from tagsmith.examples import Example
 from tagsmith.local import demo
 from tagsmith.review import ReviewItem
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import MemoryObjectStore
-from tagsmith.trainer import Example
 from tagsmith.wiring import Components, build
 
 BLENDS = [

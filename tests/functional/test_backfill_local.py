@@ -13,10 +13,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from PIL import Image
+from tagsmith.examples import Example
 from tagsmith.keys import AssetKey
 from tagsmith.local.stack import LocalStack
 from tagsmith.records import Source, TagAssignment, TagState
-from tagsmith.trainer import Example
 from tagsmith.wiring import Components, build
 
 pytestmark = pytest.mark.slow

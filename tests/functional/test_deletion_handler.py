@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from tagsmith.config import Settings
+from tagsmith.examples import Example
 from tagsmith.keys import AssetKey
 from tagsmith.local.resources import STACK
 from tagsmith.local.runtime import LambdaContext
@@ -18,7 +19,6 @@ from tagsmith.records import AssetStatus
 from tagsmith.review import ReviewStatus
 from tagsmith.search import InMemorySearchIndex, SearchQuery
 from tagsmith.storage import S3ObjectStore
-from tagsmith.trainer import Example
 from tagsmith.wiring import Components, build
 
 from tests.conftest import load_event

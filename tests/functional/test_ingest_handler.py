@@ -9,6 +9,7 @@ from urllib.parse import quote_plus
 
 import pytest
 from tagsmith.config import Settings
+from tagsmith.examples import Example
 from tagsmith.keys import AssetKey
 from tagsmith.local.runtime import LambdaContext, SqsPoller
 from tagsmith.local.stack import REPO_ROOT, load_function
@@ -16,7 +17,6 @@ from tagsmith.outbound import MemoryPublisher
 from tagsmith.records import AssetStatus
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import S3ObjectStore
-from tagsmith.trainer import Example
 from tagsmith.wiring import build
 
 from tests.conftest import load_event

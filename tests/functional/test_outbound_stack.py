@@ -14,11 +14,11 @@ import time
 
 import pytest
 from tagsmith.console.api import ConsoleServices
+from tagsmith.examples import Example
 from tagsmith.keys import AssetKey, tenant_settings_key
 from tagsmith.local.stack import LocalStack
 from tagsmith.outbound.sidecars import sidecar_key
 from tagsmith.records import AssetStatus, TagState
-from tagsmith.trainer import Example
 from tagsmith.wiring import Components, build
 
 from tests.functional.test_backfill_local import COLOURS, photo, stack, wait_for  # noqa: F401 (stack: the fixture)

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image, ImageDraw
 from tagsmith.config import Settings
 from tagsmith.errors import TrainingInputError
+from tagsmith.examples import Example
 from tagsmith.manifests import load_examples
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import MemoryObjectStore
-from tagsmith.trainer import Example
 from tagsmith.wiring import Components, build
 
 CLASSES = ("Granny-Smith", "Banana", "Oatly-Oat-Milk")

@@ -17,6 +17,7 @@ from tagsmith.config import Settings
 from tagsmith.encoder import DEFAULT_RECIPE
 from tagsmith.encoder.augment import augmented_views
 from tagsmith.errors import InvalidInputError, TrainingInputError
+from tagsmith.examples import Example
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import FileObjectStore
 from tagsmith.tagmodels import ModelKind, fit_linear_head
@@ -27,7 +28,6 @@ from tagsmith.trainer import (
     AUGMENT_BELOW,
     AUGMENT_VERSION,
     DEFAULT_AUGMENT_VIEWS,
-    Example,
     view_cache_key,
     view_seed,
     views_per_example,

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 from tagsmith.decisions import CorrectionTracker
 from tagsmith.errors import InvalidInputError
+from tagsmith.examples import examples_from_folder
 from tagsmith.keys import AssetKey
 from tagsmith.records import NONE_TAG, AssetRecord, AssetStatus, Source, SourceObject, TagAssignment, TagState
 from tagsmith.search.documents import document_from_record
 from tagsmith.tagmodels import ModelKind, TagModel, route_prediction
 from tagsmith.tagmodels.retarget import retarget
-from tagsmith.trainer import TrainingService, examples_from_folder
+from tagsmith.trainer import TrainingService
 from tagsmith.trainjobs import TrainingJobs
 from tagsmith.wiring import Components
 

@@ -18,11 +18,11 @@ from tagsmith.decisions import (
 )
 from tagsmith.errors import NotFoundError
 from tagsmith.events import ObjectRef
+from tagsmith.examples import Example
 from tagsmith.keys import AssetKey
 from tagsmith.records import NONE_TAG, AssetRecord, Source, TagState
 from tagsmith.review import ReviewItem, ReviewStatus
 from tagsmith.search import SearchQuery
-from tagsmith.trainer import Example
 from tagsmith.trainjobs import TrainingJobs
 from tagsmith.wiring import Components
 

@@ -13,6 +13,7 @@ from tagsmith.console import ConsoleServices
 from tagsmith.deletion import DeletionService, tombstone
 from tagsmith.errors import NotFoundError
 from tagsmith.events import ObjectRef
+from tagsmith.examples import Example
 from tagsmith.keys import AssetKey
 from tagsmith.records import AssetStatus, TagState
 from tagsmith.review import ReviewStatus
@@ -20,7 +21,6 @@ from tagsmith.search import SearchQuery
 from tagsmith.search.reindex import reindex_tenant
 from tagsmith.sqsbatch import storage_sqs_batch
 from tagsmith.storage.base import ObjectInfo
-from tagsmith.trainer import Example
 from tagsmith.wiring import Components
 
 from tests.conftest import ASSETS, load_event
@@ -232,7 +232,7 @@ def test_the_ingest_batch_routes_creations_and_removals_and_fails_only_bad_messa
 
 
 def test_a_deleted_assets_decisions_are_kept_but_no_longer_train(c: Components) -> None:
-    from tagsmith.trainer import examples_from_corrections
+    from tagsmith.examples import examples_from_corrections
 
     upload(c, blend())
     [item] = c.reviews.pending("acme")

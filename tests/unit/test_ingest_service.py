@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 from tagsmith.errors import TransientError
 from tagsmith.events import ObjectRef
+from tagsmith.examples import Example
 from tagsmith.keys import AssetKey
 from tagsmith.outbound import MemoryPublisher
 from tagsmith.records import AssetStatus, Source, TagAssignment, TagState
 from tagsmith.review import ReviewStatus
 from tagsmith.search import SearchQuery
-from tagsmith.trainer import Example
 from tagsmith.wiring import Components
 
 from tests.conftest import ASSETS

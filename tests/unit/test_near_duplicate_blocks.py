@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tagsmith.trainer import near_duplicate_pairs
+from tagsmith.examples import near_duplicate_pairs
 
 
 def brute_force(

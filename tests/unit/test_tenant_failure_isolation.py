@@ -27,7 +27,7 @@ from tests.unit.test_ingest_service import train_colours, upload
 
 
 def train(c: Components, tenant: str) -> str:
-    from tagsmith.trainer import Example
+    from tagsmith.examples import Example
 
     examples = [
         Example(name, f"{name}-{i}.jpg", lambda rgb=rgb, i=i: solid_jpeg(rgb, noise=25, seed=i))
@@ -104,7 +104,7 @@ def test_a_broken_version_shows_in_the_console_with_its_reason_beside_the_workin
     components: Components,
 ) -> None:
     train(components, "acme")
-    from tagsmith.trainer import Example
+    from tagsmith.examples import Example
 
     logos = [
         Example(name, f"{name}-{i}.jpg", lambda rgb=rgb, i=i: solid_jpeg(rgb, noise=25, seed=i))

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 from tagsmith.errors import TrainingInputError
 from tagsmith.events import ObjectRef
+from tagsmith.examples import Example
 from tagsmith.keys import AssetKey
 from tagsmith.records import Source, TextLine
 from tagsmith.tagmodels import ModelKind
-from tagsmith.trainer import Example
 from tagsmith.training_report import TrainingReport
 from tagsmith.trainjobs import TrainingRequest
 from tagsmith.wiring import Components

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 from tagsmith.errors import TrainingInputError
+from tagsmith.examples import Example, check_examples, near_duplicate_pairs
 from tagsmith.tagmodels import ModelKind
-from tagsmith.trainer import Example, check_examples, near_duplicate_pairs
 from tagsmith.wiring import Components
 
 from tests.fakes import COLOURS, solid_jpeg

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from tagsmith.trainer import Example, examples_from_folder, examples_from_prefix
+from tagsmith.examples import Example, examples_from_folder, examples_from_prefix
 from tagsmith.wiring import Components
 
 from tests.conftest import DATA

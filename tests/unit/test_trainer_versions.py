@@ -8,9 +8,10 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from tagsmith.examples import Example, examples_from_corrections
 from tagsmith.records import AssetRecord, AssetStatus, Source, SourceObject, TagAssignment, TagState
 from tagsmith.tagmodels import LinearHead, ModelKind
-from tagsmith.trainer import Example, TrainingService, examples_from_corrections
+from tagsmith.trainer import TrainingService
 from tagsmith.training_report import TrainingReport
 from tagsmith.wiring import Components
 
