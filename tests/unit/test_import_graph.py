@@ -5,6 +5,7 @@ walk adds the imports inside functions, so a cycle cannot hide behind a late imp
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,3 +140,35 @@ def test_the_cycle_check_finds_a_cycle_through_a_type_only_import(tmp_path: Path
     assert cycles(graph) == [["pkg.a", "pkg.b"]]
     assert graph["pkg.c"] == set()
     assert import_graph(package, inside_functions=True)["pkg.c"] == {"pkg.a"}
+
+
+def _module_map() -> list[set[str]]:
+    """The rows of the module map that opens docs/architecture.md, top (entry points) first, as
+    top-level module or package names; descriptions in parentheses are not names."""
+    doc = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text()
+    block = doc.split("## Module map", 1)[1].split("```", 2)[1]
+    names = {m.split(".")[1] for m in _modules(PACKAGE) if "." in m}
+    rows: list[set[str]] = []
+    for line in block.splitlines()[1:]:
+        if not line.strip():
+            continue
+        if not line.startswith(" "):
+            rows.append(set())
+        text = re.sub(r"\([^)]*\)", "", line)
+        rows[-1].update(w for w in re.findall(r"[a-z_]+", text) if w in names)
+    return rows
+
+
+def test_the_module_map_in_architecture_md_matches_the_imports() -> None:
+    rows = _module_map()
+    row_of = {name: i for i, row in enumerate(rows) for name in row}
+    every = {m.split(".")[1] for m in _modules(PACKAGE) if "." in m}
+    assert set(row_of) == every, f"modules missing from the map: {sorted(every - set(row_of))}"
+
+    upward = sorted(
+        f"{a} (row {row_of[a.split('.')[1]]}) imports {b} (row {row_of[b.split('.')[1]]})"
+        for a, targets in import_graph().items()
+        for b in targets
+        if "." in a and "." in b and row_of[b.split(".")[1]] < row_of[a.split(".")[1]]
+    )
+    assert upward == []
