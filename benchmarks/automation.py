@@ -176,11 +176,15 @@ def train(
     calibration: Any = None,
 ) -> Any:
     from tagsmith.examples import Example
+    from tagsmith.trainer import TrainingOptions
 
     trainer, models = components(cat, recipes, views, calibration)
     examples = [Example.of([label], p, unreadable, sha256=sha_of(cat.name, p)) for p, label in support]
     report = trainer.train(
-        tenant=TENANT, model_id="m", examples=examples, augment=2 if views else 0, allow_near_duplicates=True
+        tenant=TENANT,
+        model_id="m",
+        examples=examples,
+        options=TrainingOptions(augment=2 if views else 0, allow_near_duplicates=True),
     )
     model = models.load_active(TENANT, "m")
     return model, report

@@ -53,13 +53,18 @@ def _photo(rgb: tuple[int, int, int], seed: int, size: tuple[int, int] = (320, 2
 
 def _train(c: Any) -> str:
     from tagsmith.examples import Example
+    from tagsmith.trainer import TrainingOptions
 
     examples = [
         Example(tag, f"{tag}-{i}", functools.partial(_photo, rgb, 10_000 + i))
         for tag, rgb in COLOURS.items()
         for i in range(5)
     ]
-    return str(c.trainer.train(tenant=TENANT, model_id=MODEL, examples=examples, threshold=0.6).version)
+    return str(
+        c.trainer.train(
+            tenant=TENANT, model_id=MODEL, examples=examples, options=TrainingOptions(threshold=0.6)
+        ).version
+    )
 
 
 def _record(c: Any, path: str) -> AssetRecord:

@@ -87,6 +87,7 @@ def review_queue(model: Any, paths: Sequence[str], x: np.ndarray) -> list[Any]:
 
 def loop(cat: Catalogue, k: int, seed: int, strategy: str) -> list[dict[str, Any]]:
     from tagsmith.examples import Example
+    from tagsmith.trainer import TrainingOptions
 
     split = load_split(cat.name, k, seed)
     truth = pool_labels(cat.name)
@@ -104,7 +105,12 @@ def loop(cat: Catalogue, k: int, seed: int, strategy: str) -> list[dict[str, Any
             for p, lab in sorted(labelled.items())
         ]
         started = time.perf_counter()
-        report = trainer.train(tenant=TENANT, model_id="m", examples=examples, allow_near_duplicates=True)
+        report = trainer.train(
+            tenant=TENANT,
+            model_id="m",
+            examples=examples,
+            options=TrainingOptions(allow_near_duplicates=True),
+        )
         seconds = time.perf_counter() - started
         model = models.load_active(TENANT, "m")
         x = np.stack([cat.vectors[model.encoder_id][p] for p, _ in split.test])

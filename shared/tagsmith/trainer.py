@@ -134,6 +134,28 @@ AUGMENT_VERSION = 1
 
 
 # --- the service ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How one training runs (what it trains on is given beside: tenant, model, examples).
+
+    ``threshold``: a flat auto-apply threshold (None: calibrated per tag); ``review_floor``:
+    confidence below which a tag is not even suggested; ``activate=False`` saves the version without
+    promoting it; ``force`` promotes it even if it is worse; ``allow_near_duplicates`` keeps
+    near-identical photos (a warning instead of an error); ``text``: also learn from the OCR text of
+    the examples (None: as the active version does); ``augment``: augmented views per example photo
+    (0: none; see the module docstring).
+    """
+
+    kind: ModelKind = ModelKind.EXCLUSIVE
+    threshold: float | None = None
+    review_floor: float = DEFAULT_REVIEW_FLOOR
+    activate: bool = True
+    force: bool = False
+    allow_near_duplicates: bool = False
+    text: bool | None = None
+    augment: int = DEFAULT_AUGMENT_VIEWS
+
+
 @dataclass
 class _Loaded:
     """One example as the trainer holds it: its embedding and its views' by each encoder."""
@@ -179,22 +201,17 @@ class TrainingService:
         model_id: str,
         examples: Sequence[Example],
         taxonomy: Taxonomy | None = None,
-        kind: ModelKind = ModelKind.EXCLUSIVE,
-        threshold: float | None = None,
-        review_floor: float = DEFAULT_REVIEW_FLOOR,
-        activate: bool = True,
-        force: bool = False,
-        allow_near_duplicates: bool = False,
+        options: TrainingOptions = TrainingOptions(),
         source: str = "",
         source_warnings: Sequence[str] = (),
-        text: bool | None = None,
-        augment: int = DEFAULT_AUGMENT_VIEWS,
     ) -> TrainingReport:
         """Check, embed, fit, evaluate and save a new version; promote it if it is not worse than
-        the active one (or ``force``). ``activate=False`` saves the version without promoting it.
-        ``text``: also learn from the OCR text of the examples (None: as the active version does).
-        ``augment``: augmented views per example photo (0: none; see the module docstring).
-        Raises :class:`TrainingInputError` naming what to fix."""
+        the active one (or ``options.force``); see :class:`TrainingOptions`. ``source`` and
+        ``source_warnings``: where the examples came from and what reading them found, for the
+        report. Raises :class:`TrainingInputError` naming what to fix."""
+        kind, threshold, review_floor = options.kind, options.threshold, options.review_floor
+        activate, force, text, augment = options.activate, options.force, options.text, options.augment
+        allow_near_duplicates = options.allow_near_duplicates
         started = time.perf_counter()
         timings: dict[str, float] = {}
         validate_tenant(tenant)
@@ -255,16 +272,16 @@ class TrainingService:
         # cross-validated on the same folds; :func:`choose_recipe` picks (module docstring,
         # "Recipe"). The chosen one is the model (refitted with text below when it reads text).
         with_views = any(item.view_count for item in [*loaded, *negative_items])
-        options = [
+        recipe_options = [
             (enc.encoder_id, v) for enc in candidates for v in ((True, False) if with_views else (False,))
         ]
         heads: dict[tuple[str, bool], LinearHead] = {}
         folds = (
             self._shared_folds(loaded, negative_items, labels, [e.encoder_id for e in candidates])
-            if len(options) > 1 and kind is ModelKind.EXCLUSIVE
+            if len(recipe_options) > 1 and kind is ModelKind.EXCLUSIVE
             else None
         )
-        for option in options if len(options) > 1 or not use_text else ():
+        for option in recipe_options if len(recipe_options) > 1 or not use_text else ():
             extra = self._fit_extras(loaded, negative_items, option[0], target, views=option[1])
             if folds is not None:
                 extra["folds"] = folds
@@ -280,11 +297,11 @@ class TrainingService:
                 weights=_tag_balanced_weights(labels),
             )
             if heads
-            else options[0]
+            else recipe_options[0]
         )
         chosen, chosen_views = chosen_option
         x = _rows(loaded, chosen)
-        if len(options) > 1:
+        if len(recipe_options) > 1:
             log.info(
                 "recipe %s%s chosen by cross-validation: %s",
                 chosen, "" if chosen_views else " without views",

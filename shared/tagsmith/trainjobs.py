@@ -50,7 +50,7 @@ from tagsmith.records import utc_now
 from tagsmith.storage import ObjectStore, RecordStore
 from tagsmith.tagmodels import ModelKind
 from tagsmith.tagmodels.model import DEFAULT_REVIEW_FLOOR
-from tagsmith.trainer import DEFAULT_AUGMENT_VIEWS, TrainingService, validate_augment
+from tagsmith.trainer import DEFAULT_AUGMENT_VIEWS, TrainingOptions, TrainingService, validate_augment
 from tagsmith.training_report import TrainingReport
 
 log = logging.getLogger(__name__)
@@ -285,15 +285,17 @@ class TrainingJobs:
                 model_id=req.model,
                 examples=examples.examples,
                 taxonomy=examples.taxonomy,
-                kind=req.kind,
-                threshold=req.threshold,
-                review_floor=req.review_floor,
-                force=req.force,
-                allow_near_duplicates=req.allow_near_duplicates,
-                text=req.text,
-                augment=DEFAULT_AUGMENT_VIEWS if req.augment is None else req.augment,
                 source=examples.source,
                 source_warnings=examples.warnings,
+                options=TrainingOptions(
+                    kind=req.kind,
+                    threshold=req.threshold,
+                    review_floor=req.review_floor,
+                    force=req.force,
+                    allow_near_duplicates=req.allow_near_duplicates,
+                    text=req.text,
+                    augment=DEFAULT_AUGMENT_VIEWS if req.augment is None else req.augment,
+                ),
             )
         except InvalidInputError as e:
             log.warning("training %s/%s failed: %s", req.tenant, req.model, e)

@@ -21,6 +21,7 @@ from tagsmith.local import demo
 from tagsmith.review import ReviewItem
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import MemoryObjectStore
+from tagsmith.trainer import TrainingOptions
 from tagsmith.wiring import Components, build
 
 BLENDS = [
@@ -84,8 +85,7 @@ def train_products(c: Components, tenant: str, *, threshold: float) -> str:
         model_id=demo.MODEL,
         examples=examples,
         taxonomy=Taxonomy.from_json(demo.taxonomy_json()),
-        threshold=threshold,
-        allow_near_duplicates=True,
+        options=TrainingOptions(threshold=threshold, allow_near_duplicates=True),
     )
     return report.version
 

@@ -17,6 +17,7 @@ from tagsmith.examples import Example
 from tagsmith.keys import AssetKey
 from tagsmith.local.stack import LocalStack
 from tagsmith.records import Source, TagAssignment, TagState
+from tagsmith.trainer import TrainingOptions
 from tagsmith.wiring import Components, build
 
 pytestmark = pytest.mark.slow
@@ -38,7 +39,9 @@ def train(c: Components, tenant: str) -> str:
         for tag, rgb in COLOURS.items()
         for i in range(4)
     ]
-    return c.trainer.train(tenant=tenant, model_id="colour", examples=examples, threshold=0.5).version
+    return c.trainer.train(
+        tenant=tenant, model_id="colour", examples=examples, options=TrainingOptions(threshold=0.5)
+    ).version
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:

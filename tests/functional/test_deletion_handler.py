@@ -19,6 +19,7 @@ from tagsmith.records import AssetStatus
 from tagsmith.review import ReviewStatus
 from tagsmith.search import InMemorySearchIndex, SearchQuery
 from tagsmith.storage import S3ObjectStore
+from tagsmith.trainer import TrainingOptions
 from tagsmith.wiring import Components, build
 
 from tests.conftest import load_event
@@ -48,7 +49,9 @@ def stack(moto_aws: dict[str, Any]) -> Iterator[dict[str, Any]]:
         for n, rgb in COLOURS.items()
         for i in range(5)
     ]
-    c.trainer.train(tenant="acme", model_id="colour", examples=examples, threshold=0.99)
+    c.trainer.train(
+        tenant="acme", model_id="colour", examples=examples, options=TrainingOptions(threshold=0.99)
+    )
     module = load_function(REPO_ROOT / "functions", "ingest")
     module.components.set(c)
     yield {"s3": s3, "sqs": sqs, "url": ingest_url, "handler": module.handler, "c": c}

@@ -17,6 +17,7 @@ from tagsmith.outbound import MemoryPublisher
 from tagsmith.records import AssetStatus
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import S3ObjectStore
+from tagsmith.trainer import TrainingOptions
 from tagsmith.wiring import build
 
 from tests.conftest import load_event
@@ -45,7 +46,9 @@ def handler(aws: dict[str, Any]) -> Any:
         for n, rgb in COLOURS.items()
         for i in range(5)
     ]
-    c.trainer.train(tenant="acme", model_id="colour", examples=examples, threshold=0.6)
+    c.trainer.train(
+        tenant="acme", model_id="colour", examples=examples, options=TrainingOptions(threshold=0.6)
+    )
     module.components.set(c)
     return module.handler
 

@@ -19,6 +19,7 @@ from tagsmith.keys import AssetKey, tenant_settings_key
 from tagsmith.local.stack import LocalStack
 from tagsmith.outbound.sidecars import sidecar_key
 from tagsmith.records import AssetStatus, TagState
+from tagsmith.trainer import TrainingOptions
 from tagsmith.wiring import Components, build
 
 from tests.functional.test_backfill_local import COLOURS, photo, stack, wait_for  # noqa: F401 (stack: the fixture)
@@ -34,7 +35,9 @@ def train(c: Components, model: str, threshold: float) -> None:
         for tag, rgb in COLOURS.items()
         for i in range(4)
     ]
-    c.trainer.train(tenant=TENANT, model_id=model, examples=examples, threshold=threshold)
+    c.trainer.train(
+        tenant=TENANT, model_id=model, examples=examples, options=TrainingOptions(threshold=threshold)
+    )
 
 
 def backfills_done(c: Components, n: int) -> bool:

@@ -28,6 +28,7 @@ from tagsmith.trainer import (
     AUGMENT_BELOW,
     AUGMENT_VERSION,
     DEFAULT_AUGMENT_VIEWS,
+    TrainingOptions,
     view_cache_key,
     view_seed,
     views_per_example,
@@ -185,13 +186,17 @@ def test_trainer_caches_deterministic_views_and_a_retrain_embeds_nothing(compone
     assert model.metrics["augment_version"] == (AUGMENT_VERSION if kept else None)
     # WHEN retrained on the same photos: nothing goes through the encoder again
     before = encoder.images_embedded
-    components.trainer.train(tenant="acme", model_id="colour", examples=colour_examples(), force=True)
+    components.trainer.train(
+        tenant="acme", model_id="colour", examples=colour_examples(), options=TrainingOptions(force=True)
+    )
     assert encoder.images_embedded == before
 
 
 def test_trainer_without_augmentation_embeds_only_the_photos(components: Components) -> None:
     encoder: FakeEncoder = components.encoder
-    components.trainer.train(tenant="acme", model_id="colour", examples=colour_examples(), augment=0)
+    components.trainer.train(
+        tenant="acme", model_id="colour", examples=colour_examples(), options=TrainingOptions(augment=0)
+    )
     assert encoder.images_embedded == 15
     model = components.models.load_active("acme", "colour")
     assert model is not None and model.metrics["augmented_views"] == 0
@@ -204,7 +209,7 @@ def test_augment_option_is_validated(components: Components, bad: object) -> Non
             tenant="acme",
             model_id="colour",
             examples=colour_examples(),
-            augment=bad,  # type: ignore[arg-type]
+            options=TrainingOptions(augment=bad),  # type: ignore[arg-type]
         )
 
 
@@ -241,7 +246,9 @@ def test_a_model_of_another_encoder_is_warned_about_once_and_listed_for_retraini
     session: Session, caplog: pytest.LogCaptureFixture
 ) -> None:
     c = session.components
-    c.trainer.train(tenant="acme", model_id="colour", examples=colour_examples(), augment=0)
+    c.trainer.train(
+        tenant="acme", model_id="colour", examples=colour_examples(), options=TrainingOptions(augment=0)
+    )
     # WHEN the deployment's encoder changes
     c.encoder_override = OtherEncoder()
     c.__dict__.pop("encoders", None)
@@ -320,6 +327,8 @@ def test_the_trainer_fits_with_the_penalty_of_its_encoders_recipe(
     monkeypatch.setattr(tagsmith.trainer, "fit_linear_head", spy)
     c = file_components(tmp_path, encoder)
 
-    c.trainer.train(tenant="acme", model_id="colour", examples=colour_examples(), augment=0)
+    c.trainer.train(
+        tenant="acme", model_id="colour", examples=colour_examples(), options=TrainingOptions(augment=0)
+    )
 
     assert seen and set(seen) == {expected}

@@ -23,6 +23,7 @@ from tagsmith.keys import AssetKey
 from tagsmith.records import NONE_TAG, AssetRecord, Source, TagState
 from tagsmith.review import ReviewItem, ReviewStatus
 from tagsmith.search import SearchQuery
+from tagsmith.trainer import TrainingOptions
 from tagsmith.trainjobs import TrainingJobs
 from tagsmith.wiring import Components
 
@@ -36,7 +37,9 @@ def train(c: Components, threshold: float = 0.99, extra: int = 0) -> str:
         for name, rgb in COLOURS.items()
         for i in range(6 + extra)
     ]
-    return c.trainer.train(tenant="acme", model_id="colour", examples=examples, threshold=threshold).version
+    return c.trainer.train(
+        tenant="acme", model_id="colour", examples=examples, options=TrainingOptions(threshold=threshold)
+    ).version
 
 
 def blend(a: str, b: str, alpha: float = 0.5) -> bytes:

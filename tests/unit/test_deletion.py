@@ -21,6 +21,7 @@ from tagsmith.search import SearchQuery
 from tagsmith.search.reindex import reindex_tenant
 from tagsmith.sqsbatch import storage_sqs_batch
 from tagsmith.storage.base import ObjectInfo
+from tagsmith.trainer import TrainingOptions
 from tagsmith.wiring import Components
 
 from tests.conftest import ASSETS, load_event
@@ -48,7 +49,9 @@ def c(components: Components) -> Components:
         for name, rgb in COLOURS.items()
         for i in range(6)
     ]
-    components.trainer.train(tenant="acme", model_id="colour", examples=examples, threshold=0.99)
+    components.trainer.train(
+        tenant="acme", model_id="colour", examples=examples, options=TrainingOptions(threshold=0.99)
+    )
     return components
 
 

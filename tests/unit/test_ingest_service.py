@@ -17,6 +17,7 @@ from tagsmith.outbound import MemoryPublisher
 from tagsmith.records import AssetStatus, Source, TagAssignment, TagState
 from tagsmith.review import ReviewStatus
 from tagsmith.search import SearchQuery
+from tagsmith.trainer import TrainingOptions
 from tagsmith.wiring import Components
 
 from tests.conftest import ASSETS
@@ -29,7 +30,9 @@ def train_colours(c: Components, threshold: float = 0.6) -> str:
         for name, rgb in COLOURS.items()
         for i in range(6)
     ]
-    return c.trainer.train(tenant="acme", model_id="colour", examples=examples, threshold=threshold).version
+    return c.trainer.train(
+        tenant="acme", model_id="colour", examples=examples, options=TrainingOptions(threshold=threshold)
+    ).version
 
 
 def upload(c: Components, key: str, body: bytes) -> ObjectRef:

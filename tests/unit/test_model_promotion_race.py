@@ -14,7 +14,7 @@ from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import MemoryObjectStore
 from tagsmith.tagmodels import LinearHead, ModelKind
 from tagsmith.tagmodels.store import PromotionConflictError
-from tagsmith.trainer import TrainingService
+from tagsmith.trainer import TrainingOptions, TrainingService
 from tagsmith.wiring import Components, build
 
 from tests.conftest import DATA
@@ -32,7 +32,10 @@ def test_activate_refuses_when_the_expected_version_is_no_longer_active(componen
     # GIVEN version one active, and a version two saved without activating
     first = components.trainer.train(tenant="acme", model_id="colour", examples=examples(5))
     second = components.trainer.train(
-        tenant="acme", model_id="colour", examples=examples(5, seed=7), activate=False
+        tenant="acme",
+        model_id="colour",
+        examples=examples(5, seed=7),
+        options=TrainingOptions(activate=False),
     )
     # WHEN a promotion decided while no version was active lands
     with pytest.raises(PromotionConflictError) as caught:
@@ -65,9 +68,14 @@ class InterleavingStore(MemoryObjectStore):
 def test_activate_detects_a_write_between_its_read_and_its_write(settings: Settings) -> None:
     store = InterleavingStore(ACTIVE_KEY)
     components = build(settings, store=store, index=InMemorySearchIndex(), encoder=FakeEncoder())
-    first = components.trainer.train(tenant="acme", model_id="colour", examples=examples(5), activate=False)
+    first = components.trainer.train(
+        tenant="acme", model_id="colour", examples=examples(5), options=TrainingOptions(activate=False)
+    )
     second = components.trainer.train(
-        tenant="acme", model_id="colour", examples=examples(5, seed=7), activate=False
+        tenant="acme",
+        model_id="colour",
+        examples=examples(5, seed=7),
+        options=TrainingOptions(activate=False),
     )
     # WHEN version two is promoted "whatever is active", and version one lands in between
     store.before = lambda: components.models.activate("acme", "colour", first.version)

@@ -28,13 +28,16 @@ from tests.unit.test_ingest_service import train_colours, upload
 
 def train(c: Components, tenant: str) -> str:
     from tagsmith.examples import Example
+    from tagsmith.trainer import TrainingOptions
 
     examples = [
         Example(name, f"{name}-{i}.jpg", lambda rgb=rgb, i=i: solid_jpeg(rgb, noise=25, seed=i))
         for name, rgb in COLOURS.items()
         for i in range(6)
     ]
-    return c.trainer.train(tenant=tenant, model_id="colour", examples=examples, threshold=0.6).version
+    return c.trainer.train(
+        tenant=tenant, model_id="colour", examples=examples, options=TrainingOptions(threshold=0.6)
+    ).version
 
 
 def npy_header(shape: tuple[int, ...], dtype: str = "<f4") -> bytes:
@@ -105,13 +108,16 @@ def test_a_broken_version_shows_in_the_console_with_its_reason_beside_the_workin
 ) -> None:
     train(components, "acme")
     from tagsmith.examples import Example
+    from tagsmith.trainer import TrainingOptions
 
     logos = [
         Example(name, f"{name}-{i}.jpg", lambda rgb=rgb, i=i: solid_jpeg(rgb, noise=25, seed=i))
         for name, rgb in COLOURS.items()
         for i in range(6)
     ]
-    components.trainer.train(tenant="acme", model_id="logo", examples=logos, threshold=0.6)
+    components.trainer.train(
+        tenant="acme", model_id="logo", examples=logos, options=TrainingOptions(threshold=0.6)
+    )
     version = break_active_version(components, "acme", forged_npz((3, 10**10), 3))
     services = ConsoleServices.from_components(components)
     token = services.tokens.issue("acme", name="ana", role="reviewer")

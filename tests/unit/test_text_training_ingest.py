@@ -5,6 +5,7 @@ embeds colour histograms, and "oat" and "soy" cartons are the same two colours, 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import replace
@@ -19,6 +20,7 @@ from tagsmith.examples import Example
 from tagsmith.keys import AssetKey
 from tagsmith.records import Source, TextLine
 from tagsmith.tagmodels import ModelKind
+from tagsmith.trainer import TrainingOptions
 from tagsmith.training_report import TrainingReport
 from tagsmith.trainjobs import TrainingRequest
 from tagsmith.wiring import Components
@@ -67,9 +69,15 @@ def examples(n: int = 8, start: int = 0) -> list[Example]:
     ]
 
 
+_OPTIONS = {f.name for f in dataclasses.fields(TrainingOptions)}
+
+
 def train(c: Components, **kwargs: Any) -> TrainingReport:
     # mirrored cartons embed alike on purpose: only their print differs, as with look-alike SKUs
-    return c.trainer.train(allow_near_duplicates=True, **kwargs)
+    options = TrainingOptions(
+        allow_near_duplicates=True, **{k: v for k, v in kwargs.items() if k in _OPTIONS}
+    )
+    return c.trainer.train(options=options, **{k: v for k, v in kwargs.items() if k not in _OPTIONS})
 
 
 @pytest.fixture

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from tagsmith.errors import TrainingInputError
 from tagsmith.examples import Example, check_examples, near_duplicate_pairs
 from tagsmith.tagmodels import ModelKind
+from tagsmith.trainer import TrainingOptions
 from tagsmith.wiring import Components
 
 from tests.fakes import COLOURS, solid_jpeg
@@ -22,8 +24,10 @@ def colour(tag: str, rgb: tuple[int, int, int], n: int, *, seed: int = 0, prefix
     ]
 
 
-def train(c: Components, examples: list[Example], **kw: object) -> object:
-    return c.trainer.train(tenant="acme", model_id="colour", examples=examples, **kw)  # type: ignore[arg-type]
+def train(c: Components, examples: list[Example], **options: Any) -> object:
+    return c.trainer.train(
+        tenant="acme", model_id="colour", examples=examples, options=TrainingOptions(**options)
+    )
 
 
 def test_train_refuses_a_single_tag_naming_it(components: Components) -> None:

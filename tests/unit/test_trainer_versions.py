@@ -11,7 +11,7 @@ import numpy as np
 from tagsmith.examples import Example, examples_from_corrections
 from tagsmith.records import AssetRecord, AssetStatus, Source, SourceObject, TagAssignment, TagState
 from tagsmith.tagmodels import LinearHead, ModelKind
-from tagsmith.trainer import TrainingService
+from tagsmith.trainer import TrainingOptions, TrainingService
 from tagsmith.training_report import TrainingReport
 from tagsmith.wiring import Components
 
@@ -112,7 +112,10 @@ def test_force_promotes_a_worse_version_and_records_it(components: Components) -
     components.trainer.train(tenant="acme", model_id="colour", examples=examples(5))
     sabotaged = SabotagedService(tagger=components.tagger, models=components.models)
     forced = sabotaged.train(
-        tenant="acme", model_id="colour", examples=examples(5) + examples(3, seed=50), force=True
+        tenant="acme",
+        model_id="colour",
+        examples=examples(5) + examples(3, seed=50),
+        options=TrainingOptions(force=True),
     )
     assert forced.promotion is not None and forced.promotion.promoted and forced.promotion.forced
     assert components.models.active_version("acme", "colour") == forced.version
@@ -145,7 +148,10 @@ def test_report_lists_confused_pairs_with_inline_thumbnails(components: Componen
         for i in range(6)
     ]
     report = components.trainer.train(
-        tenant="acme", model_id="colour", examples=examples(6) + orange, allow_near_duplicates=True
+        tenant="acme",
+        model_id="colour",
+        examples=examples(6) + orange,
+        options=TrainingOptions(allow_near_duplicates=True),
     )
     assert report.confused, "expected confusion between red and orange"
     pair = report.confused[0]
@@ -160,7 +166,9 @@ def test_report_shows_what_calibrated_thresholds_promise_and_a_flat_threshold_pr
     components: Components,
 ) -> None:
     calibrated = components.trainer.train(tenant="acme", model_id="colour", examples=examples(12))
-    flat = components.trainer.train(tenant="acme", model_id="flat", examples=examples(12), threshold=0.9)
+    flat = components.trainer.train(
+        tenant="acme", model_id="flat", examples=examples(12), options=TrainingOptions(threshold=0.9)
+    )
 
     assert calibrated.calibration["cv_coverage"] is not None
     html = (
@@ -278,7 +286,9 @@ def test_out_of_fold_predictions_from_the_fitting_are_reused_instead_of_refittin
             )
 
     service = CountingService(tagger=components.tagger, models=components.models)
-    report = service.train(tenant="acme", model_id="colour", examples=examples(5), threshold=0.8)
+    report = service.train(
+        tenant="acme", model_id="colour", examples=examples(5), options=TrainingOptions(threshold=0.8)
+    )
     # THEN no fold is fitted again (one fit per recipe compared: with and without the augmented
     # views), and the report is built from those predictions
     assert CountingService.fits == 2 and set(report.recipes) == {"fake-hist-v1", "fake-hist-v1 without views"}
