@@ -22,7 +22,8 @@ from tagsmith.records import AssetStatus, Source, TagAssignment, TagState
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import S3ObjectStore
 from tagsmith.video.analysis import thumbnails_prefix
-from tagsmith.videojobs import JobStatus, VideoJobPolicy, checkpoints_prefix
+from tagsmith.video.jobstate import JobStatus, checkpoints_prefix
+from tagsmith.videojobs import VideoJobPolicy
 from tagsmith.wiring import Components, build
 
 from tests.fakes import FakeEncoder

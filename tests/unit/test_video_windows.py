@@ -13,7 +13,7 @@ import pytest
 from tagsmith.errors import TransientError
 from tagsmith.records import SourceObject, TextLine
 from tagsmith.video import FrameScan, SamplingPolicy, ScanCursor, VideoReader
-from tagsmith.videojobs import (
+from tagsmith.video.jobstate import (
     JobStatus,
     VideoJobMessageError,
     VideoJobState,

@@ -233,7 +233,7 @@ def record(
     For a long video still being tagged, its job's progress (the job status as JSON when there is
     no record yet).
     """
-    from tagsmith.videojobs import JobStatus, read_job
+    from tagsmith.video.jobstate import JobStatus, read_job
 
     def go() -> None:
         validate_tenant(tenant)
