@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from osmem_server import OsmemServer
 from tagsmith.config import Settings
 from tagsmith.search import InMemorySearchIndex
 from tagsmith.storage import FileObjectStore, MemoryObjectStore, ObjectStore, S3ObjectStore
@@ -144,3 +145,22 @@ def local_stack(tmp_path: Path) -> Iterator[Any]:
             process.stdout.close()
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def osmem_server(request: pytest.FixtureRequest) -> Iterator[OsmemServer]:
+    """The plugin's session server, same ini options, but closing its stdout pipe on teardown.
+
+    osmem-server 0.1.6's ``close()`` leaves the pipe open; the resulting ResourceWarning is an error
+    under our ``filterwarnings = ["error"]`` and fails whichever test ran last.
+    """
+    cfg = request.config
+    server = OsmemServer.start(
+        seed=[str(p) for p in cfg.getini("osmem_seed")],
+        freeze=cfg.getini("osmem_freeze"),
+        japanese=cfg.getini("osmem_japanese"),
+    )
+    yield server
+    server.close()
+    if server.process.stdout is not None:
+        server.process.stdout.close()

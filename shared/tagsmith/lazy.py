@@ -47,12 +47,6 @@ class Lazy(Generic[T]):
             self._value = value
             self._built = True
 
-    def reset(self) -> None:
-        """Build again on next use."""
-        with self._lock:
-            self._value = None
-            self._built = False
-
 
 def lazy_components() -> Lazy[Components]:
     """:class:`~tagsmith.wiring.Components` from the environment (``Settings.from_env()``), built on

@@ -116,11 +116,6 @@ class ReviewItem:
     timestamp: float | None = None
     thumbnail_key: str | None = None
 
-    @property
-    def uncertainty(self) -> float:
-        """How far the suggestion is from its threshold, scaled: 1 = most informative to review."""
-        return round(1.0 - abs(self.confidence - self.threshold) / max(self.threshold, 1e-6), 4)
-
     def to_json(self) -> bytes:
         d = asdict(self)
         d["status"] = self.status.value

@@ -180,10 +180,6 @@ class Tagger:
                 )  # fmt: skip
         return usable
 
-    def stale_models(self, tenant: str) -> list[TagModel]:
-        """The tenant's active models trained for an encoder this deployment does not run."""
-        return [m for m in self.models.for_tenant(tenant) if not self.encoders.available(m.encoder_id)]
-
     def reads_text(self, tenant: str) -> bool:
         """Whether any active model of the tenant uses OCR text as a feature."""
         return any(m.text is not None for m in self.models_with_text(tenant))

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from opensearchpy import OpenSearch
-from osmem_server import OsmemServer
 from tagsmith.console import ConsoleServer, start_console
 from tagsmith.search import OpenSearchIndex
 
@@ -31,22 +30,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-@pytest.fixture(scope="session")
-def osmem_server(request: pytest.FixtureRequest) -> Iterator[OsmemServer]:
-    """The osmem plugin's session server, closing its stdout pipe on teardown (see
-    ``tests/functional/conftest.py`` for why)."""
-    cfg = request.config
-    server = OsmemServer.start(
-        seed=[str(p) for p in cfg.getini("osmem_seed")],
-        freeze=cfg.getini("osmem_freeze"),
-        japanese=cfg.getini("osmem_japanese"),
-    )
-    yield server
-    server.close()
-    if server.process.stdout is not None:
-        server.process.stdout.close()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 The ``osmem_clone`` fixture (per test, copy-on-write, ~2 ms) comes from the osmem-server pytest
 plugin, which pytest loads automatically from the installed wheel; ``osmem_server`` is overridden
-here (see its docstring).
+in ``tests/conftest.py`` (see its docstring), once for the functional and e2e tests.
 """
 
 from __future__ import annotations
@@ -12,29 +12,9 @@ from typing import Any
 
 import pytest
 from opensearchpy import OpenSearch
-from osmem_server import OsmemServer
 from tagsmith.records import AssetRecord, AssetStatus, Source, SourceObject, TagAssignment, TagState
 from tagsmith.search import InMemorySearchIndex, OpenSearchIndex, SearchIndex
 from tagsmith.taxonomy import TagDefinition, Taxonomy
-
-
-@pytest.fixture(scope="session")
-def osmem_server(request: pytest.FixtureRequest) -> Iterator[OsmemServer]:
-    """The plugin's session server, same ini options, but closing its stdout pipe on teardown.
-
-    osmem-server 0.1.6's ``close()`` leaves the pipe open; the resulting ResourceWarning is an error
-    under our ``filterwarnings = ["error"]`` and fails whichever test ran last.
-    """
-    cfg = request.config
-    server = OsmemServer.start(
-        seed=[str(p) for p in cfg.getini("osmem_seed")],
-        freeze=cfg.getini("osmem_freeze"),
-        japanese=cfg.getini("osmem_japanese"),
-    )
-    yield server
-    server.close()
-    if server.process.stdout is not None:
-        server.process.stdout.close()
 
 
 @pytest.fixture

@@ -82,7 +82,6 @@ def test_promotion_backfills_the_library_through_sqs_keeping_human_decisions(sta
     c.records.update(asset, lambda r: replace(r, tags=(rejected,)))  # type: ignore[arg-type]
 
     # WHEN a new version is promoted (training activates it: S3 event -> backfill queue)
-    time.sleep(1.1)  # versions are named by the second
     v2 = train(c, tenant)
     assert v2 != v1
 

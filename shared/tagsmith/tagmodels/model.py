@@ -182,10 +182,6 @@ class TagModel:
     def dim(self) -> int:
         return int(self.coef.shape[1])
 
-    @property
-    def uses_text(self) -> bool:
-        return self.text is not None
-
     def image_only(self) -> TagModel:
         """This model without its text half, with the thresholds calibrated for the image head
         alone: what scores an asset whose text was not read (OCR failed, video frames)."""
