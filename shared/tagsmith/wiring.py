@@ -32,8 +32,10 @@ from tagsmith.videojobs import VideoJobPolicy, VideoJobService
 
 if TYPE_CHECKING:
     from tagsmith.backfill import BackfillService, DelayQueue
+    from tagsmith.encoder import Encoder
     from tagsmith.outbound import Outbound, TenantOutputs
     from tagsmith.outbound.webhooks import WebhookService
+    from tagsmith.search import SearchIndex
 
 
 def boto3_client(service: str, settings: Settings) -> Any:
@@ -46,7 +48,7 @@ def boto3_client(service: str, settings: Settings) -> Any:
     )
 
 
-def opensearch_index(url: str, *, auth: str = "", region: str = "us-east-1") -> Any:
+def opensearch_index(url: str, *, auth: str = "", region: str = "us-east-1") -> SearchIndex:
     """The search index on ``url``; ``auth="sigv4"`` signs every request with the caller's IAM
     credentials (an Amazon OpenSearch Service domain with fine-grained access control)."""
     from opensearchpy import OpenSearch
@@ -95,7 +97,7 @@ def load_encoders(settings: Settings) -> EncoderSet:
         candidates = (default,) if settings.encoder_recipe else CANDIDATE_RECIPES
     cache = settings.encoder_cache_dir
 
-    def build(encoder_id: str) -> Any:
+    def build(encoder_id: str) -> Encoder:
         if encoder_id == LITE0_ENCODER_ID:
             return baseline_encoder(cache)
         if encoder_id not in RECIPES:
@@ -111,8 +113,8 @@ class Components:
 
     settings: Settings
     store: ObjectStore
-    index: Any
-    encoder_override: Any = None
+    index: SearchIndex
+    encoder_override: Encoder | None = None
     backfill_queue_override: DelayQueue | None = None
 
     @cached_property
@@ -127,7 +129,7 @@ class Components:
         return load_encoders(self.settings)
 
     @property
-    def encoder(self) -> Any:
+    def encoder(self) -> Encoder:
         """The default encoder (the one a model trains with when there is no choice)."""
         return self.encoders.default
 
@@ -329,8 +331,8 @@ def build(
     settings: Settings,
     *,
     store: ObjectStore | None = None,
-    index: Any = None,
-    encoder: Any = None,
+    index: SearchIndex | None = None,
+    encoder: Encoder | None = None,
 ) -> Components:
     """Components for ``settings``; any adapter may be passed in (tests, the local CLI)."""
     if store is None:
