@@ -36,6 +36,9 @@ Example::
     ...              decided_at="2026-11-22T06:00:00.000Z")
     >>> [(t.tag, t.state.value) for t in apply_decision([ai], d, exclusive=True)]
     [('juice', 'confirmed'), ('milk', 'rejected')]
+
+Size: just over 600 lines: the pure core (:func:`apply_decision`) and the service that writes its
+result with compare-and-swap, re-projects and counts corrections for retraining belong together.
 """
 
 from __future__ import annotations

@@ -36,9 +36,9 @@ the chosen encoders.
 Promotion rule: :mod:`tagsmith.promotion` (the new version is promoted unless it is measurably
 worse than the active one on evidence neither was trained on); this module gathers that evidence.
 
-This module is still over 600 lines: the fit, cross-validation and recipe choice share the loaded
-examples and their embeddings (``_Loaded``); splitting them further waits for the ``TrainingOptions``
-refactor of :meth:`TrainingService.train`.
+Size: over 600 lines because the load-and-embed, the fits, the cross-validation and the recipe
+choice all work on the loaded examples and their embeddings (``_Loaded``) inside one
+:meth:`TrainingService.train`; the next split is that method's steps (it is still ~250 lines).
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 """``tagsmith train``, ``tagsmith status``, ``tagsmith models`` (list, versions, rollback, report) and
 ``tagsmith taxonomy`` (show, set).
 
+Size: over 600 lines because each command's options, help and printing live beside it, and the
+commands share the outcome and report printers; a split by command group (``train``/``status``
+and ``models``/``taxonomy``) is the next step if it grows.
+
 Examples::
 
     tagsmith train -t acme -m product -e ./examples            # folder of tag folders

@@ -3,6 +3,9 @@
 (:mod:`tagsmith.console.server`) and the Lambda handler (``functions/review/handler.py``, API
 Gateway payload v2) are thin adapters around it.
 
+Size: over 600 lines because it holds the whole route table, each route a few lines beside its
+neighbours; the work behind a route lives in the services (decisions, review, search).
+
 Every ``/api`` route authenticates ``Authorization: Bearer tsk.<tenant>.<secret>`` and works in the
 token's tenant only; no route takes a tenant from the request. Another tenant's item ids and asset
 keys answer 404, exactly as ids that do not exist, so probing reveals nothing.

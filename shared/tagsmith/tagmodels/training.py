@@ -8,6 +8,10 @@ linear head. Multi-label models: one class-balanced logistic regression per tag.
 
 Both then get per-tag auto-apply thresholds from :mod:`tagsmith.tagmodels.calibration`.
 
+Size: over 600 lines because the ridge fit, its exact leave-out cross-validation, the
+series-aware folds and the temperature fit share private helpers over the same arrays, which the
+fused text head (:mod:`tagsmith.tagmodels.text_head`) reuses; splitting them would export those.
+
 Example::
 
     >>> rng = np.random.default_rng(0)
