@@ -42,8 +42,8 @@ IMBALANCE_RATIO = 10
 # Cosine similarity at or above which two examples count as the same photo. Measured with
 # EfficientNet-Lite0 on the grocery photos: a JPEG re-save at quality 60 scores 0.97-0.99, a 15%
 # brightness change 0.98-1.0, while different photos never passed 0.90 and the closest packshots of
-# two different SKUs (lactose-free vs medium-fat milk) reached 0.951. Re-measured with the session-3
-# default encoder (40 photos; all 2,909 for the pairs): re-save at quality 60 0.975-0.99, brightness
+# two different SKUs (lactose-free vs medium-fat milk) reached 0.951. With an EfficientNet-Lite2
+# recipe (40 photos; all 2,909 for the pairs): re-save at quality 60 0.975-0.99, brightness
 # 0.986-1.0, halving the size 0.947-0.97 (not caught), photos of two different SKUs at most 0.952.
 NEAR_DUPLICATE_SIMILARITY = 0.97
 

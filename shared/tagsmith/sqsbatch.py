@@ -80,9 +80,9 @@ class RetryBackoff:
 
     The visibility timeout has to cover the slowest invocation (AWS: six times the function's
     timeout), but a message that failed fast (a search-cluster blip, an S3 500) should not wait it
-    out: a failed ingest message used to come back after 360 s. Each failure's receipt handle is
-    given a short visibility (``ChangeMessageVisibility``, which the consuming role may call); if
-    that call fails, the queue's timeout applies as before. The redrive policy still counts every
+    out (with the queue's timeout alone, a failed ingest message came back after 360 s). Each
+    failure's receipt handle is given a short visibility (``ChangeMessageVisibility``, which the
+    consuming role may call); if that call fails, the queue's visibility timeout applies. The redrive policy still counts every
     delivery, so a message that keeps failing reaches the dead-letter queue after
     ``maxReceiveCount`` tries, a minute or so after the first instead of after half an hour.
     """

@@ -3,7 +3,7 @@
 A tag model learns from five or ten photos per tag; showing the head a few altered copies of each
 (a random crop at 50-100% of the area, a small turn, a little more or less light, contrast and
 colour, maybe mirrored) teaches it what does *not* matter about a product. Ingest is unchanged:
-uploads are embedded once, as before.
+uploads are embedded once, with no altered views.
 
 Every view is a pure function of the image and an integer seed, so a retrain embeds the same views
 and an embedding cache keyed by (image, seed, settings) stays valid.
