@@ -12,9 +12,9 @@ Sections (``--only`` takes a comma-separated list; the default runs the first fo
 * ``variants``: the same figures for every other encoder recipe tried (docs/benchmarks.md).
 * ``embed_cost``: decode + embed images/s of every encoder, measured back to back on the same 96
   photos (the cached figures above come from whenever each cache was filled, under other load).
-* ``calibration`` (only when named): the accuracy figures under each calibration setting tried
-  (series-aware folds, never-seen gate, never-seen share; docs/benchmarks.md, "How the confidence
-  is made honest"), with the out-of-fold top-1 beside the test top-1.
+* The calibration rules are compared by ``python -m benchmarks.automation --variants
+  "calibration: ..."`` (through the product trainer, on both catalogues); the session-3 settings
+  of this module's former ``calibration`` section are in docs/benchmarks.md as measured then.
 * ``throughput``: images/s through the real :class:`IngestService` (decode, embed, every active
   model, record, review items, index) on in-memory adapters, and embed-only images/s.
 * ``training_speed``, ``search_latency``, ``video``, ``ocr``, ``review_loop``, ``selftraining``, ``backfill``, ``review_queue``: the other
@@ -55,7 +55,7 @@ KS = (5, 10, 30)
 SEEDS = (0, 1, 2, 3, 4)
 UNKNOWN_K = 10
 OWN_SECTIONS = ("accuracy", "variants", "throughput", "embed_cost")
-NAMED_SECTIONS = ("calibration",)  # own sections run only when named
+NAMED_SECTIONS: tuple[str, ...] = ()  # own sections that run only when named
 EXTRA_SECTIONS = (
     "automation",
     "training_speed",
@@ -533,155 +533,6 @@ def evaluate_variant(variant: Variant, seeds: Sequence[int], log: Callable[[str]
     return out
 
 
-# --- calibration settings ---------------------------------------------------------------------------
-#: (name, settings of tagsmith.tagmodels.training): the variants measured for issue 3.
-#: Every setting named in full (the module defaults changed in session 3); ``MIN_SERIES`` 1: a tag
-#: that is one series is held out whole, as before session 3.
-_STRATIFIED: dict[str, float | None] = {"SERIES_QUANTILE": None, "UNKNOWN_SHARE": None, "UNKNOWN_PASS": None}
-CALIBRATION_VARIANTS: tuple[tuple[str, dict[str, float | None]], ...] = (
-    ("shipped: series folds q=0.95 (one-series tags split), never-seen share 0.2", {}),
-    ("session-2 rule: stratified folds, never-seen counted one for one", _STRATIFIED),
-    (
-        "series folds q=0.95, never-seen counted one for one",
-        {**_STRATIFIED, "SERIES_QUANTILE": 0.95, "MIN_SERIES": 1},
-    ),
-    (
-        "series folds q=0.95, never-seen share 0.2 (one-series tags held out whole)",
-        {**_STRATIFIED, "SERIES_QUANTILE": 0.95, "UNKNOWN_SHARE": 0.2, "MIN_SERIES": 1},
-    ),
-    (
-        "series folds q=0.95, never-seen gate 3%",
-        {**_STRATIFIED, "SERIES_QUANTILE": 0.95, "UNKNOWN_PASS": 0.03},
-    ),
-    (
-        "series folds q=0.99, never-seen share 0.2",
-        {**_STRATIFIED, "SERIES_QUANTILE": 0.99, "UNKNOWN_SHARE": 0.2},
-    ),
-    (
-        "series folds q=0.99, never-seen gate 3%",
-        {**_STRATIFIED, "SERIES_QUANTILE": 0.99, "UNKNOWN_PASS": 0.03},
-    ),
-    ("stratified folds, never-seen share 0.2", {**_STRATIFIED, "UNKNOWN_SHARE": 0.2}),
-    ("stratified folds, never-seen share 0.1", {**_STRATIFIED, "UNKNOWN_SHARE": 0.1}),
-    ("stratified folds, never-seen gate 3%", {**_STRATIFIED, "UNKNOWN_PASS": 0.03}),
-    ("stratified folds, prior weight 20 (instead of 5)", {**_STRATIFIED, "PRIOR_WEIGHT": 20.0}),
-)
-
-
-def calibration_variants(seeds: Sequence[int], log: Callable[[str], None]) -> dict[str, Any]:
-    """:func:`evaluate_variant` (default encoder) under each of :data:`CALIBRATION_VARIANTS`."""
-    import tagsmith.tagmodels.training as training
-
-    out: dict[str, Any] = {}
-    default = {v.name: v for v in variants()}["default"]
-    for name, settings in CALIBRATION_VARIANTS:
-        saved = {key: getattr(training, key) for key in settings}
-        try:
-            for key, value in settings.items():
-                setattr(training, key, value)
-            log(f"calibration: {name}")
-            out[name] = evaluate_variant(default, seeds, log)
-        finally:
-            for key, value in saved.items():
-                setattr(training, key, value)
-    out["oracle"] = oracle_coverage(seeds, log)
-    return out
-
-
-def _coverage_at(conf: np.ndarray, right: np.ndarray, precision: float) -> float:
-    """The largest share auto-applied, most confident first, with at least ``precision`` right."""
-    order = np.argsort(-conf, kind="stable")
-    ranked = conf[order]
-    last_of_tie = np.append(ranked[1:] != ranked[:-1], True)  # a threshold cannot split equal scores
-    ok = (np.cumsum(right[order]) / np.arange(1, len(order) + 1) >= precision) & last_of_tie
-    return float((np.nonzero(ok)[0].max() + 1) / len(order)) if ok.any() else 0.0
-
-
-def oracle_coverage(seeds: Sequence[int], log: Callable[[str], None]) -> dict[str, Any]:
-    """Coverage of a threshold on the top softmax confidence chosen *on the test set* (an upper
-    bound for any calibration of this ranking), at 98% and 95% precision: one threshold per seed
-    (mean over seeds; picks each seed's luckiest cut) and one threshold for all seeds pooled."""
-    from tagsmith.tagmodels import ModelKind, fit_linear_head
-
-    variant = {v.name: v for v in variants()}["default"]
-    paths = split_paths(KS, seeds)
-    x, _ = variant_embeddings(variant, paths, log)
-    index = {p: i for i, p in enumerate(paths)}
-    out: dict[str, Any] = {}
-    for k in KS:
-        confs, rights = [], []
-        for seed in seeds:
-            split = load_split(k, seed)
-            head = fit_linear_head(
-                x[[index[p] for p, _ in split.support]],
-                [label for _, label in split.support],
-                kind=ModelKind.EXCLUSIVE,
-                calibrate=False,
-                alpha=head_penalty(variant),
-            )
-            probs = model_from_head(head, variant.encoder_ids[0]).predict(
-                x[[index[p] for p, _ in split.test]]
-            )
-            confs.append(probs.max(axis=1))
-            rights.append(
-                np.array(head.tags)[probs.argmax(axis=1)] == np.array([lab for _, lab in split.test])
-            )
-        out[str(k)] = {
-            f"{kind}_{round(precision * 100)}": value
-            for precision in (0.98, 0.95)
-            for kind, value in (
-                (
-                    "per_seed",
-                    float(
-                        np.mean([_coverage_at(c, r, precision) for c, r in zip(confs, rights, strict=True)])
-                    ),
-                ),
-                ("pooled", _coverage_at(np.concatenate(confs), np.concatenate(rights), precision)),
-            )
-        }
-    return out
-
-
-def calibration_markdown(results: dict[str, Any]) -> str:
-    lines = [
-        "| setting | k=5 prec / cov | k=10 prec / cov | k=30 prec / cov | OOF top-1 vs test, k=5/10/30 "
-        "| never-seen not applied |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, r in results.items():
-        if name == "oracle":
-            continue
-        per_k = r["per_k"]
-        cells = [f"{_pct(per_k[str(k)]['precision'])} / {_pct(per_k[str(k)]['coverage'])}" for k in KS]
-        oof = ", ".join(
-            f"{per_k[str(k)]['cv_accuracy']['mean'] * 100:.1f} vs {per_k[str(k)]['accuracy']['mean'] * 100:.1f}"
-            for k in KS
-        )
-        lines.append(f"| {name} | {' | '.join(cells)} | {oof} | {_pct(r['unknown']['not_applied'])} |")
-    oracle = results.get("oracle")
-    if oracle:
-        for kind, what in (("per_seed", "one threshold per seed"), ("pooled", "one threshold, seeds pooled")):
-            cells = [
-                f"{oracle[str(k)][f'{kind}_98'] * 100:.1f}% at 98% / {oracle[str(k)][f'{kind}_95'] * 100:.1f}% at 95%"
-                for k in KS
-            ]
-            lines.append(f"| oracle on the test set ({what}): coverage | {' | '.join(cells)} | - | - |")
-    lines += [
-        "",
-        "| setting (k=10) | out-of-fold: coverage / precision at confidence >= 0.9 | test set: same |",
-        "|---|---|---|",
-    ]
-    for name, r in results.items():
-        if name == "oracle":
-            continue
-        row = r["per_k"]["10"]
-        lines.append(
-            f"| {name} | {row['oof_coverage_at_0.9']['mean'] * 100:.1f}% / {row['oof_precision_at_0.9']['mean'] * 100:.1f}% "
-            f"| {row['test_coverage_at_0.9']['mean'] * 100:.1f}% / {row['test_precision_at_0.9']['mean'] * 100:.1f}% |"
-        )
-    return "\n".join(lines)
-
-
 # --- throughput ---------------------------------------------------------------------------------------
 def throughput(log: Callable[[str], None], *, photos: int = 300, batch: int = 10) -> dict[str, Any]:
     """Ingest ``photos`` grocery photos through the real IngestService, ``batch`` objects per call."""
@@ -863,8 +714,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results["variants"][name] = evaluate_variant(variant, seeds, log)
             except Exception as e:  # e.g. optional weights missing: report, keep going
                 log(f"  {name} failed: {e}")
-    if "calibration" in own:
-        results["calibration"] = calibration_variants(seeds, log)
     if "embed_cost" in own:
         log("embed cost")
         results["embed_cost"] = embed_cost(log)
@@ -878,8 +727,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=float) + "\n")
     print(markdown(results))
-    if "calibration" in results:
-        print("\n" + calibration_markdown(results["calibration"]))
     print(f"\n{results['seconds']:.0f} s; results in {RESULTS.relative_to(ROOT)}")
     return 0
 

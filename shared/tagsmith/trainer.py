@@ -529,7 +529,7 @@ class TrainingService:
         if n_folds < 2:
             return None
         items = [*loaded, *negative_items]
-        return cv_splits([_rows(items, e) for e in encoder_ids], y, n_folds)
+        return cv_splits([_rows(items, e) for e in encoder_ids], y, n_folds, self.calibration)
 
     def _candidate_encoders(self, active: TagModel | None = None) -> list[Encoder]:
         """The encoders a new version may be trained for, the one it gets without evidence for

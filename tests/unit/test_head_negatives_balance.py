@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from tagsmith.tagmodels import ModelKind, fit_linear_head
-from tagsmith.tagmodels.calibration import never_seen_gate
+from tagsmith.tagmodels.calibration import SERIES_FLOOR, CalibrationSettings, never_seen_gate
 from tagsmith.tagmodels.training import (
-    SERIES_FLOOR,
     _RidgeFit,
     class_balanced_weights,
     cv_splits,
@@ -209,3 +208,18 @@ def test_distinct_photos_of_a_tag_are_not_grouped_as_one_series() -> None:
     # THEN every photo is its own group: each fold holds two photos of every tag
     for rows in splits:
         assert sorted(np.bincount(y[rows], minlength=5)) == [2] * 5
+
+
+def test_the_fold_settings_are_passed_in_not_set_on_the_module() -> None:
+    # GIVEN the photos above: distinct by the floor, but chained by the tenant's own cut-off alone
+    rng = np.random.default_rng(4)
+    x = np.concatenate([c + rng.standard_normal((10, 64)) * 0.3 for c in np.eye(5, 64) * 3.0])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = np.repeat(np.arange(5), 10)
+    # WHEN one caller asks for folds without the floor and one series per tag allowed
+    chained = CalibrationSettings(series_floor=-1.0, min_series=1)
+    splits = cv_splits(x, y, 5, chained)
+    # THEN each tag is one series held out whole (what the floor prevents) ...
+    assert sorted(len(set(y[rows].tolist())) for rows in splits) == [1] * 5
+    # ... and the default settings, untouched by that call, still split them photo by photo
+    assert all(sorted(np.bincount(y[rows], minlength=5)) == [2] * 5 for rows in cv_splits(x, y, 5))

@@ -76,6 +76,24 @@ NEVER = 1.000001
 NEVER_SEEN_SHARE = 0.2
 
 
+#: Series-aware cross-validation: examples of one tag closer than this tenant's near-twin cosine
+#: (:func:`tagsmith.tagmodels.training.series_similarity`, at this quantile) always fall in the same
+#: fold, so out-of-fold confidence resembles a new upload's (shops' photos are shot in series, and a
+#: held-out shot with its twin in the training fold grades the model far too kindly: with plain
+#: stratified folds the calibration auto-applied 2.5x the hindsight share on grocery at 92%
+#: precision; docs/benchmarks.md, "Calibration").
+SERIES_QUANTILE = 0.95
+#: ... but never below this cosine: categories whose photos all look alike (clothing shot at home)
+#: give a low near-twin cosine, which would chain visibly different photos into one "series".
+#: Distinct clothing photos of one category, even by one person in one room, stay under it (99th
+#: percentile 0.79-0.83 with the default features); grocery's series sit above it (the quantile
+#: gives 0.875-0.91 there).
+SERIES_FLOOR = 0.86
+#: With series folds, a tag whose examples form fewer series than this is split example by example
+#: (a tag of near-identical packshots is one series: held out whole, no fold could score it).
+MIN_SERIES = 2
+
+
 @dataclass(frozen=True)
 class CalibrationSettings:
     """How thresholds are chosen from evidence (see the module docstring; each value is justified
@@ -85,12 +103,17 @@ class CalibrationSettings:
     ``never_seen_pass``: the largest share of simulated never-seen items the thresholds let
     through (None: as the target allows, :meth:`never_seen_pass_for`); ``confusion_margin``: how
     far towards 1 a confused tag's threshold moves past its most confident confusion (0.5: halfway).
+    The evidence itself: ``series_quantile``, ``series_floor`` and ``min_series`` shape the
+    series-aware folds (:data:`SERIES_QUANTILE`, :data:`SERIES_FLOOR`, :data:`MIN_SERIES`).
     """
 
     error_share: float = 1 / 3
     never_seen_pass: float | None = None
     confusion_margin: float = 0.5
     min_threshold: float = MIN_THRESHOLD
+    series_quantile: float = SERIES_QUANTILE
+    series_floor: float = SERIES_FLOOR
+    min_series: int = MIN_SERIES
 
     def never_seen_pass_for(self, target: float) -> float:
         """The share of never-seen items that may be auto-applied at ``target`` precision.
@@ -109,6 +132,13 @@ class CalibrationSettings:
             raise ValueError(f"never_seen_pass must be in [0, 1], got {self.never_seen_pass}")
         if not 0.0 <= self.confusion_margin <= 1.0:
             raise ValueError(f"confusion_margin must be in [0, 1], got {self.confusion_margin}")
+        if not 0.0 < self.series_quantile <= 1.0 or not -1.0 <= self.series_floor <= 1.0:
+            raise ValueError(
+                f"series_quantile must be in (0, 1] and series_floor a cosine, got "
+                f"{self.series_quantile}, {self.series_floor}"
+            )
+        if self.min_series < 1:
+            raise ValueError(f"min_series must be at least 1, got {self.min_series}")
 
 
 DEFAULT_CALIBRATION = CalibrationSettings()

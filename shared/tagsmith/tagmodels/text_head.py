@@ -251,7 +251,7 @@ def fit_fused_head(
     # (negatives spread over the folds), temperatures and text weight fitted on the examples.
     oof_img = np.zeros((n, n_tags))
     oof_txt = np.zeros((n, n_tags))
-    for test in cv_splits(x[:n], y_tagged, folds):
+    for test in cv_splits(x[:n], y_tagged, folds, settings):
         oof_img[test] = image.held_out(test)  # as if fitted on the other folds
         oof_txt[test] = text.held_out(test)
     tagged_img, tagged_txt = oof_img[:n_tagged], oof_txt[:n_tagged]

@@ -68,24 +68,8 @@ DEFAULT_RIDGE_ALPHA = 0.3
 CV_FOLDS = 5
 #: Tags are split into this many groups to simulate never-seen items (see calibration).
 UNKNOWN_GROUPS = 5
-#: Series-aware cross-validation: examples of one tag closer than this tenant's near-twin cosine
-#: (:func:`series_similarity`, at this quantile) always fall in the same fold, so out-of-fold
-#: confidence resembles a new upload's (shops' photos are shot in series, and a held-out shot
-#: with its twin in the training fold grades the model far too kindly: with plain stratified
-#: folds the calibration auto-applied 2.5x the hindsight share on grocery at 92% precision;
-#: docs/benchmarks.md, "Calibration").
-SERIES_QUANTILE = 0.95
-#: ... but never below this cosine: categories whose photos all look alike (clothing shot at home)
-#: give a low near-twin cosine, which would chain visibly different photos into one "series".
-#: Distinct clothing photos of one category, even by one person in one room, stay under it (99th
-#: percentile 0.79-0.83 with the default features); grocery's series sit above it (the quantile
-#: gives 0.875-0.91 there).
-SERIES_FLOOR = 0.86
 #: The near-twin cosine is a quantile over at most this many examples (a fixed random sample).
 SERIES_SAMPLE = 1536
-#: With series folds, a tag whose examples form fewer series than this is split example by example
-#: (a tag of near-identical packshots is one series: held out whole, no fold could score it).
-MIN_SERIES = 2
 _TEMPERATURES = np.geomspace(1.0, 300.0, 60)
 #: Probability mass the temperature fit moves off the true tag (see ``_fit_temperature``).
 LABEL_SMOOTHING = 0.02
@@ -475,21 +459,29 @@ def series_folds(y: np.ndarray, groups: np.ndarray, folds: int, seed: int = 0) -
     return [np.nonzero(fold_of == f)[0] for f in range(folds)]
 
 
-def cv_splits(x: np.ndarray | Sequence[np.ndarray], y_tagged: np.ndarray, folds: int) -> list[np.ndarray]:
+def cv_splits(
+    x: np.ndarray | Sequence[np.ndarray],
+    y_tagged: np.ndarray,
+    folds: int,
+    settings: CalibrationSettings = DEFAULT_CALIBRATION,
+) -> list[np.ndarray]:
     """The test rows of each cross-validation fold of an exclusive head: ``x`` holds the tagged
     examples (labels ``y_tagged``) then the negatives ("none of these"), L2-normalised; or several
     such embeddings of the same rows (one per recipe compared): twins by any of them are a series.
 
-    A tag's series of near-identical shots stays in one fold (:data:`SERIES_QUANTILE`,
-    :data:`SERIES_FLOOR`; tags with fewer than :data:`MIN_SERIES` series are split example by
+    A tag's series of near-identical shots stays in one fold (``settings.series_quantile`` and
+    ``series_floor``; tags with fewer than ``settings.min_series`` series are split example by
     example). Negatives are spread over the folds one by one either
     way: they teach the model one product to refuse, and the calibration asks how it refuses new
     photos of *that* product, which a fold that saw none of them would not tell.
     """
     n_tagged = len(y_tagged)
     views = [x] if isinstance(x, np.ndarray) else list(x)
-    cuts = [max(series_similarity(v[:n_tagged], y_tagged, SERIES_QUANTILE), SERIES_FLOOR) for v in views]
-    groups = series_groups([v[:n_tagged] for v in views], y_tagged, cuts, min_series=MIN_SERIES)
+    cuts = [
+        max(series_similarity(v[:n_tagged], y_tagged, settings.series_quantile), settings.series_floor)
+        for v in views
+    ]
+    groups = series_groups([v[:n_tagged] for v in views], y_tagged, cuts, min_series=settings.min_series)
     tagged = series_folds(y_tagged, groups, folds)
     spread = np.random.default_rng(0).permutation(len(views[0]) - n_tagged) % folds
     return [np.concatenate([t, n_tagged + np.nonzero(spread == f)[0]]) for f, t in enumerate(tagged)]
@@ -545,7 +537,9 @@ def _fit_exclusive(
     x_scored, y = x[:n_scored], y[:n_scored]
     oof_scores = np.zeros((n_scored, len(tags)))
     splits = (
-        cv_splits(x_scored, y_tagged, folds) if fold_rows is None else _checked_folds(fold_rows, n_scored)
+        cv_splits(x_scored, y_tagged, folds, settings)
+        if fold_rows is None
+        else _checked_folds(fold_rows, n_scored)
     )
     for test in splits:
         oof_scores[test] = held_out(test)  # as if fitted on the other folds
