@@ -12,7 +12,7 @@ from typing import Any
 from tagsmith.errors import InvalidInputError
 from tagsmith.lazy import lazy_components
 from tagsmith.logs import function_logger, logged
-from tagsmith.sqsbatch import RetryBackoff
+from tagsmith.sqsbatch import RetryBackoff, each_message
 
 logger = function_logger("tagsmith-backfill")  # library lines name this function while it runs
 components = lazy_components()  # built on the first invocation, reused while warm
@@ -21,13 +21,8 @@ backoff = RetryBackoff(sqs=lambda: components().sqs)  # failed messages come bac
 
 @logged(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    failures = []
-    for message in event.get("Records", ()):
-        try:
-            components().backfill.handle(message["body"])
-        except InvalidInputError as e:
-            logger.error("backfill message dropped: %s", e)  # retrying the same bytes cannot help
-        except Exception:
-            logger.exception("backfill step failed; the message will be retried")
-            failures.append({"itemIdentifier": message["messageId"]})
-    return backoff.apply(event, {"batchItemFailures": failures})
+    # A request that cannot be carried out is dropped: retrying the same bytes cannot help.
+    return each_message(
+        event, context, lambda m: components().backfill.handle(m["body"]),
+        logger=logger, what="backfill message", drop=(InvalidInputError,), backoff=backoff,
+    )  # fmt: skip

@@ -14,7 +14,7 @@ from tagsmith.errors import InvalidInputError, NotFoundError
 from tagsmith.events import parse_storage_event
 from tagsmith.lazy import Lazy, lazy_components
 from tagsmith.logs import function_logger, logged
-from tagsmith.sqsbatch import RetryBackoff
+from tagsmith.sqsbatch import RetryBackoff, each_message
 from tagsmith.trainjobs import TrainingJobs
 
 logger = function_logger("tagsmith-train")  # library lines name this function while it runs
@@ -36,17 +36,16 @@ def _training_jobs() -> TrainingJobs:
 jobs = Lazy(_training_jobs)  # built on the first invocation, reused while warm
 
 
+def _train(message: dict[str, Any]) -> None:
+    for ref in parse_storage_event(message["body"]):
+        outcome = jobs().run(ref.key)
+        logger.info("training request %s: %s", ref.key, outcome.get("state"), extra={"key": ref.key})
+
+
 @logged(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    failures = []
-    for message in event.get("Records", ()):
-        try:
-            for ref in parse_storage_event(message["body"]):
-                outcome = jobs().run(ref.key)
-                logger.info("training request %s: %s", ref.key, outcome.get("state"), extra={"key": ref.key})
-        except (InvalidInputError, NotFoundError) as e:
-            logger.error("training request dropped: %s", e)  # nothing to retry: the request is bad or gone
-        except Exception:
-            logger.exception("training failed; the message will be retried")
-            failures.append({"itemIdentifier": message["messageId"]})
-    return backoff.apply(event, {"batchItemFailures": failures})
+    # A bad or vanished request is dropped: its status says why, and retrying cannot help.
+    return each_message(
+        event, context, _train, logger=logger, what="training request",
+        drop=(InvalidInputError, NotFoundError), backoff=backoff,
+    )  # fmt: skip

@@ -14,7 +14,7 @@ from tagsmith.config import ConfigurationError
 from tagsmith.lazy import lazy_components
 from tagsmith.local.resources import STACK
 from tagsmith.logs import function_logger, logged
-from tagsmith.sqsbatch import RetryBackoff
+from tagsmith.sqsbatch import RetryBackoff, each_message
 from tagsmith.videojobs import VideoJobService
 
 logger = function_logger("tagsmith-video")  # library lines name this function while it runs
@@ -34,17 +34,15 @@ def jobs() -> VideoJobService:
 
 @logged(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    failures = []
-    for message in event.get("Records", ()):
+    def step(message: dict[str, Any]) -> None:
         receives = int(message.get("attributes", {}).get("ApproximateReceiveCount", 1))
-        try:
-            outcome = jobs().handle(
-                message["body"],
-                remaining=lambda: context.get_remaining_time_in_millis() / 1000,
-                last_attempt=receives >= MAX_RECEIVES,
-            )
-            logger.info("video job message %s: %s", message["messageId"], outcome)
-        except Exception:
-            logger.exception("video job step failed; the message will be retried")
-            failures.append({"itemIdentifier": message["messageId"]})
-    return backoff.apply(event, {"batchItemFailures": failures})
+        outcome = jobs().handle(
+            message["body"],
+            remaining=lambda: context.get_remaining_time_in_millis() / 1000,
+            last_attempt=receives >= MAX_RECEIVES,
+        )
+        logger.info("video job message %s: %s", message["messageId"], outcome)
+
+    # Nothing is dropped: a body that is not a job step rests in the dead-letter queue for a look,
+    # and a step that keeps failing ends its job on its last delivery (VideoJobService.handle).
+    return each_message(event, context, step, logger=logger, what="video job message", backoff=backoff)

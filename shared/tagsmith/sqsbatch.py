@@ -119,3 +119,46 @@ class RetryBackoff:
                 continue
             log.info("message %s will be retried in %d s (delivery %d)", record["messageId"], delay, receives)
         return response
+
+
+def each_message(
+    event: dict[str, Any],
+    context: Any,
+    handle: Callable[[dict[str, Any]], object],
+    *,
+    logger: logging.Logger | Any,  # a Powertools Logger too (the functions' own)
+    what: str,
+    drop: tuple[type[BaseException], ...] = (),
+    backoff: RetryBackoff | None = None,
+) -> BatchResponse:
+    """Lambda's partial batch response for an SQS event whose messages are handled one at a time
+    (train, backfill, video jobs; ingest embeds a batch together, :func:`storage_sqs_batch`).
+
+    Powertools' batch processor runs ``handle(message)`` for each record and reports the ones that
+    raised. The one rule every such function follows: an error of a ``drop`` class means the message
+    itself can never succeed and its reason is already recorded where the user looks (a training's
+    status, a backfill's progress), so it is logged and the message succeeds; any other error fails
+    the message, which ``backoff`` brings back in seconds until the redrive policy dead-letters it.
+    """
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    if not event.get("Records"):
+        return {"batchItemFailures": []}  # Powertools refuses an event without records
+
+    def record_handler(record: Any) -> None:
+        message = record.raw_event
+        try:
+            handle(message)
+        except drop as e:
+            logger.error("%s %s dropped: %s", what, message.get("messageId"), e)
+        except Exception:
+            logger.exception("%s %s failed; it will be retried", what, message.get("messageId"))
+            raise
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    result = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    failed = [str(f["itemIdentifier"]) for f in result["batchItemFailures"]]
+    response: BatchResponse = {"batchItemFailures": [{"itemIdentifier": m} for m in failed]}
+    return backoff.apply(event, response) if backoff is not None else response
