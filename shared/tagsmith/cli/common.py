@@ -14,15 +14,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from tagsmith.config import Settings
 from tagsmith.errors import TagsmithError
-from tagsmith.local.stack import StackConfig, StackInfo
-from tagsmith.wiring import Components, build
+
+if TYPE_CHECKING:
+    from tagsmith.local.stack import StackInfo
+    from tagsmith.wiring import Components
 
 out = Console()
 err = Console(stderr=True)
@@ -56,6 +57,13 @@ class Session:
 
 
 def open_session(target: Target) -> Session:
+    # The wiring pulls in the encoder (onnx, onnxruntime), scikit-learn and boto3: imported here,
+    # by the commands that open a session, so `tagsmith --help` and the light commands do not pay
+    # for them (seconds on 2 cores; tests/unit/test_cli_startup.py keeps it so).
+    from tagsmith.config import Settings
+    from tagsmith.local.stack import StackConfig, StackInfo
+    from tagsmith.wiring import build
+
     home = StackConfig.from_env().home
     running = StackInfo.read(home) if target in (Target.AUTO, Target.STACK) else None
     if target is Target.STACK and running is None:

@@ -22,10 +22,10 @@ from tagsmith.errors import InvalidInputError, TagsmithError
 from tagsmith.keys import validate_tenant
 from tagsmith.records import NONE_TAG
 from tagsmith.taxonomy import Taxonomy
-from tagsmith.wiring import Components
 
 if TYPE_CHECKING:
     from tagsmith.search.waiting import WaitingForReview
+    from tagsmith.wiring import Components
 
 app = typer.Typer()
 
