@@ -12,6 +12,10 @@ models' image-only scoring (logged; the record then has no ``ocr_engine``, so a 
 the text again). Videos are scored on image features only.
 
 Order matters: the record (source of truth) is written first, then review items, then the index.
+A batch's objects are read, and their records and review items written, side by side
+(:func:`tagsmith.concurrency.map_io`: each object's own writes keep that order, and a record is still
+a compare-and-swap); the search documents of a tenant's tagged records then go in one bulk request,
+and a document that fails there fails its object's message alone.
 Every step is idempotent, keyed on bucket, key and ETag: a redelivered event whose record already
 describes that object version with the same model versions changes nothing (it only re-projects
 the record into the index, which repairs a crash between the two writes).
@@ -35,6 +39,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from tagsmith.assetwriter import AssetWriter, Current, IngestOutcome, log_outcome
+from tagsmith.concurrency import map_io
 from tagsmith.errors import InvalidInputError, InvalidKeyError, NotFoundError, TagsmithError
 from tagsmith.events import ObjectRef
 from tagsmith.keys import AssetKey, parse_asset_key
@@ -138,19 +143,11 @@ class IngestService:
         results: list[IngestOutcome | Exception | None] = [None] * len(refs)
         todo: list[tuple[int, AssetKey, SourceObject, Current, PreparedImage]] = []
         videos: list[tuple[int, VideoJob]] = []
-        for i, ref in enumerate(refs):
-            try:
-                step = self._prepare(ref, cause)
-            except TagsmithError as e:
-                if isinstance(e, InvalidInputError):
-                    raise AssertionError("invalid input must be handled in _prepare") from e
-                results[i] = e
-                continue
-            except Exception as e:  # an unexpected bug: retry, then the DLQ keeps the message
-                log.exception("ingest failed unexpectedly", extra={"key": ref.key})
-                results[i] = e
-                continue
-            if isinstance(step, IngestOutcome):
+        # Each object's HEAD, record GET and object GET (and decode: Pillow releases the GIL) run
+        # side by side: one after another they were most of a batch's wall time on S3.
+        steps = map_io(lambda ref: self._prepare_or_error(ref, cause), refs)
+        for i, step in enumerate(steps):
+            if isinstance(step, Exception | IngestOutcome):
                 results[i] = step
             elif isinstance(step, VideoJob):
                 videos.append((i, step))
@@ -182,6 +179,20 @@ class IngestService:
         for i, r in enumerate(results):
             if isinstance(r, IngestOutcome) and r.record is not None and r.record.key in errors:
                 results[i] = errors[r.record.key]
+
+    def _prepare_or_error(
+        self, ref: ObjectRef, cause: Cause
+    ) -> IngestOutcome | VideoJob | tuple[AssetKey, SourceObject, Current, PreparedImage] | Exception:
+        """:meth:`_prepare`, with a transient failure (or a bug) returned as this object's outcome."""
+        try:
+            return self._prepare(ref, cause)
+        except TagsmithError as e:
+            if isinstance(e, InvalidInputError):
+                raise AssertionError("invalid input must be handled in _prepare") from e
+            return e
+        except Exception as e:  # an unexpected bug: retry, then the DLQ keeps the message
+            log.exception("ingest failed unexpectedly", extra={"key": ref.key})
+            return e
 
     def _prepare(
         self, ref: ObjectRef, cause: Cause = Cause.UPLOAD
@@ -272,13 +283,32 @@ class IngestService:
                 for n in members:
                     results[todo[n][0]] = e
                 continue
-            for n, proposal, lines in zip(members, proposals, read, strict=True):
-                i, asset, source, current, prepared = todo[n]
+
+            def commit(
+                job: tuple[int, Proposal, list[TextLine] | None], ocr: OcrEngine | None = ocr
+            ) -> IngestOutcome | Exception:
+                n, proposal, lines = job
+                _, asset, source, current, prepared = todo[n]
                 try:
-                    results[i] = self._commit(asset, source, prepared, proposal, current, ocr, lines, cause)
+                    return self._commit(asset, source, prepared, proposal, current, ocr, lines, cause)
                 except Exception as e:
-                    log.exception("committing tags failed", extra={"tenant": tenant, "key": asset.key})
-                    results[i] = e
+                    log.exception("committing tags failed", extra={"tenant": asset.tenant, "key": asset.key})
+                    return e
+
+            # Each asset's preview, record (compare-and-swap) and review items are written side by
+            # side; the search documents of the records written then go in one bulk request.
+            committed = map_io(commit, list(zip(members, proposals, read, strict=True)))
+            for n, outcome in zip(members, committed, strict=True):
+                results[todo[n][0]] = outcome
+            written = [
+                (todo[n][0], r.record)
+                for n, r in zip(members, committed, strict=True)
+                if isinstance(r, IngestOutcome) and r.status == "tagged" and r.record is not None
+            ]
+            failed = self.projections.project_many([record for _, record in written])
+            for i, record in written:
+                if record.key in failed:
+                    results[i] = failed[record.key]
 
     def _commit(
         self,
@@ -320,7 +350,7 @@ class IngestService:
             return self.writer.skipped_deleted(asset, record)
         previous = current[0] if current else None
         self.projections.sync_reviews(record, previous, set(proposal.models))
-        self.projections.project(record)
+        # the search document: the caller indexes the batch's records in one request
         if previous is not None and previous.source.etag != record.source.etag:
             self.writer.delete_stale_thumbnails(record)  # the replaced version's preview (or video frames)
         for t in record.tags:

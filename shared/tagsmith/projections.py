@@ -31,10 +31,11 @@ and one idempotent index write.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tagsmith.errors import TagsmithError, TransientError
 from tagsmith.previews import PreviewMaker, delete_stale_thumbnails, record_preview_key
 from tagsmith.records import Alternative, AssetRecord, AssetStatus, Segment, TagAssignment
 from tagsmith.review import (
@@ -163,6 +164,35 @@ class Projections:
     def project(self, record: AssetRecord) -> None:
         """The search document of ``record`` (a tombstone's is deleted)."""
         self.index.upsert(record, self.taxonomies(record.tenant))
+
+    def project_many(self, records: Sequence[AssetRecord]) -> dict[str, Exception]:
+        """The search documents of a batch's records, one bulk request per tenant instead of one
+        request each; returns the error of each record whose document was not written (by asset
+        key), so that only its message is retried. Never raises."""
+        errors: dict[str, Exception] = {}
+        by_tenant: dict[str, list[AssetRecord]] = {}
+        for record in records:
+            by_tenant.setdefault(record.tenant, []).append(record)
+        for tenant, batch in by_tenant.items():
+            try:
+                taxonomies = self.taxonomies(tenant)
+                failed = self.index.bulk_upsert([(r, taxonomies) for r in batch], tenant)
+            except Exception as e:  # the index is down: every document of the tenant waits
+                log.warning("indexing %d documents failed: %s", len(batch), e, extra={"tenant": tenant})
+                errors.update({r.key: e for r in batch})
+                continue
+            for item in failed:
+                # a retry may succeed where the cluster was busy; anything else is kept for the
+                # message's retries, then the DLQ, with OpenSearch's reason
+                kind = TransientError if item.status == 429 or item.status >= 500 else TagsmithError
+                errors[item.asset_key] = kind(
+                    f"indexing {item.asset_key} failed: {item.status} {item.error_type}: {item.reason}"
+                )
+                log.warning(
+                    "indexing failed: %s %s", item.status, item.reason,
+                    extra={"tenant": tenant, "key": item.asset_key},
+                )  # fmt: skip
+        return errors
 
     # --- repair --------------------------------------------------------------------------------
     def ensure(

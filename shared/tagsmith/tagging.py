@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tagsmith.concurrency import map_io
 from tagsmith.config import Settings
 from tagsmith.encoder.registry import EncoderSet
 from tagsmith.errors import UnsupportedMediaError
@@ -112,16 +113,21 @@ class Tagger:
         possible; new ones are embedded in one batch."""
         encoder = self.encoders.get(encoder_id) if encoder_id else self.encoder
         enc_id = encoder.encoder_id
-        out: list[np.ndarray | None] = [
-            self.embeddings.get(tenant, enc_id, im.sha256) if self.embeddings else None for im in images
-        ]
+        cache = self.embeddings
+        # the cache's reads and writes are one request per image: side by side, not in a row
+        out: list[np.ndarray | None] = (
+            map_io(lambda im: cache.get(tenant, enc_id, im.sha256), images) if cache else [None] * len(images)
+        )
         missing = [i for i, v in enumerate(out) if v is None or v.shape != (encoder.dim,)]
         if missing:
             fresh = encoder.embed([images[i].decoded.image for i in missing])
             for i, vec in zip(missing, fresh, strict=True):
                 out[i] = vec
-                if self.embeddings:
-                    self.embeddings.put(tenant, enc_id, images[i].sha256, vec)
+            if cache:
+                map_io(
+                    lambda pair: cache.put(tenant, enc_id, images[pair[0]].sha256, pair[1]),
+                    list(zip(missing, fresh, strict=True)),
+                )
         return np.stack([v for v in out if v is not None]) if out else np.zeros((0, encoder.dim), np.float32)
 
     def encoders_for(self, tenant: str) -> tuple[str, ...]:

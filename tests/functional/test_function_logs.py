@@ -113,7 +113,8 @@ def test_a_failed_message_is_retried_after_seconds_not_the_visibility_timeout(
 
         raise TransientError("search cluster unreachable")
 
-    monkeypatch.setattr(ingest.components().index, "upsert", search_down)
+    for write in ("upsert", "bulk_upsert"):  # every index write fails
+        monkeypatch.setattr(ingest.components().index, write, search_down)
     monkeypatch.setattr(ingest.backoff, "base", 1, raising=False)  # the same rule at a test's pace
     response = ingest.handler(event, LambdaContext("tagsmith-ingest"))
     assert response["batchItemFailures"] == [{"itemIdentifier": m["MessageId"]}]

@@ -17,6 +17,7 @@ from tagsmith.outbound import MemoryPublisher
 from tagsmith.records import AssetStatus, Source, TagAssignment, TagState
 from tagsmith.review import ReviewStatus
 from tagsmith.search import SearchQuery
+from tagsmith.search.index import BulkItemError
 from tagsmith.trainer import TrainingOptions
 from tagsmith.wiring import Components
 
@@ -162,23 +163,69 @@ def test_one_bad_object_does_not_cost_the_rest_of_the_batch(components: Componen
 
 
 def test_a_transient_failure_is_returned_for_retry_and_the_others_succeed(components: Components) -> None:
+    # GIVEN a bulk index request in which one document fails (OpenSearch answers per item)
     train_colours(components)
     refs = [upload(components, f"acme/{n}.jpg", solid_jpeg(COLOURS[n])) for n in ("red", "green")]
-    original = components.index.upsert
+    original = components.index.bulk_upsert
 
-    def flaky(record, taxonomies):  # type: ignore[no-untyped-def]
-        if record.path == "green.jpg":
-            raise TransientError("search is down")
-        return original(record, taxonomies)
+    def flaky(items, tenant):  # type: ignore[no-untyped-def]
+        items = list(items)
+        busy = [BulkItemError(r.key, 429, "es_rejected_execution_exception", "queue full") for r, _ in items
+                if r.path == "green.jpg"]  # fmt: skip
+        return original([(r, t) for r, t in items if r.path != "green.jpg"], tenant) + busy
 
-    components.index.upsert = flaky  # type: ignore[method-assign]
+    components.index.bulk_upsert = flaky  # type: ignore[method-assign]
     results = components.ingest.ingest(refs)
+    # THEN only that object's message fails (to be retried); the other is done
     assert results[0].status == "tagged"
     assert isinstance(results[1], TransientError)
-    components.index.upsert = original  # type: ignore[method-assign]
+    assert "429" in str(results[1])
+    components.index.bulk_upsert = original  # type: ignore[method-assign]
     [retry] = components.ingest.ingest(refs[1:])
     assert retry.status == "unchanged"  # the record was written first; the retry only re-projects it
     assert components.index.search("acme", SearchQuery(text="green")).total == 1
+
+
+def test_a_search_outage_fails_every_tagged_object_of_the_batch_and_the_retry_repairs(
+    components: Components,
+) -> None:
+    train_colours(components)
+    refs = [upload(components, f"acme/{n}.jpg", solid_jpeg(COLOURS[n])) for n in ("red", "green", "blue")]
+    original = components.index.bulk_upsert
+
+    def down(items, tenant):  # type: ignore[no-untyped-def]
+        raise TransientError("search cluster unreachable")
+
+    components.index.bulk_upsert = down  # type: ignore[method-assign]
+    results = components.ingest.ingest(refs)
+    assert all(isinstance(r, TransientError) for r in results)
+    assert all(components.records.get(AssetKey("acme", f"{n}.jpg")) for n in ("red", "green", "blue"))
+    components.index.bulk_upsert = original  # type: ignore[method-assign]
+    assert [r.status for r in components.ingest.ingest(refs)] == ["unchanged"] * 3
+    assert components.index.count("acme") == 3
+
+
+def test_a_batch_is_indexed_in_one_bulk_request_per_tenant(components: Components) -> None:
+    # the search documents of a batch's records go in one request, not one per asset
+    train_colours(components)
+    calls: list[tuple[str, int]] = []
+    original_bulk, original_upsert = components.index.bulk_upsert, components.index.upsert
+
+    def bulk(items, tenant):  # type: ignore[no-untyped-def]
+        items = list(items)
+        calls.append(("bulk", len(items)))
+        return original_bulk(items, tenant)
+
+    def upsert(record, taxonomies):  # type: ignore[no-untyped-def]
+        calls.append(("upsert", 1))
+        return original_upsert(record, taxonomies)
+
+    components.index.bulk_upsert = bulk  # type: ignore[method-assign]
+    components.index.upsert = upsert  # type: ignore[method-assign]
+    refs = [upload(components, f"acme/b-{i}.jpg", solid_jpeg(COLOURS["red"], seed=i)) for i in range(5)]
+    assert [o.status for o in components.ingest.ingest(refs)] == ["tagged"] * 5
+    assert calls == [("bulk", 5)]
+    assert components.index.count("acme") == 5
 
 
 def test_human_decisions_survive_retraining_and_reprocessing(components: Components) -> None:

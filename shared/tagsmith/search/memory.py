@@ -81,7 +81,8 @@ class InMemorySearchIndex:
 
     def ensure_tenant(self, tenant: str) -> None:
         if validate_tenant(tenant) not in self._tenants:
-            self._tenants[tenant] = _Tenant(new_index_name(tenant))
+            # setdefault: atomic, so two ingest workers creating it at once keep one index
+            self._tenants.setdefault(tenant, _Tenant(new_index_name(tenant)))
 
     def upsert(self, record: AssetRecord, taxonomies: Mapping[str, Taxonomy]) -> None:
         if not searchable(record):
