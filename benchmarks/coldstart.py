@@ -79,6 +79,24 @@ def prepare(root: Path, images: int) -> None:
         store.put("assets", f"acme/cold/{i:05d}.jpg", _photo(i), content_type="image/jpeg")
 
 
+class _NoIndex:
+    """A search index that keeps nothing: the in-memory one holds every document, which would
+    show as the handler's memory growing with the images seen."""
+
+    def ensure_tenant(self, tenant: str) -> None:
+        pass
+
+    def upsert(self, record: Any, taxonomies: Any) -> None:
+        pass
+
+    def delete(self, tenant: str, asset_key: str, *, revision: int | None = None) -> None:
+        pass
+
+    def bulk_upsert(self, items: Any, tenant: str) -> list[Any]:
+        list(items)
+        return []
+
+
 def _event(keys: list[str]) -> dict[str, Any]:
     records = []
     for n, key in enumerate(keys):
@@ -120,12 +138,11 @@ def child(name: str, root: str, images: int) -> dict[str, Any]:
         return out
     from tagsmith.keys import records_prefix
     from tagsmith.local.runtime import LambdaContext
-    from tagsmith.search import InMemorySearchIndex
     from tagsmith.storage import FileObjectStore
     from tagsmith.wiring import build
 
     store = FileObjectStore(root=Path(root))
-    module.components.set(build(_settings(Path(root)), store=store, index=InMemorySearchIndex()))
+    module.components.set(build(_settings(Path(root)), store=store, index=_NoIndex()))
     module.backoff.sqs = lambda: None  # no failed message to delay here
     keys = [f"acme/cold/{i:05d}.jpg" for i in range(images + 1)]
     started = time.perf_counter()

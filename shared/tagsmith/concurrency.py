@@ -20,9 +20,9 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Requests in flight per batch: 8 cover a batch of 10 in two rounds and stay under botocore's
-#: default pool of 10 connections per client (more threads would only queue for a connection).
-IO_WORKERS = 8
+#: Requests in flight per batch: a whole SQS batch (10 messages) in one round, and no more than
+#: botocore's default pool of 10 connections per client (more threads would queue for one).
+IO_WORKERS = 10
 
 
 def map_io(fn: Callable[[T], R], items: Iterable[T], *, workers: int = IO_WORKERS) -> list[R]:
