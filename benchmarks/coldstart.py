@@ -142,7 +142,7 @@ def child(name: str, root: str, images: int) -> dict[str, Any]:
     from tagsmith.wiring import build
 
     store = FileObjectStore(root=Path(root))
-    module.components.set(build(_settings(Path(root)), store=store, index=_NoIndex()))
+    module.components.set(build(_settings(Path(root)), store=store, index=_NoIndex()))  # type: ignore[arg-type]
     module.backoff.sqs = lambda: None  # no failed message to delay here
     keys = [f"acme/cold/{i:05d}.jpg" for i in range(images + 1)]
     started = time.perf_counter()
