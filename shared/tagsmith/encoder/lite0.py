@@ -371,7 +371,7 @@ def build_lite0_onnx(path: Path | str) -> str:
 
     Example::
 
-        >>> digest = build_lite0_onnx("/tmp/lite0.onnx")
+        >>> digest = build_lite0_onnx("lite0.onnx")
         >>> len(digest)
         64
     """
@@ -435,7 +435,7 @@ def ensure_lite0_onnx(cache_dir: Path) -> Path:
 
     Example::
 
-        >>> path = ensure_lite0_onnx(Path("/tmp/tagsmith-cache"))
+        >>> path = ensure_lite0_onnx(Path("tagsmith-cache"))
         >>> path.name
         'effnet-lite0-v1.onnx'
     """
@@ -455,7 +455,7 @@ def ensure_lite_taps_onnx(cache_dir: Path, *, variant: str, input_size: int) -> 
 
     Example::
 
-        >>> ensure_lite_taps_onnx(Path("/tmp/tagsmith-cache"), variant="lite0", input_size=320).name
+        >>> ensure_lite_taps_onnx(Path("tagsmith-cache"), variant="lite0", input_size=320).name
         'effnet-lite0-320-taps-v2.onnx'
     """
     if variant not in LITE_WEIGHTS:

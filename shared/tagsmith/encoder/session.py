@@ -472,7 +472,7 @@ def default_encoder(cache_dir: Path, *, batch_size: int = 16, threads: int | Non
 
     Example::
 
-        >>> encoder = default_encoder(Path("/tmp/tagsmith-cache"))
+        >>> encoder = default_encoder(Path("tagsmith-cache"))
         >>> encoder.encoder_id, encoder.dim
         ('effnet-lite2-260-s567g-c70-v1', 3136)
     """
