@@ -38,7 +38,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         f"swept {len(reports)} tenants",
         {
             "TenantsSwept": len(reports),
-            "ProjectionsRepaired": sum(r.projections.total for r in reports),
+            "ProjectionsRepaired": sum(r.projections.total + r.stale_entries for r in reports),
             "ChangesPublished": sum(r.published for r in reports),
             "IndexDocumentsRepaired": sum(i.indexed + i.removed for i in index if i.action != "none"),
             "IndexRebuilds": sum(1 for i in index if i.action == "rebuilt"),

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -187,6 +187,44 @@ class ReviewStore:
             entry = QueueEntry.parse(info.key[len(prefix) :])
             if entry is not None:
                 yield entry
+
+    def entry_times(self, tenant: str) -> dict[str, str | None]:
+        """Every queue entry's name with the time it was written (what the store lists), one
+        listing: the sweep leaves entries younger than its settle time alone."""
+        prefix = review_queue_prefix(tenant)
+        return {
+            info.key[len(prefix) :]: info.last_modified
+            for info in self.store.list(self.bucket, prefix)
+            if QueueEntry.parse(info.key[len(prefix) :]) is not None
+        }
+
+    def drop_superseded_entries(self, tenant: str, names: Iterable[str]) -> list[str]:
+        """Delete, among ``names``, the entries of an item that has more than one: all but the one
+        its current state names (all of them when it is no longer pending). Two writers of one
+        item at once (a redelivered upload repairing it while a backfill rewrites it) each put
+        their entry before the item, and the item keeps only the last; readers skip the other, so
+        it is harmless but never goes away by itself. One GET per item with several entries;
+        returns the names deleted. ``names`` must leave out entries so young that a :meth:`put` may
+        be between its steps (the sweep passes entries older than its settle time)."""
+        by_item: dict[str, list[str]] = {}
+        for name in names:
+            entry = QueueEntry.parse(name)
+            if entry is not None:
+                by_item.setdefault(entry.item_id, []).append(name)
+        prefix = review_queue_prefix(tenant)
+        dropped = []
+        for item_id, group in sorted(by_item.items()):
+            if len(group) < 2:
+                continue
+            item = self.get(tenant, item_id)
+            keep = (
+                queue_entry_name(item) if item is not None and item.status is ReviewStatus.PENDING else None
+            )
+            for name in sorted(group):
+                if name != keep:
+                    self.store.delete(self.bucket, prefix + name)
+                    dropped.append(name)
+        return dropped
 
     def pending_page(
         self,

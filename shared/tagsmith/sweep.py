@@ -65,12 +65,13 @@ class TenantSweep:
     projections: ProjectionRepair = field(default_factory=ProjectionRepair)
     index: IndexRepair | None = None
     published: int = 0  # revisions whose change was never published, published now
+    stale_entries: int = 0  # review-queue entries superseded by another of the same item, deleted
     seconds: float = 0.0
 
     @property
     def repaired(self) -> int:
         index = (self.index.indexed + self.index.removed) if self.index else 0
-        return self.projections.total + index + self.published
+        return self.projections.total + index + self.published + self.stale_entries
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +81,7 @@ class TenantSweep:
             "projections": self.projections.to_dict(),
             "index": self.index.to_dict() if self.index else None,
             "published": self.published,
+            "stale_entries": self.stale_entries,
             "seconds": round(self.seconds, 3),
         }
 
@@ -205,7 +207,11 @@ class SweepService:
             got = self.records.get(AssetKey(tenant, key.split("/", 1)[1]))
             if got is not None:
                 read[key] = got[0]
-        entries = {e.name for e in self.reviews.entries(tenant)}
+        entry_times = self.reviews.entry_times(tenant)
+        entries = set(entry_times)
+        stale = self.reviews.drop_superseded_entries(
+            tenant, [n for n, at in entry_times.items() if (t := _instant(at)) is None or t < until]
+        )
         repaired = ProjectionRepair()
         for key in sorted(recent):
             if key in read:
@@ -225,7 +231,14 @@ class SweepService:
         dead = {k: s for k, s in known_dead.items() if k in listing and s == _stamp(listing[k])}
         dead |= {k: _stamp(listing[k]) for k, r in read.items() if r.status is AssetStatus.DELETED}
         report = TenantSweep(
-            tenant, len(listing), len(read), repaired, index_repair, published, time.perf_counter() - started
+            tenant,
+            len(listing),
+            len(read),
+            repaired,
+            index_repair,
+            published,
+            len(stale),
+            time.perf_counter() - started,
         )
         self._save(
             tenant,

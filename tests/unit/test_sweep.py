@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from tagsmith.events import ObjectRef
 from tagsmith.keys import AssetKey, review_item_key
 from tagsmith.local.runtime import LambdaContext
 from tagsmith.local.stack import REPO_ROOT, load_function
+from tagsmith.review import queue_entry_name, review_queue_prefix
 from tagsmith.search import InMemorySearchIndex, SearchQuery
 from tagsmith.storage import MemoryObjectStore
 from tagsmith.sweep import SweepOptions, SweepService, tenant_ids
@@ -102,6 +104,26 @@ def test_lost_review_items_and_entries_come_back_on_a_full_sweep(library: Compon
     assert len(library.reviews.pending("acme")) == 7
     page, _ = library.reviews.pending_page("acme", limit=50)
     assert len(page) == 7
+
+
+def test_an_entry_left_by_two_writers_of_one_item_is_deleted_once_settled(library: Components) -> None:
+    # A redelivered upload repairing an item while a backfill rewrites it: each writer puts its own
+    # entry (another created_at) before the item, and the item keeps one; the other stays behind.
+    item = library.reviews.pending("acme")[0]
+    prefix = review_queue_prefix("acme")
+    loser = queue_entry_name(replace(item, created_at="2026-01-01T00:00:00.000Z"))
+    library.store.put(DATA, prefix + loser, b"")
+    assert len(library.reviews.entry_times("acme")) == 8
+
+    young = sweeper(library, at=datetime.now(UTC), settle=60).sweep_tenant("acme")
+    assert young.stale_entries == 0 and prefix + loser in {i.key for i in library.store.list(DATA, prefix)}
+
+    report = sweeper(library).sweep_tenant("acme")
+    assert report.stale_entries == 1 and report.repaired == 1
+    assert set(library.reviews.entry_times("acme")) == {
+        queue_entry_name(i) for i in library.reviews.pending("acme")
+    }
+    assert len(library.reviews.pending_page("acme", limit=50)[0]) == 7
 
 
 def test_records_still_being_written_are_left_for_the_next_sweep(library: Components) -> None:
