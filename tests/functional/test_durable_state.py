@@ -5,7 +5,9 @@ fresh moto. The same path under ``kill -9``: tests/e2e/test_durable_stack.py and
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +102,44 @@ def test_a_key_the_folder_cannot_hold_is_refused_not_silently_kept_in_memory(
             assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
         finally:
             state.close()
+
+
+def test_of_two_compare_and_swaps_of_one_key_at_once_only_one_succeeds(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # moto reads the current ETag, then stores: a pause between the two (what a busy process is)
+    # lets every writer check the same ETag before any stores, unless check and store are one step
+    from moto.s3.models import S3Backend
+
+    read = S3Backend.get_object
+
+    def slow_read(self: Any, *args: Any, **kw: Any) -> Any:
+        got = read(self, *args, **kw)
+        time.sleep(0.05)
+        return got
+
+    with mock_aws():
+        s3, *_ = provision()
+        state = DurableState(home=tmp_path, buckets=[BUCKET], queues=[QUEUE])
+        state.attach()
+        try:
+            etag = s3.put_object(Bucket=BUCKET, Key="acme/r.json", Body=b"0")["ETag"]
+            monkeypatch.setattr(S3Backend, "get_object", slow_read)
+
+            def swap(n: int) -> bool:
+                try:
+                    s3.put_object(Bucket=BUCKET, Key="acme/r.json", Body=b"%d" % n, IfMatch=etag)
+                    return True
+                except s3.exceptions.ClientError as e:
+                    assert e.response["Error"]["Code"] == "PreconditionFailed"
+                    return False
+
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                won = [n for n, ok in zip(range(1, 7), pool.map(swap, range(1, 7)), strict=True) if ok]
+        finally:
+            state.close()
+    assert len(won) == 1
+    assert (tmp_path / "s3" / BUCKET / "acme" / "r.json").read_bytes() == b"%d" % won[0]
 
 
 def test_without_an_attached_state_moto_behaves_as_usual(aws: None, tmp_path: Path) -> None:

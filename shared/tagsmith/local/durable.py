@@ -11,7 +11,9 @@ at its backends, *inside* the request that changes it:
   single and batch delete) is mirrored to ``<home>/s3/<bucket>/<key>`` (write, then rename: a file
   is whole or absent) under one lock, so the files change in the same order as moto's memory.
   A key the folder cannot hold (an empty, ``.`` or ``..`` segment, a trailing ``/``) is refused
-  with a 400 before moto stores it: the client knows it was not kept.
+  with a 400 before moto stores it: the client knows it was not kept. A conditional write
+  (``If-Match``, ``If-None-Match``) is checked and stored under the same lock: moto alone checks
+  and stores in two steps, so two compare-and-swaps of one key at once could both succeed.
 * **SQS**: every message added to a queue (send, batch send, a move to a dead-letter queue) and
   every deletion or purge is a row of ``<home>/sqs.sqlite`` (WAL journal), committed before the
   request is answered. A message received but not yet deleted is still there after a restart,
@@ -211,9 +213,11 @@ def _install_hooks() -> None:
             return
         from moto.s3.exceptions import InvalidArgumentError
         from moto.s3.models import S3Backend
+        from moto.s3.responses import S3Response
         from moto.sqs.models import Queue, SQSBackend
 
         put_object: Callable[..., Any] = S3Backend.put_object
+        put_request: Callable[..., Any] = S3Response.put_object
         delete_object: Callable[..., Any] = S3Backend.delete_object
         add_message: Callable[..., Any] = Queue.add_message
         queue_delete: Callable[..., Any] = Queue.delete_message
@@ -234,6 +238,18 @@ def _install_hooks() -> None:
                 key = put_object(self, bucket_name, key_name, value, *args, **kw)
                 state.object_written(bucket_name, key_name, bytes(value))
             return key
+
+        def atomic_conditional_put(self: Any) -> Any:
+            # moto checks If-Match / If-None-Match and then stores, with nothing between: two
+            # compare-and-swaps of one record at once (the same upload delivered twice to two
+            # ingest invocations, a reviewer's decision beside an ingestion) could both succeed and
+            # one update be lost. Under the S3 lock (re-entrant: the store inside takes it again)
+            # the check and the write are one step, as on S3.
+            state = _active
+            if state is None or not (self.headers.get("If-Match") or self.headers.get("If-None-Match")):
+                return put_request(self)
+            with state.s3_lock:
+                return put_request(self)
 
         def durable_delete(self: Any, bucket_name: str, key_name: str, *args: Any, **kw: Any) -> Any:
             state = _active
@@ -267,6 +283,7 @@ def _install_hooks() -> None:
                 state.queue_purged(queue_name)
 
         S3Backend.put_object = durable_put  # type: ignore[method-assign]
+        S3Response.put_object = atomic_conditional_put  # type: ignore[method-assign]
         S3Backend.delete_object = durable_delete  # type: ignore[method-assign]
         Queue.add_message = durable_add  # type: ignore[method-assign]
         Queue.delete_message = durable_queue_delete  # type: ignore[method-assign]
