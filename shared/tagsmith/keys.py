@@ -183,6 +183,12 @@ def models_prefix(tenant: str) -> str:
     return tenant_prefix(tenant) + "models/"
 
 
+def thumbnails_prefix(tenant: str, path: str) -> str:
+    """Where every version's thumbnails and preview of one asset live
+    (:func:`tagsmith.video.analysis.thumbnail_key`, :func:`tagsmith.previews.preview_key`)."""
+    return f"tenants/{tenant}/thumbnails/{path}/"
+
+
 def review_item_key(tenant: str, item_id: str) -> str:
     return f"{tenant_prefix(tenant)}reviews/{validate_item_id(item_id)}.json"
 

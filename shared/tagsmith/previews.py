@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from tagsmith.errors import InvalidInputError, TransientError
+from tagsmith.keys import thumbnails_prefix
 from tagsmith.records import AssetStatus
-from tagsmith.video.analysis import thumbnails_prefix
 from tagsmith.video.decode import video_frame_from
 
 if TYPE_CHECKING:

@@ -12,30 +12,33 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from tagsmith.assetwriter import AssetWriter
 from tagsmith.config import ConfigurationError, Settings
-from tagsmith.encoder.registry import EncoderSet
-from tagsmith.ingest import IngestService
-from tagsmith.ocr import RapidOcrEngine
-from tagsmith.previews import PreviewMaker
-from tagsmith.projections import Projections
-from tagsmith.queues import Queue, SqsQueue
 from tagsmith.records import Cause
 from tagsmith.review import ReviewStore
-from tagsmith.storage import EmbeddingCache, ObjectStore, RecordStore, S3ObjectStore
-from tagsmith.storage.texts import TextCache
-from tagsmith.tagging import Limits, Tagger
-from tagsmith.tagmodels import ActiveModels, ModelStore
-from tagsmith.trainer import TrainingService
-from tagsmith.video import TenantMediaSettings, VideoTagger
-from tagsmith.videojobs import VideoJobPolicy, VideoJobService
+from tagsmith.storage import ObjectStore, RecordStore
 
+# The services are imported by the properties that build them: `tagsmith record` and `review list`
+# need the record store alone, and importing the trainer (scikit-learn, SciPy) or the ingest path
+# (video, OCR, the tagger) costs 1-2 s on 2 cores (tests/unit/test_cli_startup.py keeps it so).
 if TYPE_CHECKING:
+    from tagsmith.assetwriter import AssetWriter
     from tagsmith.backfill import BackfillService, DelayQueue
     from tagsmith.encoder import Encoder
+    from tagsmith.encoder.registry import EncoderSet
+    from tagsmith.ingest import IngestService
+    from tagsmith.ocr import RapidOcrEngine
     from tagsmith.outbound import Outbound, TenantOutputs
     from tagsmith.outbound.webhooks import WebhookService
+    from tagsmith.previews import PreviewMaker
+    from tagsmith.projections import Projections
+    from tagsmith.queues import Queue
     from tagsmith.search import SearchIndex
+    from tagsmith.storage.texts import TextCache
+    from tagsmith.tagging import Tagger
+    from tagsmith.tagmodels import ActiveModels, ModelStore
+    from tagsmith.trainer import TrainingService
+    from tagsmith.video import VideoTagger
+    from tagsmith.videojobs import VideoJobPolicy, VideoJobService
 
 
 def boto3_client(service: str, settings: Settings) -> Any:
@@ -79,7 +82,7 @@ def load_encoders(settings: Settings) -> EncoderSet:
         baseline_encoder,
         feature_encoder,
     )
-    from tagsmith.encoder.registry import UnknownEncoderError
+    from tagsmith.encoder.registry import EncoderSet, UnknownEncoderError
 
     if settings.encoder_spec is not None:
         return EncoderSet.of(OnnxEncoder(EncoderSpec.from_json_file(settings.encoder_spec)))
@@ -124,6 +127,8 @@ class Components:
 
     @cached_property
     def encoders(self) -> EncoderSet:
+        from tagsmith.encoder.registry import EncoderSet
+
         if self.encoder_override is not None:
             return EncoderSet.of(self.encoder_override)
         return load_encoders(self.settings)
@@ -139,10 +144,14 @@ class Components:
 
     @cached_property
     def models(self) -> ModelStore:
+        from tagsmith.tagmodels import ModelStore
+
         return ModelStore(store=self.store, bucket=self.settings.data_bucket)
 
     @cached_property
     def active_models(self) -> ActiveModels:
+        from tagsmith.tagmodels import ActiveModels
+
         return ActiveModels(models=self.models, ttl=self.settings.model_cache_seconds)
 
     @cached_property
@@ -151,16 +160,23 @@ class Components:
 
     @cached_property
     def ocr(self) -> RapidOcrEngine:
+        from tagsmith.ocr import RapidOcrEngine
+
         # loads its models on first use: only tenants whose settings turn OCR on, or whose tag
         # models read text, pay for it
         return RapidOcrEngine()
 
     @cached_property
     def texts(self) -> TextCache:
+        from tagsmith.storage.texts import TextCache
+
         return TextCache(store=self.store, bucket=self.settings.data_bucket)
 
     @cached_property
     def tagger(self) -> Tagger:
+        from tagsmith.storage import EmbeddingCache
+        from tagsmith.tagging import Limits, Tagger
+
         return Tagger(
             encoders=self.encoders,
             models=self.active_models,
@@ -172,6 +188,8 @@ class Components:
 
     @cached_property
     def previews(self) -> PreviewMaker:
+        from tagsmith.previews import PreviewMaker
+
         return PreviewMaker(
             store=self.store,
             data_bucket=self.settings.data_bucket,
@@ -183,6 +201,7 @@ class Components:
     def projections(self) -> Projections:
         """Review items, queue entries, the search document and previews of records (never loads
         the encoder: the console and the sweep use it too)."""
+        from tagsmith.projections import Projections
 
         def taxonomies(tenant: str) -> dict[str, Any]:
             return {m.model_id: m.taxonomy for m in self.active_models.for_tenant(tenant)}
@@ -198,6 +217,9 @@ class Components:
 
     @cached_property
     def ingest(self) -> IngestService:
+        from tagsmith.ingest import IngestService
+        from tagsmith.video import TenantMediaSettings
+
         return IngestService(
             store=self.store,
             records=self.records,
@@ -217,11 +239,15 @@ class Components:
     @cached_property
     def video(self) -> VideoTagger:
         """Video scanning and segmenting, shared by inline ingestion and video jobs."""
+        from tagsmith.video import VideoTagger
+
         return VideoTagger(tagger=self.tagger)
 
     @cached_property
     def writer(self) -> AssetWriter:
         """Asset records and what follows them, for ingestion and video jobs alike."""
+        from tagsmith.assetwriter import AssetWriter
+
         return AssetWriter(
             store=self.store,
             records=self.records,
@@ -233,6 +259,9 @@ class Components:
     @cached_property
     def video_jobs(self) -> VideoJobService | None:
         """Long videos as resumable jobs on the video-jobs queue (None without one: tagged inline)."""
+        from tagsmith.queues import SqsQueue
+        from tagsmith.videojobs import VideoJobPolicy
+
         if not self.settings.video_jobs_queue_url:
             return None
         queue = SqsQueue(client=boto3_client("sqs", self.settings), url=self.settings.video_jobs_queue_url)
@@ -246,6 +275,8 @@ class Components:
         self, queue: Queue, policy: VideoJobPolicy, *, clock: Callable[[], float] = time.time
     ) -> VideoJobService:
         """A :class:`VideoJobService` on ``queue`` (tests give a memory queue and a clock)."""
+        from tagsmith.videojobs import VideoJobService
+
         return VideoJobService(
             store=self.store,
             records=self.records,
@@ -294,6 +325,8 @@ class Components:
 
     @cached_property
     def trainer(self) -> TrainingService:
+        from tagsmith.trainer import TrainingService
+
         return TrainingService(tagger=self.tagger, models=self.models, ocr=self.ocr, texts=self.texts)
 
     @cached_property
@@ -336,6 +369,8 @@ def build(
 ) -> Components:
     """Components for ``settings``; any adapter may be passed in (tests, the local CLI)."""
     if store is None:
+        from tagsmith.storage import S3ObjectStore
+
         store = S3ObjectStore(client=boto3_client("s3", settings))
     if index is None:
         if settings.opensearch_url:

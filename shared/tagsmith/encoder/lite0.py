@@ -29,10 +29,9 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 from tagsmith.encoder.torch_legacy import (
     LITE0_WEIGHTS_SHA256,
@@ -40,6 +39,13 @@ from tagsmith.encoder.torch_legacy import (
     load_lite0_state_dict,
     load_lite_state_dict,
 )
+
+if TYPE_CHECKING:
+    import onnx
+
+# onnx (and its ml_dtypes) is imported by the functions that build a graph, not here: importing it
+# takes 0.7-1.5 s on 2 cores, and everything else (the encoder id, the cached graph's check, every
+# ingest cold start and `tagsmith record`) needs none of it.
 
 __all__ = [
     "LITE0_DIM",
@@ -106,6 +112,8 @@ class _GraphBuilder:
         self._relu6_bounds_added = False
 
     def _constant(self, name: str, value: np.ndarray) -> str:
+        from onnx import numpy_helper
+
         self.initializers.append(numpy_helper.from_array(value, name))
         return name
 
@@ -121,6 +129,8 @@ class _GraphBuilder:
         relu6: bool,
     ) -> tuple[str, int]:
         """Conv (no bias) + folded BatchNorm (+ ReLU6). Returns the output name and spatial size."""
+        from onnx import helper
+
         w = self.weights[f"{conv}.weight"].astype(np.float64)
         gamma = self.weights[f"{bn}.weight"].astype(np.float64)
         beta = self.weights[f"{bn}.bias"].astype(np.float64)
@@ -150,6 +160,8 @@ class _GraphBuilder:
         return y, out_size
 
     def relu6(self, x: str, *, name: str) -> str:
+        from onnx import helper
+
         if not self._relu6_bounds_added:
             self._constant("relu6.min", np.array(0.0, dtype=np.float32))
             self._constant("relu6.max", np.array(6.0, dtype=np.float32))
@@ -158,6 +170,8 @@ class _GraphBuilder:
         return name
 
     def add(self, a: str, b: str, *, name: str) -> str:
+        from onnx import helper
+
         self.nodes.append(helper.make_node("Add", [a, b], [name], name=name))
         return name
 
@@ -166,6 +180,8 @@ class _GraphBuilder:
         :func:`gram_projection`, average the outer product of the projected vector with itself over
         the positions, keep the upper triangle, take the signed square root. Returns the output
         name and its width."""
+        from onnx import helper
+
         p = gram_projection(channels)
         k = p.shape[1]
         node = self.nodes.append
@@ -278,6 +294,9 @@ def build_efficientnet_lite_model(
     (N, 1280, h, w), the head's feature map before pooling, so that a caller can pool it
     differently (e.g. generalised-mean) without running the network twice.
     """
+    import onnx
+    from onnx import TensorProto, helper
+
     stages = infer_stages(weights)
     g = _GraphBuilder(weights)
     outputs: list[onnx.ValueInfoProto] = []

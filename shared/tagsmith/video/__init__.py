@@ -11,11 +11,30 @@ Example::
     [('oat-milk', 0.0, 3.0), ('juice', 3.0, 5.0)]
 """
 
-from tagsmith.video.analysis import FrameScan, VideoAnalysis, VideoTagger, thumbnail_key
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from tagsmith.video.decode import SampledFrame, SamplingPolicy, ScanCursor, VideoInfo, VideoReader
 from tagsmith.video.segments import SegmentPolicy, Span, find_spans, hysteresis
 from tagsmith.video.settings import MediaSettings, TenantMediaSettings
 from tagsmith.video.sniff import SNIFF_BYTES, MediaKind, sniff_media
+
+if TYPE_CHECKING:
+    from tagsmith.video.analysis import FrameScan, VideoAnalysis, VideoTagger, thumbnail_key
+
+# Tagging frames brings the tagger and the tag models: loaded on first use, so what reads a video
+# job's state or a file's media kind (`tagsmith record`, the console) does not pay for it.
+_ANALYSIS = ("FrameScan", "VideoAnalysis", "VideoTagger", "thumbnail_key")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ANALYSIS:
+        from tagsmith.video import analysis
+
+        return getattr(analysis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "SNIFF_BYTES",

@@ -22,6 +22,7 @@ from typing import IO
 import numpy as np
 from PIL import Image
 
+from tagsmith.keys import thumbnails_prefix
 from tagsmith.ocr import OcrEngine
 from tagsmith.records import Segment, TagAssignment, TextLine
 from tagsmith.tagging import Proposal, Tagger
@@ -87,11 +88,6 @@ class FrameScan:
             text_lines=None if lines is None else tuple(sorted(lines.values(), key=lambda x: x.time or 0.0)),
             seconds=seconds,
         )
-
-
-def thumbnails_prefix(tenant: str, path: str) -> str:
-    """Where every version's thumbnails of one asset live (see :func:`thumbnail_key`)."""
-    return f"tenants/{tenant}/thumbnails/{path}/"
 
 
 def thumbnail_key(tenant: str, path: str, etag: str, time_s: float) -> str:

@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,7 +27,9 @@ from tagsmith.errors import (
 from tagsmith.keys import AssetKey, tenant_prefix, validate_tenant
 from tagsmith.records import Failure, SourceObject, TextLine, utc_now
 from tagsmith.storage.base import ObjectStore
-from tagsmith.video import FrameScan
+
+if TYPE_CHECKING:
+    from tagsmith.video.analysis import FrameScan
 
 JOB_SCHEMA = 1
 
@@ -248,6 +250,8 @@ def encode_window(scan: FrameScan) -> bytes:
 def decode_window(data: bytes, *, thumbnails: bool = False) -> FrameScan:
     """Inverse of :func:`encode_window`; thumbnails only when asked (the last step reads them for
     the few frames that become a segment's picture)."""
+    from tagsmith.video.analysis import FrameScan
+
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             thumbs: list[bytes] = []
