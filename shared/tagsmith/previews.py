@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREVIEW_SIDE = 1024  # the console's largest view (its default ``max``)
+#: An image ingestion decoded for the encoder (a JPEG at 1/2, 1/4 or 1/8 scale, both sides >= the
+#: draft size) makes the preview itself when its long side is at least this: a 12 MP photo decoded
+#: at 1/4 (1008 x 756) does, instead of being decoded again at 1/2 and downscaled (about 45 ms a
+#: photo, more than the encoder's own share; docs/benchmarks.md). Such a preview is 768-1024 px.
+PREVIEW_REUSE_SIDE = 768
 PREVIEW_NAME = "preview.jpg"
 PREVIEW_QUALITY = 85
 
@@ -67,13 +72,14 @@ def jpeg_preview(image: Image.Image, *, max_side: int = PREVIEW_SIDE) -> bytes:
 
 def preview_from(data: bytes, decoded: DecodedImage | None = None, *, max_pixels: int) -> bytes:
     """The preview of image bytes. ``decoded``: the same bytes already decoded (ingestion's), used
-    when it holds enough pixels; a JPEG decoded at a reduced scale for the encoder is decoded again
-    at the preview's scale (JPEG's draft mode keeps that cheap)."""
+    when it is whole or holds at least :data:`PREVIEW_REUSE_SIDE` pixels on its long side; a JPEG
+    decoded at a smaller scale for the encoder is decoded again at the preview's scale (JPEG's draft
+    mode keeps that cheap)."""
     from tagsmith.encoder import decode_image
 
     if decoded is not None:
         full = decoded.image.size in ((decoded.width, decoded.height), (decoded.height, decoded.width))
-        if full or max(decoded.image.size) >= PREVIEW_SIDE:
+        if full or max(decoded.image.size) >= PREVIEW_REUSE_SIDE:
             return jpeg_preview(decoded.image)
     return jpeg_preview(decode_image(data, max_pixels=max_pixels, draft_size=PREVIEW_SIDE).image)
 
