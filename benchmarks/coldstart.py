@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.coldstart                # every handler's import; ingest's first call
     .venv/bin/python -m benchmarks.coldstart --images 1000  # and ingest's RSS after that many images
+    .venv/bin/python -m benchmarks.coldstart --handlers ingest --images 200 --photo-side 4032  # 12 MP
 
 Each handler module is imported in a fresh Python process (what a Lambda container's init does):
 the seconds that takes and the process's peak RSS after it. For the ingest handler the process
@@ -12,7 +13,9 @@ the peak RSS after each 100, to show whether memory grows with the images seen.
 
 The tenant's model is trained once beforehand, in this process, on generated photos (two colours)
 and handed to each child as a folder of objects (``FileObjectStore``), so a child pays for
-nothing but its own start.
+nothing but its own start. The photos are 640 x 480; with ``--photo-side N`` they are N px wide and
+3:4 (4032: a 12 MP phone photo; a few distinct pictures, each upload made unique by bytes after
+the JPEG's end, so the embedding cache never answers for the encoder).
 """
 
 from __future__ import annotations
@@ -62,7 +65,19 @@ def _settings(root: Path) -> Any:
     return Settings(data_bucket="data", assets_bucket="assets", encoder_cache_dir=CACHE)
 
 
-def prepare(root: Path, images: int) -> None:
+def _camera_photo(seed: int, side: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(_photo(seed))) as im:
+        big = im.resize((side, side * 3 // 4), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    big.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def prepare(root: Path, images: int, photo_side: int | None = None) -> None:
     """Train the tenant's model and upload ``images + 1`` photos, into ``root`` (a folder store)."""
     from tagsmith.search import InMemorySearchIndex
     from tagsmith.storage import FileObjectStore
@@ -75,8 +90,10 @@ def prepare(root: Path, images: int) -> None:
         Example(("red", "blue")[i % 2], f"ex-{i}.jpg", functools.partial(_photo, 1000 + i)) for i in range(16)
     ]
     c.trainer.train(tenant="acme", model_id="colour", examples=examples)
+    bases = [_camera_photo(i, photo_side) for i in range(8)] if photo_side else []
     for i in range(images + 1):
-        store.put("assets", f"acme/cold/{i:05d}.jpg", _photo(i), content_type="image/jpeg")
+        data = bases[i % 8] + i.to_bytes(4, "big") if bases else _photo(i)  # decoders ignore the tail
+        store.put("assets", f"acme/cold/{i:05d}.jpg", data, content_type="image/jpeg")
 
 
 class _NoIndex:
@@ -169,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--images", type=int, default=200, help="photos ingested after the first call")
     parser.add_argument("--handlers", default=",".join(HANDLERS))
+    parser.add_argument("--photo-side", type=int, help="camera-sized photos: this many px wide, 3:4")
     parser.add_argument("--child", nargs=3, metavar=("NAME", "ROOT", "IMAGES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -176,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(name, root, int(images))))
         return 0
     with tempfile.TemporaryDirectory(prefix="tagsmith-coldstart-") as tmp:
-        prepare(Path(tmp), args.images)
+        prepare(Path(tmp), args.images, args.photo_side)
         env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "TAGSMITH_DATA_BUCKET": "data",
                "TAGSMITH_ASSETS_BUCKET": "assets"}  # fmt: skip
         results = []

@@ -42,14 +42,57 @@ import statistics
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from benchmarks.run import CACHE, GROCERY, load_split, split_paths
 
-#: Changes that ``--before`` can switch back: (module, attribute, value before the change).
-BEFORE: dict[str, tuple[str, str, Any]] = {
-    # the preview is made from the encoder's decoded image only when whole or >= 1024 px
-    "preview-reuse": ("tagsmith.previews", "PREVIEW_REUSE_SIDE", 1024),
+
+def _preview_reuse_off(components: Any) -> Callable[[], AbstractContextManager[None]]:
+    """The preview made from the encoder's decoded image only when it is whole or >= 1024 px."""
+    import tagsmith.previews as previews
+
+    @contextmanager
+    def switched() -> Iterator[None]:
+        reuse = previews.PREVIEW_REUSE_SIDE
+        previews.PREVIEW_REUSE_SIDE = previews.PREVIEW_SIDE
+        try:
+            yield
+        finally:
+            previews.PREVIEW_REUSE_SIDE = reuse
+
+    return switched
+
+
+def _spinning(components: Any) -> Callable[[], AbstractContextManager[None]]:
+    """onnxruntime's worker threads spinning between runs (its default): a second session of each
+    encoder the warm-up used, swapped in for the rounds of the path before."""
+    encoders = [e for e in components.tagger.encoders._built.values() if getattr(e, "_session", None)]
+    spinning = {}
+    for e in encoders:
+        e.spin = True
+        spinning[e] = e._create_session()
+        e.spin = False
+
+    @contextmanager
+    def switched() -> Iterator[None]:
+        quiet = {e: e._session for e in encoders}
+        for e in encoders:
+            e._session = spinning[e]
+        try:
+            yield
+        finally:
+            for e in encoders:
+                e._session = quiet[e]
+
+    return switched
+
+
+#: Changes that ``--before`` can switch back, each given the warmed-up components.
+BEFORE: dict[str, Callable[[Any], Callable[[], AbstractContextManager[None]]]] = {
+    "preview-reuse": _preview_reuse_off,
+    "spinning": _spinning,
 }
 
 
@@ -96,8 +139,6 @@ def run(
     photo_side: int | None = None,
     before: str | None = None,
 ) -> dict[str, Any]:
-    import importlib
-
     from tagsmith.config import Settings
     from tagsmith.encoder import decode_image
     from tagsmith.events import ObjectRef
@@ -137,42 +178,34 @@ def run(
     draft = components.tagger.limits.decode_draft_size
     profiler = cProfile.Profile() if profile else None
     outcomes: Counter[str] = Counter()
-    switch = None
-    if before:
-        module, attribute, old = BEFORE[before]
-        switch = (importlib.import_module(module), attribute, old)
+    switch = BEFORE[before](components) if before else None
     ways = ("after", "before") if switch else ("after",)
     took: dict[str, list[tuple[float, float]]] = {way: [] for way in ways}  # (ingest, decode+embed)
     photos_of: Counter[str] = Counter()
 
     def ingest(part: list[Any], way: str) -> float:
-        current = None
-        if way == "before" and switch:
-            current = getattr(switch[0], switch[1])
-            setattr(switch[0], switch[1], switch[2])
         store.latency = index.latency = latency_ms / 1000
         started = time.perf_counter()
         if profiler and way == "after":
             profiler.enable()
         try:
-            for i in range(0, len(part), batch):
-                for outcome in components.ingest.ingest(part[i : i + batch]):
-                    outcomes[
-                        type(outcome).__name__ if isinstance(outcome, Exception) else outcome.status
-                    ] += 1
+            with switch() if switch and way == "before" else nullcontext():
+                for i in range(0, len(part), batch):
+                    for outcome in components.ingest.ingest(part[i : i + batch]):
+                        kind = type(outcome).__name__ if isinstance(outcome, Exception) else outcome.status
+                        outcomes[kind] += 1
         finally:
             if profiler:
                 profiler.disable()
             store.latency = index.latency = 0.0
-            if current is not None and switch:
-                setattr(switch[0], switch[1], current)
         return time.perf_counter() - started
 
-    def decode_embed(part: list[Any]) -> float:
+    def decode_embed(part: list[Any], way: str) -> float:
         data = [raw_store.get(ref.bucket, ref.key).body for ref in part]
         started = time.perf_counter()
-        for i in range(0, len(data), batch):
-            encoder.embed([decode_image(d, draft_size=draft).image for d in data[i : i + batch]])
+        with switch() if switch and way == "before" else nullcontext():
+            for i in range(0, len(data), batch):
+                encoder.embed([decode_image(d, draft_size=draft).image for d in data[i : i + batch]])
         return time.perf_counter() - started
 
     # Alternate: a round of ingest, then decode + embed alone on the same photos, so both see the
@@ -187,7 +220,7 @@ def run(
                 r for b in range(n * batch, len(part), len(ways) * batch) for r in part[b : b + batch]
             ]
         for way in ways if start // chunk % 2 == 0 else reversed(ways):
-            took[way].append((ingest(halves[way], way), decode_embed(halves[way])))
+            took[way].append((ingest(halves[way], way), decode_embed(halves[way], way)))
             photos_of[way] += len(halves[way])
     requests = dict(sorted(counts.items()))
     n = len(refs)

@@ -81,6 +81,18 @@ def test_onnx_encoder_satisfies_the_encoder_protocol(lite0_encoder: OnnxEncoder)
     assert lite0_encoder.dim == 1280
 
 
+def test_onnx_encoder_worker_threads_sleep_between_runs_and_embed_the_same(lite0_encoder: OnnxEncoder) -> None:
+    # spinning workers took a core from the rest of an ingest batch (docs/benchmarks.md); the
+    # setting changes when threads wait, never what they compute
+    quiet = OnnxEncoder(lite0_encoder.spec)
+    spinning = OnnxEncoder(lite0_encoder.spec, spin=True)
+    option = "session.intra_op.allow_spinning"
+    assert quiet._get_session().get_session_options().get_session_config_entry(option) == "0"
+    assert spinning._get_session().get_session_options().get_session_config_entry(option) == "1"
+    images = sample_images(3)
+    assert np.array_equal(quiet.embed(images), spinning.embed(images))
+
+
 def test_onnx_encoder_opens_its_session_lazily(tmp_path: Path) -> None:
     # GIVEN a spec pointing at a file that does not exist, construction still succeeds
     encoder = OnnxEncoder(lite0_spec(tmp_path / "missing.onnx"))

@@ -185,7 +185,9 @@ class OnnxEncoder:
         True
     """
 
-    def __init__(self, spec: EncoderSpec, *, batch_size: int = 16, threads: int | None = None) -> None:
+    def __init__(
+        self, spec: EncoderSpec, *, batch_size: int = 16, threads: int | None = None, spin: bool = False
+    ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if threads is not None and threads <= 0:
@@ -193,6 +195,11 @@ class OnnxEncoder:
         self.spec = spec
         self.batch_size = batch_size
         self.threads = threads if threads is not None else min(os.cpu_count() or 1, _MAX_DEFAULT_THREADS)
+        # onnxruntime's worker threads spin (busy-wait) for work between and after runs unless told
+        # not to: on 2 cores shared with ingestion's own CPU (decode, previews, JSON) and on a Lambda
+        # function's 1-2 vCPUs, that spinning takes a core the rest of the batch needs. Measured on
+        # `benchmarks.ingest` (docs/benchmarks.md): ingest / decode+embed 0.69 spinning, 0.97 not.
+        self.spin = spin
         self._session: onnxruntime.InferenceSession | None = None
         self._lock = threading.Lock()
 
@@ -219,6 +226,7 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
         if not self.spec.onnx_path.is_file():
             raise FileNotFoundError(f"encoder {self.spec.id}: ONNX file {self.spec.onnx_path} does not exist")
         session = onnxruntime.InferenceSession(
