@@ -81,7 +81,9 @@ def test_onnx_encoder_satisfies_the_encoder_protocol(lite0_encoder: OnnxEncoder)
     assert lite0_encoder.dim == 1280
 
 
-def test_onnx_encoder_worker_threads_sleep_between_runs_and_embed_the_same(lite0_encoder: OnnxEncoder) -> None:
+def test_onnx_encoder_worker_threads_sleep_between_runs_and_embed_the_same(
+    lite0_encoder: OnnxEncoder,
+) -> None:
     # spinning workers took a core from the rest of an ingest batch (docs/benchmarks.md); the
     # setting changes when threads wait, never what they compute
     quiet = OnnxEncoder(lite0_encoder.spec)
