@@ -197,8 +197,9 @@ class OnnxEncoder:
         self.threads = threads if threads is not None else min(os.cpu_count() or 1, _MAX_DEFAULT_THREADS)
         # onnxruntime's worker threads spin (busy-wait) for work between and after runs unless told
         # not to: on 2 cores shared with ingestion's own CPU (decode, previews, JSON) and on a Lambda
-        # function's 1-2 vCPUs, that spinning takes a core the rest of the batch needs. Measured on
-        # `benchmarks.ingest` (docs/benchmarks.md): ingest / decode+embed 0.69 spinning, 0.97 not.
+        # function's 1-2 vCPUs, that spinning takes a core the rest of the batch needs. Measured in
+        # one run of `benchmarks.ingest --before spinning` (load 7-10, docs/benchmarks.md): ingest
+        # 11.9 -> 22.0 img/s, decode+embed alone 16.0 -> 21.3, their ratio 0.82 -> 0.91.
         self.spin = spin
         self._session: onnxruntime.InferenceSession | None = None
         self._lock = threading.Lock()
