@@ -15,7 +15,17 @@ from typing import Any
 
 import typer
 
-from tagsmith.cli import assets, backfill, dashboards, local, outputs, review, searching, training
+from tagsmith.cli import (
+    assets,
+    backfill,
+    dashboards,
+    importing,
+    local,
+    outputs,
+    review,
+    searching,
+    training,
+)
 
 app = typer.Typer(
     help="Tagsmith: custom few-shot auto-tagging for digital asset libraries.\n\n"
@@ -34,6 +44,7 @@ for module in (
     local,
     training,
     assets,
+    importing,
     searching,
     review,
     backfill,
