@@ -176,7 +176,11 @@ def _run(job: LibraryImport, *, wait: bool, timeout: float, as_json: bool) -> Im
             if r.key is not None and r.action is not None:
                 wanted.add(r.key)
             if r.error is not None and not as_json:
-                err.print(f"[red]{'refused' if r.refused else 'not sent'}[/] {r.error}", highlight=False)
+                err.print(
+                    f"[red]{'refused' if r.refused else 'not sent'}[/] {r.error}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             bar.advance(sending)
             if wait and time.monotonic() - last_poll >= poll_every:
                 show(poll())
