@@ -51,7 +51,7 @@ def import_library(
     target: TargetOpt = Target.AUTO,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import an existing library; the ingest handler tags it as it tags uploads.
+    """Import a library (a folder, an S3 prefix) as uploads.
 
     A folder's photos and videos are uploaded to TENANT/PREFIX/ (keeping their paths), another
     bucket's are copied there without downloading, and objects already in the assets bucket under
