@@ -73,9 +73,13 @@ def test_import_a_folder_again_another_bucket_and_the_assets_bucket(
         body = demo.jpeg(demo.product_photo("forest-bottle", i))
         s3.put_object(Bucket="old-library", Key=f"2018/IMG_{i}.jpg", Body=body)
     s3.put_object(Bucket="old-library", Key="2018-other/IMG_7.jpg", Body=b"x")  # not in the folder
+    code, summary = summary_of("import", "-t", "shop", "s3://old-library/2018", "--no-wait")
+    assert code == 0, summary  # sent: the stack tags them on its own
+    assert (summary["sent"], summary["skipped"]) == (2, 0)
+    # the same command again waits for them and sends nothing twice
     code, summary = summary_of("import", "-t", "shop", "s3://old-library/2018", "--timeout", "120")
     assert code == 0, summary
-    assert (summary["sent"], summary["tagged"], summary["waiting"]) == (2, 2, 0)
+    assert (summary["sent"], summary["tagged"], summary["waiting"]) == (0, 2, 0)
     copied = c.records.get(parse_asset_key("shop/uploads/IMG_5.jpg"))
     assert copied is not None and copied[0].source.bucket == "tagsmith-assets"
 

@@ -72,7 +72,7 @@ def import_library(
         except KeyboardInterrupt:
             err.print("interrupted: what was sent is kept; run the same command again to continue")
             raise typer.Exit(130) from None
-        _report(s, job, summary, as_json)
+        _report(s, job, summary, as_json=as_json, waited=wait)
 
     run_or_exit(go)
 
@@ -200,10 +200,10 @@ def _run(job: LibraryImport, *, wait: bool, timeout: float, as_json: bool) -> Im
     return ImportSummary.of(results, job.watch.seen, left_out=left_out)
 
 
-def _report(s: Session, job: LibraryImport, summary: ImportSummary, as_json: bool) -> None:
+def _report(s: Session, job: LibraryImport, summary: ImportSummary, *, as_json: bool, waited: bool) -> None:
     from tagsmith.libraryimport import BucketSource
 
-    dlq = _dead_letters(s) if summary.waiting else 0
+    dlq = _dead_letters(s) if summary.waiting and waited else 0
     if as_json:
         print(json.dumps({**summary.to_dict(), "dead_letters": dlq}, ensure_ascii=False))
     else:
@@ -237,7 +237,14 @@ def _report(s: Session, job: LibraryImport, summary: ImportSummary, as_json: boo
         problems.append(f"{len(summary.refused) + len(summary.errors)} not sent")
     if summary.failed:
         problems.append(f"{len(summary.failed)} failed (the reason is on each record)")
-    if summary.waiting:
+    if summary.waiting and not waited:
+        if not as_json:
+            out.print(
+                "  the ingest handler tags them as it can: run the same command again to wait for them "
+                "(it sends nothing twice)",
+                highlight=False,
+            )
+    elif summary.waiting:
         where = f"; the ingest dead-letter queue holds {dlq} messages" if dlq else ""
         problems.append(f"{summary.waiting} not tagged yet (still queued, or the stack is down{where})")
     if problems:
