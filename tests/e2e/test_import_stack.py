@@ -105,6 +105,7 @@ def test_import_a_folder_again_another_bucket_and_the_assets_bucket(
         ((str(empty),), f"{empty} holds no photos or videos"),
         (("s3://no-such-bucket/x",), "bucket 'no-such-bucket' does not exist"),
         (("s3://tagsmith-assets/other/x",), "is outside tenant 'shop''s prefix"),
+        (("s3://tagsmith-data/tenants/shop/",), "is Tagsmith's data bucket (records, models), not a library"),
         ((str(library), "--prefix", "../escape"), "has an empty, '.' or '..' path segment"),
     ]:
         code, out = cli("import", "-t", "shop", *args)

@@ -94,6 +94,11 @@ def _job(s: Session, tenant: str, source: str, prefix: str | None) -> LibraryImp
         bucket, _, key_prefix = source.removeprefix("s3://").partition("/")
         if not bucket:
             raise TagsmithError(f"{source!r} names no bucket: give s3://BUCKET/PREFIX")
+        if bucket == c.settings.data_bucket:
+            raise TagsmithError(
+                f"{source} is Tagsmith's data bucket (records, models), not a library: give the bucket "
+                "that holds the photos"
+            )
         in_place = bucket == assets
         if in_place:
             # already where the ingest handler looks: imported where they are
