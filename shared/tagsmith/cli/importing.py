@@ -67,12 +67,13 @@ def import_library(
                 "import needs a running stack (`make run`) or --target aws: files alone raise no events"
             )
         job = _job(s, tenant, source, prefix)
+        took: dict[str, float] = {}  # seconds per phase: listing, sending, waiting
         try:
-            summary = _run(job, wait=wait, timeout=timeout, as_json=as_json)
+            summary = _run(job, wait=wait, timeout=timeout, as_json=as_json, took=took)
         except KeyboardInterrupt:
             err.print("interrupted: what was sent is kept; run the same command again to continue")
             raise typer.Exit(130) from None
-        _report(s, job, summary, as_json=as_json, waited=wait)
+        _report(s, job, summary, as_json=as_json, waited=wait, took=took)
 
     run_or_exit(go)
 
@@ -140,7 +141,9 @@ def _job(s: Session, tenant: str, source: str, prefix: str | None) -> LibraryImp
     )
 
 
-def _run(job: LibraryImport, *, wait: bool, timeout: float, as_json: bool) -> ImportSummary:
+def _run(
+    job: LibraryImport, *, wait: bool, timeout: float, as_json: bool, took: dict[str, float]
+) -> ImportSummary:
     """Send, then (with ``wait``) poll the records until each import is recorded or nothing
     moved for ``timeout`` seconds; two bars, sent and tagged, each with its ETA."""
     from tagsmith.cli.progress import progress_bar
@@ -148,7 +151,9 @@ def _run(job: LibraryImport, *, wait: bool, timeout: float, as_json: bool) -> Im
 
     if not as_json:
         err.print(f"listing {job.source.where} and s3://{job.assets_bucket}/{job.destination} ...")
+    started = time.monotonic()
     survey = job.survey()
+    took["listing"] = time.monotonic() - started
     total = len(survey.entries)
     results: list[ItemResult] = []
     wanted: set[str] = set()
@@ -156,10 +161,10 @@ def _run(job: LibraryImport, *, wait: bool, timeout: float, as_json: bool) -> Im
 
     def poll() -> int:
         nonlocal poll_every, last_poll
-        started = time.monotonic()
+        polled = time.monotonic()
         waiting = pending(results, job.watch.poll(wanted))
         # a listing of a large prefix takes a while: never spend more than a third of the time on it
-        poll_every = max(1.0, 3 * (time.monotonic() - started))
+        poll_every = max(1.0, 3 * (time.monotonic() - polled))
         last_poll = time.monotonic()
         return waiting
 
@@ -189,6 +194,7 @@ def _run(job: LibraryImport, *, wait: bool, timeout: float, as_json: bool) -> Im
             bar.advance(sending)
             if wait and time.monotonic() - last_poll >= poll_every:
                 show(poll())
+        took["sending"] = time.monotonic() - started - took["listing"]
         if wait:
             assert tagging is not None
             bar.update(tagging, total=sum(r.action is not None for r in results))
@@ -201,16 +207,26 @@ def _run(job: LibraryImport, *, wait: bool, timeout: float, as_json: bool) -> Im
                     moved = time.monotonic()
                 waiting = now
                 show(waiting)
+    took["waiting"] = time.monotonic() - started - took["listing"] - took["sending"]
     left_out = job.source.left_out if isinstance(job.source, BucketSource) else 0
     return ImportSummary.of(results, job.watch.seen, left_out=left_out)
 
 
-def _report(s: Session, job: LibraryImport, summary: ImportSummary, *, as_json: bool, waited: bool) -> None:
+def _report(
+    s: Session,
+    job: LibraryImport,
+    summary: ImportSummary,
+    *,
+    as_json: bool,
+    waited: bool,
+    took: dict[str, float],
+) -> None:
     from tagsmith.libraryimport import BucketSource
 
     dlq = _dead_letters(s) if summary.waiting and waited else 0
     if as_json:
-        print(json.dumps({**summary.to_dict(), "dead_letters": dlq}, ensure_ascii=False))
+        seconds = {k: round(v, 2) for k, v in took.items()}
+        print(json.dumps({**summary.to_dict(), "dead_letters": dlq, "seconds": seconds}, ensure_ascii=False))
     else:
         moved = "copied" if isinstance(job.source, BucketSource) else "uploaded"
         out.print(
@@ -235,6 +251,8 @@ def _report(s: Session, job: LibraryImport, summary: ImportSummary, *, as_json: 
             f"{len(summary.failed)} failed, {summary.waiting} not tagged yet",
             highlight=False,
         )
+        phases = ", ".join(f"{name} {seconds:.1f}" for name, seconds in took.items())
+        out.print(f"  took {sum(took.values()):.1f} s ({phases})", highlight=False)
         for key, why in summary.failed[:10]:
             out.print(f"  [red]failed[/] {key}: {why}", highlight=False, soft_wrap=True)
     problems = []
