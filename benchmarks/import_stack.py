@@ -84,7 +84,7 @@ def run(*, photos: int = 300) -> dict[str, Any]:
         chosen = list(dict.fromkeys(p for p in pool if p not in support))[:photos]
         library = root / "library"
         for path in chosen:
-            link = library / Path(path).parent.name / Path(path).name
+            link = library / path  # train/... and val/... hold photos of the same name
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(GROCERY / path)
 
