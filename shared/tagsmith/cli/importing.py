@@ -244,12 +244,14 @@ def _report(
                 else ""
             ),
             highlight=False,
+            soft_wrap=True,
         )
         out.print(
             f"  {summary.tagged} tagged, {summary.waiting_review} of them waiting for review"
             f"{f' (tagsmith review list -t {job.tenant})' if summary.waiting_review else ''}, "
             f"{len(summary.failed)} failed, {summary.waiting} not tagged yet",
             highlight=False,
+            soft_wrap=True,
         )
         phases = ", ".join(f"{name} {seconds:.1f}" for name, seconds in took.items())
         out.print(f"  took {sum(took.values()):.1f} s ({phases})", highlight=False)
