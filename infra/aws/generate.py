@@ -376,9 +376,11 @@ def globals_section(stack: StackDef) -> dict[str, Any]:
         ENV_NAMES["backfill_rate"]: Ref("BackfillRate"),
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
-    for q in stack.queues:  # those a function sends to (nothing sends to the ingest queue but S3)
+    # the queues a function sends to: no function sends to the ingest queue (S3 does, and
+    # `tagsmith import` from an operator's shell, which reads TAGSMITH_INGEST_QUEUE_URL there)
+    for q in stack.queues:
         name = ENV_NAMES.get(f"{q.name.replace('-', '_')}_queue_url")
-        if name:
+        if name and q.name != "ingest":
             env[name] = Ref(queue_id(q.name))
     env[ENV_NAMES["webhooks_dlq_url"]] = Ref(dlq_id("webhooks"))
     env[ENV_NAMES["event_bus"]] = Ref(BUS_ID)

@@ -47,6 +47,10 @@ class Settings:
     assets_bucket: str = ""
     training_queue_url: str = ""
     backfill_queue_url: str = ""
+    # where `tagsmith import` sends the events of objects that raised none (a library already in the
+    # assets bucket); the functions never send there, so the template does not set it for them
+    ingest_queue_url: str = ""
+    ingest_dlq_url: str = ""  # counted in `tagsmith import`'s summary
     video_jobs_queue_url: str = ""  # long videos run as jobs from this queue; "" = always inline
     video_inline_seconds: float = 180.0  # longer videos become jobs
     video_window_seconds: float = 120.0  # video time per job window
@@ -134,6 +138,8 @@ _VARS: tuple[_Var, ...] = (
     _Var("assets_bucket", ("TAGSMITH_ASSETS_BUCKET",)),
     _Var("training_queue_url", ("TAGSMITH_TRAINING_QUEUE_URL",)),
     _Var("backfill_queue_url", ("TAGSMITH_BACKFILL_QUEUE_URL",)),
+    _Var("ingest_queue_url", ("TAGSMITH_INGEST_QUEUE_URL",)),
+    _Var("ingest_dlq_url", ("TAGSMITH_INGEST_DLQ_URL",)),
     _Var("video_jobs_queue_url", ("TAGSMITH_VIDEO_JOBS_QUEUE_URL",)),
     _Var("video_inline_seconds", ("TAGSMITH_VIDEO_INLINE_SECONDS",), float),
     _Var("video_window_seconds", ("TAGSMITH_VIDEO_WINDOW_SECONDS",), float),
@@ -168,6 +174,8 @@ RESOURCE_FIELDS = frozenset(
         "assets_bucket",
         "training_queue_url",
         "backfill_queue_url",
+        "ingest_queue_url",
+        "ingest_dlq_url",
         "video_jobs_queue_url",
         "event_bus",
         "webhooks_queue_url",

@@ -16,6 +16,7 @@ checks that every error class is drawn here with the code it declares)::
     │   ├── TrainingInputError     training_input      no   examples or a taxonomy that cannot train a model
     │   ├── BackfillError          backfill_request    no   a backfill request that cannot be carried out (backfill)
     │   ├── DecisionError          decision_request    no   a review decision that cannot be applied (decisions)
+    │   ├── LibraryImportError     import_request      no   an import that cannot start as asked (libraryimport)
     │   ├── VideoJobMessageError   video_job_message   no   a video-jobs message that is not a job step (video.jobstate)
     │   └── WebhookError           webhook_request     no   a subscription that cannot be accepted (outbound.webhooks)
     ├── NotFoundError              not_found           no   a tenant, model, version or record that does not exist

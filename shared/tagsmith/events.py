@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from tagsmith.errors import InvalidInputError
 
@@ -39,6 +39,24 @@ class ObjectRef:
     version_id: str | None = None
     sequencer: str | None = None  # hex string S3 uses to order the events of one key (logged)
     removed: bool = False
+
+
+def object_created_event(bucket: str, key: str, *, etag: str, size: int) -> dict[str, Any]:
+    """The S3 notification S3 itself would send to the ingest queue for this object: how an object
+    that raised no event (a library in the bucket before Tagsmith was deployed, an object restored
+    while the local stack was down) is sent down the same path as an upload.
+
+    >>> body = object_created_event("assets", "acme/Été 1+1.jpg", etag="abc", size=3)
+    >>> parse_storage_event(body) == [ObjectRef("assets", "acme/Été 1+1.jpg", "abc", 3)]
+    True
+    """
+    obj = {"key": quote_plus(key, safe="/"), "eTag": etag, "size": size}
+    record = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": obj},
+    }
+    return {"Records": [record]}
 
 
 def parse_storage_event(body: str | dict[str, Any]) -> list[ObjectRef]:

@@ -81,3 +81,17 @@ def test_the_folder_store_refuses_keys_that_escape_its_root(tmp_path: Path) -> N
     files = _Files(root=tmp_path / "root")
     with pytest.raises(InvalidKeyError):
         files.put(BUCKET, "../../etc/passwd", b"x")
+
+
+def test_copy_writes_the_same_bytes_under_another_key_with_the_same_etag(store: ObjectStore) -> None:
+    # what `tagsmith import s3://other-bucket/...` does: a server-side copy, bytes never downloaded
+    etag = store.put(BUCKET, "library/2019/a b.jpg", b"photo bytes")
+
+    copied = store.copy(BUCKET, "library/2019/a b.jpg", "assets", "acme/uploads/2019/a b.jpg")
+
+    assert copied == etag  # a single-part object's copy keeps its MD5 ETag
+    assert store.get("assets", "acme/uploads/2019/a b.jpg").body == b"photo bytes"
+    assert store.get(BUCKET, "library/2019/a b.jpg").body == b"photo bytes"  # the source stays
+    with pytest.raises(NotFoundError):
+        store.copy(BUCKET, "library/none.jpg", "assets", "acme/uploads/none.jpg")
+    assert store.head("assets", "acme/uploads/none.jpg") is None

@@ -15,14 +15,25 @@ from typing import Any
 
 import typer
 
-from tagsmith.cli import assets, backfill, dashboards, local, outputs, review, searching, training
+from tagsmith.cli import (
+    assets,
+    backfill,
+    dashboards,
+    importing,
+    local,
+    outputs,
+    review,
+    searching,
+    training,
+)
 
 app = typer.Typer(
     help="Tagsmith: custom few-shot auto-tagging for digital asset libraries.\n\n"
     "Start with `make run` (the local stack and a demo tenant), then train a model from a folder "
     "of example photos (one sub-folder per tag) with `tagsmith train`, upload photos with "
-    "`tagsmith upload` and find them with `tagsmith search`. Every command takes --target: "
-    "auto (the running local stack, else the local data folder), files, stack or aws.",
+    "`tagsmith upload` (a whole library with `tagsmith import`) and find them with "
+    "`tagsmith search`. Every command takes --target: auto (the running local stack, else the "
+    "local data folder), files, stack or aws.",
     no_args_is_help=True,
     # Plain help: flags without a type column, long options on their own line, no rich import
     # just to print help.
@@ -34,6 +45,7 @@ for module in (
     local,
     training,
     assets,
+    importing,
     searching,
     review,
     backfill,

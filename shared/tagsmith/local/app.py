@@ -253,6 +253,7 @@ def _print_endpoints(info: Any, console: Console, review_banner: list[str], logs
         ("tagsmith train -t shop -m garment -e path/to/examples/", "one sub-folder of photos per tag"),
         ("tagsmith tag -t acme path/to/photo.jpg", "dry run with the demo model: prints the tags"),
         ("tagsmith upload -t acme path/to/photo.jpg", "upload: the ingest handler tags it"),
+        ("tagsmith import -t acme path/to/library/", "a whole folder or s3://bucket/prefix; resumable"),
         ("tagsmith record -t acme acme/uploads/photo.jpg", "its asset record (JSON)"),
         ('tagsmith search -t acme "veste bleu"', "search, in any language"),
         ("tagsmith review list -t acme", "what waits for a reviewer"),

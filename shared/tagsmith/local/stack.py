@@ -117,6 +117,8 @@ class StackInfo:
             assets_bucket=self.assets_bucket,
             training_queue_url=self.queue_urls.get("training", ""),
             backfill_queue_url=self.queue_urls.get("backfill", ""),
+            ingest_queue_url=self.queue_urls.get("ingest", ""),
+            ingest_dlq_url=self.queue_urls.get("ingest-dlq", ""),
             video_jobs_queue_url=self.queue_urls.get("video-jobs", ""),
             event_bus=self.event_bus,
             webhooks_queue_url=self.queue_urls.get("webhooks", ""),
@@ -428,9 +430,8 @@ class LocalStack:
         (outside any tenant prefix): nothing will tag it."""
         assert self.info is not None and self._live is not None
         live = self._live
-        from urllib.parse import quote_plus
-
         from tagsmith.errors import InvalidKeyError
+        from tagsmith.events import object_created_event
         from tagsmith.keys import parse_asset_key
 
         missing = 0
@@ -457,13 +458,7 @@ class LocalStack:
             queued = self._durable is not None and where in self._durable.pending_objects
             # only what was on disk at start: an upload since has its own event
             if asset.path not in recorded[asset.tenant] and restored and not queued:
-                obj_event = {"key": quote_plus(obj.key, safe="/"), "eTag": obj.etag, "size": obj.size}
-                record = {
-                    "eventSource": "aws:s3",
-                    "eventName": "ObjectCreated:Put",
-                    "s3": {"bucket": {"name": self.info.assets_bucket}, "object": obj_event},
-                }
-                body = {"Records": [record]}
+                body = object_created_event(self.info.assets_bucket, obj.key, etag=obj.etag, size=obj.size)
                 sqs.send_message(QueueUrl=ingest_url, MessageBody=json.dumps(body))
                 missing += 1
         return missing

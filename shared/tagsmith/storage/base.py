@@ -63,6 +63,12 @@ class ObjectStore(Protocol):
         :class:`PreconditionFailedError`."""
         ...
 
+    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str) -> str:
+        """Copy an object inside the store (S3's ``CopyObject``: the bytes never leave it) and
+        return the new ETag. Raises :class:`~tagsmith.errors.NotFoundError` if the source is
+        absent. On S3 the copy raises an ``ObjectCreated:Copy`` event as an upload would."""
+        ...
+
     def delete(self, bucket: str, key: str) -> None: ...
 
     def list(self, bucket: str, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectInfo]:

@@ -92,6 +92,9 @@ class FileObjectStore:
             os.replace(tmp, path)
         return hashlib.md5(body, usedforsecurity=False).hexdigest()
 
+    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str) -> str:
+        return self.put(bucket, key, self.get(source_bucket, source_key).body)
+
     def delete(self, bucket: str, key: str) -> None:
         self._path(bucket, key).unlink(missing_ok=True)
 

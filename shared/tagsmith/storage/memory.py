@@ -61,6 +61,10 @@ class MemoryObjectStore:
             )
             return etag
 
+    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str) -> str:
+        source = self.get(source_bucket, source_key)
+        return self.put(bucket, key, source.body, content_type=source.info.content_type)
+
     def delete(self, bucket: str, key: str) -> None:
         with self._lock:
             if self._objects.pop((bucket, key), None) is not None:

@@ -87,6 +87,20 @@ class S3ObjectStore:
             raise TransientError(f"writing s3://{bucket}/{key} failed: {e}") from e
         return strip_etag(r["ETag"])
 
+    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str) -> str:
+        where = f"s3://{source_bucket}/{source_key} to s3://{bucket}/{key}"
+        try:
+            r = self.client.copy_object(
+                Bucket=bucket, Key=key, CopySource={"Bucket": source_bucket, "Key": source_key}
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] in _NOT_FOUND | {"NoSuchBucket"}:
+                raise NotFoundError(f"copying {where}: the source does not exist") from e
+            raise TransientError(f"copying {where} failed: {e}") from e
+        except BotoCoreError as e:
+            raise TransientError(f"copying {where} failed: {e}") from e
+        return strip_etag(r["CopyObjectResult"]["ETag"])
+
     def delete(self, bucket: str, key: str) -> None:
         try:
             self.client.delete_object(Bucket=bucket, Key=key)
@@ -102,7 +116,11 @@ class S3ObjectStore:
                     yield ObjectInfo(
                         o["Key"], strip_etag(o["ETag"]), int(o["Size"]), None, str(o["LastModified"])
                     )
-        except (ClientError, BotoCoreError) as e:
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "NoSuchBucket":
+                raise NotFoundError(f"bucket {bucket!r} does not exist") from e
+            raise TransientError(f"listing s3://{bucket}/{prefix} failed: {e}") from e
+        except BotoCoreError as e:
             raise TransientError(f"listing s3://{bucket}/{prefix} failed: {e}") from e
 
 
