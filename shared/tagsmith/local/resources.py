@@ -48,7 +48,10 @@ class FunctionDef:
     handler: str  # functions/<folder>/handler.handler
     queue: str | None  # SQS source (logical name) or None for HTTP
     batch_size: int = 10
-    max_concurrency: int = 10
+    max_concurrency: int = 10  # AWS: the event source mapping's MaximumConcurrency
+    # The local runtime's invocations at once (<= max_concurrency): its pollers share this
+    # machine's cores, so only I/O-bound functions get more than one (docs/benchmarks.md, issue 15)
+    local_concurrency: int = 1
     memory_mb: int = 2048
     timeout: int = 60
     routes: tuple[str, ...] = ()  # HTTP API routes ("GET /v1/search") for functions without a queue
@@ -90,7 +93,15 @@ class StackDef:
     event_bus: str = "changes"  # the custom EventBridge bus change events are published on
     rules: tuple[RuleDef, ...] = (RuleDef("webhooks", "webhooks"),)
     functions: tuple[FunctionDef, ...] = (
-        FunctionDef("ingest", "functions/ingest/handler.handler", "ingest", batch_size=10, timeout=60),
+        # locally 3 at once: one invocation embeds while the others wait on S3, SQS and OpenSearch
+        FunctionDef(
+            "ingest",
+            "functions/ingest/handler.handler",
+            "ingest",
+            batch_size=10,
+            timeout=60,
+            local_concurrency=3,
+        ),
         FunctionDef(
             "train",
             "functions/train/handler.handler",
