@@ -26,8 +26,9 @@ photos of split seed 0 (``TrainingService``, written to the stack's data bucket)
 * ``--profile``: every request of the handlers goes through a counting proxy (``faultproxy`` with
   no faults) in front of moto and osmem: requests per asset by kind, and the seconds they spend
   upstream; the stack process's and osmem's CPU seconds per asset (``/proc``) beside the encoder's
-  (decode + embed CPU seconds per photo in this process). The proxy adds a hop to each request:
-  take throughput from a run without it.
+  (decode + embed CPU seconds per photo in this process), and moto's CPU seconds per request (300
+  PUTs and 300 GETs of a record-sized object on the idle stack afterwards). The proxy adds a hop
+  to each request: take throughput from a run without it.
 
 The load average is printed with the figures: on a shared machine quote ratios from one run.
 """
@@ -85,10 +86,11 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _classify(request: Any) -> str:
-    """A request's kind: S3 by bucket and key family, SQS by action, OpenSearch by endpoint."""
+    """A request's kind: S3 by bucket and key family, other AWS APIs by action, OpenSearch by
+    endpoint (index names left out)."""
     target = request.headers.get("x-amz-target", "")
-    if target.startswith("AmazonSQS."):
-        return "sqs " + target.split(".", 1)[1]
+    if target:
+        return "aws " + target.split(".", 1)[-1]
     path = request.path
     if path.startswith(f"/{ASSETS}/"):
         return f"s3 {request.method} asset"
@@ -96,10 +98,10 @@ def _classify(request: Any) -> str:
         parts = path.split("/")
         family = parts[4] if len(parts) > 4 and parts[2] == "tenants" else "other"
         return f"s3 {request.method} {family}"
-    if request.method == "POST" and path == "/":  # the query protocol (older SQS clients, events)
+    if request.method == "POST" and path == "/":  # the query protocol
         return "aws POST /"
-    segment = next((s for s in path.split("/") if s.startswith("_")), "doc")
-    return f"search {request.method} {segment}"
+    shape = "/".join(s if s.startswith("_") else "*" for s in path.strip("/").split("/") if s)
+    return f"search {request.method} /{shape}"
 
 
 class _Profile:
@@ -220,6 +222,8 @@ class StackIngestRun:
         pids = {"stack": int(self.info["pid"]), "osmem": int(self.info["opensearch_pid"])}
         cpu = {name: _cpu_seconds(pid) for name, pid in pids.items()}
         before = self.profile.snapshot() if self.profile else None
+        log = self.home / "logs" / "functions.jsonl"
+        log_from = log.stat().st_size if log.exists() else 0
         first = time.time()
         with ThreadPoolExecutor(uploaders) as pool:
             list(pool.map(lambda p: self.put(f"{folder}/{p[0]}", p[1]), photos))
@@ -237,6 +241,7 @@ class StackIngestRun:
                 name: round((_cpu_seconds(pid) - cpu[name]) / n, 4) for name, pid in pids.items()
             },
         }
+        out["invocations"] = _invocations(log, log_from)
         if self.profile and before is not None:
             counts, waits = self.profile.snapshot()
             counts.subtract(before[0])
@@ -248,6 +253,18 @@ class StackIngestRun:
             }
             out["request_seconds_per_photo_total"] = round(sum(waits.values()) / n, 4)
         return out
+
+    def moto_cpu_per_request(self, n: int = 300) -> float:
+        """The stack process's CPU seconds per S3 request, from ``n`` PUTs of a record-sized
+        object and ``n`` GETs of it on the idle stack (moto serves them inside that process)."""
+        pid = int(self.info["pid"])
+        body = b"{" + b"x" * 3000 + b"}"
+        keys = [f"tenants/{TENANT}/probe/{i}.json" for i in range(n)]
+        cpu = _cpu_seconds(pid)
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda k: self.s3.put_object(Bucket=DATA, Key=k, Body=body), keys))
+            list(pool.map(lambda k: self.s3.get_object(Bucket=DATA, Key=k)["Body"].read(), keys))
+        return (_cpu_seconds(pid) - cpu) / (2 * n)
 
     def searchable(self, key: str) -> bool:
         from tagsmith.search.mapping import alias_name
@@ -301,6 +318,30 @@ class StackIngestRun:
             thread.join(timeout=30)
 
 
+def _invocations(log: Path, offset: int) -> dict[str, Any]:
+    """The ingest invocations the runtime logged after ``offset``: how many, messages per batch,
+    seconds per invocation."""
+    sizes, seconds = [], []
+    with log.open("rb") as f:
+        f.seek(offset)
+        for raw in f:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if line.get("function") == "tagsmith-ingest" and "messages" in line:
+                sizes.append(int(line["messages"]))
+                seconds.append(float(line["seconds"]))
+    if not sizes:
+        return {"count": 0}
+    return {
+        "count": len(sizes),
+        "messages_mean": round(statistics.mean(sizes), 1),
+        "seconds_median": round(statistics.median(seconds), 2),
+        "seconds_p95": round(sorted(seconds)[int(0.95 * (len(seconds) - 1))], 2),
+    }
+
+
 def _summary(seconds: list[float]) -> dict[str, Any]:
     ordered = sorted(seconds)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * len(ordered)) - 1)]
@@ -350,6 +391,9 @@ def run(
         result["encoder_cpu_seconds_per_photo"] = round((cpu_before + cpu_after) / 2, 4)
         result["ratio"] = round(result["bulk"]["photos_per_second"] / embed, 2)
         result["load_average_after_bulk"] = [round(x, 2) for x in os.getloadavg()]
+        if profile:
+            stack.wait_records("bulk", photos, timeout=600)
+            result["moto_cpu_seconds_per_request"] = round(stack.moto_cpu_per_request(), 5)
         say(f"bulk {result['bulk']['photos_per_second']} photos/s, ratio {result['ratio']}")
         if latency:
             stack.wait_records("bulk", photos, timeout=600)

@@ -233,6 +233,27 @@ class ReviewStore:
             return 0
         return self.rebuild_queue_index(tenant)
 
+    def drop_stale_entries(self, tenant: str) -> int:
+        """Delete the entries that sit beside their item's current one (a crash between
+        :meth:`put`'s first and last step, then a repair that wrote the item anew); returns how
+        many. Only items with two or more entries are read. Call it only while nothing else writes
+        review items: between :meth:`put`'s steps a second entry is the item's next one."""
+        names: dict[str, list[str]] = {}
+        for entry in self.entries(tenant):
+            names.setdefault(entry.item_id, []).append(entry.name)
+        prefix = review_queue_prefix(tenant)
+        dropped = 0
+        for item_id, found in names.items():
+            if len(found) < 2:
+                continue
+            item = self.get(tenant, item_id)
+            current = queue_entry_name(item) if item and item.status is ReviewStatus.PENDING else None
+            for name in found:
+                if name != current:
+                    self.store.delete(self.bucket, prefix + name)
+                    dropped += 1
+        return dropped
+
     def rebuild_queue_index(self, tenant: str) -> int:
         """Rewrite the tenant's entries from the items (one GET per item) and drop stale ones."""
         prefix = review_queue_prefix(tenant)

@@ -210,6 +210,15 @@ class SweepService:
         for key in sorted(recent):
             if key in read:
                 repaired += self.projections.ensure(read[key], entries=entries, index=False)
+        if quiet:  # the restart reconcile: a crash may have left an item's old entry beside it
+            stale = self.reviews.drop_stale_entries(tenant)
+            if stale:
+                log.warning(
+                    "dropped %d stale review queue entries of tenant %s",
+                    stale,
+                    tenant,
+                    extra={"tenant": tenant},
+                )
         published = self._publish([read[k] for k in sorted(recent) if k in read])
         diagnosis = diagnose(
             tenant, documents, {k: r for k, r in read.items() if k in settled}, listed=set(listing)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -102,6 +103,24 @@ def test_lost_review_items_and_entries_come_back_on_a_full_sweep(library: Compon
     assert len(library.reviews.pending("acme")) == 7
     page, _ = library.reviews.pending_page("acme", limit=50)
     assert len(page) == 7
+
+
+def test_an_entry_a_crash_left_beside_its_item_is_dropped_by_the_restart_sweep(library: Components) -> None:
+    # GIVEN an item whose first write crashed after its entry (review.py: entry, item, old entry)
+    # and was written anew by a repair, so its old entry is still listed beside the current one
+    from tagsmith.review import queue_entry_name, review_queue_prefix
+
+    item = library.reviews.pending("acme")[0]
+    stale = queue_entry_name(replace(item, created_at="2026-01-01T00:00:00.000Z"))
+    library.store.put(DATA, review_queue_prefix("acme") + stale, b"")
+    assert len([e for e in library.reviews.entries("acme") if e.item_id == item.id]) == 2
+    # WHEN a sweep runs while ingestion writes too, it leaves it; the quiet (restart) sweep drops it
+    sweeper(library).sweep_tenant("acme")
+    assert len([e for e in library.reviews.entries("acme") if e.item_id == item.id]) == 2
+    sweeper(library, at=LATER + timedelta(minutes=20)).sweep_tenant("acme", quiet=True)
+    names = [e.name for e in library.reviews.entries("acme") if e.item_id == item.id]
+    assert names == [queue_entry_name(item)]
+    assert len(library.reviews.pending("acme")) == 7
 
 
 def test_records_still_being_written_are_left_for_the_next_sweep(library: Components) -> None:

@@ -135,7 +135,7 @@ class SqsPoller:
             len(messages),
             seconds,
             len(failed),
-            extra={"function": self.function_name, "seconds": round(seconds, 3)},
+            extra={"function": self.function_name, "seconds": round(seconds, 3), "messages": len(messages)},
         )
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
