@@ -107,18 +107,18 @@ def _classify(request: Any) -> str:
 class _Profile:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
-        self.seconds: Counter[str] = Counter()
+        self.seconds: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def observe(self, request: Any, seconds: float) -> None:
         kind = _classify(request)
         with self._lock:
             self.counts[kind] += 1
-            self.seconds[kind] += seconds
+            self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
 
-    def snapshot(self) -> tuple[Counter[str], Counter[str]]:
+    def snapshot(self) -> tuple[Counter[str], dict[str, float]]:
         with self._lock:
-            return Counter(self.counts), Counter(self.seconds)
+            return Counter(self.counts), dict(self.seconds)
 
 
 class StackIngestRun:
@@ -245,7 +245,7 @@ class StackIngestRun:
         if self.profile and before is not None:
             counts, waits = self.profile.snapshot()
             counts.subtract(before[0])
-            waits.subtract(before[1])
+            waits = {k: v - before[1].get(k, 0.0) for k, v in waits.items()}
             out["requests_per_photo"] = {k: round(v / n, 2) for k, v in sorted(counts.items()) if v}
             out["requests_per_photo_total"] = round(sum(counts.values()) / n, 2)
             out["request_seconds_per_photo"] = {
