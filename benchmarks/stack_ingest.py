@@ -36,9 +36,11 @@ The load average is printed with the figures: on a shared machine quote ratios f
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import tempfile
 import threading
@@ -74,7 +76,7 @@ def _photos(n: int) -> list[tuple[str, bytes]]:
     for i in range(n):
         path = ordered[i % len(ordered)]
         copy = i // len(ordered)
-        out.append((f"{copy}-{Path(path).name}", _jpeg(path, copy)))
+        out.append((f"{i:05d}-{Path(path).name}", _jpeg(path, copy)))  # train/ and val/ share names
     return out
 
 
@@ -371,7 +373,7 @@ def run(
     busy_photos = pool[10 + photos + latency :]
     result: dict[str, Any] = {
         "concurrency": concurrency if concurrency is not None else "default (resources.py)",
-        "distinct_photos": min(photos, len({n.split("-", 1)[1] for n, _ in bulk_photos})),
+        "distinct_photos": len({hashlib.sha256(data.rstrip(b"\0")).hexdigest() for _, data in bulk_photos}),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     stack = StackIngestRun(home=folder, concurrency=concurrency, profile=profile, say=say)
@@ -431,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="count requests through a proxy")
     parser.add_argument("--home", type=Path, default=None, help="the stack's folder (default: temporary)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the stack on the way out
     if not (GROCERY / "splits").is_dir():
         print(f"SKIPPED: the grocery dataset is not at {GROCERY} (set TAGSMITH_GROCERY_DIR)")
         return 0
