@@ -170,5 +170,3 @@ def test_concurrent_invocations_log_their_own_request_id() -> None:
 def test_local_concurrency_is_within_the_templates_maximum() -> None:
     for f in STACK.functions:
         assert 1 <= f.local_concurrency <= f.max_concurrency, f.name
-    # only the I/O-bound ingest gets more than one invocation at a time on a developer's cores
-    assert {f.name for f in STACK.functions if f.local_concurrency > 1} == {"ingest"}

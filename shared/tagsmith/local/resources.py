@@ -93,15 +93,10 @@ class StackDef:
     event_bus: str = "changes"  # the custom EventBridge bus change events are published on
     rules: tuple[RuleDef, ...] = (RuleDef("webhooks", "webhooks"),)
     functions: tuple[FunctionDef, ...] = (
-        # locally 3 at once: one invocation embeds while the others wait on S3, SQS and OpenSearch
-        FunctionDef(
-            "ingest",
-            "functions/ingest/handler.handler",
-            "ingest",
-            batch_size=10,
-            timeout=60,
-            local_concurrency=3,
-        ),
+        # locally one at a time until two invocations writing one asset's review item at once
+        # cannot leave a stale queue entry (ReviewStore.put reads, then writes: make faults with
+        # TAGSMITH_INGEST_CONCURRENCY=3 found 3 in 300); docs/benchmarks.md, issue 15
+        FunctionDef("ingest", "functions/ingest/handler.handler", "ingest", batch_size=10, timeout=60),
         FunctionDef(
             "train",
             "functions/train/handler.handler",
