@@ -111,10 +111,6 @@ def wanted_review_items(record: AssetRecord) -> dict[str, ReviewItem]:
             asset_etag=record.source.etag,
             timestamp=segment.peak_time if segment else None,
             thumbnail_key=segment.thumbnail_key if segment else None,
-            # when the record asked (not when this item was built): two invocations projecting one
-            # revision at once, or a repair after a crash between an item's entry and the item,
-            # then write the same queue entry instead of leaving a second, stale one
-            created_at=record.updated_at,
         )
     return items
 

@@ -123,16 +123,6 @@ def test_an_entry_a_crash_left_beside_its_item_is_dropped_by_the_restart_sweep(l
     assert len(library.reviews.pending("acme")) == 7
 
 
-def test_an_item_lost_after_its_entry_comes_back_under_that_same_entry(library: Components) -> None:
-    # GIVEN a crash between an item's entry and the item itself (review.py: entry, item, old entry)
-    item = library.reviews.pending("acme")[0]
-    library.store.delete(DATA, review_item_key("acme", item.id))
-    # WHEN a sweep writes the item again from the record, THEN it asks under the entry it had
-    sweeper(library).sweep_tenant("acme")
-    assert [e.item_id for e in library.reviews.entries("acme")].count(item.id) == 1
-    assert library.reviews.get("acme", item.id) == item
-
-
 def test_records_still_being_written_are_left_for_the_next_sweep(library: Components) -> None:
     now = datetime.now(UTC)
     report = sweeper(library, at=now, settle=60).sweep_tenant("acme")
