@@ -16,8 +16,7 @@ order is exact, not approximate: :func:`informativeness` depends only on the ite
 
 :meth:`ReviewStore.put` keeps entries in step, entry first: (1) put the new entry, (2) put the item,
 (3) delete the previous entry. A crash leaves at worst an extra entry, never a pending item without
-one (an item built from a record is dated by that record revision, so a repair of the same
-revision writes the same entry again, and the restart sweep drops any other:
+one (the restart sweep drops an entry beside its item's current one:
 :meth:`ReviewStore.drop_stale_entries`); readers GET each item and skip an entry that no longer matches it (a stale entry costs one GET
 until :meth:`ReviewStore.rebuild_queue_index` or the next change of that item removes it). Tenants
 whose items predate the entries get them on first use (:meth:`ReviewStore.ensure_queue_index`).
