@@ -17,6 +17,7 @@ import asyncio
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
@@ -52,8 +53,16 @@ class ProxyStats:
 class FaultProxy:
     """Forwards ``127.0.0.1:<port>`` to ``upstream``, injecting faults (see the module docstring)."""
 
-    def __init__(self, *, upstream: str, error_rate: float = 0.0, seed: int = 14) -> None:
+    def __init__(
+        self,
+        *,
+        upstream: str,
+        error_rate: float = 0.0,
+        seed: int = 14,
+        observe: Callable[[web.Request, float], None] | None = None,
+    ) -> None:
         self.upstream = upstream.rstrip("/")
+        self.observe = observe  # called with each forwarded request and its seconds upstream
         self.error_rate = error_rate
         self.stats = ProxyStats()
         self._random = random.Random(seed)
@@ -129,7 +138,11 @@ class FaultProxy:
             return web.Response(status=500, body=S3_ERROR, content_type="application/xml")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         try:
-            return await self._forward(request, headers, body, inject)
+            started = time.perf_counter()
+            response = await self._forward(request, headers, body, inject)
+            if self.observe is not None:
+                self.observe(request, time.perf_counter() - started)
+            return response
         except (TimeoutError, ClientError):  # the upstream is down (killed, restarting)
             self.stats.upstream_down += 1
             return web.Response(status=502, text="upstream unreachable (make faults)")

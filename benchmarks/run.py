@@ -17,7 +17,7 @@ Sections (``--only`` takes a comma-separated list; the default runs the first fo
   of this module's former ``calibration`` section are in docs/benchmarks.md as measured then.
 * ``throughput``: images/s through the real :class:`IngestService` (decode, embed, every active
   model, record, review items, index) on in-memory adapters, and embed-only images/s.
-* ``training_speed``, ``search_latency``, ``video``, ``ocr``, ``review_loop``, ``selftraining``, ``backfill``, ``review_queue``: the other
+* ``training_speed``, ``search_latency``, ``video``, ``ocr``, ``review_loop``, ``selftraining``, ``backfill``, ``review_queue``, ``stack_ingest``: the other
   benchmark modules' ``run()``, only when named (some take long).
 
 Embeddings are computed once per encoder and cached in ``var/bench-cache/<encoder id>.npz`` (with
@@ -66,6 +66,7 @@ EXTRA_SECTIONS = (
     "selftraining",
     "backfill",
     "review_queue",
+    "stack_ingest",
 )
 THREADS = 2  # the size of the machines CI and the docs figures run on
 

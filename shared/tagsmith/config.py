@@ -219,6 +219,8 @@ class LocalSettings:
     client_opensearch_url: str = ""
     fsync: bool = False  # also survive a power cut (several ms per write)
     dashboards_auth: str | None = None  # "user:password" for OpenSearch Dashboards' basic auth
+    # the local runtime's ingest invocations at once; 0 = resources.py's local_concurrency
+    ingest_concurrency: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalSettings:
@@ -257,6 +259,7 @@ _LOCAL_VARS: tuple[_Var, ...] = (
     _Var("client_opensearch_url", ("TAGSMITH_CLIENT_OPENSEARCH_URL",)),
     _Var("fsync", ("TAGSMITH_FSYNC",), _flag, lambda v: "1" if v else ""),
     _Var("dashboards_auth", ("TAGSMITH_DASHBOARDS_AUTH",)),
+    _Var("ingest_concurrency", ("TAGSMITH_INGEST_CONCURRENCY",), int),
 )
 
 #: The local stack's variables (ports, state folder), by field of :class:`LocalSettings`.

@@ -10,9 +10,10 @@ it. Instead:
 * :func:`function_logger` makes the function's Powertools logger and gives the ``tagsmith`` library
   logger one handler, :class:`_ToRunningFunction`, installed once per process;
 * :func:`logged` decorates the Lambda handler: it injects the Lambda context (as
-  ``inject_lambda_context`` does) and marks the function as the one running *in this thread* for
-  the length of the invocation (a context variable), so each library record is formatted by that
-  function's handlers. Outside any invocation a record goes to the process's default logger (the
+  ``inject_lambda_context`` does, with the request id kept per thread: the local runtime runs
+  several invocations of one function at once) and marks the function as the one running *in this
+  thread* for the length of the invocation (a context variable), so each library record is
+  formatted by that function's handlers. Outside any invocation a record goes to the process's default logger (the
   local stack's), else to the only function logger of the process (Lambda: always exactly one),
   else to the root logger's handlers.
 
@@ -119,9 +120,17 @@ def logged(logger: Logger) -> Callable[[F], F]:
         @functools.wraps(handler)
         def run(event: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
             token = _running.set(logger)
+            # inject_lambda_context puts the request id among the logger's shared keys, which the
+            # local runtime's concurrent invocations of one function overwrite; this thread's own
+            # (Powertools' context-variable keys, which win) keeps each line on its invocation
+            request_id = getattr(context, "aws_request_id", "")
+            if request_id:
+                logger.thread_safe_append_keys(function_request_id=request_id)
             try:
                 return injected(event, context, *args, **kwargs)
             finally:
+                if request_id:
+                    logger.thread_safe_remove_keys(["function_request_id"])
                 _running.reset(token)
 
         return run  # type: ignore[return-value]

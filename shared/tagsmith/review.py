@@ -17,7 +17,8 @@ order is exact, not approximate: :func:`informativeness` depends only on the ite
 :meth:`ReviewStore.put` keeps entries in step, entry first: (1) put the new entry, (2) put the item,
 (3) delete the previous entry. A crash leaves at worst an extra entry, never a pending item without
 one; readers GET each item and skip an entry that no longer matches it (a stale entry costs one GET
-until :meth:`ReviewStore.rebuild_queue_index` or the next change of that item removes it). Tenants
+until the sweep, :meth:`ReviewStore.rebuild_queue_index` or the next change of that item removes
+it: :meth:`ReviewStore.drop_superseded_entries`). Tenants
 whose items predate the entries get them on first use (:meth:`ReviewStore.ensure_queue_index`).
 """
 

@@ -209,8 +209,10 @@ class SweepService:
                 read[key] = got[0]
         entry_times = self.reviews.entry_times(tenant)
         entries = set(entry_times)
+        # superseded entries once settled (a put may be between its steps); all of them when
+        # nothing else writes (the restart reconcile)
         stale = self.reviews.drop_superseded_entries(
-            tenant, [n for n, at in entry_times.items() if (t := _instant(at)) is None or t < until]
+            tenant, [n for n, at in entry_times.items() if quiet or (t := _instant(at)) is None or t < until]
         )
         repaired = ProjectionRepair()
         for key in sorted(recent):

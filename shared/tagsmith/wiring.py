@@ -45,7 +45,15 @@ def boto3_client(service: str, settings: Settings) -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+    # one connection per request in flight: a batch's IO_WORKERS (10) for each of the local
+    # runtime's concurrent ingest invocations (3) share one client; botocore's default pool of 10
+    # would make the rest open and drop a connection per request
+    config = Config(
+        retries={"max_attempts": 5, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=30,
+        max_pool_connections=32,
+    )
     return boto3.client(
         service, region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
     )

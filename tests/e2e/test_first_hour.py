@@ -95,8 +95,15 @@ def test_a_new_users_first_hour(local_stack: Any, tmp_path: Path, monkeypatch: p
     assert 1 in jackets, states  # the model knows a storm-blue jacket when it sees one
 
     # search before any review: nothing is searchable yet, and the CLI says why and what to do
-    code, out = cli("search", "-t", "shop", "jacket")
     waiting = f"{len(jackets)} more asset{'s have' if len(jackets) > 1 else ' has'} product/{TAGS[0]} waiting for review"
+    # a record is written before its document (and a new tenant's index is made then, seconds
+    # under load), and each upload may be in its own invocation: wait for the documents too
+    deadline = time.monotonic() + 60
+    while True:
+        code, out = cli("search", "-t", "shop", "jacket")
+        if waiting in out or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert code == 0 and "0 matches for 'jacket' in shop" in out and waiting in out
     assert "add --include-review to list them too" in out
     code, out = cli("search", "-t", "shop", "jacket", "--include-review")

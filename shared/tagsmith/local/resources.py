@@ -48,7 +48,10 @@ class FunctionDef:
     handler: str  # functions/<folder>/handler.handler
     queue: str | None  # SQS source (logical name) or None for HTTP
     batch_size: int = 10
-    max_concurrency: int = 10
+    max_concurrency: int = 10  # AWS: the event source mapping's MaximumConcurrency
+    # The local runtime's invocations at once (<= max_concurrency): its pollers share this
+    # machine's cores, so only I/O-bound functions get more than one (docs/benchmarks.md, issue 15)
+    local_concurrency: int = 1
     memory_mb: int = 2048
     timeout: int = 60
     routes: tuple[str, ...] = ()  # HTTP API routes ("GET /v1/search") for functions without a queue
@@ -94,6 +97,9 @@ class StackDef:
         # coldstart; docs/deploy.md, "Memory"), but the encoder runs two threads, and 3,008 MB gives
         # about 1.7 vCPU where 2,048 MB gave 1.16: each batch tags ~1.5x sooner for about the same
         # cost per photo (billed GB-s scale with memory, CPU-bound time shrinks in proportion).
+        # Locally one invocation at a time: two writing one asset's review item at once can leave a
+        # stale queue entry until the sweep deletes it (ReviewStore.put reads, then writes; make
+        # faults with TAGSMITH_INGEST_CONCURRENCY=3 counted 3 in 300); docs/benchmarks.md, issue 15
         FunctionDef(
             "ingest", "functions/ingest/handler.handler", "ingest", batch_size=10, memory_mb=3008, timeout=60
         ),

@@ -1,6 +1,13 @@
 """A local Lambda runtime for SQS sources: poll a queue, invoke the handler with a Lambda-shaped
 event, delete what succeeded, leave the reported failures to the queue's visibility timeout and
-redrive policy (exactly what the Lambda event source mapping does)."""
+redrive policy (exactly what the Lambda event source mapping does).
+
+Like an event source mapping, a poller runs up to ``concurrency`` invocations at once, each in its
+own thread receiving its own batches: while one invocation's handler embeds, another's waits on
+S3, SQS or OpenSearch. The handler module is shared by those threads (one warm container serving
+several invocations), so what it keeps between invocations must be thread-safe (``tagsmith.lazy``,
+``TenantCache``, the record store's ETags, the encoder's session are).
+"""
 
 from __future__ import annotations
 
@@ -45,7 +52,10 @@ class SqsPoller:
         wait_seconds: int = 1,
         on_batch: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
         timeout: float = 60.0,
+        concurrency: int = 1,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"a poller needs at least one invocation at a time, not {concurrency}")
         self.sqs = sqs
         self.queue_url = queue_url
         self.queue_arn = queue_arn
@@ -55,10 +65,15 @@ class SqsPoller:
         self.wait_seconds = wait_seconds
         self.on_batch = on_batch
         self.timeout = timeout
+        self.concurrency = concurrency
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._busy = 0  # invocations running now
         self.invocations = 0
         self.seconds: list[float] = []  # each invocation's duration: what visibility timeouts are set against
+        self.most_at_once = 0  # the most invocations that ran at the same time
+        # set when a receive found the queue empty and no invocation was running
         self.idle = threading.Event()
 
     def poll_once(self) -> int:
@@ -71,9 +86,21 @@ class SqsPoller:
         )
         messages = r.get("Messages", [])
         if not messages:
-            self.idle.set()
+            with self._lock:
+                if self._busy == 0:
+                    self.idle.set()
             return 0
-        self.idle.clear()
+        with self._lock:
+            self._busy += 1
+            self.most_at_once = max(self.most_at_once, self._busy)
+            self.idle.clear()
+        try:
+            return self._invoke(messages)
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    def _invoke(self, messages: list[dict[str, Any]]) -> int:
         event = {
             "Records": [
                 {
@@ -99,15 +126,16 @@ class SqsPoller:
             log.exception("%s raised; the whole batch returns to the queue", self.function_name)
             response, failed = {}, {m["MessageId"] for m in messages}
         seconds = time.perf_counter() - started
-        self.invocations += 1
-        self.seconds.append(seconds)
+        with self._lock:
+            self.invocations += 1
+            self.seconds.append(seconds)
         log.info(
             "%s: %d messages in %.2f s, %d failed",
             self.function_name,
             len(messages),
             seconds,
             len(failed),
-            extra={"function": self.function_name, "seconds": round(seconds, 3)},
+            extra={"function": self.function_name, "seconds": round(seconds, 3), "messages": len(messages)},
         )
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
@@ -128,10 +156,12 @@ class SqsPoller:
                 time.sleep(1)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=f"poller-{self.function_name}", daemon=True)
-        self._thread.start()
+        for i in range(self.concurrency):
+            thread = threading.Thread(target=self._loop, name=f"poller-{self.function_name}-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=self.wait_seconds + 5)
+        for thread in self._threads:
+            thread.join(timeout=self.wait_seconds + 5)

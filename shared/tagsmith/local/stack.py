@@ -72,6 +72,8 @@ class StackConfig:
     client_endpoint_url: str = ""
     client_opensearch_url: str = ""
     fsync: bool = False  # also survive a power cut (several ms per write)
+    # invocations at once per function, over the definition's ``local_concurrency`` (benchmarks)
+    concurrency: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -85,6 +87,7 @@ class StackConfig:
             client_endpoint_url=local.client_endpoint_url,
             client_opensearch_url=local.client_opensearch_url,
             fsync=local.fsync,
+            concurrency={"ingest": local.ingest_concurrency} if local.ingest_concurrency else {},
         )
         Settings.local(config.tuning, data_bucket="-")  # a malformed setting stops the stack at start
         return config
@@ -398,6 +401,7 @@ class LocalStack:
                 function_name=f"tagsmith-{f.name}",
                 batch_size=f.batch_size,
                 timeout=f.timeout,
+                concurrency=self.config.concurrency.get(f.name, f.local_concurrency),
             )
             poller.start()
             self.pollers[f.name] = poller
