@@ -123,7 +123,9 @@ def test_poller_sends_a_raising_invocations_whole_batch_back(moto_aws: dict[str,
         poller.stop()
     time.sleep(2.5)
     left = {m["Body"] for m in _visible(sqs, url)}
-    assert left == raised and "3" in left  # "3" and whatever shared its batch, nothing else
+    # "3" and what shared its batch, nothing else; a message of that batch may also have come in
+    # another, successful batch (at-least-once: two receives at once can both get it) and be gone
+    assert "3" in left and left <= raised
 
 
 def test_poller_refuses_no_invocations(moto_aws: dict[str, Any]) -> None:
