@@ -367,6 +367,7 @@ def run(
     say: Any = print,
 ) -> dict[str, Any]:
     folder = home or Path(tempfile.mkdtemp(prefix="tagsmith-stack-ingest-"))
+    folder.mkdir(parents=True, exist_ok=True)
     pool = _photos(photos + 2 * latency + 10)
     warm, bulk_photos = pool[:10], pool[10 : 10 + photos]
     idle_photos = pool[10 + photos : 10 + photos + latency]

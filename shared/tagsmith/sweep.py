@@ -190,13 +190,21 @@ class SweepService:
         documents = self.index.revisions(tenant)
         prefix = records_prefix(tenant)
         listing: dict[str, datetime | None] = {}
+        etags: dict[str, str] = {}
         for info in self.store.list(self.data_bucket, prefix):
             if not info.key.endswith(".json"):
                 continue
-            listing[asset_from_record_key(info.key).key] = _instant(info.last_modified)
+            key = asset_from_record_key(info.key).key
+            listing[key] = _instant(info.last_modified)
+            etags[key] = info.etag
         settled = {k for k, at in listing.items() if at is None or at < until}
         known_dead: dict[str, str] = dict(state.get("tombstones") or {})
-        recent = {k for k in settled if _at_or_after(listing[k], since)}
+        # A record the last sweeps read and repaired at this very revision is not read again while
+        # the slack keeps it in the window: under a bulk import the window holds every record of
+        # the last five minutes, and re-reading them all every run cost the local stack more CPU
+        # than ingesting them (docs/benchmarks.md, "The sweep under a bulk import").
+        checked: dict[str, str] = {} if full else dict(state.get("checked") or {})
+        recent = {k for k in settled if _at_or_after(listing[k], since) and checked.get(k) != etags[k]}
         lacking = {
             k
             for k in settled
@@ -232,6 +240,12 @@ class SweepService:
         )
         dead = {k: s for k, s in known_dead.items() if k in listing and s == _stamp(listing[k])}
         dead |= {k: _stamp(listing[k]) for k, r in read.items() if r.status is AssetStatus.DELETED}
+        # what the next run's window can still hold: this run's and earlier runs' checks
+        horizon = until - timedelta(seconds=self.options.slack)
+        checked = {k: e for k, e in checked.items() if etags.get(k) == e} | {
+            k: etags[k] for k in recent if k in read
+        }
+        checked = {k: e for k, e in checked.items() if _at_or_after(listing[k], horizon)}
         report = TenantSweep(
             tenant,
             len(listing),
@@ -244,7 +258,13 @@ class SweepService:
         )
         self._save(
             tenant,
-            {"until": until.isoformat(), "at": now.isoformat(), "tombstones": dead, "last": report.to_dict()},
+            {
+                "until": until.isoformat(),
+                "at": now.isoformat(),
+                "tombstones": dead,
+                "checked": checked,
+                "last": report.to_dict(),
+            },
         )
         level = logging.WARNING if report.repaired else logging.INFO
         log.log(

@@ -95,6 +95,29 @@ def test_a_second_sweep_reads_only_what_changed_and_finds_nothing_to_repair(libr
     assert second.read == 0 and second.repaired == 0  # nothing written since: nothing read
 
 
+def test_records_the_last_sweep_checked_are_not_read_again_while_in_its_window(library: Components) -> None:
+    # a sweep every minute, each window reaching five minutes back: without a memory of what it
+    # checked, each run would read every record of those five minutes again
+    now = datetime.now(UTC)
+    first = sweeper(library, at=now + timedelta(minutes=2)).sweep_tenant("acme")
+    assert first.read == 7
+    second = sweeper(library, at=now + timedelta(minutes=3)).sweep_tenant("acme")
+    assert second.read == 0 and second.repaired == 0
+
+    library.ingest.ingest([upload(library, "acme/p0.jpg", solid_jpeg(COLOURS["blue"]))])  # a new revision
+    third = sweeper(library, at=now + timedelta(minutes=4)).sweep_tenant("acme")
+    assert third.read == 1
+    state = json.loads(library.store.get(DATA, "tenants/acme/sweep.json").body)
+    assert len(state["checked"]) == 7
+
+    full = sweeper(library, at=now + timedelta(minutes=5)).sweep_tenant("acme", full=True)
+    assert full.read == 7  # a full sweep reads everything, whatever was checked
+    past = sweeper(library, at=now + timedelta(minutes=30)).sweep_tenant("acme")
+    assert past.read == 0
+    state = json.loads(library.store.get(DATA, "tenants/acme/sweep.json").body)
+    assert state["checked"] == {}  # out of the window: forgotten
+
+
 def test_lost_review_items_and_entries_come_back_on_a_full_sweep(library: Components) -> None:
     pending = library.reviews.pending("acme")
     assert len(pending) == 7
