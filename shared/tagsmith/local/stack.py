@@ -226,6 +226,10 @@ class LocalStack:
         self.progress("starting moto (S3, SQS)")
         from moto.server import ThreadedMotoServer
 
+        from tagsmith.local import motofixes
+
+        motofixes.apply()
+
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request drowns the demo
 
         # Provision, restore and hook moto on a private port first: a client that reached moto

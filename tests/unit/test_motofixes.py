@@ -1,0 +1,96 @@
+"""The local stack's fixes to moto's SQS answer exactly as moto does, without walking the queue
+once per attribute and message (:mod:`tagsmith.local.motofixes`)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sqs import models as sqs_models
+from moto.sqs.exceptions import InvalidAttributeName
+from moto.sqs.models import SQSBackend
+from tagsmith.local import motofixes
+
+REGION = "ap-south-2"  # moto's registry is global: a region no other test uses
+
+
+@pytest.fixture
+def backend() -> Iterator[SQSBackend]:
+    assert motofixes.apply() and motofixes.apply()  # idempotent
+    sqs: SQSBackend = sqs_models.sqs_backends[DEFAULT_ACCOUNT_ID][REGION]
+    assert not sqs.queues, list(sqs.queues)
+    sqs.create_queue("dlq")
+    sqs.create_queue(
+        "work",
+        MessageRetentionPeriod="600",
+        RedrivePolicy=json.dumps(
+            {"deadLetterTargetArn": f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT_ID}:dlq", "maxReceiveCount": 3}
+        ),
+    )
+    sqs.create_queue("jobs.fifo", FifoQueue="true", ContentBasedDeduplication="true")
+    for i in range(30):
+        sqs.send_message("work", f"m{i}", delay_seconds=60 if i % 7 == 0 else None)
+    sqs.receive_message("work", 5, 0, 30)  # a few in flight
+    yield sqs
+    for name in list(sqs.queues):
+        sqs.delete_queue(name)
+
+
+def original(name: str) -> Any:
+    return motofixes.ORIGINAL[name]
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["All"],
+        ["MessageRetentionPeriod"],
+        ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        ["ApproximateNumberOfMessagesDelayed", "QueueArn", "RedrivePolicy"],
+        ["FifoQueue", "ContentBasedDeduplication"],  # absent from a standard queue
+        ["QueueArn", "QueueArn"],
+        [],
+    ],
+)
+def test_queue_attributes_are_moto_s_own(backend: SQSBackend, names: list[str]) -> None:
+    for queue in ("work", "jobs.fifo", "dlq"):
+        assert backend.get_queue_attributes(queue, names) == original("get_queue_attributes")(
+            backend, queue, names
+        )
+
+
+@pytest.mark.parametrize("name", ["Nonsense", ""])
+def test_an_unknown_attribute_name_is_refused_as_moto_refuses_it(backend: SQSBackend, name: str) -> None:
+    with pytest.raises(InvalidAttributeName):
+        original("get_queue_attributes")(backend, "work", ["QueueArn", name])
+    with pytest.raises(InvalidAttributeName):
+        backend.get_queue_attributes("work", ["QueueArn", name])
+
+
+def test_retention_is_checked_as_moto_checks_it(backend: SQSBackend) -> None:
+    queue = backend.get_queue("work")
+    for message, age_seconds in zip(queue._messages, itertools.cycle([0, 598, 602, 5000]), strict=False):
+        message.sent_timestamp = int(sqs_models.unix_time_millis() - age_seconds * 1000)  # type: ignore[assignment]
+        fixed = backend.is_message_valid_based_on_retention_period("work", message)
+        assert fixed == original("is_message_valid_based_on_retention_period")(backend, "work", message)
+        assert fixed == (age_seconds < 600)
+
+
+def test_a_receive_reads_the_queue_attributes_no_more(backend: SQSBackend, monkeypatch: Any) -> None:
+    walks = 0
+    plain = sqs_models.Queue.__dict__["attributes"].fget
+
+    def counted(queue: Any) -> Any:
+        nonlocal walks
+        walks += 1
+        return plain(queue)
+
+    monkeypatch.setattr(sqs_models.Queue, "attributes", property(counted))
+    got = backend.receive_message("work", 10, 0, 30)
+    assert len(got) == 10 and walks == 0  # moto itself: 3 walks of the whole queue per message
+    backend.get_queue_attributes("work", ["ApproximateNumberOfMessages", "QueueArn"])
+    assert walks == 1  # moto itself: 3 per name
