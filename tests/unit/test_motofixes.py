@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -94,3 +95,25 @@ def test_a_receive_reads_the_queue_attributes_no_more(backend: SQSBackend, monke
     assert len(got) == 10 and walks == 0  # moto itself: 3 walks of the whole queue per message
     backend.get_queue_attributes("work", ["ApproximateNumberOfMessages", "QueueArn"])
     assert walks == 1  # moto itself: 3 per name
+
+
+def test_sqs_s_clock_is_moto_s_clock_without_the_datetimes() -> None:
+    assert motofixes.apply()
+    for fast, slow in (("unix_time", 1.0), ("unix_time_millis", 1000.0)):
+        mine, moto_s = getattr(sqs_models, fast), motofixes.ORIGINAL[fast]
+        assert abs(mine() - moto_s()) < 0.05 * slow
+        at = datetime(2026, 1, 2, 3, 4, 5, 600000)
+        assert mine(at) == moto_s(at)
+
+
+def test_an_event_s_input_paths_are_parsed_once_and_find_the_same() -> None:
+    assert motofixes.apply()
+    import jsonpath_ng.ext
+
+    event = {"detail": {"key": "acme/p1.jpg", "tags": ["red"]}}
+    first = jsonpath_ng.ext.parse("$.detail.key")
+    assert jsonpath_ng.ext.parse("$.detail.key") is first
+    assert [m.value for m in first.find(event)] == ["acme/p1.jpg"]
+    assert [m.value for m in motofixes.ORIGINAL["jsonpath_parse"]("$.detail.key").find(event)] == [
+        "acme/p1.jpg"
+    ]

@@ -1,46 +1,68 @@
-"""Two costs of moto's SQS that grow with the queue, removed for the local stack.
+"""Costs of moto's SQS and EventBridge that grow with the queue or the event, removed for the
+local stack.
 
-moto 5.2's ``ReceiveMessage`` checks each message it returns against the queue's retention period
-by calling ``get_queue_attributes(["MessageRetentionPeriod"])``, which builds *every* attribute of
-the queue three times over; three of them (messages visible, in flight, delayed) walk the whole
-queue, calling a datetime-based clock for each message. One receive of 10 from a backlog of 1,000
-uploads made about 120,000 clock calls: in a 1,000-photo bulk upload through the stack, half the
-stack process's interpreter time (py-spy ``--gil``) went there, with the handlers waiting for it
-(docs/benchmarks.md, "Where the stack's interpreter time went").
+Found with py-spy ``--gil`` on the stack process during a 1,000-photo bulk upload
+(docs/benchmarks.md, "Where the stack's interpreter time went"):
 
-:func:`apply` replaces the two methods with versions that answer the same from the queue's own
-fields: the retention check reads ``message_retention_period``; ``get_queue_attributes`` validates
-the names as moto does and builds the attributes once. Nothing else of moto changes (a queue still
-walks its messages once per receive to find the visible ones). The behaviour is checked against
-moto's own in ``tests/unit/test_motofixes.py``, so an upgrade that changes it fails there.
+* ``ReceiveMessage`` checks each message it returns against the queue's retention period by
+  calling ``get_queue_attributes(["MessageRetentionPeriod"])``, which builds *every* attribute of
+  the queue three times over; three of them (messages visible, in flight, delayed) walk the whole
+  queue. One receive of 10 from a backlog of 1,000 uploads walked it 90 times: half the stack's
+  interpreter time, the handlers waiting for it.
+* ``SendMessage`` (every S3 upload notification) builds every attribute once to read one flag,
+  and every walk reads a datetime-based clock (``utcnow() - utcfromtimestamp(0)``, about 2 us) per
+  message: a quarter of the interpreter time while uploads arrived.
+* ``PutEvents`` builds a new JSONPath parser (a PLY grammar) for every input path of every event
+  delivered to a queue: a tenth of it.
+
+:func:`apply` answers the same from cheaper sources: the retention check reads the queue's
+``message_retention_period``; ``get_queue_attributes`` validates the names as moto does and builds
+the attributes once; SQS's clock is ``time.time()`` (the same instant, without the datetimes);
+parsed JSONPath expressions are kept by their text. A queue still walks its messages once per
+receive and per send. The behaviour is checked against moto's own in
+``tests/unit/test_motofixes.py``, so an upgrade that changes it fails there.
 """
 
 from __future__ import annotations
 
+import functools
+import time
 from typing import Any
 
 _APPLIED = "_tagsmith_fixed"
-#: moto's own methods, as they were before :func:`apply` (the tests compare against them)
+#: moto's own functions, as they were before :func:`apply` (the tests compare against them)
 ORIGINAL: dict[str, Any] = {}
 
 
 def apply() -> bool:
-    """Patch moto's SQS backend (idempotent); False if this moto lacks what is patched."""
-    from moto.core.utils import unix_time
+    """Patch moto (idempotent); False if this moto lacks what is patched (nothing is changed)."""
+    import jsonpath_ng.ext
+    from moto.sqs import models as sqs_models
     from moto.sqs.exceptions import InvalidAttributeName
-    from moto.sqs.models import SQSBackend
 
-    if getattr(SQSBackend, _APPLIED, False):
+    backend = sqs_models.SQSBackend
+    if getattr(backend, _APPLIED, False):
         return True
-    if not all(
-        hasattr(SQSBackend, name)
-        for name in ("is_message_valid_based_on_retention_period", "get_queue_attributes")
-    ):
+    needed = (
+        hasattr(backend, "is_message_valid_based_on_retention_period"),
+        hasattr(backend, "get_queue_attributes"),
+        callable(getattr(sqs_models, "unix_time", None)),
+        callable(getattr(sqs_models, "unix_time_millis", None)),
+        callable(getattr(jsonpath_ng.ext, "parse", None)),
+    )
+    if not all(needed):
         return False
+    unix_time, unix_time_millis = sqs_models.unix_time, sqs_models.unix_time_millis
+
+    def fast_unix_time(dt: Any = None) -> float:
+        return time.time() if dt is None else float(unix_time(dt))
+
+    def fast_unix_time_millis(dt: Any = None) -> float:
+        return time.time() * 1000.0 if dt is None else float(unix_time_millis(dt))
 
     def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
         retention = int(self.get_queue(queue_name).message_retention_period)
-        return bool(retention + message.sent_timestamp / 1000 > unix_time())
+        return bool(retention + message.sent_timestamp / 1000 > time.time())
 
     def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
         queue = self.get_queue(queue_name)
@@ -55,11 +77,18 @@ def apply() -> bool:
             return attributes
         return {n: attributes[n] for n in attribute_names if attributes.get(n) is not None}
 
-    ORIGINAL["is_message_valid_based_on_retention_period"] = (
-        SQSBackend.is_message_valid_based_on_retention_period
+    ORIGINAL.update(
+        is_message_valid_based_on_retention_period=backend.is_message_valid_based_on_retention_period,
+        get_queue_attributes=backend.get_queue_attributes,
+        unix_time=unix_time,
+        unix_time_millis=unix_time_millis,
+        jsonpath_parse=jsonpath_ng.ext.parse,
     )
-    ORIGINAL["get_queue_attributes"] = SQSBackend.get_queue_attributes
-    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
-    SQSBackend.get_queue_attributes = get_queue_attributes  # type: ignore[method-assign]
-    setattr(SQSBackend, _APPLIED, True)
+    backend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+    backend.get_queue_attributes = get_queue_attributes  # type: ignore[method-assign]
+    sqs_models.unix_time = fast_unix_time  # type: ignore[assignment]
+    sqs_models.unix_time_millis = fast_unix_time_millis  # type: ignore[assignment]
+    # moto.events imports ``parse`` from here at each call; an expression is immutable once built
+    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)  # type: ignore[assignment]
+    setattr(backend, _APPLIED, True)
     return True
