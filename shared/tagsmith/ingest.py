@@ -40,7 +40,13 @@ from typing import TYPE_CHECKING, Any
 
 from tagsmith.assetwriter import AssetWriter, Current, IngestOutcome, log_outcome
 from tagsmith.concurrency import map_io
-from tagsmith.errors import InvalidInputError, InvalidKeyError, NotFoundError, TagsmithError
+from tagsmith.errors import (
+    InvalidInputError,
+    InvalidKeyError,
+    NotFoundError,
+    TagsmithError,
+    UnsupportedMediaError,
+)
 from tagsmith.events import ObjectRef
 from tagsmith.keys import AssetKey, parse_asset_key
 from tagsmith.previews import PreviewMaker, preview_from, preview_key
@@ -204,10 +210,17 @@ class IngestService:
                 "rejected object outside any tenant: %s", e, extra={"bucket": ref.bucket, "key": ref.key}
             )
             return IngestOutcome(ref.key, "rejected", message=str(e))
-        info = self.store.head(ref.bucket, ref.key)
-        if info is None:
+        # One GET gives the object's info and, unless it is larger than any image may be, its
+        # bytes: a HEAD before it was one request of ten per photo. A redelivery reads the bytes
+        # it then does not need; redeliveries are rare, new uploads are not.
+        # A key named like a video is never read whole: its head is sniffed from a stream below.
+        named_video = sniff_media(b"", content_type=None, key=ref.key) is MediaKind.VIDEO
+        limit = self.tagger.limits.max_object_bytes
+        got = self.store.get_small(ref.bucket, ref.key, 0 if named_video else limit)
+        if got is None:
             log.info("object is gone, nothing to do", extra={"tenant": asset.tenant, "key": ref.key})
             return IngestOutcome(ref.key, "skipped", asset.tenant, message="object no longer exists")
+        info, small = got
         source = SourceObject(ref.bucket, ref.key, info.etag, info.size)
         current = self.records.get(asset)
         existing = current[0] if current else None
@@ -220,15 +233,16 @@ class IngestService:
         try:
             if info.size == 0:
                 raise InvalidInputError("empty object: 0 bytes; upload the file again")
-            # Named or typed as a video, or too large for an image: sniff a streamed head before
-            # deciding. Anything else is read whole (one GET, as for any image) and sniffed then.
-            named_video = sniff_media(b"", content_type=info.content_type, key=ref.key) is MediaKind.VIDEO
-            oversized = info.size > self.tagger.limits.max_object_bytes
-            if (named_video or oversized) and self._media_kind(
-                ref.bucket, ref.key, info.content_type
-            ) is MediaKind.VIDEO:
-                return VideoJob(asset, source, current)
-            body = self.store.get(ref.bucket, ref.key).body
+            # Named like a video or too large for an image: sniff a streamed head before deciding (a
+            # video is read on demand, never whole). Anything else was read whole: sniffed now.
+            if small is None:
+                if self._media_kind(ref.bucket, ref.key, info.content_type) is MediaKind.VIDEO:
+                    return VideoJob(asset, source, current)
+                if info.size > limit:
+                    raise UnsupportedMediaError(  # what Tagger.prepare says, without reading it
+                        f"object is {info.size:,} bytes, over the {limit:,}-byte limit for images"
+                    )
+            body = small if small is not None else self.store.get(ref.bucket, ref.key).body
             if (
                 sniff_media(body[:SNIFF_BYTES], content_type=info.content_type, key=ref.key)
                 is MediaKind.VIDEO

@@ -30,6 +30,17 @@ def test_missing_objects(store: ObjectStore) -> None:
     store.delete(BUCKET, "nope")  # deleting nothing is fine
 
 
+def test_get_small_reads_a_small_object_in_one_request_and_never_a_large_one(store: ObjectStore) -> None:
+    etag = store.put(BUCKET, "p.jpg", b"0123456789")
+    got = store.get_small(BUCKET, "p.jpg", 10)
+    assert got is not None
+    info, body = got
+    assert (info.etag, info.size, body) == (etag, 10, b"0123456789")
+    big = store.get_small(BUCKET, "p.jpg", 9)
+    assert big is not None and big[0].size == 10 and big[1] is None  # larger than asked: not read
+    assert store.get_small(BUCKET, "nope", 10) is None
+
+
 def test_if_none_match_refuses_to_overwrite(store: ObjectStore) -> None:
     store.put(BUCKET, "k", b"1", if_none_match=True)
     with pytest.raises(PreconditionFailedError):

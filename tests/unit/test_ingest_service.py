@@ -205,6 +205,35 @@ def test_a_search_outage_fails_every_tagged_object_of_the_batch_and_the_retry_re
     assert components.index.count("acme") == 3
 
 
+def test_a_new_photo_is_read_in_one_request_and_an_oversized_object_never_whole(
+    components: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train_colours(components)
+    reads: list[tuple[str, str]] = []
+    store = components.store
+    for name in ("get", "head", "get_small", "open"):
+        plain = getattr(store, name)
+
+        def counted(bucket, key, *args, _name=name, _plain=plain):  # type: ignore[no-untyped-def]
+            if bucket == ASSETS:
+                reads.append((_name, key))
+            return _plain(bucket, key, *args)
+
+        monkeypatch.setattr(store, name, counted)
+    refs = [upload(components, f"acme/n-{i}.jpg", solid_jpeg(COLOURS["red"], seed=i)) for i in range(3)]
+    assert [o.status for o in components.ingest.ingest(refs)] == ["tagged"] * 3
+    assert sorted(reads) == [("get_small", f"acme/n-{i}.jpg") for i in range(3)]  # no HEAD first
+
+    reads.clear()
+    limits = components.ingest.tagger.limits
+    monkeypatch.setattr(components.ingest.tagger, "limits", replace(limits, max_object_bytes=100))
+    [outcome] = components.ingest.ingest([upload(components, "acme/huge.jpg", solid_jpeg(COLOURS["red"]))])
+    assert (
+        outcome.status == "failed" and "over the 100-byte limit for images" in outcome.record.failure.message
+    )
+    assert ("get", "acme/huge.jpg") not in reads  # refused from its size, its bytes never read
+
+
 def test_a_batch_is_indexed_in_one_bulk_request_per_tenant(components: Components) -> None:
     # the search documents of a batch's records go in one request, not one per asset
     train_colours(components)

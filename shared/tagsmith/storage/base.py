@@ -41,6 +41,12 @@ class ObjectStore(Protocol):
         """The object's info, or None if it does not exist."""
         ...
 
+    def get_small(self, bucket: str, key: str, max_bytes: int) -> tuple[ObjectInfo, bytes | None] | None:
+        """One read: the object's info, and its bytes if it holds at most ``max_bytes`` (None: it is
+        larger, and nothing past the headers was read); None if it does not exist. What a HEAD and
+        a GET gave, in one request, without reading a 5 GB object whole."""
+        ...
+
     def open(self, bucket: str, key: str) -> BinaryIO:
         """A seekable, read-only stream of the object, read on demand (for objects too large to
         hold in memory, such as videos); close it when done. Raises

@@ -58,6 +58,16 @@ class FileObjectStore:
         path = self._path(bucket, key)
         return self._info(key, path) if path.is_file() else None
 
+    def get_small(self, bucket: str, key: str, max_bytes: int) -> tuple[ObjectInfo, bytes | None] | None:
+        path = self._path(bucket, key)
+        try:
+            if path.stat().st_size > max_bytes:
+                return self._info(key, path), None
+            body = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        return self._info(key, path, body), body
+
     def open(self, bucket: str, key: str) -> BinaryIO:
         path = self._path(bucket, key)
         try:

@@ -30,6 +30,12 @@ class MemoryObjectStore:
         obj = self._objects.get((bucket, key))
         return obj.info if obj else None
 
+    def get_small(self, bucket: str, key: str, max_bytes: int) -> tuple[ObjectInfo, bytes | None] | None:
+        obj = self._objects.get((bucket, key))
+        if obj is None:
+            return None
+        return obj.info, obj.body if obj.info.size <= max_bytes else None
+
     def open(self, bucket: str, key: str) -> BinaryIO:
         obj = self._objects.get((bucket, key))
         if obj is None:

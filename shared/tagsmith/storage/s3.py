@@ -51,6 +51,24 @@ class S3ObjectStore:
             str(r.get("LastModified")),
         )
 
+    def get_small(self, bucket: str, key: str, max_bytes: int) -> tuple[ObjectInfo, bytes | None] | None:
+        try:
+            r = self.client.get_object(Bucket=bucket, Key=key)
+            size = int(r["ContentLength"])
+            stream = r["Body"]
+            try:
+                body = stream.read() if size <= max_bytes else None
+            finally:
+                stream.close()  # a larger object's body is never read: the connection is dropped
+        except ClientError as e:
+            if e.response["Error"]["Code"] in _NOT_FOUND:
+                return None
+            raise TransientError(f"reading s3://{bucket}/{key} failed: {e}") from e
+        except BotoCoreError as e:
+            raise TransientError(f"reading s3://{bucket}/{key} failed: {e}") from e
+        info = ObjectInfo(key, strip_etag(r["ETag"]), size, r.get("ContentType"), str(r.get("LastModified")))
+        return info, body
+
     def open(self, bucket: str, key: str) -> BinaryIO:
         info = self.head(bucket, key)
         if info is None:
