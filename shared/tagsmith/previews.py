@@ -30,9 +30,11 @@ from tagsmith.records import AssetStatus
 from tagsmith.video.decode import video_frame_from
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from tagsmith.encoder import DecodedImage
     from tagsmith.records import AssetRecord
-    from tagsmith.storage.base import ObjectStore
+    from tagsmith.storage.base import ObjectInfo, ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -154,19 +156,22 @@ class PreviewMaker:
         return preview_from(data, max_pixels=self.max_pixels)
 
 
-def delete_stale_thumbnails(store: ObjectStore, bucket: str, record: AssetRecord) -> int:
+def delete_stale_thumbnails(
+    store: ObjectStore, bucket: str, record: AssetRecord, listing: Iterable[ObjectInfo] | None = None
+) -> int:
     """Delete the asset's segment thumbnails that ``record`` (just written) no longer points at:
     those of replaced versions and of segments that are gone. Never before the record is
     written (a reader of the old record would find its pictures gone), and never a thumbnail
     of the object version now in the bucket (its own ingest may be about to point at it). For a
     tombstone (no segments, no object) that is every thumbnail of the asset.
-    Idempotent: a second call finds nothing to delete. Returns how many were deleted."""
+    Idempotent: a second call finds nothing to delete. Returns how many were deleted.
+    ``listing``: the asset's thumbnails folder as the caller just listed it."""
     prefix = thumbnails_prefix(record.tenant, record.path)
     keep = {s.thumbnail_key for s in record.segments}
     if record.status is not AssetStatus.DELETED:
         keep.add(preview_key(record.tenant, record.path, record.source.etag))
     stale = []
-    for info in store.list(bucket, prefix):
+    for info in store.list(bucket, prefix) if listing is None else listing:
         version, _, name = info.key[len(prefix) :].partition("/")
         if not name or "/" in name or info.key in keep:
             continue  # another asset's (a path below this one), or in use

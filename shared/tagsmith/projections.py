@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tagsmith.errors import TagsmithError, TransientError
+from tagsmith.keys import thumbnails_prefix
 from tagsmith.previews import PreviewMaker, delete_stale_thumbnails, record_preview_key
 from tagsmith.records import Alternative, AssetRecord, AssetStatus, Segment, TagAssignment
 from tagsmith.review import (
@@ -206,8 +207,11 @@ class Projections:
         caller (the sweep compares the whole index at once, :mod:`tagsmith.search.healing`).
         """
         items, entries_written, closed = self._ensure_reviews(record, entries)
-        previews = self._ensure_preview(record)
-        thumbnails = self._delete_stale_thumbnails(record)
+        # one listing of the asset's thumbnails folder answers both: is the preview there, and
+        # which thumbnails are stale (a HEAD of the preview was a fifth of a sweep's requests)
+        listing = list(self.store.list(self.data_bucket, thumbnails_prefix(record.tenant, record.path)))
+        previews = self._ensure_preview(record, {i.key for i in listing})
+        thumbnails = delete_stale_thumbnails(self.store, self.data_bucket, record, listing)
         if index:
             self.project(record)
         repair = ProjectionRepair(items, entries_written, closed, previews, thumbnails)
@@ -257,14 +261,14 @@ class Projections:
             closed += 1
         return written, entries_written, closed
 
-    def _ensure_preview(self, record: AssetRecord) -> int:
+    def _ensure_preview(self, record: AssetRecord, present: set[str]) -> int:
         if (
             self.previews is None
             or record.status is not AssetStatus.TAGGED
             or (record.media_type or "").startswith("video/")
         ):
             return 0
-        if self.store.head(self.data_bucket, record_preview_key(record)) is not None:
+        if record_preview_key(record) in present:
             return 0
         from tagsmith.errors import InvalidInputError, NotFoundError
 
@@ -276,9 +280,6 @@ class Projections:
             )
             return 0
         return 1
-
-    def _delete_stale_thumbnails(self, record: AssetRecord) -> int:
-        return delete_stale_thumbnails(self.store, self.data_bucket, record)
 
 
 def _closed(item: ReviewItem, record: AssetRecord) -> ReviewItem:

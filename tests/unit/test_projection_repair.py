@@ -137,3 +137,27 @@ def test_ingest_writes_a_bounded_preview_and_a_redelivery_restores_a_lost_one(co
     components.store.delete(DATA, key)
     components.ingest.ingest([ref])
     assert components.store.head(DATA, key) is not None
+
+
+def test_checking_a_record_s_projections_lists_its_thumbnails_once_and_heads_nothing(
+    components: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the sweep checks every new record: its preview's presence comes from the same listing
+    # that finds stale thumbnails, not from a HEAD of its own
+    train_colours(components)
+    ref = upload(components, "acme/p.jpg", solid_jpeg(COLOURS["red"]))
+    [outcome] = components.ingest.ingest([ref])
+    calls: list[str] = []
+    store = components.store
+    for name in ("head", "list"):
+        plain = getattr(store, name)
+
+        def counted(bucket, *args, _name=name, _plain=plain, **kw):  # type: ignore[no-untyped-def]
+            if bucket == DATA and "/thumbnails/" in (args[0] if args else kw.get("prefix", "")):
+                calls.append(_name)
+            return _plain(bucket, *args, **kw)
+
+        monkeypatch.setattr(store, name, counted)
+    assert outcome.record is not None
+    assert components.projections.ensure(outcome.record).total == 0
+    assert calls == ["list"]
