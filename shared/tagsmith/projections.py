@@ -155,12 +155,12 @@ class Projections:
                 and same_question(existing, item)
             ):
                 continue  # a redelivery: the item already exists
-            self.reviews.put(item)
+            self.reviews.put(item, known=existing)
         had_review = {t.model for t in (previous.pending_review() if previous else [])}
         for model in (had_review & models_run) - set(wanted):
             stale = self.reviews.get(record.tenant, review_item_id(record.tenant, record.path, model))
             if stale is not None and stale.status is ReviewStatus.PENDING:
-                self.reviews.put(replace(stale, status=ReviewStatus.SUPERSEDED))
+                self.reviews.put(replace(stale, status=ReviewStatus.SUPERSEDED), known=stale)
 
     def project(self, record: AssetRecord) -> None:
         """The search document of ``record`` (a tombstone's is deleted)."""
@@ -242,7 +242,7 @@ class Projections:
                     self.store.put(self.data_bucket, prefix + name, b"")
                     entries_written += 1
                 continue
-            self.reviews.put(item)
+            self.reviews.put(item, known=existing)
             written += 1
         ran = set(record.models) | {t.model for t in record.tags}
         pending_ids = (
@@ -257,7 +257,7 @@ class Projections:
             stale = self.reviews.get(record.tenant, item_id)
             if stale is None or stale.status is not ReviewStatus.PENDING:
                 continue
-            self.reviews.put(_closed(stale, record))
+            self.reviews.put(_closed(stale, record), known=stale)
             closed += 1
         return written, entries_written, closed
 

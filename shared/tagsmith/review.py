@@ -29,6 +29,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from types import EllipsisType
 from typing import Any
 
 from tagsmith.errors import NotFoundError
@@ -138,9 +139,10 @@ class ReviewStore:
         self.store = store
         self.bucket = bucket
 
-    def put(self, item: ReviewItem) -> None:
-        """Write the item and keep its queue entry in step (entry first; see the module docstring)."""
-        previous = self.get(item.tenant, item.id)
+    def put(self, item: ReviewItem, *, known: ReviewItem | EllipsisType | None = ...) -> None:
+        """Write the item and keep its queue entry in step (entry first; see the module docstring).
+        ``known``: the item as the caller just read it (None: there was none), saving a read."""
+        previous = self.get(item.tenant, item.id) if known is ... else known
         old = queue_entry_name(previous) if previous and previous.status is ReviewStatus.PENDING else None
         new = queue_entry_name(item) if item.status is ReviewStatus.PENDING else None
         prefix = review_queue_prefix(item.tenant)

@@ -289,3 +289,21 @@ def test_tenants_never_see_each_others_models(components: Components) -> None:
     assert outcome.status == "tagged"
     assert components.records.get(AssetKey("other", "x.jpg"))[0].tags == ()
     assert components.index.search("other", SearchQuery(text="red")).total == 0
+
+
+def test_a_photo_sent_to_review_reads_its_review_item_once(
+    components: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train_colours(components, threshold=0.99)  # every photo goes to review
+    reads: list[str] = []
+    plain = components.store.get
+
+    def counted(bucket, key):  # type: ignore[no-untyped-def]
+        if "/reviews/" in key:
+            reads.append(key)
+        return plain(bucket, key)
+
+    monkeypatch.setattr(components.store, "get", counted)
+    [outcome] = components.ingest.ingest([upload(components, "acme/r.jpg", solid_jpeg(COLOURS["red"]))])
+    assert outcome.status == "tagged" and len(components.reviews.pending("acme")) == 1
+    assert len(reads) == 1 + 1  # the ingest's one read, then pending()'s
