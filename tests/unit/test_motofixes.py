@@ -117,3 +117,54 @@ def test_an_event_s_input_paths_are_parsed_once_and_find_the_same() -> None:
     assert [m.value for m in motofixes.ORIGINAL["jsonpath_parse"]("$.detail.key").find(event)] == [
         "acme/p1.jpg"
     ]
+
+
+def test_a_prefixed_listing_gives_exactly_moto_s_own(monkeypatch: Any) -> None:
+    from moto.s3.models import s3_backends
+
+    assert motofixes.apply()
+    s3 = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    name = "tagsmith-motofixes-listing"
+    s3.create_bucket(name, "us-east-1")
+    try:
+        keys = [
+            f"tenants/{t}/{kind}/{i:03d}/x.json"
+            for t in ("a", "ab")
+            for kind in ("r", "s")
+            for i in range(40)
+        ]
+        for key in keys:
+            s3.put_object(name, key, b"{}")
+        s3.put_object(name, "tenants/a/r/005/x.json", b"{1}")  # a second version
+        s3.delete_object(name, "tenants/a/r/007/x.json")
+        bucket = s3.get_bucket(name)
+        for prefix in ("", "tenants/a/", "tenants/a", "tenants/a/r/00", "tenants/zz/", "tenants/ab/s/039/"):
+            for delimiter in (None, "/"):
+                for marker, max_keys in ((None, None), (None, 25), ("tenants/a/r/010/x.json", 7)):
+                    args = (bucket, prefix, delimiter, marker, max_keys)
+                    mine = s3.list_objects(*args)
+                    theirs = motofixes.ORIGINAL["list_objects"](s3, *args)
+                    assert [getattr(k, "name", k) for k in mine[0]] == [
+                        getattr(k, "name", k) for k in theirs[0]
+                    ]
+                    assert list(mine[1:]) == list(theirs[1:])
+        got, _, _ = s3.list_objects_v2(bucket, "tenants/a/r/", None, None, None, 1000)
+        assert len(got) == 39 and bucket.keys["tenants/a/r/005/x.json"].value == b"{1}"
+
+        reads = 0
+        store_type = type(bucket.keys)
+        plain = store_type.__getitem__
+
+        def counted(store: Any, key: str) -> Any:
+            nonlocal reads
+            reads += 1
+            return plain(store, key)
+
+        monkeypatch.setattr(store_type, "__getitem__", counted)
+        s3.list_objects_v2(bucket, "tenants/ab/s/039/", None, None, None, 1000)
+        assert reads == 1  # moto itself: every key of the bucket
+        monkeypatch.undo()
+    finally:
+        for key in list(s3.get_bucket(name).keys):
+            s3.delete_object(name, key)
+        s3.delete_bucket(name)
