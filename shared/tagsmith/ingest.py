@@ -54,6 +54,7 @@ from tagsmith.projections import Projections
 from tagsmith.records import AssetRecord, AssetStatus, Cause, SourceObject, TagState, TextLine
 from tagsmith.review import ReviewStore
 from tagsmith.storage import ObjectStore, RecordStore
+from tagsmith.storage.base import ObjectInfo
 from tagsmith.tagging import PreparedImage, Proposal, Tagger
 from tagsmith.tagmodels.text_rules import apply_text_rules
 from tagsmith.video import (
@@ -212,11 +213,14 @@ class IngestService:
             return IngestOutcome(ref.key, "rejected", message=str(e))
         # One GET gives the object's info and, unless it is larger than any image may be, its
         # bytes: a HEAD before it was one request of ten per photo. A redelivery reads the bytes
-        # it then does not need; redeliveries are rare, new uploads are not.
-        # A key named like a video is never read whole: its head is sniffed from a stream below.
-        named_video = sniff_media(b"", content_type=None, key=ref.key) is MediaKind.VIDEO
+        # it then does not need; redeliveries are rare, new uploads are not. A key named like a
+        # video gets a HEAD: its head is sniffed from a stream below, it is never read whole.
         limit = self.tagger.limits.max_object_bytes
-        got = self.store.get_small(ref.bucket, ref.key, 0 if named_video else limit)
+        if sniff_media(b"", content_type=None, key=ref.key) is MediaKind.VIDEO:
+            head = self.store.head(ref.bucket, ref.key)
+            got: tuple[ObjectInfo, bytes | None] | None = None if head is None else (head, None)
+        else:
+            got = self.store.get_small(ref.bucket, ref.key, limit)
         if got is None:
             log.info("object is gone, nothing to do", extra={"tenant": asset.tenant, "key": ref.key})
             return IngestOutcome(ref.key, "skipped", asset.tenant, message="object no longer exists")

@@ -202,7 +202,7 @@ class SweepService:
         # A record the last sweeps read and repaired at this very revision is not read again while
         # the slack keeps it in the window: under a bulk import the window holds every record of
         # the last five minutes, and re-reading them all every run cost the local stack more CPU
-        # than ingesting them (docs/benchmarks.md, "The sweep under a bulk import").
+        # than ingesting them (docs/benchmarks.md, "Local stack on an idle machine").
         checked: dict[str, str] = {} if full else dict(state.get("checked") or {})
         recent = {k for k in settled if _at_or_after(listing[k], since) and checked.get(k) != etags[k]}
         lacking = {

@@ -1,8 +1,7 @@
-"""Costs of moto's SQS and EventBridge that grow with the queue or the event, removed for the
-local stack.
+"""Costs of moto that grow with a queue or a bucket, removed for the local stack.
 
 Found with py-spy ``--gil`` on the stack process during a 1,000-photo bulk upload
-(docs/benchmarks.md, "Where the stack's interpreter time went"):
+(docs/benchmarks.md, "Local stack on an idle machine"):
 
 * ``ReceiveMessage`` checks each message it returns against the queue's retention period by
   calling ``get_queue_attributes(["MessageRetentionPeriod"])``, which builds *every* attribute of
@@ -23,9 +22,9 @@ Found with py-spy ``--gil`` on the stack process during a 1,000-photo bulk uploa
 ``message_retention_period``; ``get_queue_attributes`` validates the names as moto does and builds
 the attributes once; SQS's clock is ``time.time()`` (the same instant, without the datetimes);
 parsed JSONPath expressions are kept by their text; a prefixed listing hands moto's own listing
-code only the keys that start with the prefix (picked from a C-level copy of the key names). A queue still walks its messages once per
-receive and per send. The behaviour is checked against moto's own in
-``tests/unit/test_motofixes.py``, so an upgrade that changes it fails there.
+code only the keys that start with the prefix (picked from a C-level copy of the key names). A
+queue still walks its messages once per receive and per send. The behaviour is checked against
+moto's own in ``tests/unit/test_motofixes.py``, so an upgrade that changes it fails there.
 """
 
 from __future__ import annotations
