@@ -15,6 +15,21 @@ _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
+def _missing(error: Exception) -> bool:
+    return isinstance(error, ClientError) and error.response["Error"]["Code"] in _NOT_FOUND
+
+
+def _info(key: str, response: dict[str, Any], size: int) -> ObjectInfo:
+    """An object's info from a GetObject or HeadObject response."""
+    return ObjectInfo(
+        key,
+        strip_etag(response["ETag"]),
+        size,
+        response.get("ContentType"),
+        str(response.get("LastModified")),
+    )
+
+
 class S3ObjectStore:
     def __init__(self, *, client: Any) -> None:
         self.client = client
@@ -29,27 +44,16 @@ class S3ObjectStore:
             raise TransientError(f"reading s3://{bucket}/{key} failed: {e}") from e
         except BotoCoreError as e:
             raise TransientError(f"reading s3://{bucket}/{key} failed: {e}") from e
-        info = ObjectInfo(
-            key, strip_etag(r["ETag"]), len(body), r.get("ContentType"), str(r.get("LastModified"))
-        )
-        return StoredObject(body, info, dict(r.get("Metadata") or {}))
+        return StoredObject(body, _info(key, r, len(body)), dict(r.get("Metadata") or {}))
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         try:
             r = self.client.head_object(Bucket=bucket, Key=key)
-        except ClientError as e:
-            if e.response["Error"]["Code"] in _NOT_FOUND:
+        except (ClientError, BotoCoreError) as e:
+            if _missing(e):
                 return None
             raise TransientError(f"head s3://{bucket}/{key} failed: {e}") from e
-        except BotoCoreError as e:
-            raise TransientError(f"head s3://{bucket}/{key} failed: {e}") from e
-        return ObjectInfo(
-            key,
-            strip_etag(r["ETag"]),
-            int(r["ContentLength"]),
-            r.get("ContentType"),
-            str(r.get("LastModified")),
-        )
+        return _info(key, r, int(r["ContentLength"]))
 
     def get_small(self, bucket: str, key: str, max_bytes: int) -> tuple[ObjectInfo, bytes | None] | None:
         try:
@@ -60,14 +64,11 @@ class S3ObjectStore:
                 body = stream.read() if size <= max_bytes else None
             finally:
                 stream.close()  # a larger object's body is never read: the connection is dropped
-        except ClientError as e:
-            if e.response["Error"]["Code"] in _NOT_FOUND:
+        except (ClientError, BotoCoreError) as e:
+            if _missing(e):
                 return None
             raise TransientError(f"reading s3://{bucket}/{key} failed: {e}") from e
-        except BotoCoreError as e:
-            raise TransientError(f"reading s3://{bucket}/{key} failed: {e}") from e
-        info = ObjectInfo(key, strip_etag(r["ETag"]), size, r.get("ContentType"), str(r.get("LastModified")))
-        return info, body
+        return _info(key, r, size), body
 
     def open(self, bucket: str, key: str) -> BinaryIO:
         info = self.head(bucket, key)
