@@ -80,7 +80,11 @@ def test_make_run_demo_completes_and_state_survives_a_restart(tmp_path: Path) ->
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
     assert "not effnet-lite2-260-s7-c70-v1: retraining it" in upgraded.stdout
     assert "trained version" in upgraded.stdout
-    assert "'veste bleu orage' (French): 2 hit(s)" in upgraded.stdout
+    # Both jackets are found; the ambiguous shelf photo is among the hits once the retrained model
+    # has re-tagged it (it applies the jacket there at 0.94), which may happen before the search.
+    [french] = [line for line in upgraded.stdout.splitlines() if "'veste bleu orage' (French)" in line]
+    assert "storm-blue-jacket-0.jpg" in french and "storm-blue-jacket-1.jpg" in french, french
+    assert "sunset-tote" not in french and "forest-bottle" not in french, french
 
 
 def test_cli_works_on_the_local_files_without_a_stack(tmp_path: Path) -> None:
