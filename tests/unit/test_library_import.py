@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tagsmith.backfill import MemoryDelayQueue
@@ -42,19 +43,19 @@ def folder(root: Path, files: dict[str, bytes]) -> list[tuple[Path, str]]:
     return [(root / name, name) for name in sorted(files)]
 
 
+def importer(store: MemoryObjectStore, source: Any, destination: str, events: Any = None) -> LibraryImport:
+    """An import of tenant acme into ``destination`` of the assets bucket."""
+    return LibraryImport(
+        source=source, store=store, assets_bucket=ASSETS, data_bucket=DATA, tenant="acme",
+        destination=destination, events=events,
+    )  # fmt: skip
+
+
 def folder_import(
     store: MemoryObjectStore, root: Path, files: list[tuple[Path, str]], **kw: object
 ) -> LibraryImport:
     source = FolderSource(store=store, root=root, files=files, read=read_photo)
-    return LibraryImport(
-        source=source,
-        store=store,
-        assets_bucket=ASSETS,
-        data_bucket=DATA,
-        tenant="acme",
-        destination="acme/uploads/",
-        events=kw.get("events"),  # type: ignore[arg-type]
-    )
+    return importer(store, source, "acme/uploads/", kw.get("events"))
 
 
 def ingest_all(
@@ -167,10 +168,7 @@ def test_another_buckets_objects_are_copied_and_non_media_left_out() -> None:
     }.items():
         store.put("library", key, body)
     source = BucketSource(store=store, bucket="library", prefix="lib", accepts=lambda k: k.endswith(".jpg"))
-    job = LibraryImport(
-        source=source, store=store, assets_bucket=ASSETS, data_bucket=DATA, tenant="acme",
-        destination="acme/archive/", events=None,
-    )  # fmt: skip
+    job = importer(store, source, "acme/archive/")
 
     results = list(job.run(job.survey()))
 
@@ -205,10 +203,7 @@ def test_objects_already_in_the_assets_bucket_are_announced_unless_recorded() ->
     ingest_all(store)  # a.jpg was tagged
     store.put(ASSETS, "acme/old/b c+d.jpg", b"bc")  # put while nothing listened: no record
     source = BucketSource(store=store, bucket=ASSETS, prefix="acme/old/", in_place=True)
-    job = LibraryImport(
-        source=source, store=store, assets_bucket=ASSETS, data_bucket=DATA, tenant="acme",
-        destination="acme/old/", events=queue,
-    )  # fmt: skip
+    job = importer(store, source, "acme/old/", queue)
 
     results = list(job.run(job.survey()))
 
@@ -224,10 +219,7 @@ def test_without_an_ingest_queue_an_unrecorded_object_is_an_error_not_a_silent_s
     store = MemoryObjectStore()
     store.put(ASSETS, "acme/old/a.jpg", b"a")
     source = BucketSource(store=store, bucket=ASSETS, prefix="acme/old", in_place=True)
-    job = LibraryImport(
-        source=source, store=store, assets_bucket=ASSETS, data_bucket=DATA, tenant="acme",
-        destination="acme/old/", events=None,
-    )  # fmt: skip
+    job = importer(store, source, "acme/old/")
 
     [result] = job.run(job.survey())
 
@@ -237,17 +229,11 @@ def test_without_an_ingest_queue_an_unrecorded_object_is_an_error_not_a_silent_s
 def test_an_empty_source_and_a_destination_outside_the_tenant_are_refused(tmp_path: Path) -> None:
     store = MemoryObjectStore()
     empty = BucketSource(store=store, bucket="library", prefix="nothing/")
-    job = LibraryImport(
-        source=empty, store=store, assets_bucket=ASSETS, data_bucket=DATA, tenant="acme",
-        destination="acme/x/", events=None,
-    )  # fmt: skip
+    job = importer(store, empty, "acme/x/")
     with pytest.raises(LibraryImportError, match=r"s3://library/nothing/ holds no photos or videos"):
         job.survey()
     with pytest.raises(LibraryImportError, match="is not a folder of tenant 'acme'"):
-        LibraryImport(
-            source=empty, store=store, assets_bucket=ASSETS, data_bucket=DATA, tenant="acme",
-            destination="acmeco/x/", events=None,
-        )  # fmt: skip
+        importer(store, empty, "acmeco/x/")
 
 
 def test_progress_reads_each_record_once_per_change_not_once_per_poll(tmp_path: Path) -> None:
